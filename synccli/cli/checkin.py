@@ -1,0 +1,9 @@
+"""`synccli checkin` (not built yet)."""
+
+import click
+
+
+@click.command("checkin")
+def checkin() -> None:
+    """Not built yet."""
+    raise click.ClickException("not built yet")

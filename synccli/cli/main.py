@@ -1,0 +1,39 @@
+"""The ``synccli`` command group. Each command lives in its own module and only builds a
+config and calls the library."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from synccli import __version__
+
+# (module, attribute) of every top-level command, in help order.
+COMMANDS = (
+    ("synccli.cli.serve", "serve"),
+    ("synccli.cli.checkin", "checkin"),
+    ("synccli.cli.db", "db"),
+    ("synccli.cli.simulate", "simulate"),
+    ("synccli.cli.report", "report"),
+    ("synccli.cli.scenarios", "scenarios"),
+    ("synccli.cli.proxy", "proxy"),
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="synccli")
+def cli() -> None:
+    """Reliable real-time sync for appointment boards, and the harness that proves it.
+
+    Exit codes: 0 ok/pass, 1 a threshold or invariant failed, 2 usage error,
+    3 inconclusive, 4 infrastructure error.
+    """
+
+
+for _module, _name in COMMANDS:
+    cli.add_command(getattr(importlib.import_module(_module), _name))
+
+
+def main() -> None:
+    cli(prog_name="synccli")

@@ -1,0 +1,9 @@
+"""`synccli report` (not built yet)."""
+
+import click
+
+
+@click.command("report")
+def report() -> None:
+    """Not built yet."""
+    raise click.ClickException("not built yet")

@@ -1,0 +1,1 @@
+"""synccli.client"""

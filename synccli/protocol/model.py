@@ -1,0 +1,169 @@
+"""The domain values every layer shares: rows, events, positions.
+
+An appointment is always the same object on the wire (``Row.to_wire``), in snapshots and in
+events. An ``Event`` is one committed change of one channel (a date); its wire form is built
+once and reused for every client (``Event.wire_json``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from synccli.errors import ProtocolError
+
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def check_date(value: object, field_name: str = "date") -> str:
+    """Return ``value`` if it is a valid ``YYYY-MM-DD`` date, else raise ``bad_message``."""
+    if not isinstance(value, str) or not _DATE_RE.match(value):
+        raise ProtocolError("bad_message", f"{field_name!r} must be a date YYYY-MM-DD")
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise ProtocolError("bad_message", f"{field_name!r} is not a calendar date: {value}") from None
+    return value
+
+
+def iso_ms(moment: datetime) -> str:
+    """ISO 8601 UTC with milliseconds: ``2026-11-26T10:15:30.123Z``."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_iso_ms(text: str) -> datetime:
+    """Inverse of ``iso_ms``."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def message_id(date_: str, epoch: str, seq: int) -> str:
+    """The id of an event: the same on every re-send."""
+    return f"{date_}:{epoch}:{seq}"
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One appointment, as stored and as sent."""
+
+    appointment_id: str
+    date: str
+    patient: str
+    state: str
+    state_time: str | None
+    version: int
+    updated_at: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "appointmentId": self.appointment_id,
+            "date": self.date,
+            "patient": self.patient,
+            "state": self.state,
+            "stateTime": self.state_time,
+            "version": self.version,
+            "updatedAt": self.updated_at,
+        }
+
+    @classmethod
+    def from_wire(cls, data: Any) -> Row:
+        if not isinstance(data, dict):
+            raise ProtocolError("bad_message", "an appointment must be an object")
+        try:
+            row = cls(
+                appointment_id=data["appointmentId"],
+                date=data["date"],
+                patient=data["patient"],
+                state=data["state"],
+                state_time=data.get("stateTime"),
+                version=data["version"],
+                updated_at=data["updatedAt"],
+            )
+        except KeyError as missing:
+            raise ProtocolError("bad_message", f"appointment lacks {missing}") from None
+        if not isinstance(row.appointment_id, str) or not isinstance(row.version, int):
+            raise ProtocolError("bad_message", "appointmentId must be a string, version an int")
+        return row
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a channel (or a client's view of it) stands: an epoch and a sequence number."""
+
+    epoch: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One committed change on one channel."""
+
+    date: str
+    epoch: str
+    seq: int
+    row: Row
+    action_id: str | None
+    committed_at: str
+    _wire: dict[bool, str] = field(default_factory=dict, compare=False, repr=False, hash=False)
+
+    @property
+    def message_id(self) -> str:
+        return message_id(self.date, self.epoch, self.seq)
+
+    def to_wire(self, replay: bool = False) -> dict[str, Any]:
+        """The full ``appointments_updated`` message for this event."""
+        return {
+            "type": "appointments_updated",
+            "id": self.message_id,
+            "date": self.date,
+            "epoch": self.epoch,
+            "sequenceNum": self.seq,
+            "requiresAck": True,
+            "actionId": self.action_id,
+            "appointment": self.row.to_wire(),
+            "committedAt": self.committed_at,
+            "replay": replay,
+        }
+
+    def wire_json(self, replay: bool = False) -> str:
+        """The serialised message, built once per event and flag and then shared."""
+        cached = self._wire.get(replay)
+        if cached is None:
+            cached = json.dumps(self.to_wire(replay), separators=(",", ":"))
+            self._wire[replay] = cached
+        return cached
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Event:
+        try:
+            return cls(
+                date=check_date(data["date"]),
+                epoch=_str(data, "epoch"),
+                seq=_int(data, "sequenceNum"),
+                row=Row.from_wire(data["appointment"]),
+                action_id=data.get("actionId"),
+                committed_at=_str(data, "committedAt"),
+            )
+        except KeyError as missing:
+            raise ProtocolError("bad_message", f"event lacks {missing}") from None
+
+
+def _str(data: dict[str, Any], name: str) -> str:
+    value = data.get(name)
+    if not isinstance(value, str):
+        raise ProtocolError("bad_message", f"{name!r} must be a string")
+    return value
+
+
+def _int(data: dict[str, Any], name: str) -> int:
+    value = data.get(name)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ProtocolError("bad_message", f"{name!r} must be an integer")
+    return value

@@ -1,0 +1,112 @@
+"""The ``Store`` interface: everything the server and the checker need from a database.
+
+A backend translates its driver's exceptions at the boundary: rule violations become
+``WriteRejected`` (with the wire code), everything else ``DatabaseUnavailable`` (or
+``TransientDatabaseError`` for deadlock victims). Methods may be called from any thread;
+a backend keeps one connection per thread. Nothing is ever half-written: every method that
+writes does so in one transaction.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from synccli.protocol.messages import UpdateAppointmentState
+from synccli.protocol.model import Event, Row
+
+SCHEMA_VERSION = 1
+
+# Called inside the write transaction at each stage ("verify", "commit"); raising an
+# exception from it makes the transaction roll back. The database-fault hook plugs in here.
+WriteHook = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """A channel's durable position. ``min_seq`` is the oldest event still in the log
+    (``head_seq + 1`` when the log is empty)."""
+
+    date: str
+    epoch: str
+    head_seq: int
+    min_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOutcome:
+    """The committed result of a write. ``event`` is None when ``replayed``: the request id
+    was seen before with the same content and its stored result is returned."""
+
+    request_id: str
+    row: Row
+    seq: int
+    event: Event | None
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStatus:
+    channel: Channel
+    events: int
+    appointments: int
+
+
+class Store(ABC):
+    """A database holding appointments, channels, the event log and idempotency records."""
+
+    #: The URL with any password replaced by ``***``; safe for logs and reports.
+    url: str
+    #: Test and fault hook, see ``WriteHook``.
+    hook: WriteHook | None = None
+
+    @abstractmethod
+    def init_schema(self) -> None:
+        """Create or migrate the schema; idempotent, never destroys data."""
+
+    @abstractmethod
+    def seed(self, date: str, count: int) -> int:
+        """Create appointments ``<date>-0001`` … in state Scheduled (rows, not events).
+        Existing ids are left alone. Returns how many rows were created."""
+
+    @abstractmethod
+    def write(self, request: UpdateAppointmentState, now: datetime) -> WriteOutcome:
+        """The transaction of guarantee 1: lock the appointment, check the transition and
+        ``expectedVersion``, update, verify, bump the channel's ``head_seq`` under a row lock,
+        insert the event and the request record, commit. The same ``request_id`` with the
+        same content returns the stored outcome (``replayed=True``); with other content it
+        raises ``WriteRejected("request_id_reused")``."""
+
+    @abstractmethod
+    def channel(self, date: str) -> Channel:
+        """The channel of ``date``, created (fresh epoch, head 0) on first use."""
+
+    @abstractmethod
+    def events_since(self, date: str, after_seq: int, limit: int) -> list[Event]:
+        """Up to ``limit`` events with ``seq > after_seq``, in order."""
+
+    @abstractmethod
+    def snapshot(self, date: str) -> tuple[Channel, list[Row]]:
+        """The channel position and every appointment of ``date``, read in one transaction."""
+
+    @abstractmethod
+    def heads(self) -> dict[str, Channel]:
+        """Every channel's position (the relay polls this to notice foreign writes)."""
+
+    @abstractmethod
+    def prune(self, before: datetime) -> int:
+        """Delete events committed before ``before``; head and epoch stay. Returns the count."""
+
+    @abstractmethod
+    def reset_channel(self, date: str) -> Channel:
+        """Start a new epoch for ``date`` (log reset or restore): head 0, log emptied."""
+
+    @abstractmethod
+    def status(self) -> list[ChannelStatus]:
+        """Every channel with its event and appointment counts."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close every connection; idempotent."""
