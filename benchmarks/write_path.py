@@ -1,0 +1,206 @@
+"""The write path against its floor: transactional check-ins through ``Store.write`` versus a
+bare ``UPDATE …; COMMIT`` on the same database, same kind of connection, same run.
+
+    python benchmarks/write_path.py --db sqlite:///bench.db --writers 1,4 --count 2000
+    python benchmarks/write_path.py --db 'postgresql+pyodbc://postgres@127.0.0.1/bench?driver=PostgreSQL+Unicode'
+
+Each writer thread owns its own appointments and moves them Scheduled ⇄ Present, so writers
+never conflict and every write is valid. The database gets a schema and rows for far-future
+dates (``2099-…``): point it at a scratch database. For SQLite, ``--synchronous FULL,NORMAL``
+measures both durability settings. The budget (DESIGN.md) is a ratio of at most 2.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import click
+from tabulate import tabulate
+
+from synccli.protocol.messages import UpdateAppointmentState
+from synccli.protocol.model import utc_now
+from synccli.store import open_store
+from synccli.store.sql import SqlStore
+from synccli.store.sqlite import SqliteStore
+from synccli.store.urls import parse_sqlite_url
+
+PER_WRITER = 8  # appointments per writer thread
+
+
+@dataclass(frozen=True)
+class Result:
+    ops_per_s: float
+    p50_ms: float
+    p99_ms: float
+
+
+def _measure(writers: int, per_writer: int, op: Callable[[int, int], None]) -> Result:
+    """Run ``op(writer, n)`` ``per_writer`` times on each of ``writers`` threads at once."""
+    latencies: list[list[float]] = [[] for _ in range(writers)]
+    barrier = threading.Barrier(writers + 1)
+    failures: list[BaseException] = []
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            for n in range(per_writer):
+                start = time.perf_counter()
+                op(index, n)
+                latencies[index].append(time.perf_counter() - start)
+        except BaseException as exc:  # reported below, after every thread stopped
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    if failures:
+        raise failures[0]
+    flat = sorted(x for per in latencies for x in per)
+    p99 = flat[min(len(flat) - 1, int(len(flat) * 0.99))]
+    return Result(len(flat) / elapsed, statistics.median(flat) * 1000, p99 * 1000)
+
+
+def _bench(
+    store: SqlStore, writers: int, count: int, rounds: int, date: str
+) -> tuple[Result, Result]:
+    """The best of ``rounds`` alternating rounds of each path (the machine is shared: the
+    best round is the one least disturbed by others)."""
+    store.init_schema()
+    store.reset_channel(date)
+    store.seed(date, writers * PER_WRITER)
+    per_writer = max(1, count // writers)
+    # Rows left by an earlier run are Scheduled or Present, which the toggle handles.
+    states = {r.appointment_id: r.state for r in store.snapshot(date)[1]}
+
+    def appointment(index: int, n: int) -> str:
+        return f"{date}-{index * PER_WRITER + n % PER_WRITER + 1:04d}"
+
+    run_id = f"{date}-{time.time_ns()}"
+
+    def store_write(index: int, n: int) -> None:
+        key = appointment(index, n)
+        target = "Present" if states[key] == "Scheduled" else "Scheduled"
+        store.write(UpdateAppointmentState(f"{run_id}-{index}-{n}", key, target), utc_now())
+        states[key] = target
+
+    connections = [store.connect() for _ in range(writers)]
+    cursors = [c.cursor() for c in connections]
+    dialect = store.dialect
+
+    def bare_write(index: int, n: int) -> None:
+        cur = cursors[index]
+        cur.execute(dialect.begin_write)
+        cur.execute(
+            "UPDATE appointments SET version = version + 1, updated_at = ? "
+            "WHERE appointment_id = ?",
+            ("2099-01-01T00:00:00.000Z", appointment(index, n)),
+        )
+        cur.execute(dialect.commit)
+
+    bares: list[Result] = []
+    fulls: list[Result] = []
+    try:
+        for r in range(rounds):
+            bares.append(_measure(writers, per_writer, bare_write))
+            offset = r * per_writer  # request ids stay unique across rounds
+
+            def shifted(index: int, n: int, offset: int = offset) -> None:
+                store_write(index, offset + n)
+
+            fulls.append(_measure(writers, per_writer, shifted))
+    finally:
+        for conn in connections:
+            conn.close()
+    return max(bares, key=lambda x: x.ops_per_s), max(fulls, key=lambda x: x.ops_per_s)
+
+
+@click.command()
+@click.option("--db", "db_url", required=True, help="Database URL of a scratch database.")
+@click.option("--writers", default="1,4", show_default=True, help="Writer thread counts.")
+@click.option("--count", default=1000, show_default=True, help="Writes per path and round.")
+@click.option("--rounds", default=3, show_default=True, help="Alternating rounds; best is shown.")
+@click.option(
+    "--synchronous",
+    default="FULL",
+    show_default=True,
+    help="SQLite only: synchronous settings to compare, e.g. FULL,NORMAL.",
+)
+def main(db_url: str, writers: str, count: int, rounds: int, synchronous: str) -> None:
+    """Print check-ins per second and latency, store versus bare UPDATE; COMMIT."""
+    table: list[tuple[object, ...]] = []
+    counts = [int(x) for x in writers.split(",")]
+    if not all(1 <= w <= 28 for w in counts):
+        raise click.BadParameter("writer counts must be between 1 and 28", param_hint="--writers")
+    is_sqlite = db_url.lower().startswith("sqlite:")
+    modes = [m.strip().upper() for m in synchronous.split(",")] if is_sqlite else ["-"]
+    for m, mode in enumerate(modes, start=1):
+        for w in counts:
+            store: SqlStore
+            if is_sqlite:
+                store = SqliteStore(
+                    parse_sqlite_url(db_url), "NORMAL" if mode == "NORMAL" else "FULL"
+                )
+            else:
+                opened = open_store(db_url)
+                assert isinstance(opened, SqlStore)
+                store = opened
+            try:
+                bare, full = _bench(store, w, count, rounds, f"2099-{m:02d}-{w:02d}")
+            finally:
+                store.close()
+            table.append(
+                (
+                    store.dialect.name,
+                    mode,
+                    w,
+                    "bare UPDATE;COMMIT",
+                    bare.ops_per_s,
+                    bare.p50_ms,
+                    bare.p99_ms,
+                    "",
+                    "",
+                )
+            )
+            table.append(
+                (
+                    store.dialect.name,
+                    mode,
+                    w,
+                    "Store.write",
+                    full.ops_per_s,
+                    full.p50_ms,
+                    full.p99_ms,
+                    bare.ops_per_s / full.ops_per_s,
+                    full.p50_ms / bare.p50_ms,
+                )
+            )
+    click.echo(
+        tabulate(
+            table,
+            headers=[
+                "db",
+                "sync",
+                "writers",
+                "path",
+                "ops/s",
+                "p50 ms",
+                "p99 ms",
+                "cost x bare (ops/s)",
+                "p50 x bare",
+            ],
+            floatfmt=".3f",
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,319 @@
+"""What differs between SQL databases, in one place: DDL types, locks, row limits,
+``RETURNING``/``OUTPUT``, transaction control, and which driver errors mean what.
+
+Every statement the engine (``synccli.store.sql``) runs is a field of ``Dialect``; the engine
+has no SQL of its own. That lets ``Dialect.statements()`` hand every statement to a checker
+(the T-SQL one parses each with sqlglot) so no statement can slip past it. All statements
+use qmark (``?``) parameters, and a statement takes the same parameters, in the same order,
+in every dialect.
+"""
+
+from __future__ import annotations
+
+import enum
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+
+#: Tables in creation order; ``Dialect.create[name]`` creates one (with its indexes).
+TABLES = ("schema_version", "appointments", "channels", "events", "requests")
+
+
+class ErrorKind(enum.Enum):
+    """What a driver exception means for the caller."""
+
+    TRANSIENT = "transient"  # deadlock victim, serialisation failure, busy: retry is safe
+    LOST = "lost"  # the connection is gone: drop it, reopen, retry
+    UNIQUE = "unique"  # a concurrent insert won the race: retry sees its row
+    NO_SCHEMA = "no_schema"  # the tables are missing: `synccli db init`
+    OTHER = "other"  # anything else: the database failed
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """The SQL of one database. Field values are statements unless noted."""
+
+    name: str
+    #: True when the row limit is the first parameter (``SELECT TOP (?)``), not the last.
+    limit_first: bool
+    #: Maps a driver exception to its meaning.
+    classify: Callable[[BaseException], ErrorKind]
+    begin_write: str
+    begin_read: str
+    commit: str
+    rollback: str
+    table_exists: str
+    create_schema_version: str
+    create_appointments: str
+    index_appointments: str
+    create_channels: str
+    create_events: str
+    index_events: str
+    create_requests: str
+    select_schema_version: str
+    insert_schema_version: str
+    insert_appointment: str
+    select_appointment: str
+    lock_appointment: str
+    update_appointment: str
+    select_rows: str
+    select_request: str
+    insert_request: str
+    create_channel: str
+    select_channel: str
+    select_channels: str
+    lock_channels: str
+    bump_channel: str
+    reset_channel: str
+    update_min_seq: str
+    insert_event: str
+    select_events: str
+    delete_events_before: str
+    delete_events_of_date: str
+    count_events: str
+    count_appointments: str
+
+    def statements(self) -> dict[str, str]:
+        """Every statement of this dialect, by field name."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("name", "limit_first", "classify")
+        }
+
+    def table_ddl(self, table: str) -> tuple[str, ...]:
+        """The statements that create ``table`` and its indexes."""
+        return {
+            "schema_version": (self.create_schema_version,),
+            "appointments": (self.create_appointments, self.index_appointments),
+            "channels": (self.create_channels,),
+            "events": (self.create_events, self.index_events),
+            "requests": (self.create_requests,),
+        }[table]
+
+
+_ROW = "appointment_id, date, patient, state, state_time, version, updated_at"
+_CHANNEL = "date, epoch, head_seq, min_seq"
+
+
+def _build(
+    name: str,
+    classify: Callable[[BaseException], ErrorKind],
+    *,
+    key: str,
+    text: str,
+    big: str,
+    tx: tuple[str, str, str, str],
+    table_exists: str,
+    lock_suffix: str = "",
+    lock_hint: str = "",
+    snapshot_hint: str = "",
+    insert_prefix: str = "INSERT INTO",
+    insert_suffix: str = "",
+    returning: tuple[str, str] = ("", " RETURNING epoch, head_seq"),
+    top: tuple[str, str] = ("", " LIMIT ?"),
+) -> Dialect:
+    """Assemble a dialect from the handful of things that differ; the rest is shared SQL."""
+    begin_write, begin_read, commit, rollback = tx
+    short = key.replace("128", "32")
+    date = key.replace("128", "10")
+    return Dialect(
+        name=name,
+        limit_first=bool(top[0]),
+        classify=classify,
+        begin_write=begin_write,
+        begin_read=begin_read,
+        commit=commit,
+        rollback=rollback,
+        table_exists=table_exists,
+        create_schema_version=f"CREATE TABLE schema_version (version {big} NOT NULL)",
+        create_appointments=(
+            f"CREATE TABLE appointments (appointment_id {key} NOT NULL PRIMARY KEY, "
+            f"date {date} NOT NULL, patient {key} NOT NULL, state {short} NOT NULL, "
+            f"state_time {short} NULL, version {big} NOT NULL, updated_at {short} NOT NULL)"
+        ),
+        index_appointments="CREATE INDEX appointments_date ON appointments (date)",
+        create_channels=(
+            f"CREATE TABLE channels (date {date} NOT NULL PRIMARY KEY, epoch {short} NOT NULL, "
+            f"head_seq {big} NOT NULL, min_seq {big} NOT NULL)"
+        ),
+        create_events=(
+            f"CREATE TABLE events (date {date} NOT NULL, seq {big} NOT NULL, "
+            f"event_id {key} NOT NULL, appointment_id {key} NOT NULL, request_id {key} NULL, "
+            f"payload {text} NOT NULL, committed_at {short} NOT NULL, PRIMARY KEY (date, seq))"
+        ),
+        index_events="CREATE INDEX events_committed_at ON events (committed_at)",
+        create_requests=(
+            f"CREATE TABLE requests (request_id {key} NOT NULL PRIMARY KEY, date {date} NOT NULL, "
+            f"seq {big} NOT NULL, result {text} NOT NULL, created_at {short} NOT NULL)"
+        ),
+        select_schema_version="SELECT version FROM schema_version",
+        insert_schema_version="INSERT INTO schema_version (version) VALUES (?)",
+        insert_appointment=(
+            f"{insert_prefix} appointments ({_ROW}) SELECT ?, ?, ?, ?, NULL, 1, ? "
+            "WHERE NOT EXISTS (SELECT 1 FROM appointments WHERE appointment_id = ?)"
+            f"{insert_suffix.format(key='appointment_id')}"
+        ),
+        select_appointment=f"SELECT {_ROW} FROM appointments WHERE appointment_id = ?",
+        lock_appointment=(
+            f"SELECT {_ROW} FROM appointments{lock_hint} WHERE appointment_id = ?{lock_suffix}"
+        ),
+        update_appointment=(
+            "UPDATE appointments SET state = ?, state_time = ?, version = version + 1, "
+            "updated_at = ? WHERE appointment_id = ? AND version = ?"
+        ),
+        select_rows=(
+            f"SELECT {_ROW} FROM appointments{snapshot_hint} WHERE date = ? ORDER BY appointment_id"
+        ),
+        select_request="SELECT result FROM requests WHERE request_id = ?",
+        insert_request=(
+            "INSERT INTO requests (request_id, date, seq, result, created_at) "
+            "VALUES (?, ?, ?, ?, ?)"
+        ),
+        create_channel=(
+            f"{insert_prefix} channels ({_CHANNEL}) SELECT ?, ?, 0, 1 WHERE NOT EXISTS "
+            f"(SELECT 1 FROM channels{lock_hint.replace('ROWLOCK', 'HOLDLOCK')} WHERE date = ?)"
+            f"{insert_suffix.format(key='date')}"
+        ),
+        select_channel=f"SELECT {_CHANNEL} FROM channels WHERE date = ?",
+        select_channels=f"SELECT {_CHANNEL} FROM channels ORDER BY date",
+        lock_channels=f"SELECT date FROM channels{lock_hint}{lock_suffix}",
+        bump_channel=(
+            f"UPDATE channels SET head_seq = head_seq + 1{returning[0]} WHERE date = ?"
+            f"{returning[1]}"
+        ),
+        reset_channel="UPDATE channels SET epoch = ?, head_seq = 0, min_seq = 1 WHERE date = ?",
+        update_min_seq=(
+            "UPDATE channels SET min_seq = COALESCE((SELECT MIN(seq) FROM events "
+            "WHERE events.date = channels.date), head_seq + 1)"
+        ),
+        insert_event=(
+            "INSERT INTO events (date, seq, event_id, appointment_id, request_id, payload, "
+            "committed_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        ),
+        select_events=(
+            f"SELECT{top[0]} event_id, seq, request_id, payload, committed_at FROM events "
+            f"WHERE date = ? AND seq > ? ORDER BY seq{top[1]}"
+        ),
+        delete_events_before="DELETE FROM events WHERE committed_at < ?",
+        delete_events_of_date="DELETE FROM events WHERE date = ?",
+        count_events="SELECT date, COUNT(*) FROM events GROUP BY date",
+        count_appointments="SELECT date, COUNT(*) FROM appointments GROUP BY date",
+    )
+
+
+def _classify_sqlite(exc: BaseException) -> ErrorKind:
+    if isinstance(exc, sqlite3.IntegrityError):
+        return ErrorKind.UNIQUE
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return ErrorKind.TRANSIENT
+        if "no such table" in text:
+            return ErrorKind.NO_SCHEMA
+    return ErrorKind.OTHER
+
+
+def odbc_state(exc: BaseException) -> str:
+    """The SQLSTATE of a pyodbc error (``args[0]``), or ``""``."""
+    args = getattr(exc, "args", ())
+    return args[0] if args and isinstance(args[0], str) and len(args[0]) == 5 else ""
+
+
+_LOST_STATES = frozenset({"08S01", "08001", "08003", "08004", "08006", "08007", "57P01"})
+
+
+def _odbc_classifier(
+    transient: frozenset[str], unique: frozenset[str], no_schema: frozenset[str], natives: str
+) -> Callable[[BaseException], ErrorKind]:
+    """A classifier for pyodbc errors by SQLSTATE and, as a fallback, native error numbers
+    found in the message (SQL Server reports a deadlock victim as ``(1205)``)."""
+
+    def classify(exc: BaseException) -> ErrorKind:
+        state = odbc_state(exc)
+        message = str(exc)
+        if state in _LOST_STATES or ("connection" in message.lower() and "closed" in message):
+            return ErrorKind.LOST
+        if state in transient or any(f"({n})" in message for n in natives.split()):
+            return ErrorKind.TRANSIENT
+        if state in unique:
+            return ErrorKind.UNIQUE
+        if state in no_schema:
+            return ErrorKind.NO_SCHEMA
+        return ErrorKind.OTHER
+
+    return classify
+
+
+SQLITE = _build(
+    "sqlite",
+    _classify_sqlite,
+    key="TEXT",
+    text="TEXT",
+    big="INTEGER",
+    # BEGIN IMMEDIATE takes the database write lock up front, so two writers never both
+    # read and then collide on upgrade; a deferred BEGIN reads from one WAL snapshot.
+    tx=("BEGIN IMMEDIATE", "BEGIN", "COMMIT", "ROLLBACK"),
+    table_exists="SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?",
+    insert_prefix="INSERT OR IGNORE INTO",
+)
+
+POSTGRESQL = _build(
+    "postgresql",
+    _odbc_classifier(
+        transient=frozenset({"40P01", "40001", "55P03"}),
+        unique=frozenset({"23505"}),
+        no_schema=frozenset({"42P01"}),
+        natives="",
+    ),
+    key="VARCHAR(128)",
+    text="TEXT",
+    big="BIGINT",
+    # Writes run in READ COMMITTED with explicit row locks; the snapshot reads in
+    # REPEATABLE READ so the channel position and the rows come from one snapshot.
+    tx=(
+        "BEGIN",
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        "COMMIT",
+        "ROLLBACK",
+    ),
+    table_exists=(
+        "SELECT table_name FROM information_schema.tables "
+        "WHERE table_schema = current_schema() AND table_name = ?"
+    ),
+    lock_suffix=" FOR UPDATE",
+    insert_suffix=" ON CONFLICT ({key}) DO NOTHING",
+)
+
+MSSQL = _build(
+    "mssql",
+    _odbc_classifier(
+        transient=frozenset({"40001"}),
+        unique=frozenset({"23000"}),
+        no_schema=frozenset({"42S02"}),
+        natives="1205 1222",
+    ),
+    key="NVARCHAR(128)",
+    text="NVARCHAR(MAX)",
+    big="BIGINT",
+    # XACT_ABORT makes any error abort the whole transaction, never half of it. The snapshot
+    # takes update locks on the date's rows before it reads the channel: every writer of that
+    # date holds one of those rows while it bumps the head, so the head read after them
+    # matches the rows, without needing SNAPSHOT isolation to be enabled on the database.
+    tx=(
+        "SET XACT_ABORT ON; SET TRANSACTION ISOLATION LEVEL READ COMMITTED; BEGIN TRANSACTION",
+        "SET XACT_ABORT ON; SET TRANSACTION ISOLATION LEVEL READ COMMITTED; BEGIN TRANSACTION",
+        "COMMIT TRANSACTION",
+        "IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION",
+    ),
+    table_exists=(
+        "SELECT table_name FROM information_schema.tables "
+        "WHERE table_schema = SCHEMA_NAME() AND table_name = ?"
+    ),
+    lock_hint=" WITH (UPDLOCK, ROWLOCK)",
+    snapshot_hint=" WITH (UPDLOCK, HOLDLOCK)",
+    returning=(" OUTPUT INSERTED.epoch, INSERTED.head_seq", ""),
+    top=(" TOP (?)", ""),
+)
+
+DIALECTS = {d.name: d for d in (SQLITE, POSTGRESQL, MSSQL)}

@@ -1,0 +1,68 @@
+"""How domain values are stored: result rows to ``Row``/``Channel``/``Event``, and the
+idempotency record of a committed write."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from synccli.errors import WriteRejected
+from synccli.protocol.messages import UpdateAppointmentState
+from synccli.protocol.model import Event, Row
+from synccli.store.base import Channel, WriteOutcome
+
+
+def row_of(values: Sequence[Any]) -> Row:
+    """A ``Row`` from ``appointment_id, date, patient, state, state_time, version,
+    updated_at``."""
+    return Row(
+        str(values[0]),
+        str(values[1]),
+        str(values[2]),
+        str(values[3]),
+        None if values[4] is None else str(values[4]),
+        int(values[5]),
+        str(values[6]),
+    )
+
+
+def channel_of(values: Sequence[Any]) -> Channel:
+    """A ``Channel`` from ``date, epoch, head_seq, min_seq``."""
+    return Channel(str(values[0]), str(values[1]), int(values[2]), int(values[3]))
+
+
+def event_of(date: str, values: Sequence[Any]) -> Event:
+    """An ``Event`` from ``event_id, seq, request_id, payload, committed_at``. The epoch is
+    the middle of the event id (``date:epoch:seq``), so no join with channels is needed."""
+    epoch = str(values[0]).split(":")[1]
+    row = Row.from_wire(json.loads(values[3]))
+    action = None if values[2] is None else str(values[2])
+    return Event(date, epoch, int(values[1]), row, action, str(values[4]))
+
+
+def payload_of(row: Row) -> str:
+    """The stored form of an event's row: its wire JSON."""
+    return json.dumps(row.to_wire(), separators=(",", ":"))
+
+
+def result_of(request: UpdateAppointmentState, seq: int, row: Row) -> str:
+    """The idempotency record of a committed write: its outcome and the request's
+    fingerprint, so a reused id with other content can be told apart."""
+    record = {"fingerprint": request.fingerprint(), "seq": seq, "row": row.to_wire()}
+    return json.dumps(record, separators=(",", ":"))
+
+
+def replay(request: UpdateAppointmentState, stored: str) -> WriteOutcome:
+    """The stored outcome of ``request``'s id, or ``request_id_reused`` if that id was used
+    for other content."""
+    record = json.loads(stored)
+    if record.get("fingerprint") != request.fingerprint():
+        raise WriteRejected(
+            "request_id_reused",
+            f"requestId {request.request_id!r} was already used for a different write; "
+            "use a new requestId",
+        )
+    return WriteOutcome(
+        request.request_id, Row.from_wire(record["row"]), int(record["seq"]), None, replayed=True
+    )

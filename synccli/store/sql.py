@@ -1,0 +1,384 @@
+"""The one SQL engine behind every backend: ``SqlStore`` runs a ``Dialect``'s statements on
+DB-API connections (qmark parameters; sqlite3 and pyodbc both qualify).
+
+Each thread gets its own connection (the server calls the store from worker threads); every
+operation is one explicit transaction; driver exceptions are translated at this boundary.
+A backend subclass only says how to connect and how to describe a driver error safely.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from abc import abstractmethod
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
+from synccli.errors import DatabaseUnavailable, TransientDatabaseError, WriteRejected
+from synccli.protocol.messages import UpdateAppointmentState
+from synccli.protocol.model import Event, Row, iso_ms, message_id, utc_now
+from synccli.protocol.states import SCHEDULED, check_transition
+from synccli.store.base import SCHEMA_VERSION, Channel, ChannelStatus, Store, WriteOutcome
+from synccli.store.dialect import TABLES, Dialect, ErrorKind
+from synccli.store.pool import Connection, ConnectionPool, Cursor
+from synccli.store.records import channel_of, event_of, payload_of, replay, result_of, row_of
+
+T = TypeVar("T")
+
+#: Attempts for one operation when the driver reports a transient error or a lost connection.
+ATTEMPTS = 5
+#: First backoff between attempts, doubled each time (5, 10, 20, 40 ms).
+BACKOFF = 0.005
+
+
+class _Retry(Exception):
+    """A driver error after which the whole operation may safely run again."""
+
+    def __init__(self, kind: ErrorKind, cause: BaseException) -> None:
+        super().__init__(kind.value)
+        self.kind = kind
+        self.cause = cause
+
+
+def new_epoch() -> str:
+    """A fresh, opaque channel epoch."""
+    return uuid.uuid4().hex[:12]
+
+
+class SqlStore(Store):
+    """A ``Store`` on any DB-API database described by a ``Dialect``."""
+
+    def __init__(self, dialect: Dialect, connect: Callable[[], Connection], url: str) -> None:
+        self.dialect = dialect
+        self.url = url
+        self._connect = connect
+        self._pool = ConnectionPool(self._open, url)
+        # Dates whose channel row is known to exist (channels are never deleted), so the
+        # write path can skip the insert-if-absent statement.
+        self._known_channels: set[str] = set()
+
+    # ----------------------------------------------------------------- connections
+
+    def connect(self) -> Connection:
+        """A new connection configured like the store's own, not managed by the store (for
+        benchmarks and tools); the caller closes it. Runs in the same transaction mode."""
+        return self._open()
+
+    def _open(self) -> Connection:
+        """Open one connection; a backend translates its own connect errors."""
+        return self._connect()
+
+    def close(self) -> None:
+        """Close every thread's connection; idempotent."""
+        self._pool.close()
+
+    def describe(self, exc: BaseException) -> str:
+        """A driver error as one line that is safe to show (no secrets)."""
+        return " ".join(str(exc).split())
+
+    def in_transaction(self, conn: Connection) -> bool:
+        """Whether ``conn`` may have an open transaction (a rollback is needed)."""
+        return True
+
+    # ----------------------------------------------------------------- transactions
+
+    def _run(self, body: Callable[[Cursor], T], *, write: bool) -> T:
+        """Run ``body`` in one transaction, retrying transient failures a bounded number of
+        times. Exceptions raised by ``body`` itself (rule violations, hook faults) are never
+        retried: they propagate after the rollback."""
+        for attempt in range(ATTEMPTS):
+            try:
+                return self._transaction(body, write)
+            except _Retry as retry:
+                if attempt == ATTEMPTS - 1:
+                    raise self._exhausted(retry) from None
+                time.sleep(BACKOFF * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _transaction(self, body: Callable[[Cursor], T], write: bool) -> T:
+        conn = self._pool.get()
+        try:
+            cur: Cursor = conn.cursor()
+        except Exception as exc:
+            raise self._translate(conn, exc) from exc
+        try:
+            cur.execute(self.dialect.begin_write if write else self.dialect.begin_read)
+            result = body(cur)
+            cur.execute(self.dialect.commit)
+            return result
+        except BaseException as exc:
+            self._rollback(conn, cur)
+            if self._is_driver_error(exc):
+                raise self._translate(conn, exc) from exc
+            raise
+        finally:
+            # The cursor of a dropped connection may refuse to close.
+            with contextlib.suppress(Exception):
+                cur.close()
+
+    def _rollback(self, conn: Connection, cur: Cursor) -> None:
+        if not self.in_transaction(conn):
+            return
+        try:
+            cur.execute(self.dialect.rollback)
+        except Exception:
+            # A connection that cannot roll back is in an unknown state: never reuse it.
+            self._pool.drop(conn)
+
+    @abstractmethod
+    def _is_driver_error(self, exc: BaseException) -> bool:
+        """Whether ``exc`` came from the driver (the backend knows its exception classes)."""
+
+    def _translate(self, conn: Connection, exc: BaseException) -> Exception:
+        kind = self.dialect.classify(exc)
+        if kind is ErrorKind.LOST:
+            self._pool.drop(conn)
+        if kind in (ErrorKind.TRANSIENT, ErrorKind.LOST, ErrorKind.UNIQUE):
+            return _Retry(kind, exc)
+        if kind is ErrorKind.NO_SCHEMA:
+            return DatabaseUnavailable(
+                f"the database {self.url} has no synccli tables; run `synccli db init --db URL`"
+            )
+        return DatabaseUnavailable(f"database error on {self.url}: {self.describe(exc)}")
+
+    def _exhausted(self, retry: _Retry) -> DatabaseUnavailable:
+        detail = self.describe(retry.cause)
+        if retry.kind is ErrorKind.LOST:
+            return DatabaseUnavailable(
+                f"lost the connection to {self.url} {ATTEMPTS} times: {detail}"
+            )
+        return TransientDatabaseError(
+            f"database {self.url} stayed busy after {ATTEMPTS} attempts ({detail}); retry later"
+        )
+
+    # ----------------------------------------------------------------- schema
+
+    def init_schema(self) -> None:
+        """Create the missing tables and record the schema version; never drops anything."""
+
+        def body(cur: Cursor) -> None:
+            for table in TABLES:
+                cur.execute(self.dialect.table_exists, (table,))
+                if cur.fetchone() is None:
+                    for statement in self.dialect.table_ddl(table):
+                        cur.execute(statement)
+            cur.execute(self.dialect.select_schema_version)
+            found = [int(r[0]) for r in cur.fetchall()]
+            if not found:
+                cur.execute(self.dialect.insert_schema_version, (SCHEMA_VERSION,))
+            elif max(found) > SCHEMA_VERSION:
+                raise DatabaseUnavailable(
+                    f"the database {self.url} has schema version {max(found)}, newer than this "
+                    f"synccli ({SCHEMA_VERSION}); upgrade synccli"
+                )
+
+        self._run(body, write=True)
+
+    def seed(self, date: str, count: int) -> int:
+        """Create ``<date>-0001`` … ``<date>-<count>`` as Scheduled rows (and the channel)."""
+        now = iso_ms(utc_now())
+
+        def body(cur: Cursor) -> int:
+            self._create_channel(cur, date)
+            created = 0
+            for number in range(1, count + 1):
+                appointment_id = f"{date}-{number:04d}"
+                cur.execute(
+                    self.dialect.insert_appointment,
+                    (appointment_id, date, f"Patient {number:04d}", SCHEDULED, now, appointment_id),
+                )
+                created += max(cur.rowcount, 0)
+            return created
+
+        return self._run(body, write=True)
+
+    # ----------------------------------------------------------------- the write path
+
+    def write(self, request: UpdateAppointmentState, now: datetime) -> WriteOutcome:
+        """Guarantee 1 in one transaction; see ``Store.write``."""
+        return self._run(lambda cur: self._write(cur, request, now), write=True)
+
+    def _write(self, cur: Cursor, request: UpdateAppointmentState, now: datetime) -> WriteOutcome:
+        d = self.dialect
+        cur.execute(d.select_request, (request.request_id,))
+        stored = cur.fetchone()
+        if stored is not None:
+            return replay(request, str(stored[0]))
+
+        cur.execute(d.lock_appointment, (request.appointment_id,))
+        found = cur.fetchone()
+        if found is None:
+            raise WriteRejected("not_found", f"no appointment {request.appointment_id!r}")
+        before = row_of(found)
+        check_transition(before.state, request.state)
+        if request.expected_version is not None and request.expected_version != before.version:
+            raise WriteRejected(
+                "conflict",
+                f"appointment {before.appointment_id} is at version {before.version}, "
+                f"not {request.expected_version}; reload it and try again",
+            )
+
+        stamp = iso_ms(now)
+        cur.execute(
+            d.update_appointment,
+            (request.state, stamp, stamp, before.appointment_id, before.version),
+        )
+        if cur.rowcount != 1:
+            raise TransientDatabaseError(
+                f"appointment {before.appointment_id} changed under its lock; retry"
+            )
+        if self.hook is not None:
+            self.hook("verify")
+        after = self._verify(cur, before, request.state, stamp)
+
+        self._create_channel(cur, after.date)
+        cur.execute(d.bump_channel, (after.date,))
+        bumped = cur.fetchall()
+        if not bumped:
+            # The cached channel row is gone (the tables were recreated): forget the cache
+            # and let the retry create it.
+            self._known_channels.clear()
+            raise _Retry(ErrorKind.TRANSIENT, LookupError(f"no channel row for {after.date}"))
+        epoch, seq = str(bumped[0][0]), int(bumped[0][1])
+        cur.execute(
+            d.insert_event,
+            (
+                after.date,
+                seq,
+                message_id(after.date, epoch, seq),
+                after.appointment_id,
+                request.request_id,
+                payload_of(after),
+                stamp,
+            ),
+        )
+        cur.execute(
+            d.insert_request,
+            (request.request_id, after.date, seq, result_of(request, seq, after), stamp),
+        )
+        if self.hook is not None:
+            self.hook("commit")
+        event = Event(after.date, epoch, seq, after, request.request_id, stamp)
+        return WriteOutcome(request.request_id, after, seq, event)
+
+    def _verify(self, cur: Cursor, before: Row, state: str, stamp: str) -> Row:
+        cur.execute(self.dialect.select_appointment, (before.appointment_id,))
+        found = cur.fetchone()
+        after = row_of(found) if found is not None else None
+        if after is None or (after.state, after.version, after.state_time) != (
+            state,
+            before.version + 1,
+            stamp,
+        ):
+            raise DatabaseUnavailable(
+                f"appointment {before.appointment_id} did not read back as written; rolled back"
+            )
+        return after
+
+    def _create_channel(self, cur: Cursor, date: str) -> None:
+        if date not in self._known_channels:
+            cur.execute(self.dialect.create_channel, (date, new_epoch(), date))
+            # Cached even if this transaction rolls back: the write path then finds no row
+            # to bump, clears the cache and retries.
+            self._known_channels.add(date)
+
+    # ----------------------------------------------------------------- reads
+
+    def channel(self, date: str) -> Channel:
+        """The channel of ``date``; a first use creates it (fresh epoch, head 0)."""
+        found = self._run(lambda cur: self._select_channel(cur, date), write=False)
+        if found is not None:
+            return found
+
+        def create(cur: Cursor) -> Channel:
+            self._create_channel(cur, date)
+            created = self._select_channel(cur, date)
+            assert created is not None, "the channel row was inserted in this transaction"
+            return created
+
+        return self._run(create, write=True)
+
+    def _select_channel(self, cur: Cursor, date: str) -> Channel | None:
+        cur.execute(self.dialect.select_channel, (date,))
+        found = cur.fetchone()
+        return None if found is None else channel_of(found)
+
+    def events_since(self, date: str, after_seq: int, limit: int) -> list[Event]:
+        """Up to ``limit`` events of ``date`` after ``after_seq``, in order."""
+        if limit <= 0:
+            return []
+        params = (limit, date, after_seq) if self.dialect.limit_first else (date, after_seq, limit)
+
+        def body(cur: Cursor) -> list[Event]:
+            cur.execute(self.dialect.select_events, params)
+            return [event_of(date, values) for values in cur.fetchall()]
+
+        return self._run(body, write=False)
+
+    def snapshot(self, date: str) -> tuple[Channel, list[Row]]:
+        """The channel and its rows from one read transaction (rows first: see the mssql
+        dialect, whose locks make the head read afterwards match them)."""
+        self.channel(date)
+
+        def body(cur: Cursor) -> tuple[Channel, list[Row]]:
+            cur.execute(self.dialect.select_rows, (date,))
+            rows = [row_of(values) for values in cur.fetchall()]
+            channel = self._select_channel(cur, date)
+            assert channel is not None, "channels are never deleted"
+            return channel, rows
+
+        return self._run(body, write=False)
+
+    def heads(self) -> dict[str, Channel]:
+        """Every channel's position."""
+
+        def body(cur: Cursor) -> dict[str, Channel]:
+            cur.execute(self.dialect.select_channels)
+            return {str(v[0]): channel_of(v) for v in cur.fetchall()}
+
+        return self._run(body, write=False)
+
+    def status(self) -> list[ChannelStatus]:
+        """Every channel with its event and appointment counts, by date."""
+
+        def body(cur: Cursor) -> list[ChannelStatus]:
+            cur.execute(self.dialect.select_channels)
+            channels = [channel_of(v) for v in cur.fetchall()]
+            cur.execute(self.dialect.count_events)
+            events = {str(v[0]): int(v[1]) for v in cur.fetchall()}
+            cur.execute(self.dialect.count_appointments)
+            rows = {str(v[0]): int(v[1]) for v in cur.fetchall()}
+            return [ChannelStatus(c, events.get(c.date, 0), rows.get(c.date, 0)) for c in channels]
+
+        return self._run(body, write=False)
+
+    # ----------------------------------------------------------------- maintenance
+
+    def prune(self, before: datetime) -> int:
+        """Delete events committed before ``before``; heads and epochs stay, ``min_seq``
+        follows. Channel rows are locked first so no head moves while ``min_seq`` is set."""
+
+        def body(cur: Cursor) -> int:
+            cur.execute(self.dialect.lock_channels)
+            cur.fetchall()
+            cur.execute(self.dialect.delete_events_before, (iso_ms(before),))
+            deleted = max(cur.rowcount, 0)
+            cur.execute(self.dialect.update_min_seq)
+            return deleted
+
+        return self._run(body, write=True)
+
+    def reset_channel(self, date: str) -> Channel:
+        """A new epoch for ``date`` with an empty log (head 0, min 1)."""
+
+        def body(cur: Cursor) -> Channel:
+            self._create_channel(cur, date)
+            cur.execute(self.dialect.reset_channel, (new_epoch(), date))
+            cur.execute(self.dialect.delete_events_of_date, (date,))
+            channel = self._select_channel(cur, date)
+            assert channel is not None, "the channel row was ensured in this transaction"
+            return channel
+
+        return self._run(body, write=True)
