@@ -1,9 +1,84 @@
-"""`synccli checkin` (not built yet)."""
+"""``synccli checkin``: an operator's state change through a running server."""
+
+from __future__ import annotations
+
+import asyncio
 
 import click
 
+from synccli.cli.common import handle_errors
+from synccli.client.operator import update_state
+from synccli.errors import EXIT_FAILED
+from synccli.protocol.states import STATES
+
 
 @click.command("checkin")
-def checkin() -> None:
-    """Not built yet."""
-    raise click.ClickException("not built yet")
+@click.argument("appointment_id")
+@click.option(
+    "--state",
+    default="Present",
+    show_default=True,
+    type=click.Choice(STATES),
+    help="The state to move the appointment to.",
+)
+@click.option(
+    "--url",
+    envvar="SYNCCLI_URL",
+    default="ws://127.0.0.1:8765/ws",
+    show_default=True,
+    help="WebSocket URL of the sync server.",
+)
+@click.option("--token", envvar="SYNCCLI_TOKEN", default=None, help="Bearer token of the server.")
+@click.option(
+    "--expected-version",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Refuse the change (conflict) unless the row has this version.",
+)
+@click.option(
+    "--request-id",
+    default=None,
+    help="Idempotency key; repeat it to retry safely (default: a new UUID).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for the server's answer.",
+)
+@handle_errors
+def checkin(
+    appointment_id: str,
+    state: str,
+    url: str,
+    token: str | None,
+    expected_version: int | None,
+    request_id: str | None,
+    timeout: float,
+) -> None:
+    """Move APPOINTMENT_ID to --state through the server at --url.
+
+    Exit codes: 0 done, 1 rejected by the rules (not_found, invalid_transition, conflict, …),
+    2 usage error, 4 server unreachable.
+    """
+    result = asyncio.run(
+        update_state(
+            url,
+            appointment_id,
+            state,
+            token=token,
+            expected_version=expected_version,
+            request_id=request_id,
+            timeout=timeout,
+        )
+    )
+    if result.ok and result.row is not None:
+        row = result.row
+        click.echo(
+            f"{row.appointment_id}: {row.state} (version {row.version}, "
+            f"sequence {row.date}#{result.seq}, request {result.request_id})"
+        )
+        return
+    click.echo(f"Error: rejected ({result.error_code}): {result.error_message}", err=True)
+    raise SystemExit(EXIT_FAILED)

@@ -1,9 +1,164 @@
-"""`synccli serve` (not built yet)."""
+"""``synccli serve``: run the sync server until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
 
 import click
 
+from synccli.cli.common import db_option, handle_errors
+from synccli.server.app import SyncServer
+from synccli.server.config import BUG_NAMES, ServerConfig
+from synccli.store import redact_url
+
+
+def _announce(server: SyncServer) -> None:
+    """The one "listening" line, flushed: the harness waits for it."""
+    sys.stdout.write(
+        f"synccli serve: listening on {server.url} (db {redact_url(server.config.db_url)})\n"
+    )
+    sys.stdout.flush()
+
 
 @click.command("serve")
-def serve() -> None:
-    """Not built yet."""
-    raise click.ClickException("not built yet")
+@db_option
+@click.option(
+    "--host",
+    envvar="SYNCCLI_HOST",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to listen on.",
+)
+@click.option(
+    "--port",
+    envvar="SYNCCLI_PORT",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Port to listen on (0 picks a free one).",
+)
+@click.option(
+    "--token",
+    envvar="SYNCCLI_TOKEN",
+    default=None,
+    help="Require this bearer token (header or ?token=).",
+)
+@click.option(
+    "--heartbeat",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="Seconds between heartbeats.",
+)
+@click.option(
+    "--ack-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="Seconds before an unacked event is re-sent.",
+)
+@click.option(
+    "--max-retries",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Re-sends of an unacked event before the connection is closed (4000).",
+)
+@click.option(
+    "--send-queue",
+    type=click.IntRange(min=1),
+    default=10000,
+    show_default=True,
+    help="Frames queued per connection before it is closed as too slow (4001).",
+)
+@click.option(
+    "--max-replay",
+    type=click.IntRange(min=1),
+    default=10000,
+    show_default=True,
+    help="Most events replayed on a resume; further behind gets a snapshot.",
+)
+@click.option(
+    "--retention",
+    type=click.FloatRange(min=0, min_open=True),
+    default=24.0,
+    show_default=True,
+    help="Hours of event log kept for resumes.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="Logging level (stderr).",
+)
+@click.option(
+    "--fault-hooks",
+    is_flag=True,
+    hidden=True,
+    help="Enable /_admin/db-fault and /_admin/reset-channel (tests only).",
+)
+@click.option(
+    "--inject-bug",
+    "inject_bugs",
+    multiple=True,
+    hidden=True,
+    metavar="NAME",
+    help=f"Misbehave on purpose for the harness self-test: {', '.join(BUG_NAMES)}.",
+)
+@click.option("--bug-seed", type=int, default=0, hidden=True, help="Seed of injected bugs.")
+@handle_errors
+def serve(
+    db_url: str,
+    host: str,
+    port: int,
+    token: str | None,
+    heartbeat: float,
+    ack_timeout: float,
+    max_retries: int,
+    send_queue: int,
+    max_replay: int,
+    retention: float,
+    log_level: str,
+    fault_hooks: bool,
+    inject_bugs: tuple[str, ...],
+    bug_seed: int,
+) -> None:
+    """Run the sync server: WebSocket endpoint /ws, GET /healthz and /metrics on one port.
+
+    Creates or migrates the database schema at start. Stops cleanly on Ctrl+C or SIGTERM
+    (a second Ctrl+C forces exit). Exit codes: 0 stopped, 2 usage error, 4 port in use or
+    database unreachable.
+    """
+    unknown = [name for name in inject_bugs if name not in BUG_NAMES]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown bug {unknown[0]!r}; valid names: {', '.join(BUG_NAMES)}",
+            param_hint="--inject-bug",
+        )
+    logging.basicConfig(
+        level=log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if log_level != "debug":
+        # websockets logs every HTTP probe and connection at INFO: noise for operators.
+        logging.getLogger("websockets").setLevel(logging.WARNING)
+    config = ServerConfig(
+        db_url=db_url,
+        host=host,
+        port=port,
+        token=token or None,
+        heartbeat_s=heartbeat,
+        ack_timeout_s=ack_timeout,
+        max_retries=max_retries,
+        send_queue=send_queue,
+        max_replay=max_replay,
+        retention_hours=retention,
+        fault_hooks=fault_hooks,
+        inject_bugs=inject_bugs,
+        bug_seed=bug_seed,
+    )
+    asyncio.run(SyncServer(config).run(_announce))

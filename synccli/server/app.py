@@ -1,0 +1,226 @@
+"""``SyncServer``: start → serve → close, plus the relay and the pruner.
+
+Startup opens the store, creates or migrates the schema and binds. ``close`` stops accepting,
+closes every connection with 1001, waits a bounded time, cancels the rest and closes the
+store; it is idempotent. Nothing committed is lost on any stop: it is in the database.
+
+The relay (guarantee 9) polls ``store.heads()`` and publishes what other processes committed;
+it also fills gaps when events committed out of order, and turns an epoch change into
+``resync_required``. Its last poll result is the health of the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable
+from datetime import timedelta
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+
+from synccli.errors import DatabaseUnavailable, InfrastructureError, StoreError
+from synccli.protocol.model import utc_now
+from synccli.server.bugs import Bugs
+from synccli.server.config import ServerConfig
+from synccli.server.connection import Connection
+from synccli.server.db import DbRunner
+from synccli.server.http import Router
+from synccli.server.hub import Hub
+from synccli.server.metrics import Metrics
+from synccli.server.services import Services
+from synccli.store import Store, open_store, redact_url
+
+log = logging.getLogger(__name__)
+
+
+class SyncServer:
+    """The sync server. Use ``async with`` or ``start``/``serve_forever``/``close``."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.services: Services | None = None
+        self._server: Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stop = asyncio.Event()
+        self._closed = False
+
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when configured with port 0)."""
+        if self._server is None:
+            raise RuntimeError("the server is not started")
+        port: int = next(iter(self._server.sockets)).getsockname()[1]
+        return port
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.config.host}:{self.port}/ws"
+
+    async def start(self) -> None:
+        """Open the store, create or migrate the schema, bind the port."""
+        config = self.config
+        raw: Store = open_store(config.db_url)
+        db = DbRunner(raw)
+        try:
+            await db.run(raw.init_schema)
+        except StoreError:
+            await db.close()
+            raise
+        bugs = Bugs(config.inject_bugs, config.bug_seed)
+        if bugs:
+            log.warning("INJECTED BUGS ENABLED: %s", ", ".join(sorted(bugs.names)))
+        store = bugs.wrap_store(raw)
+        db.store = store
+        services = Services(
+            config, raw, store, db, Hub(config.tail_cache, bugs.live_filter()), Metrics(), bugs
+        )
+        self.services = services
+        try:
+            self._server = await serve(
+                self._handle,
+                config.host,
+                config.port,
+                process_request=Router(services),
+                compression=None,
+                max_size=config.max_frame_bytes,
+                max_queue=64,
+            )
+        except OSError as exc:
+            await db.close()
+            raise InfrastructureError(
+                f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}; "
+                "choose another --port or stop the process using it"
+            ) from None
+        self._tasks = [asyncio.create_task(self._relay(services))]
+        if config.retention_hours is not None:
+            self._tasks.append(asyncio.create_task(self._pruner(services)))
+        log.info("listening on %s (db %s)", self.url, redact_url(config.db_url))
+
+    async def serve_forever(self) -> None:
+        """Wait until ``close`` is called (or a signal asks for it)."""
+        await self._stop.wait()
+
+    async def run(self, on_started: Callable[[SyncServer], None] | None = None) -> None:
+        """Start, call ``on_started``, serve until SIGINT/SIGTERM, close. A second signal
+        forces exit."""
+        await self.start()
+        if on_started is not None:
+            on_started(self)
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGINT, signal.SIGTERM)
+
+        def on_signal() -> None:
+            if self._stop.is_set():
+                log.warning("second signal: exiting now")
+                os._exit(130)
+            log.info("signal received: shutting down")
+            self._stop.set()
+
+        for sig in signals:
+            loop.add_signal_handler(sig, on_signal)
+        try:
+            await self.serve_forever()
+        finally:
+            await self.close()
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+    async def close(self) -> None:
+        """Stop accepting, close connections with 1001, wait (bounded), close the store."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            try:
+                async with asyncio.timeout(self.config.shutdown_timeout_s):
+                    await self._server.wait_closed()
+            except TimeoutError:
+                log.warning(
+                    "connections still open after %.1fs; dropping them",
+                    self.config.shutdown_timeout_s,
+                )
+        if self.services is not None:
+            await self.services.db.close()
+        log.info("server closed")
+
+    async def __aenter__(self) -> SyncServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        services = self.services
+        assert services is not None
+        services.metrics.connections += 1
+        services.metrics.inc("connections_total")
+        try:
+            await Connection(services, ws).run()
+        finally:
+            services.metrics.connections -= 1
+
+    async def _relay(self, s: Services) -> None:
+        while True:
+            try:
+                await self._relay_once(s)
+                s.metrics.db_up = True
+            except DatabaseUnavailable as exc:
+                if s.metrics.db_up:
+                    log.warning("database unavailable: %s", exc)
+                s.metrics.db_up = False
+                s.metrics.inc("db_errors_total")
+            except Exception:
+                log.exception("relay error")
+                s.metrics.inc("internal_errors_total")
+            s.relay_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(s.config.relay_poll_s):
+                    await s.relay_wake.wait()
+
+    async def _relay_once(self, s: Services) -> None:
+        heads = await s.db.run(s.store.heads)
+        for date in s.hub.dates():
+            durable = heads.get(date)
+            if durable is None:
+                continue
+            if not s.hub.sync(durable):
+                continue
+            if not s.hub.has_subscribers(date):
+                s.hub.fast_forward(durable)
+                continue
+            await self._catch_up(s, date, durable.epoch, durable.head_seq)
+
+    async def _catch_up(self, s: Services, date: str, epoch: str, target: int) -> None:
+        batch = s.config.max_replay
+        for _ in range(1 + target // batch):
+            head = s.hub.head(date)
+            position = s.hub.position(date)
+            if head is None or position is None or position.epoch != epoch or head >= target:
+                return
+            events = await s.db.run(s.store.events_since, date, head, min(batch, target - head))
+            if not events:
+                return
+            for event in events:
+                s.publish(event)
+            s.metrics.inc("events_relayed_total", (s.hub.head(date) or 0) - head)
+
+    async def _pruner(self, s: Services) -> None:
+        assert self.config.retention_hours is not None
+        keep = timedelta(hours=self.config.retention_hours)
+        while True:
+            try:
+                pruned = await s.db.run(s.store.prune, utc_now() - keep)
+                if pruned:
+                    log.info("pruned %d events older than %s", pruned, keep)
+            except DatabaseUnavailable as exc:
+                log.warning("prune failed: %s", exc)
+            await asyncio.sleep(self.config.prune_every_s)

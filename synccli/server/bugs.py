@@ -1,0 +1,161 @@
+"""Deliberate bugs for the harness's self-test (``--inject-bug NAME``).
+
+A checker that cannot fail is worthless, so the server can be told to misbehave in the ways
+the checker must catch (``skip-events``, ``broadcast-before-commit``, ``stale-epoch``) and in
+legal ways a correct client must absorb (``duplicate-sends``, ``reorder-sends``). All of it
+lives here so the normal path stays clean: with no bug enabled, nothing in this module runs.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import datetime
+
+from synccli.errors import WriteRejected
+from synccli.protocol.messages import UpdateAppointmentState
+from synccli.protocol.model import Event, Row, iso_ms
+from synccli.store import Channel, ChannelStatus, Store, WriteOutcome
+
+SKIP_EVERY = 7  # skip-events: every 7th sequence number of a date is never sent
+PHANTOM_EVERY = 5  # broadcast-before-commit: every 5th write is broadcast, then rolled back
+STALE_AFTER = 20  # stale-epoch: the log of a date is reset after its 20th write
+REORDER_WINDOW = 3  # reorder-sends: live events are shuffled within windows of 3
+
+
+class Bugs:
+    """Which bugs are on, and their per-run state (seeded, so a run is reproducible)."""
+
+    def __init__(self, names: tuple[str, ...], seed: int = 0) -> None:
+        self.names = frozenset(names)
+        self.rng = random.Random(seed)
+        self.duplicate_sends = "duplicate-sends" in self.names
+        self.reorder_sends = "reorder-sends" in self.names
+        self._writes = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.names)
+
+    def live_filter(self) -> Callable[[Event], bool] | None:
+        """The hub's live filter, or None."""
+        return _skip if "skip-events" in self.names else None
+
+    def replay_filter(self, events: list[Event]) -> list[Event]:
+        """Replays with the skipped events left out (a non-contiguous, lossy replay)."""
+        if "skip-events" not in self.names:
+            return events
+        return [event for event in events if _skip(event)]
+
+    def wrap_store(self, store: Store) -> Store:
+        return StaleEpochStore(store) if "stale-epoch" in self.names else store
+
+    def phantom_turn(self) -> bool:
+        """True for every ``PHANTOM_EVERY``-th write when broadcast-before-commit is on."""
+        if "broadcast-before-commit" not in self.names:
+            return False
+        self._writes += 1
+        return self._writes % PHANTOM_EVERY == 0
+
+    def shuffle(self, window: list[Event]) -> list[Event]:
+        shuffled = list(window)
+        self.rng.shuffle(shuffled)
+        return shuffled
+
+
+def _skip(event: Event) -> bool:
+    return event.seq % SKIP_EVERY != 0
+
+
+def build_phantom(store: Store, request: UpdateAppointmentState, now: datetime) -> Event:
+    """The event the write would commit, built without writing (runs in a DB thread).
+    Appointment ids start with their date (``<date>-0001``), as ``Store.seed`` makes them."""
+    date = request.appointment_id[:10]
+    channel, rows = store.snapshot(date)
+    row = next((r for r in rows if r.appointment_id == request.appointment_id), None)
+    if row is None:
+        raise WriteRejected("not_found", f"no appointment {request.appointment_id!r}")
+    stamp = iso_ms(now)
+    new_row = Row(
+        row.appointment_id, date, row.patient, request.state, stamp, row.version + 1, stamp
+    )
+    return Event(date, channel.epoch, channel.head_seq + 1, new_row, request.request_id, stamp)
+
+
+class StaleEpochStore(Store):
+    """A store that resets a date's log after its ``STALE_AFTER``-th write but keeps
+    presenting the old epoch and numbering, so no client is ever told to resync."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self._writes: dict[str, int] = {}
+        self._stale: dict[str, tuple[str, int]] = {}  # date -> (old epoch, seq offset)
+
+    def _channel(self, channel: Channel) -> Channel:
+        stale = self._stale.get(channel.date)
+        if stale is None:
+            return channel
+        epoch, offset = stale
+        return Channel(channel.date, epoch, channel.head_seq + offset, channel.min_seq + offset)
+
+    def _event(self, event: Event) -> Event:
+        stale = self._stale.get(event.date)
+        if stale is None:
+            return event
+        epoch, offset = stale
+        return Event(
+            event.date, epoch, event.seq + offset, event.row, event.action_id, event.committed_at
+        )
+
+    def init_schema(self) -> None:
+        self.inner.init_schema()
+
+    def seed(self, date: str, count: int) -> int:
+        return self.inner.seed(date, count)
+
+    def write(self, request: UpdateAppointmentState, now: datetime) -> WriteOutcome:
+        outcome = self.inner.write(request, now)
+        event = outcome.event
+        if event is not None and event.date not in self._stale:
+            count = self._writes.get(event.date, 0) + 1
+            self._writes[event.date] = count
+            if count == STALE_AFTER:
+                self.inner.reset_channel(event.date)
+                self._stale[event.date] = (event.epoch, event.seq)
+                return outcome
+        offset = self._stale[outcome.row.date][1] if outcome.row.date in self._stale else 0
+        return WriteOutcome(
+            outcome.request_id,
+            outcome.row,
+            outcome.seq + offset,
+            None if event is None else self._event(event),
+            outcome.replayed,
+        )
+
+    def channel(self, date: str) -> Channel:
+        return self._channel(self.inner.channel(date))
+
+    def events_since(self, date: str, after_seq: int, limit: int) -> list[Event]:
+        offset = self._stale.get(date, ("", 0))[1]
+        events = self.inner.events_since(date, max(0, after_seq - offset), limit)
+        return [self._event(event) for event in events]
+
+    def snapshot(self, date: str) -> tuple[Channel, list[Row]]:
+        channel, rows = self.inner.snapshot(date)
+        return self._channel(channel), rows
+
+    def heads(self) -> dict[str, Channel]:
+        return {date: self._channel(ch) for date, ch in self.inner.heads().items()}
+
+    def prune(self, before: datetime) -> int:
+        return self.inner.prune(before)
+
+    def reset_channel(self, date: str) -> Channel:
+        self._stale.pop(date, None)
+        return self.inner.reset_channel(date)
+
+    def status(self) -> list[ChannelStatus]:
+        return self.inner.status()
+
+    def close(self) -> None:
+        self.inner.close()

@@ -1,0 +1,68 @@
+"""Server counters and their Prometheus text rendering (every name prefixed ``synccli_``)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+_HELP = {
+    "events_committed_total": ("counter", "Events committed by writes through this server."),
+    "events_relayed_total": ("counter", "Events published by the relay (written elsewhere)."),
+    "events_sent_total": ("counter", "Event frames queued to clients, live and replayed."),
+    "acks_total": ("counter", "Events acknowledged by clients."),
+    "retries_total": ("counter", "Event re-sends after an ack timeout."),
+    "ack_timeouts_total": ("counter", "Ack deadlines missed."),
+    "replays_total": ("counter", "Replayed events (subscribe with since, missed_events)."),
+    "resyncs_total": ("counter", "resync_required answers and snapshot fallbacks."),
+    "snapshots_total": ("counter", "Snapshots served."),
+    "writes_total": ("counter", "Writes answered with ok: true."),
+    "malformed_total": ("counter", "Malformed client messages (bad_json, bad_message, ...)."),
+    "slow_consumer_closes_total": ("counter", "Connections closed 4001 (send queue full)."),
+    "ack_exhausted_closes_total": ("counter", "Connections closed 4000 (ack retries exhausted)."),
+    "policy_closes_total": ("counter", "Connections closed 1008 (sustained malformed input)."),
+    "db_errors_total": ("counter", "Database calls that failed."),
+    "write_db_retries_total": ("counter", "Writes retried after a transient database error."),
+    "internal_errors_total": ("counter", "Unexpected exceptions in handlers."),
+    "connections_total": ("counter", "WebSocket connections accepted."),
+}
+
+
+@dataclass(slots=True)
+class Metrics:
+    """Plain counters, incremented on the event loop only (no locks needed)."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    writes_failed: Counter[str] = field(default_factory=Counter)
+    connections: int = 0
+    db_up: bool = True
+
+    def inc(self, name: str, amount: int = 1) -> None:
+        """Add ``amount`` to counter ``name`` (one of the documented names)."""
+        self.counts[name] += amount
+
+    def render(self) -> str:
+        """The Prometheus text exposition of every metric."""
+        lines: list[str] = []
+        for name, (kind, text) in _HELP.items():
+            lines += [
+                f"# HELP synccli_{name} {text}",
+                f"# TYPE synccli_{name} {kind}",
+                f"synccli_{name} {self.counts[name]}",
+            ]
+        lines += [
+            "# HELP synccli_writes_failed_total Writes answered ok: false, by error code.",
+            "# TYPE synccli_writes_failed_total counter",
+        ]
+        lines += [
+            f'synccli_writes_failed_total{{code="{code}"}} {count}'
+            for code, count in sorted(self.writes_failed.items())
+        ]
+        lines += [
+            "# HELP synccli_connections Open WebSocket connections.",
+            "# TYPE synccli_connections gauge",
+            f"synccli_connections {self.connections}",
+            "# HELP synccli_db_up 1 when the last database poll succeeded.",
+            "# TYPE synccli_db_up gauge",
+            f"synccli_db_up {int(self.db_up)}",
+        ]
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,33 @@
+"""What every part of a running server shares: config, store, hub, counters."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from synccli.protocol.model import Event
+from synccli.server.bugs import Bugs
+from synccli.server.config import ServerConfig
+from synccli.server.db import DbRunner
+from synccli.server.hub import Hub
+from synccli.server.metrics import Metrics
+from synccli.store import Store
+
+
+@dataclass(slots=True)
+class Services:
+    """One per server; built by ``SyncServer.start``."""
+
+    config: ServerConfig
+    raw_store: Store  # the backend itself (fault hooks are installed on it)
+    store: Store  # what the server reads and writes through (maybe wrapped by a bug)
+    db: DbRunner
+    hub: Hub
+    metrics: Metrics
+    bugs: Bugs
+    relay_wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def publish(self, event: Event) -> None:
+        """Hand a committed event to the hub; wake the relay if a gap must be filled."""
+        if self.hub.publish(event):
+            self.relay_wake.set()

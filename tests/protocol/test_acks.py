@@ -1,0 +1,186 @@
+"""AckTracker: per-message and cumulative acks, re-sends, exhaustion (no clock, no I/O)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from synccli.protocol.acks import AckTracker
+from synccli.protocol.model import Event, Row
+
+DATE = "2026-11-26"
+
+
+def event(seq: int, date: str = DATE, epoch: str = "e1") -> Event:
+    row = Row(f"{date}-0001", date, "P", "Present", None, seq, "2026-11-26T00:00:00.000Z")
+    return Event(date, epoch, seq, row, f"r{seq}", "2026-11-26T00:00:00.000Z")
+
+
+def test_message_ack_removes_only_that_event() -> None:
+    tracker = AckTracker(ack_timeout=1.0, max_retries=3)
+    for seq in (1, 2, 3):
+        tracker.track(event(seq), now=0.0)
+    tracker.ack_message(event(2).message_id)
+    assert len(tracker) == 2
+    assert [e.seq for e in tracker.due(1.0)] == [1, 3]
+    assert tracker.counters.acked == 1
+
+
+def test_cumulative_ack_pops_everything_up_to_n() -> None:
+    tracker = AckTracker(ack_timeout=1.0, max_retries=3)
+    for seq in range(1, 11):
+        tracker.track(event(seq), now=0.0)
+    tracker.ack_upto(DATE, 7)
+    assert len(tracker) == 3
+    assert [e.seq for e in tracker.due(1.0)] == [8, 9, 10]
+
+
+def test_cumulative_ack_with_another_epoch_is_ignored() -> None:
+    tracker = AckTracker(ack_timeout=1.0, max_retries=3)
+    tracker.track(event(1), now=0.0)
+    tracker.ack_upto(DATE, 5, epoch="other")
+    assert len(tracker) == 1
+    tracker.ack_upto(DATE, 5, epoch="e1")
+    assert len(tracker) == 0
+
+
+def test_unknown_ids_and_dates_are_ignored() -> None:
+    tracker = AckTracker(ack_timeout=1.0, max_retries=3)
+    tracker.track(event(1), now=0.0)
+    tracker.ack_message("nope")
+    tracker.ack_upto("2026-01-01", 10)
+    assert len(tracker) == 1 and tracker.counters.acked == 0
+
+
+def test_resend_then_exhaustion_after_max_retries() -> None:
+    tracker = AckTracker(ack_timeout=1.0, max_retries=2)
+    tracker.track(event(1), now=0.0)
+    assert tracker.due(0.5) == []
+    assert tracker.next_deadline() == 1.0
+    assert [e.seq for e in tracker.due(1.0)] == [1]  # retry 1
+    assert tracker.next_deadline() == 2.0
+    assert not tracker.exhausted(1.5)
+    assert [e.seq for e in tracker.due(2.0)] == [1]  # retry 2
+    assert not tracker.exhausted(2.9)
+    assert tracker.exhausted(3.0)
+    assert tracker.due(3.0) == []
+    assert tracker.counters.retries == 2
+    assert tracker.counters.timeouts == 3
+
+
+def test_zero_retries_exhausts_at_first_deadline() -> None:
+    tracker = AckTracker(ack_timeout=1.0, max_retries=0)
+    tracker.track(event(1), now=0.0)
+    assert tracker.due(1.0) == []
+    assert tracker.exhausted(1.0)
+
+
+def test_ack_after_resend_stops_everything() -> None:
+    tracker = AckTracker(ack_timeout=1.0, max_retries=1)
+    tracker.track(event(1), now=0.0)
+    tracker.due(1.0)
+    tracker.ack_upto(DATE, 1)
+    assert tracker.next_deadline() is None
+    assert not tracker.exhausted(100.0)
+    assert tracker.due(100.0) == []
+
+
+def test_drop_date_forgets_only_that_date() -> None:
+    tracker = AckTracker(ack_timeout=1.0, max_retries=0)
+    tracker.track(event(1), now=0.0)
+    tracker.track(event(1, date="2026-11-27"), now=0.0)
+    tracker.drop_date(DATE)
+    assert len(tracker) == 1
+    assert tracker.exhausted(1.0)  # the other date's event still counts
+
+
+def test_retrack_restarts_deadline_but_keeps_retry_budget() -> None:
+    tracker = AckTracker(ack_timeout=1.0, max_retries=1)
+    tracker.track(event(1), now=0.0)
+    tracker.due(1.0)  # retry 1 of 1
+    tracker.track(event(1), now=1.5)  # replayed again
+    assert tracker.next_deadline() == 2.5
+    assert not tracker.exhausted(2.4)
+    assert tracker.exhausted(2.5)
+
+
+def test_out_of_order_tracking_still_acks_cumulatively() -> None:
+    tracker = AckTracker(ack_timeout=1.0, max_retries=3)
+    for seq in (5, 6, 2, 3):
+        tracker.track(event(seq), now=0.0)
+    tracker.ack_upto(DATE, 3)
+    assert sorted(e.seq for e in tracker.due(1.0)) == [5, 6]
+
+
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("track"), st.integers(1, 30)),
+        st.tuples(st.just("ack"), st.integers(1, 30)),
+        st.tuples(st.just("upto"), st.integers(0, 30)),
+        st.tuples(st.just("tick"), st.floats(0.0, 3.0)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops)
+def test_model_pending_set_matches_a_plain_set(steps: list[tuple[str, float]]) -> None:
+    """Against a naive model: which events are pending, and nothing is ever silently dropped."""
+    tracker = AckTracker(ack_timeout=1.0, max_retries=2)
+    pending: set[int] = set()
+    now = 0.0
+    for op, arg in steps:
+        if op == "track":
+            tracker.track(event(int(arg)), now)
+            pending.add(int(arg))
+        elif op == "ack":
+            tracker.ack_message(event(int(arg)).message_id)
+            pending.discard(int(arg))
+        elif op == "upto":
+            tracker.ack_upto(DATE, int(arg))
+            pending = {seq for seq in pending if seq > arg}
+        else:
+            now += arg
+            resent = tracker.due(now)
+            assert {e.seq for e in resent} <= pending
+            assert len(resent) == len({e.seq for e in resent})
+        assert len(tracker) == len(pending)
+        deadline = tracker.next_deadline()
+        assert (deadline is None) == (not pending) or tracker.exhausted(now)
+        if deadline is not None:
+            assert deadline > now or tracker.exhausted(now) or tracker.due(now) == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 5), st.integers(1, 20))
+def test_unacked_event_is_resent_exactly_max_retries_times(max_retries: int, count: int) -> None:
+    tracker = AckTracker(ack_timeout=1.0, max_retries=max_retries)
+    for seq in range(1, count + 1):
+        tracker.track(event(seq), now=0.0)
+    resends = 0
+    now = 0.0
+    for _ in range(max_retries + 5):
+        now += 1.0
+        resends += len(tracker.due(now))
+    assert resends == max_retries * count
+    assert tracker.exhausted(now)
+
+
+def test_message_ack_needs_the_right_epoch_and_a_well_formed_id() -> None:
+    tracker = AckTracker(ack_timeout=1.0, max_retries=3)
+    tracker.track(event(4), now=0.0)
+    for bad in (f"{DATE}:other:4", f"{DATE}:e1:x", "garbage", f"{DATE}:e1:5"):
+        tracker.ack_message(bad)
+    assert len(tracker) == 1
+    tracker.ack_message(f"{DATE}:e1:4")
+    assert len(tracker) == 0
+
+
+def test_same_seq_of_a_new_epoch_replaces_the_old_one() -> None:
+    tracker = AckTracker(ack_timeout=1.0, max_retries=0)
+    tracker.track(event(1, epoch="old"), now=0.0)
+    tracker.track(event(1, epoch="new"), now=0.5)
+    assert len(tracker) == 1
+    assert not tracker.exhausted(1.0)  # the old one no longer counts
+    assert tracker.exhausted(1.5)
