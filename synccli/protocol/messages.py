@@ -231,7 +231,14 @@ ClientMessage = (
 )
 CLIENT_TYPES: dict[str, Any] = {
     cls.type: cls
-    for cls in (Subscribe, Unsubscribe, Ack, RequestMissedEvents, GetSnapshot, UpdateAppointmentState)
+    for cls in (
+        Subscribe,
+        Unsubscribe,
+        Ack,
+        RequestMissedEvents,
+        GetSnapshot,
+        UpdateAppointmentState,
+    )
 }
 
 
@@ -399,9 +406,13 @@ class Result:
     def parse(cls, data: dict[str, Any]) -> Result:
         request_id = _str(data, "requestId", MAX_ID_LEN)
         if data.get("ok"):
-            return cls(request_id, True, Row.from_wire(data.get("appointment")), data.get("sequenceNum"))
-        error = data.get("error") if isinstance(data.get("error"), dict) else {}
-        return cls(request_id, False, error_code=error.get("code"), error_message=error.get("message"))
+            row = Row.from_wire(data.get("appointment"))
+            return cls(request_id, True, row, _opt_int(data, "sequenceNum"))
+        raw = data.get("error")
+        error: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        return cls(
+            request_id, False, error_code=error.get("code"), error_message=error.get("message")
+        )
 
     def to_wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type, "requestId": self.request_id, "ok": self.ok}

@@ -25,7 +25,9 @@ def check_date(value: object, field_name: str = "date") -> str:
     try:
         date.fromisoformat(value)
     except ValueError:
-        raise ProtocolError("bad_message", f"{field_name!r} is not a calendar date: {value}") from None
+        raise ProtocolError(
+            "bad_message", f"{field_name!r} is not a calendar date: {value}"
+        ) from None
     return value
 
 

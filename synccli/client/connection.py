@@ -1,0 +1,360 @@
+"""``SimulatedClient``: the asyncio adapter that moves frames between a WebSocket and a
+``ClientSession``.
+
+Per connection there are two tasks and no more: the reader (parses each frame and feeds
+the session) and the pump (sends what the session wants sent, flushes cumulative acks, and
+drives ``session.tick`` with one timer). The reader only wakes the pump, so every frame
+that arrives while the pump is waiting to run is acknowledged by one ack per date: acks
+are batched per burst of frames without any timer of their own. A writer client has one
+more long-lived task that issues writes at its rate.
+
+Reconnects use ``protocol.backoff`` (full jitter) and resume every channel with ``since``.
+Everything that happens is appended to the history (docs/history.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from synccli.errors import ProtocolError
+from synccli.protocol.backoff import backoff
+from synccli.protocol.channel import SYNCED, Effects, Record
+from synccli.protocol.messages import ClientMessage, ServerMessage, dumps, parse_server_message
+from synccli.protocol.model import Position
+from synccli.protocol.session import ClientSession, SessionConfig
+from synccli.protocol.states import allowed_targets
+
+# A connection that lived this long counts as healthy: the backoff starts over.
+HEALTHY_AFTER_S = 1.0
+MAX_FRAME = 64 * 1024 * 1024
+# Closing must not hang on a dead network (a fault may still be active at the end).
+CLOSE_TIMEOUT_S = 2.0
+PARSE_CACHE_SIZE = 4096
+LARGE_FRAME = 4096
+PARSE_CACHE_LARGE = 8
+
+
+class HistorySink(Protocol):
+    """Where records go (``synccli.harness.history.HistoryWriter``)."""
+
+    def record_dict(self, client_id: str | None, record: Record) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """One simulated client. ``write_rate`` > 0 makes it a writer (writes per second)."""
+
+    client_id: str
+    url: str
+    dates: tuple[str, ...]
+    seed: int
+    token: str | None = None
+    write_rate: float = 0.0
+    expected_version: bool = False
+    bugs: frozenset[str] = frozenset()
+    gap_timeout: float = 2.0
+    write_timeout: float = 5.0
+    open_timeout: float = 5.0
+    ack_delay: float = 0.05
+    backoff_initial: float = 0.05
+    backoff_max: float = 5.0
+
+
+class SimulatedClient:
+    """A reconnecting protocol client that records everything it applies."""
+
+    def __init__(self, config: ClientConfig, history: HistorySink) -> None:
+        self.config = config
+        self.history = history
+        self.rng = random.Random(config.seed)
+        self.session = ClientSession(
+            SessionConfig(
+                config.client_id,
+                config.dates,
+                config.bugs,
+                gap_timeout=config.gap_timeout,
+                write_timeout=config.write_timeout,
+            )
+        )
+        self.attempts = 0
+        self.connects = 0
+        self._ws: ClientConnection | None = None
+        self._outbox: list[ClientMessage] = []
+        self._wake = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._writing = False
+        self._write_waiters: dict[str, asyncio.Future[bool]] = {}
+        self._writes = 0
+        self._task: asyncio.Task[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def connected(self) -> bool:
+        return self.session.connected
+
+    def start(self, delay: float = 0.0) -> None:
+        """Start the reconnect loop after ``delay`` seconds (and the write loop of a writer)."""
+        self._task = asyncio.create_task(self._run(delay), name=f"client-{self.config.client_id}")
+        if self.config.write_rate > 0:
+            self._writing = True
+            self._writer = asyncio.create_task(self._write_loop())
+
+    async def stop_writing(self) -> None:
+        """Issue no new writes. A write in flight stays pending in the session, which
+        settles it (``caught_up`` waits for that)."""
+        self._writing = False
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+
+    def caught_up(self, heads: dict[str, Position]) -> bool:
+        """Synced on every date (at or past its head when known), no write unanswered."""
+        if not self.connected or self.session.pending:
+            return False
+        return all(
+            channel.caught_up(heads[date]) if date in heads else channel.status == SYNCED
+            for date, channel in self.session.channels.items()
+        )
+
+    def expect_heads(self, heads: dict[str, Position]) -> None:
+        """Tell the session where the channels stand (as a heartbeat would)."""
+        if not self.connected:
+            return
+        now = time.monotonic()
+        for date, head in heads.items():
+            channel = self.session.channels.get(date)
+            if channel is not None:
+                self._handle(channel.on_head(head, now))
+        self._wake.set()
+
+    def known_heads(self) -> dict[str, Position]:
+        """The positions this client has reached (used when no database is available)."""
+        return {
+            date: position
+            for date, channel in self.session.channels.items()
+            if (position := channel.position) is not None
+        }
+
+    def write_final(self) -> None:
+        """Record the ``final`` state of every date."""
+        for channel in self.session.channels.values():
+            self.history.record_dict(self.config.client_id, channel.final_record())
+
+    async def close(self) -> None:
+        """Stop writing, close the connection (1000) and wait for the loop to end."""
+        await self.stop_writing()
+        self._closing.set()
+        if self._ws is not None:
+            await self._ws.close()
+        if self._task is not None:
+            await self._task
+
+    # ------------------------------------------------------------------ connection loop
+
+    async def _run(self, delay: float) -> None:
+        await self._pause(delay)
+        config = self.config
+        delays = backoff(config.backoff_initial, config.backoff_max, rng=self.rng)
+        headers = {"Authorization": f"Bearer {config.token}"} if config.token else None
+        while not self._closing.is_set():
+            self.attempts += 1
+            try:
+                ws = await connect(
+                    config.url,
+                    additional_headers=headers,
+                    compression=None,
+                    open_timeout=config.open_timeout,
+                    close_timeout=CLOSE_TIMEOUT_S,
+                    max_size=MAX_FRAME,
+                    proxy=None,
+                )
+            except (OSError, TimeoutError, InvalidHandshake) as exc:
+                self._record("connect_failed", attempt=self.attempts, error=_describe(exc))
+                await self._pause(next(delays))
+                continue
+            if self._closing.is_set():
+                # close() ran while the handshake was in flight.
+                await ws.close()
+                return
+            self.connects += 1
+            self._record("connect", attempt=self.attempts)
+            opened = time.monotonic()
+            await self._serve(ws)
+            if time.monotonic() - opened >= HEALTHY_AFTER_S:
+                delays = backoff(config.backoff_initial, config.backoff_max, rng=self.rng)
+            if not self._closing.is_set():
+                await self._pause(next(delays))
+
+    async def _serve(self, ws: ClientConnection) -> None:
+        self._ws = ws
+        self._outbox.clear()
+        self._handle(self.session.on_connected(time.monotonic()))
+        self._wake.set()
+        pump = asyncio.create_task(self._pump(ws))
+        try:
+            async for frame in ws:
+                self._on_frame(frame)
+        except ConnectionClosed:
+            pass
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+            self._ws = None
+            self.session.on_disconnected()
+            self._record("disconnect", code=ws.close_code, reason=ws.close_reason or "")
+
+    def _on_frame(self, frame: str | bytes) -> None:
+        try:
+            message = parse_frame(frame)
+        except ProtocolError as exc:
+            self._record("error", code=exc.code, message=f"server sent: {exc.message}")
+            return
+        self._handle(self.session.on_message(message, time.monotonic()))
+        self._wake.set()
+
+    async def _pump(self, ws: ClientConnection) -> None:
+        """Send the outbox and the batched acks; run ``tick`` at the session's deadline.
+
+        Acks wait up to ``ack_delay`` (like TCP's delayed ack) unless something else is
+        being sent anyway: far below the server's ack timeout, and at a high event rate one
+        cumulative ack then covers many events."""
+        ack_at: float | None = None
+        while True:
+            deadlines = [d for d in (self.session.next_deadline(), ack_at) if d is not None]
+            delay = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            self._wake.clear()
+            now = time.monotonic()
+            self._handle(self.session.tick(now))
+            outgoing = self._outbox
+            self._outbox = []
+            if outgoing or (ack_at is not None and now >= ack_at):
+                outgoing.extend(self.session.flush_acks())
+                ack_at = None
+            elif ack_at is None and self.session.acks_due():
+                ack_at = now + self.config.ack_delay
+            try:
+                for message in outgoing:
+                    await ws.send(dumps(message.to_wire()))
+            except ConnectionClosed:
+                return
+
+    async def _pause(self, delay: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._closing.wait()
+
+    # ------------------------------------------------------------------ writes
+
+    async def _write_loop(self) -> None:
+        """Writes at ``write_rate``: one in flight at a time, each waited for (bounded)."""
+        config = self.config
+        interval = 1.0 / config.write_rate
+        # Bounded: the session gives a write up after its last attempt times out.
+        wait_limit = config.write_timeout * (self.session.config.max_write_attempts + 1)
+        next_at = time.monotonic() + self.rng.uniform(0, interval)
+        while self._writing:
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            # After a stall, do not burst to catch up: the rate is a ceiling.
+            next_at = max(next_at + interval, time.monotonic())
+            if not self._writing or not self.connected:
+                continue
+            choice = self._pick_write()
+            if choice is None:
+                continue
+            appointment_id, state, version = choice
+            self._writes += 1
+            request_id = f"{config.client_id}-{self._writes}"
+            future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            self._write_waiters[request_id] = future
+            self._handle(
+                self.session.begin_write(
+                    appointment_id, state, request_id, time.monotonic(), version
+                )
+            )
+            self._wake.set()
+            try:
+                async with asyncio.timeout(wait_limit):
+                    await future
+            except TimeoutError:
+                pass
+            finally:
+                self._write_waiters.pop(request_id, None)
+
+    def _pick_write(self) -> tuple[str, str, int | None] | None:
+        """A random appointment of a synced date, not already being written, and a valid
+        next state for what this client sees."""
+        channels = [c for c in self.session.channels.values() if c.status == SYNCED and c.rows]
+        if not channels:
+            return None
+        channel = self.rng.choice(channels)
+        appointment_id = self.rng.choice(list(channel.rows))
+        if appointment_id in channel.optimistic:
+            return None
+        row = channel.rows[appointment_id]
+        targets = allowed_targets(row.state)
+        if not targets:
+            return None
+        version = row.version if self.config.expected_version else None
+        return appointment_id, self.rng.choice(targets), version
+
+    # ------------------------------------------------------------------ effects
+
+    def _handle(self, effects: Effects) -> None:
+        self._outbox.extend(effects.send)
+        client_id = self.config.client_id
+        for record in effects.records:
+            self.history.record_dict(client_id, record)
+            if record["k"] == "write_result":
+                future = self._write_waiters.get(record["requestId"])
+                if future is not None and not future.done():
+                    future.set_result(bool(record["ok"]))
+
+    def _record(self, kind: str, **fields: object) -> None:
+        self.history.record_dict(self.config.client_id, {"k": kind, **fields})
+
+
+_parsed: dict[str | bytes, ServerMessage] = {}
+_parsed_large: dict[str | bytes, ServerMessage] = {}
+
+
+def parse_frame(frame: str | bytes) -> ServerMessage:
+    """``parse_server_message`` with a small shared cache.
+
+    The server serialises an event (and a snapshot at a given position) once and sends the
+    same bytes to every client, so the clients of one process share the parsed, immutable
+    message instead of each decoding it: with hundreds of clients per process this is most
+    of the parsing cost. Large frames (snapshots, replays) get their own, shorter cache."""
+    cache, limit = (
+        (_parsed, PARSE_CACHE_SIZE)
+        if len(frame) <= LARGE_FRAME
+        else (_parsed_large, PARSE_CACHE_LARGE)
+    )
+    message = cache.get(frame)
+    if message is None:
+        message = parse_server_message(frame)
+        if len(cache) >= limit:
+            # Oldest first: dicts keep insertion order.
+            del cache[next(iter(cache))]
+        cache[frame] = message
+    return message
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, InvalidStatus):
+        return f"HTTP {exc.response.status_code}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -1,0 +1,450 @@
+"""One channel (an appointment date) as a client keeps it: pure sequence tracking.
+
+Rules (DESIGN.md guarantee 7), in the order ``ChannelState`` applies them to an event:
+
+* While a ``subscribe`` is unanswered, events are buffered; the answer decides their fate.
+* An event of another epoch means the log was reset: resubscribe fresh (a new snapshot).
+* ``seq <= last applied`` is a duplicate: acked and ignored.
+* ``seq == last + 1`` is applied, then any buffered successors are applied in order.
+* ``seq > last + 1`` is past a gap: it is buffered and the missed range is requested ONCE
+  (``request_missed_events``); the request is repeated only when ``gap_timeout`` expires.
+* A head (from a ``heartbeat``) ahead of the last applied seq, with nothing buffered, is a
+  gap at the end of the stream: request the missed events.
+* A snapshot replaces every row; its seq becomes the position; buffered events after it of
+  the same epoch are then applied.
+
+Every method returns ``Effects``: messages to send and history records (docs/history.md).
+Acks are cumulative: the state remembers what was applied but not yet acked and
+``take_ack`` turns it into one ``ack`` for the session to batch.
+
+``bugs`` switches on deliberate client faults for the harness self-test (``CLIENT_BUGS``);
+each one really applies events wrongly so the checker must catch it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from synccli.protocol.messages import (
+    Ack,
+    ClientMessage,
+    MissedEvents,
+    RequestMissedEvents,
+    ResyncRequired,
+    Snapshot,
+    Subscribe,
+    Subscribed,
+)
+from synccli.protocol.model import Event, Position, Row
+
+Record = dict[str, Any]
+
+SYNCED: Final = "synced"
+SYNCING: Final = "syncing"
+OUT_OF_SYNC: Final = "out_of_sync"
+
+BUG_NO_DEDUPE: Final = "no-dedupe"
+BUG_NO_REORDER: Final = "no-reorder-buffer"
+BUG_IGNORE_RESYNC: Final = "ignore-resync"
+CLIENT_BUGS: Final = frozenset({BUG_NO_DEDUPE, BUG_NO_REORDER, BUG_IGNORE_RESYNC})
+
+
+@dataclass(slots=True)
+class Effects:
+    """What the adapter must do after a call: send ``send``, record ``records``."""
+
+    send: list[ClientMessage] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
+
+    def extend(self, other: Effects) -> None:
+        self.send.extend(other.send)
+        self.records.extend(other.records)
+
+
+@dataclass(slots=True)
+class Optimistic:
+    """A local, unconfirmed write: shown as ``state`` (processing) until its event lands."""
+
+    request_id: str
+    state: str
+    confirmed_seq: int | None = None
+
+
+_apply_records: dict[tuple[int, bool], tuple[Event, Record]] = {}
+APPLY_RECORD_CACHE = 4096
+
+
+def apply_record(event: Event, replay: bool) -> Record:
+    """The ``apply`` record of ``event``. Clients of one process share parsed events, and
+    every client that applies the same event object gets the same dict (treat it as
+    read-only), so the history serialises it once. Keyed by identity, not by message id:
+    a server that sent two different events under one id must still be caught."""
+    key = (id(event), replay)
+    cached = _apply_records.get(key)
+    if cached is not None and cached[0] is event:
+        return cached[1]
+    row = event.row
+    record: Record = {
+        "k": "apply",
+        "date": event.date,
+        "epoch": event.epoch,
+        "seq": event.seq,
+        "id": event.message_id,
+        "committedAt": event.committed_at,
+        "replay": replay,
+        "appointmentId": row.appointment_id,
+        "version": row.version,
+        "state": row.state,
+    }
+    if len(_apply_records) >= APPLY_RECORD_CACHE:
+        del _apply_records[next(iter(_apply_records))]
+    # The cache holds the event, so its id cannot be reused while the entry lives.
+    _apply_records[key] = (event, record)
+    return record
+
+
+class ChannelState:
+    """The client's view of one date, kept across reconnects."""
+
+    def __init__(
+        self,
+        date: str,
+        *,
+        bugs: frozenset[str] = frozenset(),
+        gap_timeout: float = 2.0,
+        max_buffer: int = 10_000,
+        max_missed_requests: int = 3,
+    ) -> None:
+        self.date = date
+        self.bugs = bugs
+        self.gap_timeout = gap_timeout
+        self.max_buffer = max_buffer
+        self.max_missed_requests = max_missed_requests
+        self.epoch: str | None = None
+        self.seq = 0
+        self.rows: dict[str, Row] = {}
+        self.optimistic: dict[str, Optimistic] = {}
+        # Events held back (past a gap, or before a subscribe answer), with their replay flag.
+        self.buffer: dict[int, tuple[Event, bool]] = {}
+        self.awaiting_subscribe = False
+        self.missed_deadline: float | None = None
+        self._missed_requests = 0
+        self._resyncing = False
+        self._gap_target: int | None = None
+        self._acked = 0
+        self._ack_due = False
+        # Only the no-reorder-buffer bug needs every applied seq (and the last snapshot's).
+        self._seen: set[int] = set()
+        self._snapshot_seq = 0
+
+    # ------------------------------------------------------------------ status
+
+    @property
+    def status(self) -> str:
+        """``out_of_sync`` while a resync is pending, ``syncing`` while a subscribe or a
+        gap is open, else ``synced``."""
+        if self._resyncing:
+            return OUT_OF_SYNC
+        if self.awaiting_subscribe or self._gap_target is not None or self.epoch is None:
+            return SYNCING
+        return SYNCED
+
+    @property
+    def position(self) -> Position | None:
+        return None if self.epoch is None else Position(self.epoch, self.seq)
+
+    def caught_up(self, head: Position) -> bool:
+        """Whether this channel is synced and has applied everything up to ``head``."""
+        return self.status == SYNCED and self.epoch == head.epoch and self.seq >= head.seq
+
+    def view_state(self, appointment_id: str) -> str | None:
+        """The state the user sees: an unconfirmed local write wins over the stored row."""
+        pending = self.optimistic.get(appointment_id)
+        if pending is not None:
+            return pending.state
+        row = self.rows.get(appointment_id)
+        return None if row is None else row.state
+
+    def final_record(self) -> Record:
+        """The ``final`` history record: what this client ends up believing."""
+        return {
+            "k": "final",
+            "date": self.date,
+            "epoch": self.epoch,
+            "seq": self.seq,
+            "rows": {aid: [row.version, row.state] for aid, row in sorted(self.rows.items())},
+            "status": self.status,
+        }
+
+    # ------------------------------------------------------------------ connection
+
+    def subscribe(self) -> Subscribe:
+        """The ``subscribe`` to send on a new connection: resume from the position if any."""
+        self.awaiting_subscribe = True
+        return Subscribe(self.date, self.position)
+
+    def on_disconnected(self) -> None:
+        """Forget what belonged to the dead connection; rows and position stay."""
+        self.buffer.clear()
+        self.awaiting_subscribe = False
+        self.missed_deadline = None
+        self._missed_requests = 0
+        self._gap_target = None
+        self._acked = self.seq
+        self._ack_due = False
+
+    @property
+    def ack_due(self) -> bool:
+        """Whether ``take_ack`` would return an ack."""
+        return self.epoch is not None and (self.seq > self._acked or self._ack_due)
+
+    def take_ack(self) -> Ack | None:
+        """One cumulative ack for everything applied (or re-received) since the last one."""
+        if not self.ack_due:
+            return None
+        self._acked = self.seq
+        self._ack_due = False
+        return Ack(date=self.date, seq=self.seq, epoch=self.epoch)
+
+    # ------------------------------------------------------------------ server messages
+
+    def on_event(self, event: Event, replay: bool, now: float) -> Effects:
+        """A live or replayed ``appointments_updated``."""
+        effects = Effects()
+        self._receive(event, replay, now, effects)
+        return effects
+
+    def on_subscribed(self, msg: Subscribed, now: float) -> Effects:
+        effects = Effects()
+        self.awaiting_subscribe = False
+        self._resyncing = False
+        held = sorted(self.buffer.values(), key=lambda item: item[0].seq)
+        self.buffer.clear()
+        effects.records.append(
+            {
+                "k": "subscribed",
+                "date": self.date,
+                "epoch": msg.epoch,
+                "seq": msg.seq,
+                "recovered": msg.recovered,
+                "events": len(msg.events),
+            }
+        )
+        if not msg.recovered:
+            self._replace(msg.epoch, msg.seq, msg.snapshot or [])
+        elif self.epoch != msg.epoch and BUG_IGNORE_RESYNC not in self.bugs:
+            self._resync("epoch_changed", effects)
+            return effects
+        for event in msg.events:
+            self._receive(event, True, now, effects)
+        for event, replay in held:
+            if event.epoch == self.epoch and event.seq > self.seq:
+                self._receive(event, replay, now, effects)
+        self._expect_head(msg.seq, now, effects, via="subscribed")
+        return effects
+
+    def on_snapshot(self, msg: Snapshot, now: float) -> Effects:
+        effects = Effects()
+        self.awaiting_subscribe = False
+        self._resyncing = False
+        held = sorted(self.buffer.values(), key=lambda item: item[0].seq)
+        self.buffer.clear()
+        effects.records.append(
+            {"k": "snapshot", "date": self.date, "epoch": msg.epoch, "seq": msg.seq}
+        )
+        self._replace(msg.epoch, msg.seq, msg.appointments)
+        for event, replay in held:
+            if event.epoch == self.epoch and event.seq > self.seq:
+                self._receive(event, replay, now, effects)
+        return effects
+
+    def on_missed(self, msg: MissedEvents, now: float) -> Effects:
+        """Apply a replay. One that does not close the gap (a lossy server) is not answered
+        with an immediate new request: the deadline stands, ``tick`` re-asks."""
+        effects = Effects()
+        if msg.epoch != self.epoch and BUG_IGNORE_RESYNC not in self.bugs:
+            self._resync("epoch_changed", effects)
+            return effects
+        for event in msg.events:
+            self._receive(event, True, now, effects)
+        self._expect_head(msg.seq, now, effects, via="missed_events")
+        return effects
+
+    def on_resync(self, msg: ResyncRequired, now: float) -> Effects:
+        effects = Effects()
+        if BUG_IGNORE_RESYNC not in self.bugs:
+            self._resync(msg.reason, effects)
+        return effects
+
+    def on_head(self, head: Position, now: float) -> Effects:
+        """A head announced by a heartbeat (or the drain): notice a missed last event."""
+        effects = Effects()
+        if self.awaiting_subscribe or self.epoch is None:
+            return effects
+        if head.epoch != self.epoch:
+            if BUG_IGNORE_RESYNC not in self.bugs:
+                self._resync("epoch_changed", effects)
+            return effects
+        if not self.buffer:
+            self._expect_head(head.seq, now, effects, via="heartbeat")
+        return effects
+
+    def tick(self, now: float) -> Effects:
+        """Re-ask for missed events whose answer is overdue; after ``max_missed_requests``
+        unfilled requests, give up on replay and resync from a snapshot."""
+        effects = Effects()
+        if self.missed_deadline is not None and now >= self.missed_deadline:
+            if self._missed_requests >= self.max_missed_requests:
+                self._resync("gap_unfilled", effects)
+            else:
+                self._request_missed(now, effects)
+        return effects
+
+    # ------------------------------------------------------------------ optimistic writes
+
+    def begin_optimistic(self, appointment_id: str, request_id: str, state: str) -> None:
+        self.optimistic[appointment_id] = Optimistic(request_id, state)
+
+    def confirm(self, appointment_id: str, request_id: str, seq: int | None) -> None:
+        """The write committed as ``seq``: keep showing it until that event is applied."""
+        pending = self.optimistic.get(appointment_id)
+        if pending is None or pending.request_id != request_id:
+            return
+        if seq is None or seq <= self.seq:
+            del self.optimistic[appointment_id]
+        else:
+            pending.confirmed_seq = seq
+
+    def rollback(self, appointment_id: str, request_id: str) -> bool:
+        """Undo an optimistic change the server refused; False if there was none."""
+        pending = self.optimistic.get(appointment_id)
+        if pending is None or pending.request_id != request_id:
+            return False
+        del self.optimistic[appointment_id]
+        return True
+
+    # ------------------------------------------------------------------ internals
+
+    def _receive(self, event: Event, replay: bool, now: float, effects: Effects) -> None:
+        if self.awaiting_subscribe:
+            self.buffer[event.seq] = (event, replay)
+            return
+        if event.epoch != self.epoch and BUG_IGNORE_RESYNC not in self.bugs:
+            self._resync("epoch_changed", effects)
+            return
+        if BUG_NO_REORDER in self.bugs:
+            self._receive_unordered(event, replay, effects)
+            return
+        if event.seq <= self.seq:
+            effects.records.append(
+                {"k": "dup", "date": self.date, "epoch": event.epoch, "seq": event.seq}
+            )
+            self._ack_due = True
+            if BUG_NO_DEDUPE in self.bugs:
+                self._apply(event, replay, effects, advance=False)
+            return
+        if event.seq == self.seq + 1:
+            self._apply(event, replay, effects)
+            self._drain(effects)
+            return
+        if len(self.buffer) >= self.max_buffer:
+            self._resync("too_far_behind", effects)
+            return
+        effects.records.append({"k": "gap", "date": self.date, "have": self.seq, "got": event.seq})
+        self.buffer[event.seq] = (event, replay)
+        self._gap_target = max(self._gap_target or 0, event.seq)
+        if self.missed_deadline is None:
+            self._request_missed(now, effects)
+
+    def _receive_unordered(self, event: Event, replay: bool, effects: Effects) -> None:
+        """The ``no-reorder-buffer`` bug: apply whatever arrives, in arrival order."""
+        if event.seq in self._seen or event.seq <= self._snapshot_seq:
+            effects.records.append(
+                {"k": "dup", "date": self.date, "epoch": event.epoch, "seq": event.seq}
+            )
+            self._ack_due = True
+            return
+        self._seen.add(event.seq)
+        self._apply(event, replay, effects, advance=False)
+        self.seq = max(self.seq, event.seq)
+
+    def _apply(self, event: Event, replay: bool, effects: Effects, advance: bool = True) -> None:
+        row = event.row
+        self.rows[row.appointment_id] = row
+        if advance:
+            self.seq = event.seq
+        pending = self.optimistic.get(row.appointment_id)
+        if pending is not None and (
+            pending.request_id == event.action_id
+            or (pending.confirmed_seq is not None and pending.confirmed_seq <= self.seq)
+        ):
+            del self.optimistic[row.appointment_id]
+        effects.records.append(apply_record(event, replay))
+
+    def _drain(self, effects: Effects) -> None:
+        """Apply buffered successors in order; close the gap once nothing is missing."""
+        for seq in [s for s in self.buffer if s <= self.seq]:
+            del self.buffer[seq]
+        while (held := self.buffer.pop(self.seq + 1, None)) is not None:
+            self._apply(held[0], held[1], effects)
+        self._close_gap_if_filled(effects)
+
+    def _close_gap_if_filled(self, effects: Effects) -> None:
+        if self._gap_target is None or self.buffer or self.seq < self._gap_target:
+            return
+        self._gap_target = None
+        self.missed_deadline = None
+        self._missed_requests = 0
+        effects.records.append({"k": "gap_recovered", "date": self.date, "seq": self.seq})
+
+    def _expect_head(self, head: int, now: float, effects: Effects, via: str) -> None:
+        """The server says events up to ``head`` exist: fetch any we lack."""
+        if head <= self.seq or self.awaiting_subscribe:
+            self._close_gap_if_filled(effects)
+            return
+        if self._gap_target is None:
+            effects.records.append(
+                {"k": "gap", "date": self.date, "have": self.seq, "got": head, "via": via}
+            )
+        self._gap_target = max(self._gap_target or 0, head)
+        if self.missed_deadline is None:
+            self._request_missed(now, effects)
+
+    def _request_missed(self, now: float, effects: Effects) -> None:
+        effects.send.append(RequestMissedEvents(self.date, self.seq, self.epoch))
+        self.missed_deadline = now + self.gap_timeout
+        self._missed_requests += 1
+
+    def _resync(self, reason: str, effects: Effects) -> None:
+        """Start over from a fresh snapshot: resubscribe without ``since``."""
+        effects.records.append({"k": "resync", "date": self.date, "reason": reason})
+        self.buffer.clear()
+        self.missed_deadline = None
+        self._missed_requests = 0
+        self._gap_target = None
+        self._resyncing = True
+        self.awaiting_subscribe = True
+        effects.send.append(Subscribe(self.date))
+
+    def _replace(self, epoch: str, seq: int, rows: list[Row]) -> None:
+        if epoch != self.epoch:
+            self.optimistic = {
+                aid: o for aid, o in self.optimistic.items() if o.confirmed_seq is None
+            }
+        self.optimistic = {
+            aid: o
+            for aid, o in self.optimistic.items()
+            if o.confirmed_seq is None or o.confirmed_seq > seq
+        }
+        self.epoch = epoch
+        self.seq = seq
+        self.rows = {row.appointment_id: row for row in rows}
+        self.buffer.clear()
+        self.missed_deadline = None
+        self._missed_requests = 0
+        self._gap_target = None
+        self._acked = seq
+        self._ack_due = False
+        self._snapshot_seq = seq
+        self._seen.clear()

@@ -1,0 +1,298 @@
+"""Every rule of ``ChannelState`` (DESIGN.md guarantee 7) and every injected client bug."""
+
+from __future__ import annotations
+
+import pytest
+
+from synccli.protocol.channel import (
+    BUG_IGNORE_RESYNC,
+    BUG_NO_DEDUPE,
+    BUG_NO_REORDER,
+    OUT_OF_SYNC,
+    SYNCED,
+    SYNCING,
+    ChannelState,
+)
+from synccli.protocol.messages import (
+    Ack,
+    MissedEvents,
+    RequestMissedEvents,
+    ResyncRequired,
+    Snapshot,
+    Subscribe,
+    Subscribed,
+)
+from synccli.protocol.model import Position
+from tests.client.builders import DATE, EPOCH, applied, event, kinds, row
+
+
+def synced(seq: int = 0, bugs: frozenset[str] = frozenset(), **kw: float) -> ChannelState:
+    """A channel that subscribed fresh and got a snapshot at ``seq``."""
+    channel = ChannelState(DATE, bugs=bugs, gap_timeout=kw.get("gap_timeout", 2.0))
+    assert channel.subscribe() == Subscribe(DATE)
+    channel.on_subscribed(Subscribed(DATE, EPOCH, seq, False, snapshot=[row("a1"), row("a2")]), 0)
+    return channel
+
+
+def test_fresh_subscribe_takes_the_snapshot() -> None:
+    channel = ChannelState(DATE)
+    assert channel.status == SYNCING
+    channel.subscribe()
+    effects = channel.on_subscribed(Subscribed(DATE, EPOCH, 7, False, snapshot=[row("a1")]), 0)
+    assert effects.records == [
+        {"k": "subscribed", "date": DATE, "epoch": EPOCH, "seq": 7, "recovered": False, "events": 0}
+    ]
+    assert channel.position == Position(EPOCH, 7)
+    assert set(channel.rows) == {"a1"}
+    assert channel.status == SYNCED
+    assert channel.take_ack() is None
+
+
+def test_next_event_is_applied_and_acked_cumulatively() -> None:
+    channel = synced()
+    records = (
+        channel.on_event(event(1), False, 0).records + channel.on_event(event(2), False, 0).records
+    )
+    assert applied(records) == [1, 2]
+    assert channel.rows["a1"].version == 3
+    assert channel.take_ack() == Ack(date=DATE, seq=2, epoch=EPOCH)
+    assert channel.take_ack() is None
+
+
+def test_duplicate_is_acked_and_ignored() -> None:
+    channel = synced()
+    channel.on_event(event(1, version=2), False, 0)
+    channel.take_ack()
+    effects = channel.on_event(event(1, version=2, state="Seated"), False, 0)
+    assert kinds(effects.records) == ["dup"]
+    assert channel.rows["a1"].state == "Present"
+    assert channel.take_ack() == Ack(date=DATE, seq=1, epoch=EPOCH)
+
+
+def test_gap_buffers_asks_once_and_reasks_only_after_timeout() -> None:
+    channel = synced(gap_timeout=2.0)
+    first = channel.on_event(event(3), False, 10.0)
+    assert kinds(first.records) == ["gap"]
+    assert first.records[0] == {"k": "gap", "date": DATE, "have": 0, "got": 3}
+    assert first.send == [RequestMissedEvents(DATE, 0, EPOCH)]
+    assert channel.on_event(event(4), False, 10.5).send == []
+    assert channel.status == SYNCING
+    assert channel.tick(11.9).send == []
+    assert channel.tick(12.0).send == [RequestMissedEvents(DATE, 0, EPOCH)]
+    assert channel.tick(12.1).send == []
+    assert channel.take_ack() is None
+
+
+def test_missed_events_fill_the_gap_in_order() -> None:
+    channel = synced()
+    channel.on_event(event(3, "a2"), False, 0)
+    effects = channel.on_missed(MissedEvents(DATE, EPOCH, 3, [event(1), event(2)]), 0)
+    assert applied(effects.records) == [1, 2, 3]
+    assert effects.records[-1] == {"k": "gap_recovered", "date": DATE, "seq": 3}
+    assert channel.status == SYNCED
+    assert channel.missed_deadline is None
+    assert channel.take_ack() == Ack(date=DATE, seq=3, epoch=EPOCH)
+
+
+def test_a_late_live_event_fills_the_gap_too() -> None:
+    channel = synced()
+    channel.on_event(event(2), False, 0)
+    effects = channel.on_event(event(1), False, 0)
+    assert applied(effects.records) == [1, 2]
+    assert [r["replay"] for r in effects.records if r["k"] == "apply"] == [False, False]
+    assert kinds(effects.records)[-1] == "gap_recovered"
+
+
+def test_event_of_another_epoch_resubscribes_fresh_and_keeps_later_events() -> None:
+    channel = synced(seq=5)
+    effects = channel.on_event(event(1, epoch="e2"), False, 0)
+    assert effects.records == [{"k": "resync", "date": DATE, "reason": "epoch_changed"}]
+    assert effects.send == [Subscribe(DATE)]
+    assert channel.status == OUT_OF_SYNC
+    # Events that arrive before the answer wait for it.
+    assert channel.on_event(event(2, epoch="e2"), False, 0).records == []
+    assert channel.on_event(event(3, epoch="e2"), False, 0).records == []
+    answer = Subscribed(DATE, "e2", 2, False, snapshot=[row("a1", 3)])
+    effects = channel.on_subscribed(answer, 0)
+    assert applied(effects.records) == [3]
+    assert channel.position == Position("e2", 3)
+    assert channel.status == SYNCED
+
+
+def test_recovered_subscribe_applies_the_events_in_order() -> None:
+    channel = synced(seq=2)
+    channel.on_disconnected()
+    assert channel.subscribe() == Subscribe(DATE, Position(EPOCH, 2))
+    effects = channel.on_subscribed(
+        Subscribed(DATE, EPOCH, 4, True, events=[event(3), event(4)]), 0
+    )
+    assert kinds(effects.records) == ["subscribed", "apply", "apply"]
+    assert applied(effects.records) == [3, 4]
+    assert channel.take_ack() == Ack(date=DATE, seq=4, epoch=EPOCH)
+
+
+def test_recovered_subscribe_short_of_its_head_asks_for_the_rest() -> None:
+    channel = synced(seq=2)
+    channel.on_disconnected()
+    channel.subscribe()
+    effects = channel.on_subscribed(Subscribed(DATE, EPOCH, 5, True, events=[event(3)]), 0)
+    assert effects.send == [RequestMissedEvents(DATE, 3, EPOCH)]
+
+
+def test_snapshot_replaces_rows_and_applies_only_newer_buffered_events() -> None:
+    channel = synced()
+    channel.on_event(event(1), False, 0)
+    channel.on_resync(ResyncRequired(DATE, "history_truncated"), 0)
+    channel.on_event(event(4, "a9", version=2), False, 0)
+    channel.on_event(event(5, "a9", version=3), False, 0)
+    effects = channel.on_snapshot(Snapshot(DATE, EPOCH, 4, [row("a9", 2)]), 0)
+    assert kinds(effects.records) == ["snapshot", "apply"]
+    assert set(channel.rows) == {"a9"}
+    assert channel.rows["a9"].version == 3
+    assert channel.seq == 5
+
+
+def test_resync_required_resubscribes_without_since() -> None:
+    channel = synced(seq=3)
+    effects = channel.on_resync(ResyncRequired(DATE, "too_far_behind"), 0)
+    assert effects.send == [Subscribe(DATE)]
+    assert effects.records == [{"k": "resync", "date": DATE, "reason": "too_far_behind"}]
+    assert channel.status == OUT_OF_SYNC
+
+
+def test_heartbeat_ahead_with_nothing_buffered_requests_missed_events() -> None:
+    channel = synced(seq=3)
+    assert channel.on_head(Position(EPOCH, 3), 0).send == []
+    effects = channel.on_head(Position(EPOCH, 4), 0)
+    assert effects.send == [RequestMissedEvents(DATE, 3, EPOCH)]
+    assert effects.records[0]["k"] == "gap"
+    assert channel.on_head(Position(EPOCH, 4), 0.1).send == []
+    recovered = channel.on_missed(MissedEvents(DATE, EPOCH, 4, [event(4)]), 0.2)
+    assert kinds(recovered.records) == ["apply", "gap_recovered"]
+
+
+def test_heartbeat_of_another_epoch_resyncs() -> None:
+    channel = synced(seq=3)
+    assert channel.on_head(Position("e2", 1), 0).send == [Subscribe(DATE)]
+
+
+def test_missed_events_of_another_epoch_resync() -> None:
+    channel = synced()
+    channel.on_event(event(2), False, 0)
+    effects = channel.on_missed(MissedEvents(DATE, "e2", 9, []), 0)
+    assert effects.send == [Subscribe(DATE)]
+
+
+def test_disconnect_keeps_rows_and_position() -> None:
+    channel = synced()
+    channel.on_event(event(1), False, 0)
+    channel.on_event(event(3), False, 0)
+    channel.on_disconnected()
+    assert channel.buffer == {}
+    assert channel.missed_deadline is None
+    assert channel.subscribe() == Subscribe(DATE, Position(EPOCH, 1))
+    assert channel.rows["a1"].version == 2
+
+
+def test_optimistic_write_shows_until_confirmed_event_or_rollback() -> None:
+    channel = synced()
+    channel.begin_optimistic("a1", "r1", "Present")
+    assert channel.view_state("a1") == "Present"
+    assert channel.rows["a1"].state == "Scheduled"
+    channel.confirm("a1", "r1", 1)
+    assert channel.view_state("a1") == "Present"
+    channel.on_event(event(1, state="Present"), False, 0)
+    assert "a1" not in channel.optimistic
+    channel.begin_optimistic("a2", "r2", "Cancelled")
+    assert channel.rollback("a2", "r2")
+    assert channel.view_state("a2") == "Scheduled"
+    assert not channel.rollback("a2", "r2")
+
+
+def test_final_record_lists_versions_and_states() -> None:
+    channel = synced()
+    channel.on_event(event(1, version=2), False, 0)
+    assert channel.final_record() == {
+        "k": "final",
+        "date": DATE,
+        "epoch": EPOCH,
+        "seq": 1,
+        "rows": {"a1": [2, "Present"], "a2": [1, "Scheduled"]},
+        "status": SYNCED,
+    }
+
+
+def test_buffer_overflow_resyncs_instead_of_growing() -> None:
+    channel = ChannelState(DATE, max_buffer=3)
+    channel.subscribe()
+    channel.on_subscribed(Subscribed(DATE, EPOCH, 0, False, snapshot=[]), 0)
+    for seq in (2, 3, 4):
+        channel.on_event(event(seq), False, 0)
+    effects = channel.on_event(event(5), False, 0)
+    assert effects.send == [Subscribe(DATE)]
+    assert channel.buffer == {}
+
+
+# ---------------------------------------------------------------------- injected bugs
+
+
+def test_bug_no_dedupe_applies_a_duplicate_again() -> None:
+    channel = synced(bugs=frozenset({BUG_NO_DEDUPE}))
+    channel.on_event(event(1, version=2, state="Present"), False, 0)
+    channel.on_event(event(2, version=3, state="Seated"), False, 0)
+    effects = channel.on_event(event(1, version=2, state="Present"), False, 0)
+    assert applied(effects.records) == [1]
+    assert channel.rows["a1"].state == "Present"  # regressed: the checker must see it
+
+
+def test_bug_no_reorder_buffer_applies_out_of_order_without_asking() -> None:
+    channel = synced(bugs=frozenset({BUG_NO_REORDER}))
+    sent = []
+    records = []
+    for seq in (1, 3, 2):
+        effects = channel.on_event(event(seq), False, 0)
+        sent += effects.send
+        records += effects.records
+    assert applied(records) == [1, 3, 2]
+    assert sent == []
+    assert channel.rows["a1"].version == 3  # the stale event won
+
+
+def test_bug_ignore_resync_keeps_mixing_epochs() -> None:
+    channel = synced(seq=5, bugs=frozenset({BUG_IGNORE_RESYNC}))
+    assert channel.on_resync(ResyncRequired(DATE, "epoch_changed"), 0).send == []
+    effects = channel.on_event(event(1, epoch="e2"), False, 0)
+    assert kinds(effects.records) == ["dup"]  # the new epoch's event 1 is silently lost
+    assert channel.on_head(Position("e2", 1), 0).send == []
+    assert channel.epoch == EPOCH
+
+
+@pytest.mark.parametrize("bug", [BUG_NO_DEDUPE, BUG_NO_REORDER, BUG_IGNORE_RESYNC])
+def test_each_bug_changes_behaviour_on_its_trigger(bug: str) -> None:
+    triggers = {
+        BUG_NO_DEDUPE: [event(1), event(1)],
+        BUG_NO_REORDER: [event(2), event(1)],
+        BUG_IGNORE_RESYNC: [event(1), event(1, epoch="e2")],
+    }[bug]
+
+    def run(bugs: frozenset[str]) -> list[object]:
+        channel = synced(bugs=bugs)
+        out: list[object] = []
+        for item in triggers:
+            out += kinds(channel.on_event(item, False, 0).records)
+        return out
+
+    assert run(frozenset({bug})) != run(frozenset())
+
+
+def test_lossy_replay_is_not_re_asked_at_once_and_ends_in_a_resync() -> None:
+    channel = synced(gap_timeout=1.0)
+    assert channel.on_event(event(3), False, 0).send == [RequestMissedEvents(DATE, 0, EPOCH)]
+    # The answer leaves seq 1 out: no new request until the deadline.
+    lossy = channel.on_missed(MissedEvents(DATE, EPOCH, 3, [event(2), event(3)]), 0.1)
+    assert lossy.send == []
+    assert channel.tick(1.0).send == [RequestMissedEvents(DATE, 0, EPOCH)]
+    assert channel.tick(2.0).send == [RequestMissedEvents(DATE, 0, EPOCH)]
+    gave_up = channel.tick(3.0)
+    assert gave_up.send == [Subscribe(DATE)]
+    assert gave_up.records == [{"k": "resync", "date": DATE, "reason": "gap_unfilled"}]
