@@ -1,9 +1,82 @@
-"""`synccli report` (not built yet)."""
+"""`synccli report`: re-check a run folder and print or gate on its verdict."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
+from synccli.cli.common import handle_errors
+from synccli.errors import EXIT_OK, ConfigError
+from synccli.report import RENDERERS, check_run, latest_run, parse_override, write_outputs
+from synccli.report.truth import Truth, truth_from_store
+from synccli.store import open_store
+from synccli.store.urls import parse_sqlite_url
+
+DEFAULT_REPORTS = Path("reports")
+
+
+def _truth_from_db(url: str) -> Truth:
+    if url.lower().startswith("sqlite:"):
+        # Opening a missing SQLite file would create an empty database and judge against it.
+        path = Path(parse_sqlite_url(url))
+        if not path.is_file():
+            raise ConfigError(f"no SQLite database at {path}: pass the --db URL the run used")
+    store = open_store(url)
+    try:
+        return truth_from_store(store)
+    finally:
+        store.close()
+
 
 @click.command("report")
-def report() -> None:
-    """Not built yet."""
-    raise click.ClickException("not built yet")
+@click.argument(
+    "run_dir",
+    required=False,
+    type=click.Path(file_okay=False, path_type=Path),
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(sorted(RENDERERS)),
+    default="table",
+    show_default=True,
+    help="How to print the summary.",
+)
+@click.option(
+    "--gate",
+    is_flag=True,
+    help="Exit with the verdict's code: 0 pass, 1 fail, 3 inconclusive, 4 infrastructure.",
+)
+@click.option(
+    "--db",
+    "db_url",
+    default=None,
+    help="Read the truth from this database instead of the run's truth.json.",
+)
+@click.option(
+    "--threshold",
+    "thresholds",
+    multiple=True,
+    metavar="METRIC=EXPR",
+    help="Override a threshold, e.g. 'delivery_rate=>=0.99' or 'latency_ms.p99<500'. Repeatable.",
+)
+@handle_errors
+def report(
+    run_dir: Path | None, fmt: str, gate: bool, db_url: str | None, thresholds: tuple[str, ...]
+) -> None:
+    """Re-check a run's history against the truth and print its summary.
+
+    RUN_DIR defaults to the newest run folder under ./reports. The history is checked
+    again (summary.json, junit.xml and report.html are rewritten). Without --gate the
+    command exits 0 once the report is printed; bad input exits 2 (or 4 when a database
+    given with --db cannot be read).
+    """
+    overrides = [parse_override(text) for text in thresholds]
+    folder = run_dir if run_dir is not None else latest_run(DEFAULT_REPORTS)
+    truth = _truth_from_db(db_url) if db_url else None
+    summary = check_run(folder, truth, overrides=overrides)
+    write_outputs(folder, summary)
+    click.echo(RENDERERS[fmt](summary), nl=False)
+    ctx = click.get_current_context()
+    ctx.exit(summary.exit_code if gate else EXIT_OK)

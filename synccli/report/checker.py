@@ -1,0 +1,361 @@
+"""The checker: every client's history against what the database committed. Pure.
+
+Per (client, date), walking the client's records in order:
+
+- **expected**: the committed events of the final epoch from the client's first subscribe
+  position + 1 to the final head (0 when it first subscribed in an older epoch);
+- **delivered**: applied, or covered by a snapshot (a ``subscribed`` with ``recovered:
+  false`` or a ``snapshot`` at seq S covers every event <= S of its epoch);
+- **lost**: expected but not delivered;
+- **duplicate**: an (epoch, seq) applied again with no snapshot in between;
+- **out_of_order**: an apply whose seq is not position + 1 (position = highest seq applied
+  or snapshot position in that epoch);
+- **phantom**: an applied event the database never committed — past the head, another
+  id/appointment/version/state than the committed event at that seq, or of an epoch nobody
+  was ever told about;
+- **epoch_mixup**: an event of one epoch applied on top of state of another without a
+  snapshot in between (two histories silently mixed);
+- **not_converged**: the client's ``final`` rows, epoch or seq differ from the database.
+
+Events of older epochs cannot be compared with the log of the final one: they count for
+ordering, duplicates and mix-ups, not for delivery or phantoms (events pruned from the log
+likewise cannot be compared).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from synccli.errors import ConfigError
+from synccli.protocol.model import parse_iso_ms
+from synccli.report.history import Record
+from synccli.report.metrics import DeliveryStats, FaultWindow
+from synccli.report.truth import ChannelTruth, Truth
+
+ANOMALY_KINDS = ("lost", "duplicate", "out_of_order", "phantom", "epoch_mixup", "not_converged")
+_CHANNEL_KINDS = frozenset({"subscribed", "snapshot", "apply", "final"})
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """One thing that went wrong, with enough detail to find it in the history."""
+
+    kind: str
+    client: str
+    date: str
+    seq: int | None
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "client": self.client,
+            "date": self.date,
+            "seq": self.seq,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelCheck:
+    """The outcome for one (client, date)."""
+
+    client: str
+    date: str
+    expected: int
+    delivered: int
+    converged: bool
+
+
+@dataclass(slots=True)
+class CheckResult:
+    """Everything the checker found. ``anomalies`` holds the first ``max_anomalies``;
+    ``counts`` counts all of them by kind."""
+
+    clients: list[str]
+    channels: list[ChannelCheck]
+    overall: DeliveryStats
+    anomalies: list[Anomaly] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def converged_clients(self) -> int:
+        by_client: dict[str, bool] = {}
+        for check in self.channels:
+            by_client[check.client] = by_client.get(check.client, True) and check.converged
+        return sum(by_client.values())
+
+
+@dataclass(slots=True)
+class _Collector:
+    limit: int
+    anomalies: list[Anomaly] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def add(self, kind: str, client: str, date: str, seq: int | None, detail: str) -> None:
+        self.counts[kind] += 1
+        if len(self.anomalies) < self.limit:
+            self.anomalies.append(Anomaly(kind, client, date, seq, detail))
+
+
+def _int(r: Record, name: str) -> int:
+    value = r.get(name)
+    if type(value) is not int:
+        raise ConfigError(
+            f"history record {r['k']!r} of client {r.get('c')!r} at t={r.get('t')} has no "
+            f"integer {name!r}: the history does not follow docs/history.md"
+        )
+    return value
+
+
+def iso_to_w(text: object) -> float | None:
+    """An ISO ``committedAt`` as Unix seconds, None when absent or malformed."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return parse_iso_ms(text).timestamp()
+    except ValueError:
+        return None
+
+
+def _phantom_reason(ch: ChannelTruth | None, r: Record, seq: int) -> str | None:
+    if ch is None:
+        return "the database has no channel for this date"
+    if seq < 1 or seq > ch.head:
+        return f"seq {seq} was never committed in epoch {ch.epoch} (head {ch.head})"
+    event = ch.events.get(seq)
+    if event is None:
+        # Pruned from the log (or never returned by the server): cannot be compared.
+        return None if seq < ch.min_seq else f"seq {seq} is missing from the database log"
+    got = (r.get("id", event.event_id), r.get("appointmentId"), r.get("version"), r.get("state"))
+    want = (event.event_id, event.appointment_id, event.version, event.state)
+    if got != want:
+        return f"applied {got} but the database committed {want}"
+    return None
+
+
+@dataclass(slots=True)
+class _ChannelWalk:
+    """The state of one (client, date) while its records are replayed."""
+
+    client: str
+    date: str
+    truth: ChannelTruth | None
+    known_epochs: set[str]
+    sink: _Collector
+    epoch: str | None = None
+    position: int = 0
+    applied: set[int] = field(default_factory=set)
+    start: int | None = None
+    applied_w: dict[int, float] = field(default_factory=dict)
+    record_commit_at: dict[int, object] = field(default_factory=dict)
+    covers: list[tuple[int, float]] = field(default_factory=list)
+    final: Record | None = None
+    final_epoch: str | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.final_epoch = self.truth.epoch if self.truth else None
+
+    def position_record(self, r: Record) -> None:
+        epoch, seq = str(r.get("epoch")), _int(r, "seq")
+        covering = r["k"] == "snapshot" or not r.get("recovered")
+        recovered_from = seq if covering else max(0, seq - int(r.get("events") or 0))
+        if self.start is None:
+            self.start = recovered_from if epoch == self.final_epoch else 0
+        if covering:
+            self.epoch, self.position, self.applied = epoch, seq, set()
+            if epoch == self.final_epoch:
+                self.covers.append((seq, float(r["w"])))
+        elif self.epoch is None:
+            self.epoch, self.position = epoch, recovered_from
+
+    def apply(self, r: Record) -> None:
+        epoch, seq = r.get("epoch"), _int(r, "seq")
+        if epoch == self.epoch and seq == self.position + 1 and seq not in self.applied:
+            # The common case, kept short: runs can hold millions of applies.
+            self.applied.add(seq)
+            self.position = seq
+            if epoch == self.final_epoch:
+                self._deliver(r, seq)
+            return
+        self._apply_unusual(r, str(epoch), seq)
+
+    def _apply_unusual(self, r: Record, epoch: str, seq: int) -> None:
+        add = self.sink.add
+        if epoch != self.final_epoch and epoch not in self.known_epochs:
+            add("phantom", self.client, self.date, seq, f"epoch {epoch} never existed")
+            return
+        if self.epoch is None:
+            # No subscribe answer recorded before this apply: take it as the starting point.
+            self.epoch, self.position = epoch, seq - 1
+        if epoch != self.epoch:
+            add(
+                "epoch_mixup",
+                self.client,
+                self.date,
+                seq,
+                f"applied an event of epoch {epoch} on top of epoch {self.epoch} state",
+            )
+            return
+        if seq in self.applied:
+            add("duplicate", self.client, self.date, seq, f"seq {seq} of {epoch} applied again")
+            return
+        if seq != self.position + 1:
+            add(
+                "out_of_order",
+                self.client,
+                self.date,
+                seq,
+                f"applied seq {seq} at position {self.position}",
+            )
+        self.applied.add(seq)
+        self.position = max(self.position, seq)
+        if epoch == self.final_epoch:
+            self._deliver(r, seq)
+
+    def _deliver(self, r: Record, seq: int) -> None:
+        """An apply in the final epoch: a delivery, unless the database never committed it."""
+        reason = _phantom_reason(self.truth, r, seq)
+        if reason is not None:
+            self.sink.add("phantom", self.client, self.date, seq, reason)
+            return
+        if seq not in self.applied_w:
+            self.applied_w[seq] = float(r["w"])
+            # Only needed when the log no longer has the event; parsed then, not here.
+            self.record_commit_at[seq] = r.get("committedAt")
+
+    def converged(self) -> bool:
+        final, truth = self.final, self.truth
+        if final is None:
+            self.sink.add("not_converged", self.client, self.date, None, "no final record")
+            return False
+        head = truth.head if truth else 0
+        if final.get("epoch") != self.final_epoch or final.get("seq") != head:
+            self.sink.add(
+                "not_converged",
+                self.client,
+                self.date,
+                final.get("seq") if isinstance(final.get("seq"), int) else None,
+                f"ended at {final.get('epoch')}:{final.get('seq')}, "
+                f"the database at {self.final_epoch}:{head}",
+            )
+            return False
+        want = truth.rows if truth else {}
+        try:
+            got = {str(a): (int(v), str(s)) for a, (v, s) in (final.get("rows") or {}).items()}
+        except (TypeError, ValueError, AttributeError):
+            self.sink.add("not_converged", self.client, self.date, None, "malformed final rows")
+            return False
+        if got == want:
+            return True
+        differ = sorted(a for a in set(got) | set(want) if got.get(a) != want.get(a))
+        self.sink.add(
+            "not_converged",
+            self.client,
+            self.date,
+            None,
+            f"{len(differ)} appointment(s) differ, e.g. {differ[0]}: client "
+            f"{got.get(differ[0])}, database {want.get(differ[0])}",
+        )
+        return False
+
+
+def _known_epochs(records: Iterable[Record]) -> dict[str, set[str]]:
+    """Epochs the server announced per date (in ``subscribed``/``snapshot`` answers)."""
+    known: dict[str, set[str]] = {}
+    for r in records:
+        if r["k"] in ("subscribed", "snapshot"):
+            known.setdefault(str(r.get("date")), set()).add(str(r.get("epoch")))
+    return known
+
+
+def check_records(
+    records: list[Record],
+    truth: Truth,
+    *,
+    on_time_s: float,
+    windows: Sequence[FaultWindow] = (),
+    dates: Iterable[str] = (),
+    max_anomalies: int = 100,
+) -> CheckResult:
+    """Check every client of ``records`` against ``truth``. ``dates`` are the dates every
+    client was meant to follow (beyond those in its own records). Fills the delivery stats of
+    ``windows`` with the pairs whose event was committed inside them."""
+    sink = _Collector(max_anomalies)
+    known = _known_epochs(records)
+    per_client: dict[str, dict[str, list[Record]]] = {}
+    for r in records:
+        client = r.get("c")
+        if client is None:
+            continue
+        channels = per_client.setdefault(str(client), {})
+        if r["k"] in _CHANNEL_KINDS and isinstance(r.get("date"), str):
+            channels.setdefault(r["date"], []).append(r)
+    commit_w = {
+        date: {seq: iso_to_w(e.committed_at) for seq, e in ch.events.items()}
+        for date, ch in truth.channels.items()
+    }
+    for window in windows:
+        window.events_committed = sum(
+            1
+            for ws in commit_w.values()
+            for w in ws.values()
+            if w is not None and window.contains(w)
+        )
+    result = CheckResult(sorted(per_client), [], DeliveryStats(on_time_s))
+    for client in result.clients:
+        channels = per_client[client]
+        for date in sorted(set(channels) | set(dates)):
+            walk = _ChannelWalk(
+                client, date, truth.channels.get(date), known.get(date, set()), sink
+            )
+            for r in channels.get(date, []):
+                if r["k"] == "apply":
+                    walk.apply(r)
+                elif r["k"] == "final":
+                    walk.final = r
+                else:
+                    walk.position_record(r)
+            expected, delivered = _account(walk, commit_w.get(date, {}), result.overall, windows)
+            result.channels.append(
+                ChannelCheck(client, date, expected, delivered, walk.converged())
+            )
+    result.anomalies, result.counts = sink.anomalies, sink.counts
+    return result
+
+
+def _account(
+    walk: _ChannelWalk,
+    commit_w: dict[int, float | None],
+    overall: DeliveryStats,
+    windows: Sequence[FaultWindow],
+) -> tuple[int, int]:
+    """Count the expected pairs of one walk into the stats; report the lost ones."""
+    head = walk.truth.head if walk.truth else 0
+    start = walk.start or 0
+    covered: dict[int, float] = {}
+    reached = start
+    for seq, w in walk.covers:
+        for s in range(reached + 1, min(seq, head) + 1):
+            covered[s] = w
+        reached = max(reached, seq)
+    delivered = 0
+    for seq in range(start + 1, head + 1):
+        applied = walk.applied_w.get(seq)
+        cover = covered.get(seq)
+        when = cover if applied is None else applied if cover is None else min(applied, cover)
+        committed = commit_w.get(seq)
+        if committed is None:
+            committed = iso_to_w(walk.record_commit_at.get(seq))
+        inside = [w for w in windows if committed is not None and w.contains(committed)]
+        overall.add(committed, when, applied, steady=not inside)
+        for window in inside:
+            window.stats.add(committed, when, applied)
+        if when is None:
+            walk.sink.add("lost", walk.client, walk.date, seq, f"seq {seq} never delivered")
+        else:
+            delivered += 1
+    return max(0, head - start), delivered

@@ -1,0 +1,265 @@
+"""Metrics over a run: delivery and latency accumulators, fault windows, record counters.
+
+Latency percentiles are exact (nearest rank over the sorted samples), never averages: a
+99.9th percentile hidden by an average is exactly the kind of tail this harness hunts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from synccli.report.history import Record
+
+PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p999", 0.999))
+# A fault leaves its mark shortly after it ends too (a client notices a dead link on its
+# next heartbeat), so traces are looked for this long past the window's end.
+TRACE_GRACE_S = 5.0
+# Latency toxics leave no record of their own: a window whose p99 is this many times the
+# run's median counts as traced.
+LATENCY_TRACE_FACTOR = 2.0
+TRACE_KINDS = (
+    "disconnect",
+    "connect_failed",
+    "reconnect",
+    "gap",
+    "resync",
+    "dup",
+    "write_failed",
+    "rollback",
+    "server_restart",
+)
+
+
+def percentiles(samples: Sequence[float]) -> dict[str, float | int | None]:
+    """``{p50, p90, p99, p999, max, count}`` by nearest rank; values are None without samples."""
+    ordered = sorted(samples)
+    count = len(ordered)
+    out: dict[str, float | int | None] = {}
+    for name, q in PERCENTILES:
+        out[name] = round(ordered[max(0, math.ceil(q * count) - 1)], 3) if count else None
+    out["max"] = round(ordered[-1], 3) if count else None
+    out["count"] = count
+    return out
+
+
+@dataclass(slots=True)
+class DeliveryStats:
+    """Expected (client, event) pairs, how many were delivered, on time, and with what latency.
+
+    A pair is on time when it was delivered (applied, or covered by a snapshot) within
+    ``on_time_s`` of its commit; a pair whose commit time is unknown (pruned from the log and
+    covered by a snapshot) counts as on time when delivered. The on-time rate is taken over
+    the *steady* pairs only: those committed outside every fault window. A client a fault
+    took offline cannot be on time, only eventually right; the per-window stats show how
+    late it was.
+    """
+
+    on_time_s: float
+    expected: int = 0
+    delivered: int = 0
+    steady: int = 0
+    on_time: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def add(
+        self,
+        committed_w: float | None,
+        delivered_w: float | None,
+        applied_w: float | None,
+        steady: bool = True,
+    ) -> None:
+        """Count one expected pair. ``applied_w`` is set when an ``apply`` delivered it;
+        ``steady`` is false for a pair committed inside a fault window."""
+        self.expected += 1
+        self.steady += steady
+        if delivered_w is None:
+            return
+        self.delivered += 1
+        if steady and (committed_w is None or delivered_w - committed_w <= self.on_time_s):
+            self.on_time += 1
+        if applied_w is not None and committed_w is not None:
+            self.latencies_ms.append((applied_w - committed_w) * 1000.0)
+
+    @property
+    def delivery_rate(self) -> float:
+        return self.delivered / self.expected if self.expected else 1.0
+
+    @property
+    def on_time_rate(self) -> float:
+        return self.on_time / self.steady if self.steady else 1.0
+
+
+@dataclass(slots=True)
+class FaultWindow:
+    """One fault from its ``start`` to its ``end`` record (wall-clock ``w`` seconds)."""
+
+    name: str
+    kind: str
+    target: Any
+    start_w: float
+    end_w: float | None
+    start_t: float
+    end_t: float | None
+    stats: DeliveryStats
+    error: str | None = None
+    events_committed: int = 0
+    traces: Counter[str] = field(default_factory=Counter)
+
+    def contains(self, w: float, grace: float = 0.0) -> bool:
+        end = math.inf if self.end_w is None else self.end_w + grace
+        return self.start_w <= w <= end
+
+    def latency_traced(self, run_p50_ms: float | None) -> bool:
+        p99 = percentiles(self.stats.latencies_ms)["p99"]
+        if p99 is None or run_p50_ms is None:
+            return False
+        return p99 >= LATENCY_TRACE_FACTOR * max(run_p50_ms, 1.0)
+
+    def to_dict(self, run_p50_ms: float | None) -> dict[str, Any]:
+        traced = sum(self.traces.values()) > 0 or self.latency_traced(run_p50_ms)
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "target": self.target,
+            "start_t": self.start_t,
+            "end_t": self.end_t,
+            "error": self.error,
+            "events_committed": self.events_committed,
+            "expected_pairs": self.stats.expected,
+            "delivered_pairs": self.stats.delivered,
+            "delivery_rate": round(self.stats.delivery_rate, 6),
+            "on_time_rate": round(self.stats.on_time_rate, 6),
+            "latency_ms": percentiles(self.stats.latencies_ms),
+            "traces": {kind: self.traces[kind] for kind in TRACE_KINDS if self.traces[kind]},
+            "no_trace": self.error is None and not traced,
+        }
+
+
+def _window(r: Record, on_time_s: float) -> FaultWindow:
+    return FaultWindow(
+        name=str(r.get("name") or f"{r.get('kind')}@{r.get('target')}"),
+        kind=str(r.get("kind")),
+        target=r.get("target"),
+        start_w=float(r["w"]),
+        end_w=None,
+        start_t=float(r["t"]),
+        end_t=None,
+        stats=DeliveryStats(on_time_s),
+    )
+
+
+def fault_windows(records: Iterable[Record], on_time_s: float) -> list[FaultWindow]:
+    """The fault windows of a run, from its ``fault`` records, in start order. A fault with
+    no ``end`` lasts to the end of the run; a ``phase: error`` closes its window (or makes a
+    new, empty one) and marks it with the error."""
+    windows: list[FaultWindow] = []
+    open_: dict[str, FaultWindow] = {}
+    for r in records:
+        if r["k"] != "fault":
+            continue
+        window = _window(r, on_time_s)
+        phase = r.get("phase")
+        if phase == "start":
+            windows.append(window)
+            open_[window.name] = window
+            continue
+        if phase not in ("end", "error"):
+            continue
+        if window.name in open_:
+            window = open_.pop(window.name)
+        elif phase == "end":
+            continue
+        else:
+            windows.append(window)
+        window.end_w, window.end_t = float(r["w"]), float(r["t"])
+        if phase == "error":
+            window.error = str(r.get("error") or "the fault could not be applied")
+    return windows
+
+
+def _trace_kind(r: Record, seen_clients: set[str]) -> str | None:
+    kind = r["k"]
+    if kind == "connect":
+        client = str(r.get("c"))
+        if client in seen_clients:
+            return "reconnect"
+        seen_clients.add(client)
+        return None
+    if kind == "write_result":
+        return None if r.get("ok") else "write_failed"
+    if kind == "server":
+        return "server_restart" if r.get("event") in ("kill", "restart") else None
+    return kind if kind in TRACE_KINDS else None
+
+
+def count_traces(records: Iterable[Record], windows: list[FaultWindow]) -> None:
+    """Count, per window, the records that show a fault had an effect (``TRACE_KINDS``)."""
+    seen: set[str] = set()
+    for r in records:
+        trace = _trace_kind(r, seen)
+        if trace is None:
+            continue
+        w = float(r["w"])
+        for window in windows:
+            if window.contains(w, TRACE_GRACE_S):
+                window.traces[trace] += 1
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """Counts read straight off the records."""
+
+    gaps_detected: int
+    gap_recoveries: int
+    resyncs: int
+    reconnects: int
+    rollbacks: int
+    writes: dict[str, Any]
+
+
+def count_records(records: Iterable[Record]) -> Counters:
+    """Gaps, recoveries, resyncs, reconnects (connects after a client's first), rollbacks
+    and write outcomes (``sent`` first attempts, ``ok``, ``failed`` by error code)."""
+    kinds: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
+    connected: set[str] = set()
+    reconnects = sent = ok = 0
+    for r in records:
+        kind = r["k"]
+        kinds[kind] += 1
+        if kind == "connect":
+            client = str(r.get("c"))
+            reconnects += client in connected
+            connected.add(client)
+        elif kind == "write" and int(r.get("attempt") or 1) <= 1:
+            sent += 1
+        elif kind == "write_result":
+            if r.get("ok"):
+                ok += 1
+            else:
+                failed[str(r.get("code") or "unknown")] += 1
+    return Counters(
+        gaps_detected=kinds["gap"],
+        gap_recoveries=kinds["gap_recovered"],
+        resyncs=kinds["resync"],
+        reconnects=reconnects,
+        rollbacks=kinds["rollback"],
+        writes={"sent": sent, "ok": ok, "failed": dict(sorted(failed.items()))},
+    )
+
+
+def server_metric(metrics: dict[str, Any] | None, name: str) -> int | None:
+    """The value of a scraped Prometheus counter, summed over its label sets; None when the
+    server's metrics were not scraped or lack it (an external server may not export it)."""
+    if metrics is None:
+        return None
+    values = [
+        v
+        for key, v in metrics.items()
+        if (key == name or key.startswith(name + "{")) and isinstance(v, int | float)
+    ]
+    return int(sum(values)) if values else None

@@ -1,0 +1,323 @@
+"""The run summary (``summary.json``, schema ``synccli.summary/1``) and its verdict.
+
+Verdicts, in order of precedence:
+
+1. ``error`` (exit 4): the infrastructure failed — the run recorded an error (``run_end``
+   with ``error``), or no client could ever connect.
+2. ``fail`` (exit 1) when an invariant that a short run cannot explain is broken
+   (duplicates, out-of-order, phantoms, epoch mix-ups): proof of a bug whatever else happened.
+3. ``inconclusive`` (exit 3): nothing committed, no clients, a fault that could not be
+   applied, a fault without a trace when the scenario expects traces, a run interrupted or
+   cut short (no ``run_end`` and no ``final`` records), a threshold metric not measured.
+4. ``fail`` (exit 1): any other threshold failed.
+5. ``pass`` (exit 0).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from statistics import fmean
+from typing import Any
+
+from synccli import __version__
+from synccli.errors import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_INFRASTRUCTURE, EXIT_OK
+from synccli.report.checker import CheckResult, check_records
+from synccli.report.history import History
+from synccli.report.metrics import (
+    count_records,
+    count_traces,
+    fault_windows,
+    percentiles,
+    server_metric,
+)
+from synccli.report.thresholds import (
+    ALIASES,
+    DEFAULT_THRESHOLDS,
+    INVARIANTS,
+    Threshold,
+    ThresholdResult,
+    evaluate,
+    merge,
+    parse_thresholds,
+    percentile_of,
+)
+from synccli.report.truth import Truth
+
+SUMMARY_SCHEMA = "synccli.summary/1"
+DEFAULT_ON_TIME_S = 5.0
+# Summary fields that are threshold metrics under their own name.
+_PLAIN_METRICS = (
+    "clients",
+    "duration_s",
+    "events_committed",
+    "expected_pairs",
+    "delivered_pairs",
+    "delivery_rate",
+    "on_time_rate",
+    "lost",
+    "duplicates",
+    "out_of_order",
+    "phantoms",
+    "epoch_mixups",
+    "not_converged",
+    "converged_clients",
+    "retries",
+    "ack_timeouts",
+    "gaps_detected",
+    "gap_recoveries",
+    "resyncs",
+    "reconnects",
+    "rollbacks",
+)
+VERDICT_EXIT = {
+    "pass": EXIT_OK,
+    "fail": EXIT_FAILED,
+    "inconclusive": EXIT_INCONCLUSIVE,
+    "error": EXIT_INFRASTRUCTURE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Everything a run showed; ``to_dict`` is the ``summary.json`` document
+    (every field is documented in docs/report.md)."""
+
+    run_id: str | None
+    seed: int | None
+    verdict: str
+    reasons: list[str]
+    clients: int
+    dates: list[str]
+    duration_s: float | None
+    events_committed: int
+    expected_pairs: int
+    delivered_pairs: int
+    delivery_rate: float
+    on_time_rate: float
+    on_time_s: float
+    lost: int
+    duplicates: int
+    out_of_order: int
+    phantoms: int
+    epoch_mixups: int
+    not_converged: int
+    converged_clients: int
+    retries: int | None
+    ack_timeouts: int | None
+    gaps_detected: int
+    gap_recoveries: int
+    resyncs: int
+    reconnects: int
+    rollbacks: int
+    writes: dict[str, Any]
+    latency_ms: dict[str, float | int | None]
+    loop_lag_ms: dict[str, float | None]
+    faults: list[dict[str, Any]]
+    thresholds: list[dict[str, Any]]
+    anomalies: list[dict[str, Any]]
+    anomalies_total: int
+    history_truncated: bool
+    truth_source: str
+
+    @property
+    def exit_code(self) -> int:
+        """The gate's exit code for this verdict."""
+        return VERDICT_EXIT[self.verdict]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": SUMMARY_SCHEMA, "synccli_version": __version__, **asdict(self)}
+
+
+def _flat_metrics(
+    values: dict[str, Any], latencies_ms: list[float], names: Iterable[str]
+) -> dict[str, float | None]:
+    """The metrics thresholds can name (``thresholds.METRICS``), flattened; ``names`` asks
+    for extra latency percentiles (``latency_ms.p95``)."""
+    flat: dict[str, float | None] = {name: values[name] for name in _PLAIN_METRICS}
+    writes = values["writes"]
+    flat["writes.sent"] = writes["sent"]
+    flat["writes.ok"] = writes["ok"]
+    flat["writes.failed"] = sum(writes["failed"].values())
+    flat["faults_no_trace"] = sum(1 for f in values["faults"] if f["no_trace"])
+    for key, value in values["latency_ms"].items():
+        flat[f"latency_ms.{key}"] = value
+    flat["latency_ms.mean"] = fmean(latencies_ms) if latencies_ms else None
+    for key, value in values["loop_lag_ms"].items():
+        flat[f"loop_lag_ms.{key}"] = value
+    for alias, name in ALIASES.items():
+        flat[alias] = flat[name]
+    ordered = sorted(latencies_ms)
+    for name in names:
+        q = percentile_of(name)
+        if q is not None and name not in flat:
+            flat[name] = ordered[max(0, math.ceil(q * len(ordered)) - 1)] if ordered else None
+    return flat
+
+
+def exit_code_for(summary: Summary) -> int:
+    """The gate's exit code for ``summary``'s verdict."""
+    return summary.exit_code
+
+
+def infrastructure_error(history: History) -> str | None:
+    """Why the run's infrastructure failed, from the history; None when it did not."""
+    end = history.last("run_end")
+    if end is not None and end.get("error"):
+        return str(end["error"])
+    failure = history.last("infrastructure_error")
+    if failure is not None:
+        return str(failure.get("error") or "the harness reported an infrastructure error")
+    kinds = {r["k"] for r in history.records if r.get("c") is not None}
+    if "connect_failed" in kinds and "connect" not in kinds:
+        return "no client could ever connect to the server"
+    return None
+
+
+def _config(history: History) -> dict[str, Any]:
+    start = history.first("run_start")
+    config = start.get("config") if start else None
+    return config if isinstance(config, dict) else {}
+
+
+def summarize(
+    history: History,
+    truth: Truth,
+    *,
+    overrides: Iterable[Threshold] = (),
+    on_time_s: float | None = None,
+    expect_traces: bool | None = None,
+    max_anomalies: int = 100,
+) -> Summary:
+    """Check ``history`` against ``truth`` and judge it. Thresholds: the defaults, then the
+    run config's ``thresholds``, then ``overrides``. ``on_time_s`` and ``expect_traces``
+    default to the run config's values (``on_time_s``, ``expect_traces``)."""
+    records = history.records
+    config = _config(history)
+    start = history.first("run_start") or {}
+    end = history.last("run_end")
+    deadline = float(on_time_s or config.get("on_time_s") or DEFAULT_ON_TIME_S)
+    listed = config.get("dates")
+    dates = [d for d in listed if isinstance(d, str)] if isinstance(listed, list) else []
+    windows = fault_windows(records, deadline)
+    count_traces(records, windows)
+    result = check_records(
+        records,
+        truth,
+        on_time_s=deadline,
+        windows=windows,
+        dates=dates,
+        max_anomalies=max_anomalies,
+    )
+    counters = count_records(records)
+    scraped = history.last("server_metrics")
+    server = scraped.get("metrics") if scraped else None
+    latency = percentiles(result.overall.latencies_ms)
+    p50 = latency["p50"]
+    faults = [w.to_dict(float(p50) if p50 is not None else None) for w in windows]
+    last_t = end["t"] if end else (records[-1]["t"] if records else None)
+    values: dict[str, Any] = {
+        "run_id": start.get("run_id"),
+        "seed": start.get("seed"),
+        "clients": len(result.clients),
+        "dates": sorted({c.date for c in result.channels}),
+        "duration_s": None
+        if last_t is None
+        else round(float(last_t) - float(start.get("t", 0)), 3),
+        "events_committed": truth.events_committed,
+        "expected_pairs": result.overall.expected,
+        "delivered_pairs": result.overall.delivered,
+        "delivery_rate": round(result.overall.delivery_rate, 6),
+        "on_time_rate": round(result.overall.on_time_rate, 6),
+        "on_time_s": deadline,
+        "lost": result.counts["lost"],
+        "duplicates": result.counts["duplicate"],
+        "out_of_order": result.counts["out_of_order"],
+        "phantoms": result.counts["phantom"],
+        "epoch_mixups": result.counts["epoch_mixup"],
+        "not_converged": len(result.clients) - result.converged_clients,
+        "converged_clients": result.converged_clients,
+        "retries": server_metric(server, "synccli_retries_total"),
+        "ack_timeouts": server_metric(server, "synccli_ack_timeouts_total"),
+        "gaps_detected": counters.gaps_detected,
+        "gap_recoveries": counters.gap_recoveries,
+        "resyncs": counters.resyncs,
+        "reconnects": counters.reconnects,
+        "rollbacks": counters.rollbacks,
+        "writes": counters.writes,
+        "latency_ms": latency,
+        "loop_lag_ms": {
+            "p99": (end or {}).get("loop_lag_p99_ms"),
+            "max": (end or {}).get("loop_lag_max_ms"),
+        },
+        "faults": faults,
+        "anomalies": [a.to_dict() for a in result.anomalies],
+        "anomalies_total": sum(result.counts.values()),
+        "history_truncated": history.truncated,
+        "truth_source": truth.source,
+    }
+    scenario = config.get("thresholds")
+    thresholds = merge(
+        parse_thresholds(DEFAULT_THRESHOLDS),
+        parse_thresholds(scenario) if isinstance(scenario, dict) else (),
+        overrides,
+    )
+    flat = _flat_metrics(values, result.overall.latencies_ms, (t.metric for t in thresholds))
+    checked = evaluate(thresholds, flat)
+    wants_traces = bool(
+        config.get("expect_traces", False) if expect_traces is None else expect_traces
+    )
+    verdict, reasons = _verdict(history, result, values, checked, wants_traces)
+    return Summary(
+        verdict=verdict,
+        reasons=reasons,
+        thresholds=[t.to_dict() for t in checked],
+        **values,
+    )
+
+
+def _inconclusive(
+    history: History, result: CheckResult, values: dict[str, Any], wants_traces: bool
+) -> list[str]:
+    reasons = []
+    if values["events_committed"] == 0:
+        reasons.append("no events were committed, so nothing was tested")
+    if not result.clients:
+        reasons.append("the history has no clients")
+    for fault in values["faults"]:
+        if fault["error"]:
+            reasons.append(f"fault {fault['name']} could not be applied: {fault['error']}")
+        elif fault["no_trace"] and wants_traces:
+            reasons.append(f"fault {fault['name']} left no trace in the run (did it apply?)")
+    end = history.last("run_end")
+    if end is None and history.first("final") is None:
+        reasons.append("the history ends without run_end and without final states (run cut short)")
+    elif end is not None and end.get("interrupted"):
+        reasons.append("the run was interrupted")
+    return reasons
+
+
+def _verdict(
+    history: History,
+    result: CheckResult,
+    values: dict[str, Any],
+    checked: list[ThresholdResult],
+    wants_traces: bool,
+) -> tuple[str, list[str]]:
+    infra = infrastructure_error(history)
+    if infra is not None:
+        return "error", [f"infrastructure error: {infra}"]
+    failed = [f"{t.metric} is {t.observed}, required {t.expr}" for t in checked if t.ok is False]
+    broken = [t for t in checked if t.ok is False and t.metric in INVARIANTS]
+    inconclusive = _inconclusive(history, result, values, wants_traces)
+    inconclusive += [
+        f"{t.metric} was not measured (required {t.expr})" for t in checked if t.ok is None
+    ]
+    if broken:
+        return "fail", failed + inconclusive
+    if inconclusive:
+        return "inconclusive", inconclusive + failed
+    if failed:
+        return "fail", failed
+    return "pass", []

@@ -1,0 +1,213 @@
+"""The ground truth a run is checked against: what the database committed.
+
+Per channel (a date): its final epoch and head, the oldest event still in the log
+(``min_seq``; older ones were pruned and cannot be compared), the committed events in order
+and the final appointment rows ``{appointmentId: (version, state)}``.
+
+Three ways to build one: from a ``Store`` (``truth_from_store``), from what a server sent
+through the protocol (``channel_from_protocol``: a ``get_snapshot`` answer plus
+``request_missed_events`` from 0), or from the ``truth.json`` the harness writes into every
+run folder (``load_truth``), so a run can be re-checked offline.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synccli.errors import ConfigError
+from synccli.protocol.model import Event, Row
+from synccli.store.base import Store
+
+TRUTH_SCHEMA = "synccli.truth/1"
+# Events are read from a store in pages of this size so a long log never loads at once twice.
+_PAGE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedEvent:
+    """One committed event, reduced to what a client's ``apply`` record can be compared with."""
+
+    seq: int
+    event_id: str
+    appointment_id: str
+    version: int
+    state: str
+    committed_at: str
+
+    @classmethod
+    def of(cls, event: Event) -> CommittedEvent:
+        return cls(
+            event.seq,
+            event.message_id,
+            event.row.appointment_id,
+            event.row.version,
+            event.row.state,
+            event.committed_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelTruth:
+    """The committed history of one date in its final epoch."""
+
+    date: str
+    epoch: str
+    head: int
+    min_seq: int
+    events: dict[int, CommittedEvent]
+    rows: dict[str, tuple[int, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Truth:
+    """Every channel's committed history; ``source`` says where it was read from."""
+
+    channels: dict[str, ChannelTruth] = field(default_factory=dict)
+    source: str = "memory"
+
+    @property
+    def events_committed(self) -> int:
+        """Events committed in the final epochs (pruned ones included: ``head`` counts them)."""
+        return sum(channel.head for channel in self.channels.values())
+
+
+def _channel(
+    date: str, epoch: str, head: int, events: Iterable[Event], rows: Iterable[Row]
+) -> ChannelTruth:
+    committed = {e.seq: CommittedEvent.of(e) for e in events if e.epoch == epoch and e.seq <= head}
+    return ChannelTruth(
+        date=date,
+        epoch=epoch,
+        head=head,
+        min_seq=min(committed, default=head + 1),
+        events=committed,
+        rows={row.appointment_id: (row.version, row.state) for row in rows},
+    )
+
+
+def channel_from_protocol(
+    date: str, epoch: str, head: int, events: list[Event], rows: list[Row]
+) -> ChannelTruth:
+    """A channel's truth from protocol answers: the ``snapshot`` (epoch, head ``sequenceNum``,
+    rows) and the events of ``request_missed_events`` from 0. Events of another epoch or past
+    the head are ignored; the oldest event given is taken as ``min_seq``."""
+    return _channel(date, epoch, head, events, rows)
+
+
+def truth_from_protocol(channels: Iterable[ChannelTruth], source: str) -> Truth:
+    """A ``Truth`` from channels built with ``channel_from_protocol``."""
+    return Truth({channel.date: channel for channel in channels}, source)
+
+
+def truth_from_data(data: Mapping[str, Mapping[str, Any]], source: str = "server") -> Truth:
+    """A ``Truth`` from plain protocol data: ``{date: {"epoch", "head", "events": [Event],
+    "rows": [Row]}}`` (what ``get_snapshot`` + ``request_missed_events`` from 0 returned)."""
+    return truth_from_protocol(
+        (
+            channel_from_protocol(
+                date, ch["epoch"], ch["head"], list(ch["events"]), list(ch["rows"])
+            )
+            for date, ch in data.items()
+        ),
+        source,
+    )
+
+
+def truth_from_store(store: Store, dates: Iterable[str] | None = None) -> Truth:
+    """Read the truth of ``dates`` (default: every channel) from ``store``. Call it after the
+    run has stopped writing: heads, events and rows are read one channel at a time."""
+    wanted = sorted(store.heads()) if dates is None else sorted(set(dates))
+    channels: dict[str, ChannelTruth] = {}
+    for date in wanted:
+        position, rows = store.snapshot(date)
+        events: list[Event] = []
+        after = 0
+        while True:
+            page = store.events_since(date, after, _PAGE)
+            events.extend(page)
+            if len(page) < _PAGE:
+                break
+            after = page[-1].seq
+        channels[date] = _channel(date, position.epoch, position.head_seq, events, rows)
+    return Truth(channels, store.url)
+
+
+def truth_to_dict(truth: Truth) -> dict[str, Any]:
+    """The JSON form written to ``truth.json`` (schema ``synccli.truth/1``)."""
+    return {
+        "schema": TRUTH_SCHEMA,
+        "source": truth.source,
+        "channels": {
+            date: {
+                "epoch": ch.epoch,
+                "head": ch.head,
+                "min_seq": ch.min_seq,
+                "events": [
+                    [e.seq, e.event_id, e.appointment_id, e.version, e.state, e.committed_at]
+                    for e in sorted(ch.events.values(), key=lambda e: e.seq)
+                ],
+                "rows": {aid: [version, state] for aid, (version, state) in ch.rows.items()},
+            }
+            for date, ch in sorted(truth.channels.items())
+        },
+    }
+
+
+def truth_from_dict(data: Any, source: str) -> Truth:
+    """Inverse of ``truth_to_dict``; raises ``ConfigError`` naming ``source`` when malformed."""
+    try:
+        if data["schema"] != TRUTH_SCHEMA:
+            raise ConfigError(
+                f"{source} has schema {data['schema']!r}, expected {TRUTH_SCHEMA!r}: "
+                "re-create it with this version of synccli or pass --db URL"
+            )
+        channels: dict[str, ChannelTruth] = {}
+        for date, ch in data["channels"].items():
+            events = {
+                int(seq): CommittedEvent(int(seq), str(eid), str(aid), int(ver), str(st), str(at))
+                for seq, eid, aid, ver, st, at in ch["events"]
+            }
+            channels[date] = ChannelTruth(
+                date=date,
+                epoch=str(ch["epoch"]),
+                head=int(ch["head"]),
+                min_seq=int(ch["min_seq"]),
+                events=events,
+                rows={str(aid): (int(v), str(s)) for aid, (v, s) in ch["rows"].items()},
+            )
+        return Truth(channels, str(data.get("source", source)))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(
+            f"{source} is not a valid truth file ({type(exc).__name__}: {exc}): "
+            "re-create it or pass --db URL"
+        ) from None
+
+
+def write_truth(path: Path, truth: Truth) -> None:
+    """Write ``truth`` to ``path`` as JSON (atomically: a reader never sees half a file)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(truth_to_dict(truth), separators=(",", ":")), encoding="utf-8")
+    tmp.replace(path)
+
+
+def load_truth(path: Path) -> Truth:
+    """Read a ``truth.json``; a missing or malformed file raises ``ConfigError``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no truth file at {path}: pass --db URL to read the truth from the database"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{path} is not valid JSON ({exc}): re-create it or pass --db URL"
+        ) from None
+    return truth_from_dict(data, str(path))
