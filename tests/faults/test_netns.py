@@ -1,0 +1,251 @@
+"""Packet loss in a network namespace: pure rule building, and real namespaces as root."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from synccli.errors import ConfigError, FaultError
+from synccli.faults import netns
+from synccli.faults.netns import PacketLossNamespace, cleanup_stale, list_namespaces, loss_ruleset
+from tests.conftest import require, seconds
+
+ECHO_SERVER = r"""
+import os, socket, sys
+server = socket.socket()
+server.bind((sys.argv[1], 0))
+server.listen(4)
+print(os.getpid(), server.getsockname()[1], flush=True)
+while True:
+    conn, _ = server.accept()
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while data := conn.recv(4096):
+        conn.sendall(data)
+    conn.close()
+"""
+
+
+def test_ruleset_drops_tcp_in_both_hooks() -> None:
+    script = loss_ruleset(30, "both")
+    assert script.startswith("add table inet synccli\ndelete table inet synccli\n")
+    assert "hook input" in script and "hook output" in script
+    assert script.count("meta l4proto tcp numgen random mod 1000 < 300 counter drop") == 2
+
+
+@pytest.mark.parametrize(("direction", "hook"), [("upstream", "input"), ("downstream", "output")])
+def test_ruleset_one_direction_has_one_hook(direction: netns.Direction, hook: str) -> None:
+    script = loss_ruleset(2.5, direction)
+    assert f"hook {hook}" in script
+    assert script.count("hook ") == 1
+    assert "< 25 counter drop" in script
+
+
+def test_zero_loss_only_deletes_the_table() -> None:
+    assert "chain" not in loss_ruleset(0)
+
+
+@pytest.mark.parametrize("percent", [-1, 100.5, True, "5"])
+def test_bad_percent_is_a_config_error(percent: object) -> None:
+    with pytest.raises(ConfigError, match="percent"):
+        loss_ruleset(percent)  # type: ignore[arg-type]
+
+
+def test_bad_direction_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="direction"):
+        loss_ruleset(5, "sideways")  # type: ignore[arg-type]
+
+
+def test_pick_octet_skips_used_subnets_and_metadata_range() -> None:
+    used = set(range(1, 255)) - {169, 200}
+    assert netns.pick_octet(used, "x") == 200
+    with pytest.raises(FaultError, match="no free"):
+        netns.pick_octet(used | {200}, "x")
+
+
+def test_bad_name_is_refused() -> None:
+    with pytest.raises(ConfigError, match="namespace name"):
+        PacketLossNamespace("bad name/../x")
+
+
+def test_for_run_names_the_namespace_from_the_run_id() -> None:
+    assert PacketLossNamespace.for_run("20261126T101530-ab12/cd").name == "synccli-20261126T101"
+    with pytest.raises(ConfigError, match="run id"):
+        PacketLossNamespace.for_run("///")
+
+
+def test_address_before_create_is_a_fault_error() -> None:
+    with pytest.raises(FaultError, match="not been created"):
+        _ = PacketLossNamespace("synccli-never").address
+
+
+# ---------------------------------------------------------------- real namespaces (root)
+
+
+@pytest.fixture
+def root() -> None:
+    require(
+        os.geteuid() == 0 and shutil.which("nft") is not None and shutil.which("ip") is not None,
+        "network namespace tests need root, ip and nft",
+    )
+    reason = netns.check_available()
+    require(reason is None, reason or "")
+
+
+@pytest.fixture
+def space(root: None) -> Iterator[PacketLossNamespace]:
+    ns = PacketLossNamespace(f"synccli-t{os.getpid()}")
+    ns.create()
+    try:
+        yield ns
+    finally:
+        ns.destroy()
+
+
+@pytest.fixture
+def echo(space: PacketLossNamespace) -> Iterator[tuple[int, int]]:
+    """An echo server inside the namespace: (pid reported by the server, port)."""
+    argv = space.wrap_command([sys.executable, "-c", ECHO_SERVER, space.address])
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        pid_text, port_text = proc.stdout.readline().split()
+        assert int(pid_text) == proc.pid, "ip netns exec must exec in place so SIGKILL reaches it"
+        yield proc.pid, int(port_text)
+    finally:
+        proc.kill()
+        proc.wait(seconds(5))
+
+
+@pytest.fixture
+def conn(space: PacketLossNamespace, echo: tuple[int, int]) -> Iterator[socket.socket]:
+    """A connection from the host to the echo server, opened before any loss: a SYN lost
+    is resent after 1 s, 2 s, 4 s… whatever ``rto_min`` says, which would make tests slow."""
+    with socket.create_connection((space.address, echo[1]), timeout=seconds(30)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        yield sock
+
+
+def round_trips(conn: socket.socket, count: int, size: int = 200) -> None:
+    """``count`` echoed messages of ``size`` bytes, each checked byte for byte."""
+    for i in range(count):
+        payload = (f"{i:05d}".encode() * (size // 5 + 1))[:size]
+        conn.sendall(payload)
+        received = b""
+        while len(received) < len(payload):
+            chunk = conn.recv(4096)
+            assert chunk, "the echo server closed the connection"
+            received += chunk
+        assert received == payload
+
+
+def test_check_available_as_root(root: None) -> None:
+    assert netns.check_available() is None
+
+
+def test_create_and_destroy_leave_nothing_behind(root: None) -> None:
+    ns = PacketLossNamespace(f"synccli-c{os.getpid()}")
+    ns.create()
+    assert ns.name in list_namespaces()
+    assert ns.address.startswith("169.254.") and ns.address.endswith(".2")
+    assert ns.host_address.rsplit(".", 1)[0] == ns.address.rsplit(".", 1)[0]
+    ns.destroy()
+    ns.destroy()  # idempotent
+    assert ns.name not in list_namespaces()
+    links = subprocess.run(["ip", "link", "show"], capture_output=True, text=True, check=True)
+    assert ns.host_if not in links.stdout
+
+
+def test_create_twice_names_the_cleanup(space: PacketLossNamespace) -> None:
+    with pytest.raises(FaultError, match=f"ip netns del {space.name}"):
+        PacketLossNamespace(space.name).create()
+
+
+def test_echo_server_inside_is_reachable_from_host(
+    space: PacketLossNamespace, conn: socket.socket
+) -> None:
+    assert conn.getsockname()[0] == space.host_address
+    round_trips(conn, 5)
+    assert space.dropped() == 0
+
+
+def test_loss_really_drops_and_tcp_still_delivers(
+    space: PacketLossNamespace, conn: socket.socket
+) -> None:
+    space.tune_rto(20)  # keeps the retransmissions of this test fast
+    space.set_loss(30)
+    # Few request/response turns: at 30 % both ways a lost resend doubles the timeout,
+    # so long serial exchanges have a heavy tail; a bulk echo recovers by SACK instead.
+    round_trips(conn, 5)
+    round_trips(conn, 1, size=32_000)
+    dropped = space.dropped()
+    assert dropped > 3, "30 % loss over ~50 packets must drop some in the kernel"
+
+    space.clear_loss()
+    assert space.dropped() == dropped  # the trace survives the rule's removal
+    round_trips(conn, 40)
+    assert space.dropped() == dropped
+
+
+def test_upstream_loss_only_counts_one_hook(
+    space: PacketLossNamespace, conn: socket.socket
+) -> None:
+    space.tune_rto(20)
+    space.set_loss(30, "upstream")
+    listing = subprocess.run(
+        ["ip", "netns", "exec", space.name, "nft", "list", "table", "inet", "synccli"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "hook input" in listing and "hook output" not in listing
+    round_trips(conn, 30)
+    assert space.dropped() > 0
+
+
+def test_cleanup_after_a_crashed_owner(root: None) -> None:
+    name = f"synccli-k{os.getpid()}"
+    crash = (
+        "import os, signal, subprocess, sys\n"
+        "from synccli.faults.netns import PacketLossNamespace\n"
+        f"ns = PacketLossNamespace({name!r}); ns.create()\n"
+        "child = subprocess.Popen(ns.wrap_command(['sleep', '600']), "
+        "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print(child.pid, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    owner = subprocess.run(
+        [sys.executable, "-c", crash], capture_output=True, text=True, timeout=seconds(20)
+    )
+    assert owner.returncode == -signal.SIGKILL
+    orphan = int(owner.stdout.split()[0])
+    try:
+        assert name in list_namespaces()
+        assert cleanup_stale(prefix=name) == [name]
+        assert name not in list_namespaces()
+        deadline = time.monotonic() + seconds(5)
+        while _alive(orphan) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not _alive(orphan), "the orphaned process inside must be killed"
+    finally:
+        PacketLossNamespace(name).destroy()
+
+
+def test_cleanup_spares_a_live_owner(space: PacketLossNamespace) -> None:
+    assert cleanup_stale(prefix=space.name) == []
+    assert space.name in list_namespaces()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
