@@ -1,0 +1,190 @@
+"""Run a scenario's fault schedule: apply each fault at its time, heal it after its span.
+
+Each kind maps to one pair of small async actions (apply, heal). Every step is recorded in
+the history (``fault`` records with phase start/end/error), so the report can break metrics
+down per fault window and tell a fault that failed to apply from one that left no trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from synccli.errors import FaultError, SynccliError
+from synccli.harness.scenario import FaultSpec
+
+TOXIC_KINDS = frozenset(
+    {"latency", "bandwidth", "slicer", "timeout", "reset_peer", "limit_data", "slow_close"}
+)
+
+
+class Recorder(Protocol):
+    def record(self, client_id: str | None, kind: str, /, **fields: Any) -> None: ...
+
+
+@dataclass
+class FaultTargets:
+    """What the faults act on; a missing part makes the faults that need it fail cleanly."""
+
+    proxies: Any | None = None  # synccli.faults.toxiproxy.ToxiproxyFaults
+    groups: int = 1
+    server: Any | None = None  # synccli.harness.server_process.ServerProcess
+    netns: Any | None = None  # synccli.faults.netns.PacketLossNamespace
+    dates: tuple[str, ...] = ()
+    #: Why packet loss is unavailable here, when it is.
+    netns_unavailable: str | None = None
+
+
+Action = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class FaultRunner:
+    """Applies ``specs`` on ``targets`` relative to the run start ``t0`` (monotonic)."""
+
+    specs: tuple[FaultSpec, ...]
+    targets: FaultTargets
+    history: Recorder
+    seed: int
+    active: dict[str, FaultSpec] = field(default_factory=dict)
+    failed: int = 0
+    _heals: dict[str, Action] = field(default_factory=dict)
+
+    async def run(self, t0: float) -> None:
+        """Run the whole schedule; returns when the last fault has been healed."""
+        async with asyncio.TaskGroup() as group:
+            for index, spec in enumerate(self.specs):
+                group.create_task(self._one(index, spec, t0))
+
+    async def heal_all(self) -> None:
+        """Heal whatever is still applied (end of run, Ctrl+C). Idempotent."""
+        for name in list(self._heals):
+            await self._heal(name)
+
+    async def _one(self, index: int, spec: FaultSpec, t0: float) -> None:
+        await asyncio.sleep(max(0.0, t0 + spec.at_s - time.monotonic()))
+        name = spec.name or f"{spec.kind}#{index}"
+        groups = self._pick_groups(index, spec.target)
+        fields = {"kind": spec.kind, "name": name, "target": spec.target, "attrs": spec.attrs}
+        try:
+            heal = await self._apply(spec, groups)
+        except SynccliError as exc:
+            self.failed += 1
+            self.history.record(None, "fault", phase="error", error=str(exc), **fields)
+            return
+        self._heals[name] = heal
+        self.active[name] = spec
+        self.history.record(None, "fault", phase="start", groups=groups, **fields)
+        try:
+            await asyncio.sleep(spec.for_s)
+        finally:
+            await self._heal(name)
+
+    async def _heal(self, name: str) -> None:
+        heal = self._heals.pop(name, None)
+        spec = self.active.pop(name, None)
+        if heal is None or spec is None:
+            return
+        try:
+            await heal()
+        except SynccliError as exc:
+            self.history.record(
+                None, "fault", phase="error", kind=spec.kind, name=name, error=f"heal failed: {exc}"
+            )
+            return
+        self.history.record(None, "fault", phase="end", kind=spec.kind, name=name)
+
+    def _pick_groups(self, index: int, share: float) -> list[int]:
+        """A seeded choice of ``share`` of the proxy groups (at least one)."""
+        total = self.targets.groups
+        count = min(total, max(1, math.ceil(share * total - 1e-9)))
+        rng = random.Random(f"{self.seed}:fault:{index}")
+        return sorted(rng.sample(range(total), count))
+
+    async def _apply(self, spec: FaultSpec, groups: list[int]) -> Action:
+        if spec.kind in TOXIC_KINDS or spec.kind == "down":
+            return await self._apply_proxy(spec, groups)
+        if spec.kind == "packet_loss":
+            return await self._apply_packet_loss(spec)
+        if spec.kind in ("server_kill", "db_fault", "epoch_reset"):
+            return await self._apply_server(spec)
+        raise FaultError(f"unknown fault kind {spec.kind!r}")
+
+    async def _apply_proxy(self, spec: FaultSpec, groups: list[int]) -> Action:
+        proxies = self.targets.proxies
+        if proxies is None:
+            raise FaultError(f"fault {spec.kind!r} needs the proxy, and this run has none")
+        if spec.kind == "down":
+            await asyncio.to_thread(proxies.set_enabled, groups, False)
+            return lambda: asyncio.to_thread(proxies.set_enabled, groups, True)
+        streams = ("upstream", "downstream") if spec.stream == "both" else (spec.stream,)
+        names: list[str] = []
+
+        async def heal() -> None:
+            for name in names:
+                await asyncio.to_thread(proxies.remove_toxic, groups, name)
+
+        try:
+            for stream in streams:
+                added = await asyncio.to_thread(
+                    proxies.add_toxic, groups, spec.kind, stream, dict(spec.attrs)
+                )
+                names.append(added[0])
+        except SynccliError:
+            await heal()
+            raise
+        return heal
+
+    async def _apply_packet_loss(self, spec: FaultSpec) -> Action:
+        netns = self.targets.netns
+        if netns is None:
+            reason = self.targets.netns_unavailable or "the server does not run in a namespace"
+            raise FaultError(f"packet loss is not possible here: {reason}")
+        percent = float(spec.attrs.get("percent", 0))
+        await asyncio.to_thread(netns.set_loss, percent)
+        return lambda: asyncio.to_thread(netns.clear_loss)
+
+    async def _apply_server(self, spec: FaultSpec) -> Action:
+        server = self.targets.server
+        if server is None:
+            raise FaultError(f"fault {spec.kind!r} needs the embedded server (not with --url)")
+        if spec.kind == "server_kill":
+            pid = server.pid
+            await asyncio.to_thread(server.kill)
+            self.history.record(None, "server", event="kill", pid=pid)
+
+            async def restart() -> None:
+                await server.start()
+                self.history.record(None, "server", event="restart", pid=server.pid)
+
+            return restart
+        if spec.kind == "db_fault":
+            params = {"mode": spec.attrs.get("mode", "deadlock"), "seed": self.seed}
+            params |= {k: spec.attrs[k] for k in ("rate", "delay_ms") if k in spec.attrs}
+            await server.admin("db-fault", **params)
+
+            async def off() -> None:
+                await server.admin("db-fault", mode="off")
+
+            return off
+        dates = self.targets.dates
+        date = spec.attrs.get("date") or (dates[0] if dates else None)
+        await server.admin("reset-channel", date=date)
+
+        async def nothing() -> None:
+            return None
+
+        return nothing
+
+
+async def cancel_quietly(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` and wait for it, swallowing its cancellation."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task

@@ -1,0 +1,390 @@
+"""The run orchestrator behind ``synccli simulate``.
+
+Data flows one way: config → (database, server process, proxies, namespace) → clients and
+fault schedule → history → truth → checker → run folder. Every resource is released in
+reverse order on the way out, also on Ctrl+C or an error, so faults are always healed and a
+partial report is always written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from synccli.errors import EXIT_INFRASTRUCTURE, InfrastructureError
+from synccli.harness.faults import TOXIC_KINDS, FaultRunner, FaultTargets, cancel_quietly
+from synccli.harness.history import HistoryWriter
+from synccli.harness.progress import ProgressLine
+from synccli.harness.scenario import Scenario, ServerOptions
+from synccli.harness.server_process import ServerProcess, free_port
+from synccli.store import open_store, redact_url
+
+PROXY_KINDS = TOXIC_KINDS | {"down"}
+NETNS_SERVER_PORT = 8765
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one simulation needs; built by the CLI, consumed here."""
+
+    scenario: Scenario
+    reports_root: Path = Path("reports")
+    out_dir: Path | None = None
+    url: str | None = None
+    db_url: str | None = None
+    toxiproxy_url: str | None = None
+    server_bugs: tuple[str, ...] = ()
+    client_bugs: tuple[str, ...] = ()
+    token: str | None = None
+    workers: int = 1
+    progress: bool = True
+    #: The scenario is the built-in default, which leaves packet loss out where this machine
+    #: cannot inject it; the run then says so.
+    builtin_default: bool = False
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    summary: Any
+    exit_code: int
+    interrupted: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def run_id_for(scenario: Scenario, now: datetime | None = None) -> str:
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{scenario.name}"
+
+
+class Simulation:
+    """One run. ``await Simulation(config).run(stop)``; set ``stop`` to end it early."""
+
+    def __init__(self, config: RunConfig, say: Callable[[str], None] | None = None) -> None:
+        self.config = config
+        self.scenario = config.scenario
+        self.run_id = run_id_for(self.scenario)
+        self.run_dir = config.out_dir or config.reports_root / self.run_id
+        self.t0 = time.monotonic()
+        self.notes: list[str] = []
+        self._say = say
+        self.history: HistoryWriter | None = None
+        self.server: ServerProcess | None = None
+        self.fleet_stats: Any = None
+        self.faults: FaultRunner | None = None
+        self.committed = 0
+        self.dates: tuple[str, ...] = ()
+
+    def say(self, message: str) -> None:
+        self.notes.append(message)
+        if self._say is not None:
+            self._say(message)
+
+    async def run(self, stop: asyncio.Event) -> RunOutcome:
+        from synccli.report import check_run, exit_code_for, write_outputs
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.history = HistoryWriter(self.run_dir / "history.jsonl", self.t0)
+        interrupted = False
+        infra_error: str | None = None
+        truth = None
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                truth_source = await self._setup(stack)
+                interrupted = await self._drive(stop)
+                truth = await asyncio.to_thread(truth_source)
+        except InfrastructureError as exc:
+            infra_error = str(exc)
+            self.history.record(None, "infrastructure_error", error=infra_error)
+        finally:
+            self.history.record(None, "run_end", **self._end_fields(interrupted or stop.is_set()))
+            self.history.close()
+        summary = check_run(self.run_dir, truth=truth)
+        write_outputs(self.run_dir, summary)
+        code = EXIT_INFRASTRUCTURE if infra_error else exit_code_for(summary)
+        if infra_error:
+            self.say(f"infrastructure error: {infra_error}")
+        return RunOutcome(self.run_dir, summary, code, interrupted, self.notes)
+
+    def _end_fields(self, interrupted: bool) -> dict[str, Any]:
+        fields: dict[str, Any] = {"interrupted": interrupted}
+        stats = self.fleet_stats
+        if stats is not None:
+            fields |= {
+                "drained": stats.drained,
+                "loop_lag_p99_ms": stats.loop_lag_p99_ms,
+                "loop_lag_max_ms": stats.loop_lag_max_ms,
+            }
+        return fields
+
+    # ------------------------------------------------------------------ set-up
+
+    async def _setup(self, stack: contextlib.AsyncExitStack) -> Callable[[], Any]:
+        """Start everything the run needs; returns how to read the truth at the end."""
+        assert self.history is not None
+        config, scenario = self.config, self.scenario
+        self.dates = tuple(scenario.date_list(datetime.now(UTC).date()))
+        targets = FaultTargets(dates=self.dates, groups=scenario.groups)
+        db_url = self._db_url()
+        self.history.record(
+            None,
+            "run_start",
+            run_id=self.run_id,
+            seed=scenario.seed,
+            config=scenario.to_dict(),
+            db=redact_url(db_url) if db_url else None,
+            url=config.url,
+            server_bugs=list(config.server_bugs),
+            client_bugs=list(config.client_bugs),
+        )
+        kinds = {fault.kind for fault in scenario.faults}
+        if config.builtin_default and scenario.faults and "packet_loss" not in kinds:
+            from synccli.faults.netns import check_available
+
+            reason = check_available()
+            if reason is not None:
+                self.say(f"packet loss skipped: {reason}")
+        if config.url is None:
+            assert db_url is not None
+            await asyncio.to_thread(self._prepare_database, db_url)
+            netns = await self._maybe_namespace(stack, kinds, targets)
+            self.server = await self._start_server(stack, db_url, netns)
+            targets.server = self.server
+            upstream = f"{self.server.host}:{self.server.port}"
+        else:
+            upstream = _host_port(config.url)
+        urls = [self.server.ws_url if self.server else str(config.url)]
+        if kinds & PROXY_KINDS:
+            targets.proxies, urls = await self._start_proxies(stack, upstream, targets.groups)
+        self.faults = FaultRunner(scenario.faults, targets, self.history, scenario.seed)
+        stack.push_async_callback(self.faults.heal_all)
+        self._fleet_urls = urls
+        self._heads = self._heads_reader(db_url)
+        return self._truth_reader(db_url)
+
+    def _db_url(self) -> str | None:
+        if self.config.db_url:
+            return self.config.db_url
+        if self.config.url:
+            return None
+        return "sqlite:///" + str((self.run_dir / "synccli.db").resolve())
+
+    def _prepare_database(self, db_url: str) -> None:
+        store = open_store(db_url)
+        try:
+            store.init_schema()
+            for date in self.dates:
+                store.seed(date, self.scenario.appointments)
+        finally:
+            store.close()
+
+    async def _maybe_namespace(
+        self, stack: contextlib.AsyncExitStack, kinds: set[str], targets: FaultTargets
+    ) -> Any:
+        if "packet_loss" not in kinds:
+            return None
+        from synccli.faults.netns import (
+            RTO_MIN_MS,
+            PacketLossNamespace,
+            check_available,
+            cleanup_stale,
+        )
+
+        reason = check_available()
+        if reason is not None:
+            targets.netns_unavailable = reason
+            return None
+        await asyncio.to_thread(cleanup_stale, "synccli-")
+        netns = PacketLossNamespace.for_run(secrets.token_hex(6))
+        await asyncio.to_thread(netns.create)
+        stack.push_async_callback(asyncio.to_thread, netns.destroy)
+        await asyncio.to_thread(netns.tune_rto, RTO_MIN_MS)
+        targets.netns = netns
+        return netns
+
+    async def _start_server(
+        self, stack: contextlib.AsyncExitStack, db_url: str, netns: Any
+    ) -> ServerProcess:
+        assert self.history is not None
+        options = server_options(self.scenario.server)
+        for bug in self.config.server_bugs:
+            options += ["--inject-bug", bug]
+        if netns is not None:
+            host, port, wrap = netns.address, NETNS_SERVER_PORT, netns.wrap_command([])
+        else:
+            host, port, wrap = "127.0.0.1", free_port(), []
+        server = ServerProcess(
+            db_url=db_url,
+            host=host,
+            port=port,
+            log_path=self.run_dir / "server.log",
+            options=options,
+            token=self.config.token,
+            wrap=wrap,
+        )
+        stack.push_async_callback(self._stop_server, server)
+        await server.start()
+        self.history.record(None, "server", event="start", pid=server.pid)
+        return server
+
+    async def _stop_server(self, server: ServerProcess) -> None:
+        assert self.history is not None
+        metrics = await server.metrics()
+        if metrics:
+            self.history.record(None, "server_metrics", metrics=metrics)
+        code = await server.stop()
+        self.history.record(None, "server", event="exit", pid=server.pid, code=code)
+
+    async def _start_proxies(
+        self, stack: contextlib.AsyncExitStack, upstream: str, groups: int
+    ) -> tuple[Any, list[str]]:
+        from synccli.faults.toxiproxy import ToxiproxyFaults
+
+        api_url = self.config.toxiproxy_url
+        if api_url is None:
+            from synccli.faults.proxy import start_in_thread
+
+            handle = start_in_thread("127.0.0.1", 0, seed=self.scenario.seed)
+            stack.callback(handle.stop)
+            api_url = handle.url
+        proxies = ToxiproxyFaults(api_url, prefix=f"synccli-{self.run_id}")
+        await asyncio.to_thread(proxies.check)
+        stack.push_async_callback(asyncio.to_thread, proxies.destroy)
+        listens = await asyncio.to_thread(proxies.create_proxies, upstream, groups)
+        return proxies, [f"ws://{listen}/ws" for listen in listens]
+
+    def _heads_reader(self, db_url: str | None) -> Callable[[], dict[str, tuple[str, int]]] | None:
+        if db_url is None:
+            return None
+        store = open_store(db_url)
+
+        def heads() -> dict[str, tuple[str, int]]:
+            return {
+                date: (channel.epoch, channel.head_seq)
+                for date, channel in store.heads().items()
+                if date in self.dates
+            }
+
+        self._heads_store = store
+        return heads
+
+    def _truth_reader(self, db_url: str | None) -> Callable[[], Any]:
+        from synccli.report.truth import truth_from_store
+
+        if db_url is not None:
+            return lambda: truth_from_store(self._heads_store, self.dates)
+        from synccli.harness.remote_truth import truth_from_server
+
+        url, token, dates = str(self.config.url), self.config.token, self.dates
+        return lambda: truth_from_server(url, token, dates)
+
+    # ------------------------------------------------------------------ the run
+
+    async def _drive(self, stop: asyncio.Event) -> bool:
+        """Run clients and faults; returns whether the run was interrupted."""
+        from synccli.client.fleet import FleetConfig, run_fleet
+
+        assert self.history is not None and self.faults is not None
+        scenario, config = self.scenario, self.config
+        fleet_config = FleetConfig(
+            urls=self._fleet_urls,
+            clients=scenario.clients,
+            writers=scenario.writers,
+            dates=list(self.dates),
+            rate=scenario.rate,
+            duration_s=scenario.duration_s,
+            drain_timeout_s=scenario.drain_timeout_s,
+            seed=scenario.seed,
+            token=config.token,
+            client_bugs=tuple(config.client_bugs),
+            workers=config.workers,
+        )
+        progress = ProgressLine(self._status, enabled=config.progress)
+        self._say = progress.say if config.progress else self._say
+        faults = self.faults
+        fault_task = asyncio.create_task(faults.run(self.t0))
+        ticker = asyncio.create_task(self._tick(progress))
+
+        async def heal_faults() -> None:
+            # Clients drain to the final heads only once every fault is healed.
+            await cancel_quietly(fault_task)
+            await faults.heal_all()
+
+        try:
+            self.fleet_stats = await run_fleet(
+                fleet_config,
+                self.history,
+                stop,
+                target_heads=self._target_heads,
+                before_drain=heal_faults,
+            )
+        finally:
+            await heal_faults()
+            await cancel_quietly(ticker)
+            progress.tick(force=True)
+            progress.finish()
+        if self.faults.failed:
+            self.say(f"{self.faults.failed} fault(s) could not be applied; see history.jsonl")
+        return stop.is_set()
+
+    async def _target_heads(self) -> dict[str, tuple[str, int]] | None:
+        if self._heads is None:
+            return None
+        return await asyncio.to_thread(self._heads)
+
+    async def _tick(self, progress: ProgressLine) -> None:
+        while True:
+            heads = await self._target_heads()
+            if heads is not None:
+                self.committed = sum(seq for _, seq in heads.values())
+            progress.tick()
+            await asyncio.sleep(0.5)
+
+    def _status(self) -> str:
+        elapsed = time.monotonic() - self.t0
+        stats = self.fleet_stats_live()
+        active = ",".join(sorted(self.faults.active)) if self.faults and self.faults.active else "-"
+        return (
+            f"[{elapsed:5.1f}s/{self.scenario.duration_s:.0f}s] committed {self.committed}"
+            f" applied {stats.get('applied', 0)} connected {stats.get('connected', 0)}"
+            f"/{self.scenario.clients} writes ok {stats.get('writes_ok', 0)}"
+            f" failed {stats.get('writes_failed', 0)} faults {active}"
+        )
+
+    def fleet_stats_live(self) -> dict[str, int]:
+        from synccli.client.fleet import live_counters
+
+        return live_counters()
+
+
+def server_options(server: ServerOptions) -> list[str]:
+    """The ``synccli serve`` options a scenario's ``[server]`` table asks for."""
+    flags = {
+        "--heartbeat": server.heartbeat_s,
+        "--ack-timeout": server.ack_timeout_s,
+        "--max-retries": server.max_retries,
+        "--send-queue": server.send_queue,
+        "--max-replay": server.max_replay,
+    }
+    return [
+        item for flag, value in flags.items() if value is not None for item in (flag, str(value))
+    ]
+
+
+def _host_port(url: str) -> str:
+    rest = url.split("://", 1)[-1]
+    return rest.split("/", 1)[0]
+
+
+async def run_simulation(
+    config: RunConfig, stop: asyncio.Event, say: Callable[[str], None]
+) -> RunOutcome:
+    """Run one simulation and check it; returns the outcome with the gate's exit code."""
+    return await Simulation(config, say).run(stop)
