@@ -18,13 +18,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidHandshake, InvalidURI
+
 from synccli.errors import EXIT_INFRASTRUCTURE, InfrastructureError
 from synccli.harness.faults import TOXIC_KINDS, FaultRunner, FaultTargets, cancel_quietly
 from synccli.harness.history import HistoryWriter
 from synccli.harness.progress import ProgressLine
 from synccli.harness.scenario import Scenario, ServerOptions
 from synccli.harness.server_process import ServerProcess, free_port
-from synccli.store import open_store, redact_url
+from synccli.store import Store, open_store, redact_url
 
 PROXY_KINDS = TOXIC_KINDS | {"down"}
 NETNS_SERVER_PORT = 8765
@@ -81,6 +84,8 @@ class Simulation:
         self.faults: FaultRunner | None = None
         self.committed = 0
         self.dates: tuple[str, ...] = ()
+        self._store: Store | None = None
+        self._fleet_urls: list[str] = []
 
     def say(self, message: str) -> None:
         self.notes.append(message)
@@ -97,9 +102,9 @@ class Simulation:
         truth = None
         try:
             async with contextlib.AsyncExitStack() as stack:
-                truth_source = await self._setup(stack)
+                await self._setup(stack)
                 interrupted = await self._drive(stop)
-                truth = await asyncio.to_thread(truth_source)
+                truth = await asyncio.to_thread(self._read_truth)
         except InfrastructureError as exc:
             infra_error = str(exc)
             self.history.record(None, "infrastructure_error", error=infra_error)
@@ -126,8 +131,8 @@ class Simulation:
 
     # ------------------------------------------------------------------ set-up
 
-    async def _setup(self, stack: contextlib.AsyncExitStack) -> Callable[[], Any]:
-        """Start everything the run needs; returns how to read the truth at the end."""
+    async def _setup(self, stack: contextlib.AsyncExitStack) -> None:
+        """Start everything the run needs, each with its clean-up on ``stack``."""
         assert self.history is not None
         config, scenario = self.config, self.scenario
         self.dates = tuple(scenario.date_list(datetime.now(UTC).date()))
@@ -151,14 +156,18 @@ class Simulation:
             reason = check_available()
             if reason is not None:
                 self.say(f"packet loss skipped: {reason}")
+        if db_url is not None:
+            self._store = store = open_store(db_url)
+            stack.callback(store.close)
         if config.url is None:
             assert db_url is not None
-            await asyncio.to_thread(self._prepare_database, db_url)
+            await asyncio.to_thread(self._prepare_database)
             netns = await self._maybe_namespace(stack, kinds, targets)
             self.server = await self._start_server(stack, db_url, netns)
             targets.server = self.server
             upstream = f"{self.server.host}:{self.server.port}"
         else:
+            await check_reachable(config.url, config.token)
             upstream = _host_port(config.url)
         urls = [self.server.ws_url if self.server else str(config.url)]
         if kinds & PROXY_KINDS:
@@ -166,8 +175,6 @@ class Simulation:
         self.faults = FaultRunner(scenario.faults, targets, self.history, scenario.seed)
         stack.push_async_callback(self.faults.heal_all)
         self._fleet_urls = urls
-        self._heads = self._heads_reader(db_url)
-        return self._truth_reader(db_url)
 
     def _db_url(self) -> str | None:
         if self.config.db_url:
@@ -176,14 +183,12 @@ class Simulation:
             return None
         return "sqlite:///" + str((self.run_dir / "synccli.db").resolve())
 
-    def _prepare_database(self, db_url: str) -> None:
-        store = open_store(db_url)
-        try:
-            store.init_schema()
-            for date in self.dates:
-                store.seed(date, self.scenario.appointments)
-        finally:
-            store.close()
+    def _prepare_database(self) -> None:
+        """Create or migrate the schema and seed every run date (existing rows stay)."""
+        assert self._store is not None
+        self._store.init_schema()
+        for date in self.dates:
+            self._store.seed(date, self.scenario.appointments)
 
     async def _maybe_namespace(
         self, stack: contextlib.AsyncExitStack, kinds: set[str], targets: FaultTargets
@@ -260,30 +265,16 @@ class Simulation:
         listens = await asyncio.to_thread(proxies.create_proxies, upstream, groups)
         return proxies, [f"ws://{listen}/ws" for listen in listens]
 
-    def _heads_reader(self, db_url: str | None) -> Callable[[], dict[str, tuple[str, int]]] | None:
-        if db_url is None:
-            return None
-        store = open_store(db_url)
-
-        def heads() -> dict[str, tuple[str, int]]:
-            return {
-                date: (channel.epoch, channel.head_seq)
-                for date, channel in store.heads().items()
-                if date in self.dates
-            }
-
-        self._heads_store = store
-        return heads
-
-    def _truth_reader(self, db_url: str | None) -> Callable[[], Any]:
+    def _read_truth(self) -> Any:
+        """The committed history of the run's dates: from the database, or with only
+        ``--url`` from the server's own log through the protocol."""
         from synccli.report.truth import truth_from_store
 
-        if db_url is not None:
-            return lambda: truth_from_store(self._heads_store, self.dates)
+        if self._store is not None:
+            return truth_from_store(self._store, self.dates)
         from synccli.harness.remote_truth import truth_from_server
 
-        url, token, dates = str(self.config.url), self.config.token, self.dates
-        return lambda: truth_from_server(url, token, dates)
+        return truth_from_server(str(self.config.url), self.config.token, self.dates)
 
     # ------------------------------------------------------------------ the run
 
@@ -335,9 +326,12 @@ class Simulation:
         return stop.is_set()
 
     async def _target_heads(self) -> dict[str, tuple[str, int]] | None:
-        if self._heads is None:
+        """The database's head of every run date (None when only ``--url`` is known)."""
+        store = self._store
+        if store is None:
             return None
-        return await asyncio.to_thread(self._heads)
+        heads = await asyncio.to_thread(store.heads)
+        return {d: (c.epoch, c.head_seq) for d, c in heads.items() if d in self.dates}
 
     async def _tick(self, progress: ProgressLine) -> None:
         while True:
@@ -376,6 +370,20 @@ def server_options(server: ServerOptions) -> list[str]:
     return [
         item for flag, value in flags.items() if value is not None for item in (flag, str(value))
     ]
+
+
+async def check_reachable(url: str, token: str | None) -> None:
+    """Fail fast, before any client starts, when the server at ``url`` cannot be reached."""
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    try:
+        async with asyncio.timeout(10):
+            connection = await connect(url, additional_headers=headers, compression=None)
+            await connection.close()
+    except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+        raise InfrastructureError(
+            f"cannot reach the server at {url} ({exc or type(exc).__name__}); "
+            "start it, or check the URL and --token"
+        ) from None
 
 
 def _host_port(url: str) -> str:

@@ -1,0 +1,118 @@
+"""The fault schedule runner: seeded targets, every step recorded, failures recorded and
+counted rather than raised, healing idempotent."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from synccli.harness.faults import FaultRunner, FaultTargets
+from synccli.harness.run import server_options
+from synccli.harness.scenario import FaultSpec, ServerOptions
+from synccli.harness.server_process import parse_prometheus
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    def record(self, client_id: str | None, kind: str, /, **fields: Any) -> None:
+        self.records.append({"c": client_id, "k": kind, **fields})
+
+
+class FakeProxies:
+    """Stands in for ToxiproxyFaults' call surface, recording what was asked."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def add_toxic(
+        self, groups: list[int], kind: str, stream: str, attrs: dict[str, Any]
+    ) -> list[str]:
+        self.calls.append(("add", tuple(groups), kind, stream))
+        return [f"{kind}-{stream}"] * len(groups)
+
+    def remove_toxic(self, groups: list[int], name: str) -> None:
+        self.calls.append(("remove", tuple(groups), name))
+
+    def set_enabled(self, groups: list[int], enabled: bool) -> None:
+        self.calls.append(("enabled", tuple(groups), enabled))
+
+
+def _run(runner: FaultRunner) -> None:
+    asyncio.run(runner.run(time.monotonic()))
+
+
+def test_groups_are_a_seeded_share_with_at_least_one() -> None:
+    runner = FaultRunner((), FaultTargets(groups=10), Recorder(), seed=5)
+    first = runner._pick_groups(0, 0.3)
+    assert len(first) == 3 and first == runner._pick_groups(0, 0.3)
+    assert len(runner._pick_groups(1, 0.01)) == 1
+    assert runner._pick_groups(2, 1.0) == list(range(10))
+    other = FaultRunner((), FaultTargets(groups=10), Recorder(), seed=6)
+    assert [other._pick_groups(i, 0.5) for i in range(5)] != [
+        runner._pick_groups(i, 0.5) for i in range(5)
+    ]
+
+
+def test_a_toxic_on_both_streams_is_applied_then_healed() -> None:
+    proxies, history = FakeProxies(), Recorder()
+    spec = FaultSpec(at_s=0, for_s=0.01, kind="latency", target=1.0, stream="both",
+                     attrs={"latency": 10}, name="slow")  # fmt: skip
+    _run(FaultRunner((spec,), FaultTargets(proxies=proxies, groups=2), history, seed=1))
+    assert [c[0] for c in proxies.calls] == ["add", "add", "remove", "remove"]
+    assert {c[3] for c in proxies.calls[:2]} == {"upstream", "downstream"}
+    assert [r["phase"] for r in history.records] == ["start", "end"]
+    assert history.records[0]["groups"] == [0, 1]
+
+
+def test_a_fault_that_cannot_be_applied_is_recorded_and_counted() -> None:
+    history = Recorder()
+    specs = (
+        FaultSpec(at_s=0, for_s=0.01, kind="down", name="no-proxy"),
+        FaultSpec(at_s=0, for_s=0.01, kind="packet_loss", attrs={"percent": 5}, name="loss"),
+        FaultSpec(at_s=0, for_s=0.01, kind="server_kill", name="kill"),
+    )
+    targets = FaultTargets(groups=1, netns_unavailable="needs root")
+    runner = FaultRunner(specs, targets, history, seed=1)
+    _run(runner)
+    assert runner.failed == 3
+    errors = {r["name"]: r["error"] for r in history.records if r["phase"] == "error"}
+    assert "needs the proxy" in errors["no-proxy"]
+    assert "needs root" in errors["loss"]
+    assert "needs the embedded server" in errors["kill"]
+
+
+def test_heal_all_heals_what_is_active_once() -> None:
+    proxies, history = FakeProxies(), Recorder()
+    spec = FaultSpec(at_s=0, for_s=30, kind="down", name="outage")
+    runner = FaultRunner((spec,), FaultTargets(proxies=proxies, groups=1), history, seed=1)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(runner.run(time.monotonic()))
+        while not runner.active:
+            await asyncio.sleep(0)
+        await runner.heal_all()
+        await runner.heal_all()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(scenario())
+    assert proxies.calls == [("enabled", (0,), False), ("enabled", (0,), True)]
+    assert [r["phase"] for r in history.records] == ["start", "end"]
+
+
+def test_server_options_and_prometheus_parsing() -> None:
+    options = server_options(ServerOptions(heartbeat_s=1.0, max_retries=2))
+    assert options == ["--heartbeat", "1.0", "--max-retries", "2"]
+    text = (
+        "# HELP synccli_acks_total acks\n# TYPE synccli_acks_total counter\n"
+        "synccli_acks_total 12\n"
+        'synccli_writes_failed_total{code="conflict"} 2\n'
+        'synccli_writes_failed_total{code="db_unavailable"} 3\nbroken line\n'
+    )
+    assert parse_prometheus(text) == {
+        "synccli_acks_total": 12.0,
+        "synccli_writes_failed_total": 5.0,
+    }
