@@ -16,12 +16,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_DB = "sqlite:///synccli.db"
 
 
-class CommandError(click.ClickException):
-    """A ``ClickException`` that keeps the exit code of the library error behind it."""
+@functools.cache
+def command_error(exit_code: int) -> type[click.ClickException]:
+    """The ``ClickException`` class that exits with ``exit_code`` (click reads it from the
+    class), one per code."""
 
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+    class CommandError(click.ClickException):
+        pass
+
+    CommandError.exit_code = exit_code
+    return CommandError
 
 
 def handle_errors(func: F) -> F:
@@ -32,7 +36,7 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except SynccliError as exc:
-            raise CommandError(str(exc), exc.exit_code) from None
+            raise command_error(exc.exit_code)(str(exc)) from None
 
     return wrapper  # type: ignore[return-value]
 
