@@ -17,7 +17,6 @@ from synccli.harness.scenario import (
     list_scenarios,
     load_scenario,
     parse_scenario,
-    parse_threshold,
 )
 from synccli.harness.scenario_fields import key_lines
 
@@ -157,7 +156,7 @@ def test_default_scenario_without_loss_and_with_few_clients() -> None:
         ("ack_timeout_s = 2", "ack_timeout = 2", "s.toml:10: server.ack_timeout:", "unknown"),
         ('lost = "== 0"', 'lost = "zero"', "s.toml:25: thresholds.lost:", "an operator"),
         ('lost = "== 0"', 'lost = "=> 0"', "s.toml:25: thresholds.lost:", "an operator"),
-        ('lost = "== 0"', 'lots = "== 0"', "s.toml:25: thresholds.lots:", "unknown metric"),
+        ('lost = "== 0"', 'lots = "== 0"', "s.toml:25: thresholds.lots:", "unknown threshold"),
         ('lost = "== 0"', "lost = 0", "s.toml:25: thresholds.lost:", "a string"),
         ("rate = 5", 'rate = 5\ndates = ["2026-02-30"]', "s.toml:8: dates:", "not a date"),
         ("rate = 5", "rate = 5\ndates = 0", "s.toml:8: dates:", "at least 1"),
@@ -273,15 +272,6 @@ def test_date_list_counts_from_today_or_keeps_the_list() -> None:
     assert scenario.date_list(date(2026, 12, 31)) == ["2026-12-31", "2027-01-01", "2027-01-02"]
     listed = parse_scenario(with_line("rate = 5", "rate = 5\ndates = [2026-11-26]"), "s.toml")
     assert listed.date_list(date(2030, 1, 1)) == ["2026-11-26"]
-
-
-@pytest.mark.parametrize(
-    ("text", "parsed"),
-    [(">= 0.995", (">=", 0.995)), ("<500", ("<", 500.0)), (">= 99.5%", (">=", 0.995))],
-)
-def test_parse_threshold(text: str, parsed: tuple[str, float]) -> None:
-    operator, value = parse_threshold(text)
-    assert operator == parsed[0] and value == pytest.approx(parsed[1])
 
 
 def test_list_and_find(tmp_path: Path) -> None:
