@@ -12,11 +12,13 @@ measures both durability settings. The budget (DESIGN.md) is a ratio of at most 
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import click
 from tabulate import tabulate
@@ -36,6 +38,47 @@ class Result:
     ops_per_s: float
     p50_ms: float
     p99_ms: float
+    round_trips: float = 0.0  # statements sent to the database per operation
+
+
+class _CountingCursor:
+    """A cursor that counts the statements it executes (each one is a round trip)."""
+
+    def __init__(self, inner: Any, counter: itertools.count[int]) -> None:
+        self._inner = inner
+        self._counter = counter
+
+    def execute(self, sql: str, *params: Any) -> Any:
+        next(self._counter)
+        return self._inner.execute(sql, *params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _CountingConnection:
+    def __init__(self, inner: Any, counter: itertools.count[int]) -> None:
+        self._inner = inner
+        self._counter = counter
+
+    def cursor(self) -> _CountingCursor:
+        return _CountingCursor(self._inner.cursor(), self._counter)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _round_trips(store: SqlStore, op: Callable[[int, int], None], n: int = 50) -> float:
+    """Statements per ``op``, counted on connections opened for the purpose (outside the
+    timed rounds, so the counting costs them nothing)."""
+    counter = itertools.count()
+    plain = store._connect  # the engine's connect callable: a benchmark may look inside
+    store._connect = lambda: _CountingConnection(plain(), counter)
+    try:
+        _measure(1, n, op)  # a fresh thread: its connection is a counting one
+    finally:
+        store._connect = plain
+    return next(counter) / n
 
 
 def _measure(writers: int, per_writer: int, op: Callable[[int, int], None]) -> Result:
@@ -117,10 +160,15 @@ def _bench(
                 store_write(index, offset + n)
 
             fulls.append(_measure(writers, per_writer, shifted))
+        offset = rounds * per_writer
+        trips = _round_trips(store, lambda index, n: store_write(index, offset + n))
     finally:
         for conn in connections:
             conn.close()
-    return max(bares, key=lambda x: x.ops_per_s), max(fulls, key=lambda x: x.ops_per_s)
+    bare = max(bares, key=lambda x: x.ops_per_s)
+    full = max(fulls, key=lambda x: x.ops_per_s)
+    # bare_write sends exactly three statements: BEGIN, UPDATE, COMMIT.
+    return replace(bare, round_trips=3.0), replace(full, round_trips=trips)
 
 
 @click.command()
@@ -166,6 +214,7 @@ def main(db_url: str, writers: str, count: int, rounds: int, synchronous: str) -
                     bare.ops_per_s,
                     bare.p50_ms,
                     bare.p99_ms,
+                    bare.round_trips,
                     "",
                     "",
                 )
@@ -179,6 +228,7 @@ def main(db_url: str, writers: str, count: int, rounds: int, synchronous: str) -
                     full.ops_per_s,
                     full.p50_ms,
                     full.p99_ms,
+                    full.round_trips,
                     bare.ops_per_s / full.ops_per_s,
                     full.p50_ms / bare.p50_ms,
                 )
@@ -194,6 +244,7 @@ def main(db_url: str, writers: str, count: int, rounds: int, synchronous: str) -
                 "ops/s",
                 "p50 ms",
                 "p99 ms",
+                "round trips",
                 "cost x bare (ops/s)",
                 "p50 x bare",
             ],

@@ -7,7 +7,8 @@
      ├── StoreError               anything the database layer raises, translated at the boundary
      │    ├── WriteRejected       a write the rules refuse (not_found, invalid_transition, ...)
      │    └── DatabaseUnavailable the database cannot be reached or failed (db_unavailable)
-     │         └── TransientDatabaseError  deadlock victim / serialisation failure: retry is safe
+     │         ├── TransientDatabaseError  deadlock victim / serialisation failure: retry is safe
+     │         └── DatabaseTimeout  no answer in time: the operation may still complete
      ├── ConfigError              the user asked for something impossible (exit 2)
      ├── InfrastructureError      a service we need is not there (exit 4)
      └── FaultError               a fault could not be applied or healed (run is inconclusive)
@@ -64,6 +65,12 @@ class DatabaseUnavailable(StoreError):
 
 class TransientDatabaseError(DatabaseUnavailable):
     """A deadlock victim or serialisation failure: the transaction rolled back; retry is safe."""
+
+
+class DatabaseTimeout(DatabaseUnavailable):
+    """The database did not answer in time (a silent network partition, a stuck server); the
+    operation was abandoned but may still complete: a write's outcome is learned by retrying
+    it with the same requestId."""
 
 
 class ConfigError(SynccliError):

@@ -88,6 +88,13 @@ def _announce(server: SyncServer) -> None:
     help="Hours of event log kept for resumes.",
 )
 @click.option(
+    "--db-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=15.0,
+    show_default=True,
+    help="Seconds a database call may take before it is answered as db_unavailable.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -121,6 +128,7 @@ def serve(
     send_queue: int,
     max_replay: int,
     retention: float,
+    db_timeout: float,
     log_level: str,
     fault_hooks: bool,
     inject_bugs: tuple[str, ...],
@@ -157,6 +165,7 @@ def serve(
         send_queue=send_queue,
         max_replay=max_replay,
         retention_hours=retention,
+        db_timeout_s=db_timeout,
         fault_hooks=fault_hooks,
         inject_bugs=inject_bugs,
         bug_seed=bug_seed,

@@ -63,7 +63,7 @@ class SyncServer:
         """Open the store, create or migrate the schema, bind the port."""
         config = self.config
         raw: Store = open_store(config.db_url)
-        db = DbRunner(raw)
+        db = DbRunner(raw, timeout=config.db_timeout_s)
         try:
             await db.run(raw.init_schema)
         except StoreError:
@@ -170,6 +170,9 @@ class SyncServer:
 
     async def _relay(self, s: Services) -> None:
         while True:
+            # Cleared before the pass, not after: a wake-up (a gap) reported while the pass
+            # reads the database must start the next pass at once, not wait for the poll.
+            s.relay_wake.clear()
             try:
                 await self._relay_once(s)
                 s.metrics.db_up = True
@@ -181,7 +184,6 @@ class SyncServer:
             except Exception:
                 log.exception("relay error")
                 s.metrics.inc("internal_errors_total")
-            s.relay_wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(s.config.relay_poll_s):
                     await s.relay_wake.wait()

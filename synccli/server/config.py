@@ -37,6 +37,9 @@ class ServerConfig:
     malformed_limit: int = 10
     tail_cache: int = 2048
     write_retries: int = 3
+    #: Seconds any database call may take before it is answered as ``db_unavailable``;
+    #: longer than the store's own waits (SQLite's 10 s busy timeout, the 5 s ODBC login).
+    db_timeout_s: float = 15.0
     shutdown_timeout_s: float = 5.0
     fault_hooks: bool = False
     inject_bugs: tuple[str, ...] = ()
@@ -50,6 +53,7 @@ class ServerConfig:
             "max frame bytes": self.max_frame_bytes,
             "max replay": self.max_replay,
             "relay poll": self.relay_poll_s,
+            "database timeout": self.db_timeout_s,
         }
         for name, value in positive.items():
             if value <= 0:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from synccli.errors import DatabaseUnavailable, SynccliError, TransientDatabaseError, WriteRejected
+from synccli.errors import (
+    DatabaseTimeout,
+    DatabaseUnavailable,
+    SynccliError,
+    TransientDatabaseError,
+    WriteRejected,
+)
 from synccli.protocol.messages import Result, UpdateAppointmentState
 from synccli.protocol.model import utc_now
 from synccli.server.bugs import build_phantom
@@ -14,6 +20,7 @@ from synccli.store import WriteOutcome
 log = logging.getLogger(__name__)
 
 _UNAVAILABLE = "the database is unavailable ({}); nothing was stored, retry with the same requestId"
+_TIMEOUT = "{}; the change may still commit: retry with the same requestId to learn its outcome"
 
 
 def failed(services: Services, request_id: str, code: str, message: str) -> Result:
@@ -42,6 +49,9 @@ async def perform_write(services: Services, request: UpdateAppointmentState) -> 
                     services, request.request_id, "db_unavailable", _UNAVAILABLE.format(exc)
                 )
             services.metrics.inc("write_db_retries_total")
+        except DatabaseTimeout as exc:
+            services.metrics.inc("db_errors_total")
+            return failed(services, request.request_id, "db_unavailable", _TIMEOUT.format(exc))
         except DatabaseUnavailable as exc:
             services.metrics.inc("db_errors_total")
             return failed(services, request.request_id, "db_unavailable", _UNAVAILABLE.format(exc))

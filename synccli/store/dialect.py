@@ -53,7 +53,6 @@ class Dialect:
     select_schema_version: str
     insert_schema_version: str
     insert_appointment: str
-    select_appointment: str
     lock_appointment: str
     update_appointment: str
     select_rows: str
@@ -110,11 +109,22 @@ def _build(
     snapshot_hint: str = "",
     insert_prefix: str = "INSERT INTO",
     insert_suffix: str = "",
-    returning: tuple[str, str] = ("", " RETURNING epoch, head_seq"),
+    output_inserted: bool = False,
     top: tuple[str, str] = ("", " LIMIT ?"),
 ) -> Dialect:
     """Assemble a dialect from the handful of things that differ; the rest is shared SQL."""
     begin_write, begin_read, commit, rollback = tx
+
+    def returning(columns: str) -> tuple[str, str]:
+        """What an UPDATE adds before WHERE and at its end to return ``columns`` of the
+        updated rows: ``OUTPUT INSERTED.…`` (SQL Server) or ``RETURNING …``."""
+        if output_inserted:
+            names = ", ".join(f"INSERTED.{c.strip()}" for c in columns.split(","))
+            return f" OUTPUT {names}", ""
+        return "", f" RETURNING {columns}"
+
+    row_back = returning(_ROW)
+    seq_back = returning("epoch, head_seq")
     short = key.replace("128", "32")
     date = key.replace("128", "10")
     return Dialect(
@@ -154,13 +164,16 @@ def _build(
             "WHERE NOT EXISTS (SELECT 1 FROM appointments WHERE appointment_id = ?)"
             f"{insert_suffix.format(key='appointment_id')}"
         ),
-        select_appointment=f"SELECT {_ROW} FROM appointments WHERE appointment_id = ?",
+        # The row, locked, and the stored result of the request id (NULL if new): the
+        # idempotency lookup rides on the lock's round trip.
         lock_appointment=(
-            f"SELECT {_ROW} FROM appointments{lock_hint} WHERE appointment_id = ?{lock_suffix}"
+            f"SELECT {_ROW}, (SELECT result FROM requests WHERE request_id = ?) "
+            f"FROM appointments{lock_hint} WHERE appointment_id = ?{lock_suffix}"
         ),
+        # Returns the row as stored, which the write path verifies (no re-read round trip).
         update_appointment=(
             "UPDATE appointments SET state = ?, state_time = ?, version = version + 1, "
-            "updated_at = ? WHERE appointment_id = ? AND version = ?"
+            f"updated_at = ?{row_back[0]} WHERE appointment_id = ? AND version = ?{row_back[1]}"
         ),
         select_rows=(
             f"SELECT {_ROW} FROM appointments{snapshot_hint} WHERE date = ? ORDER BY appointment_id"
@@ -179,8 +192,7 @@ def _build(
         select_channels=f"SELECT {_CHANNEL} FROM channels ORDER BY date",
         lock_channels=f"SELECT date FROM channels{lock_hint}{lock_suffix}",
         bump_channel=(
-            f"UPDATE channels SET head_seq = head_seq + 1{returning[0]} WHERE date = ?"
-            f"{returning[1]}"
+            f"UPDATE channels SET head_seq = head_seq + 1{seq_back[0]} WHERE date = ?{seq_back[1]}"
         ),
         reset_channel="UPDATE channels SET epoch = ?, head_seq = 0, min_seq = 1 WHERE date = ?",
         update_min_seq=(
@@ -312,7 +324,7 @@ MSSQL = _build(
     ),
     lock_hint=" WITH (UPDLOCK, ROWLOCK)",
     snapshot_hint=" WITH (UPDLOCK, HOLDLOCK)",
-    returning=(" OUTPUT INSERTED.epoch, INSERTED.head_seq", ""),
+    output_inserted=True,
     top=(" TOP (?)", ""),
 )
 

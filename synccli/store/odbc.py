@@ -27,6 +27,10 @@ _INSTALL_HINT = (
 )
 
 
+#: What PostgreSQL says when it refuses a login (psqlODBC passes it on under SQLSTATE 08001).
+_LOGIN_REFUSED = ("password authentication failed", "FATAL: role", "no pg_hba.conf entry")
+
+
 def load_pyodbc() -> ModuleType:
     """Import pyodbc, or explain which system packages are missing."""
     try:
@@ -67,8 +71,17 @@ class OdbcStore(SqlStore):
                 f"the ODBC driver named in {self.url} is not installed (see `odbcinst -q -d`); "
                 f"{_INSTALL_HINT} ({detail})"
             )
-        if state in ("28000", "28P01"):
-            return f"the database refused the login for {self.url}; check the user and password"
+        # psqlODBC reports every failed connect as 08001, so its text is the only clue.
+        if state in ("28000", "28P01") or any(text in detail for text in _LOGIN_REFUSED):
+            return (
+                f"the database refused the login for {self.url}; check the user and password "
+                f"({detail})"
+            )
+        if "does not exist" in detail and "FATAL: database" in detail:
+            return (
+                f"the database named in {self.url} does not exist; create it (for PostgreSQL: "
+                f"`createdb NAME`) or fix the name, then run `synccli db init` ({detail})"
+            )
         return (
             f"cannot connect to {self.url}: {detail}; check that the server is running and "
             "the host, port and database name are right"

@@ -13,6 +13,7 @@ import time
 import uuid
 from abc import abstractmethod
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import TypeVar
 
@@ -45,6 +46,17 @@ class _Retry(Exception):
 def new_epoch() -> str:
     """A fresh, opaque channel epoch."""
     return uuid.uuid4().hex[:12]
+
+
+def _check(request: UpdateAppointmentState, before: Row) -> None:
+    """The rules a write must pass against the locked row (``WriteRejected`` if not)."""
+    check_transition(before.state, request.state)
+    if request.expected_version is not None and request.expected_version != before.version:
+        raise WriteRejected(
+            "conflict",
+            f"appointment {before.appointment_id} is at version {before.version}, "
+            f"not {request.expected_version}; reload it and try again",
+        )
 
 
 class SqlStore(Store):
@@ -202,36 +214,44 @@ class SqlStore(Store):
 
     def _write(self, cur: Cursor, request: UpdateAppointmentState, now: datetime) -> WriteOutcome:
         d = self.dialect
-        cur.execute(d.select_request, (request.request_id,))
-        stored = cur.fetchone()
-        if stored is not None:
-            return replay(request, str(stored[0]))
-
-        cur.execute(d.lock_appointment, (request.appointment_id,))
+        # One round trip: lock the row and look the request id up (idempotency).
+        cur.execute(d.lock_appointment, (request.request_id, request.appointment_id))
         found = cur.fetchone()
         if found is None:
+            # No such appointment; the id may still hold a stored result (rare path).
+            cur.execute(d.select_request, (request.request_id,))
+            stored = cur.fetchone()
+            if stored is not None:
+                return replay(request, str(stored[0]))
             raise WriteRejected("not_found", f"no appointment {request.appointment_id!r}")
+        if found[7] is not None:
+            return replay(request, str(found[7]))
         before = row_of(found)
-        check_transition(before.state, request.state)
-        if request.expected_version is not None and request.expected_version != before.version:
-            raise WriteRejected(
-                "conflict",
-                f"appointment {before.appointment_id} is at version {before.version}, "
-                f"not {request.expected_version}; reload it and try again",
-            )
+        try:
+            _check(request, before)
+        except WriteRejected:
+            # The lock may have waited for this very request's first attempt (a retry racing
+            # its own ambiguous commit); the lookup above used a snapshot from before that
+            # commit. Look again, now that the lock is held: its stored outcome is the answer.
+            cur.execute(d.select_request, (request.request_id,))
+            stored = cur.fetchone()
+            if stored is not None:
+                return replay(request, str(stored[0]))
+            raise
 
         stamp = iso_ms(now)
         cur.execute(
             d.update_appointment,
             (request.state, stamp, stamp, before.appointment_id, before.version),
         )
-        if cur.rowcount != 1:
+        written = cur.fetchall()
+        if len(written) != 1:
             raise TransientDatabaseError(
                 f"appointment {before.appointment_id} changed under its lock; retry"
             )
         if self.hook is not None:
             self.hook("verify")
-        after = self._verify(cur, before, request.state, stamp)
+        after = self._verify(row_of(written[0]), before, request.state, stamp)
 
         self._create_channel(cur, after.date)
         cur.execute(d.bump_channel, (after.date,))
@@ -263,19 +283,17 @@ class SqlStore(Store):
         event = Event(after.date, epoch, seq, after, request.request_id, stamp)
         return WriteOutcome(request.request_id, after, seq, event)
 
-    def _verify(self, cur: Cursor, before: Row, state: str, stamp: str) -> Row:
-        cur.execute(self.dialect.select_appointment, (before.appointment_id,))
-        found = cur.fetchone()
-        after = row_of(found) if found is not None else None
-        if after is None or (after.state, after.version, after.state_time) != (
-            state,
-            before.version + 1,
-            stamp,
-        ):
+    def _verify(self, stored: Row, before: Row, state: str, stamp: str) -> Row:
+        """``stored`` (the row as the UPDATE left it, from ``RETURNING``/``OUTPUT``) must be
+        exactly the intended change of ``before``; anything else rolls the write back."""
+        intended = replace(
+            before, state=state, state_time=stamp, version=before.version + 1, updated_at=stamp
+        )
+        if stored != intended:
             raise DatabaseUnavailable(
-                f"appointment {before.appointment_id} did not read back as written; rolled back"
+                f"appointment {before.appointment_id} was not stored as written; rolled back"
             )
-        return after
+        return stored
 
     def _create_channel(self, cur: Cursor, date: str) -> None:
         if date not in self._known_channels:

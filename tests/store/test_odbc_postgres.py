@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,76 @@ def test_a_real_deadlock_is_classified_as_transient(admin: Any, database: str) -
     second.close()
     assert len(errors) == 1, errors
     assert POSTGRESQL.classify(errors[0]) is ErrorKind.TRANSIENT
+
+
+def test_verify_catches_a_row_not_stored_as_written(store: SqlStore, raw: Raw, admin: Any) -> None:
+    """The verify step checks the row the UPDATE returned: a trigger that rewrites it makes
+    the write roll back instead of publishing an event that is not the stored row."""
+    store.seed(DATE, 1)
+    admin.execute(
+        "CREATE FUNCTION tamper() RETURNS trigger AS $$ BEGIN NEW.state_time := 'tampered'; "
+        "RETURN NEW; END $$ LANGUAGE plpgsql"
+    )
+    admin.execute(
+        "CREATE TRIGGER tamper BEFORE UPDATE ON appointments FOR EACH ROW EXECUTE FUNCTION tamper()"
+    )
+    with pytest.raises(DatabaseUnavailable, match="not stored as written"):
+        store.write(update("tampered", 1, "Present"), NOW)
+    assert raw("SELECT COUNT(*) FROM events")[0][0] == 0
+    assert raw("SELECT COUNT(*) FROM requests")[0][0] == 0
+    assert raw("SELECT state, version FROM appointments") == [("Scheduled", 1)]
+
+
+def _wait_for_a_lock_waiter(database: str) -> None:
+    """Return once a session of ``database`` waits for a lock (bounded)."""
+    watcher = admin_connection(database)
+    try:
+        for _ in range(500):
+            waiting = watcher.execute(
+                "SELECT COUNT(*) FROM pg_stat_activity "
+                "WHERE datname = ? AND wait_event_type = 'Lock'",
+                database,
+            ).fetchone()[0]
+            if waiting:
+                return
+            time.sleep(0.01)  # polling another session: there is no event to wait on
+        raise AssertionError("the retry never waited for the row lock")
+    finally:
+        watcher.close()
+
+
+def test_a_retry_racing_its_own_first_attempt_gets_the_stored_outcome(
+    store: SqlStore, database: str
+) -> None:
+    """The first attempt holds the row lock when the retry (same request id) arrives; once the
+    first commits, the retry must answer with its outcome, not ``invalid_transition``."""
+    store.seed(DATE, 1)
+    store.channel(DATE)
+    retry_store = open_store(url_of(database))
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(stage: str) -> None:
+        if stage == "commit":
+            holding.set()
+            assert release.wait(timeout=seconds(10))
+
+    store.hook = hold
+    first = threading.Thread(target=store.write, args=(update("twice", 1, "Present"), NOW))
+    first.start()
+    try:
+        assert holding.wait(timeout=seconds(10))
+        outcomes: list[Any] = []
+        retry = threading.Thread(
+            target=lambda: outcomes.append(retry_store.write(update("twice", 1, "Present"), NOW))
+        )
+        retry.start()
+        _wait_for_a_lock_waiter(database)
+        release.set()  # the first attempt commits while the retry waits for the row
+        first.join(timeout=seconds(10))
+        retry.join(timeout=seconds(10))
+    finally:
+        release.set()
+        store.hook = None
+        retry_store.close()
+    [outcome] = outcomes
+    assert outcome.replayed and outcome.seq == 1 and outcome.event is None

@@ -1,0 +1,49 @@
+"""The relay's wake-up: a gap reported while the relay is reading is not lost."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+from synccli.store import Channel, Store
+from tests.conftest import seconds
+from tests.server.helpers import aio, running_server
+
+
+class GatedHeads:
+    """Delegates to a store; ``heads`` counts its calls and holds the first one until
+    ``release`` is set (the relay is then busy reading)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.calls = 0
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def heads(self) -> dict[str, Channel]:
+        self.calls += 1
+        self.entered.set()
+        assert self.release.wait(timeout=seconds(10))
+        return self._store.heads()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+@aio
+async def test_a_wake_during_a_relay_pass_runs_another_pass(tmp_path: Path) -> None:
+    # A long poll interval: only a wake-up can start the next pass within the test.
+    async with running_server(tmp_path, relay_poll_s=60.0) as server:
+        services = server.services
+        assert services is not None
+        gated = GatedHeads(services.store)
+        services.store = gated  # type: ignore[assignment]
+        services.relay_wake.set()
+        assert await asyncio.to_thread(gated.entered.wait, seconds(5))
+        services.relay_wake.set()  # e.g. a write published an event past a gap
+        gated.release.set()
+        async with asyncio.timeout(seconds(5)):
+            while gated.calls < 2:
+                await asyncio.sleep(0.01)
