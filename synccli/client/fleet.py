@@ -24,7 +24,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from synccli.client.connection import ClientConfig, HistorySink, SimulatedClient
+from synccli.client.connection import (
+    DEFAULT_ACK_DELAY_S,
+    ClientConfig,
+    HistorySink,
+    SimulatedClient,
+)
 from synccli.client.lag import LagMonitor
 from synccli.errors import ConfigError, ProtocolError
 from synccli.protocol.channel import CLIENT_BUGS
@@ -55,7 +60,7 @@ class FleetConfig:
     gap_timeout_s: float = 2.0
     write_timeout_s: float = 5.0
     #: Acks wait this long to cover more events (far below the server's ack timeout).
-    ack_delay_s: float = 0.05
+    ack_delay_s: float = DEFAULT_ACK_DELAY_S
     open_timeout_s: float = 5.0
     expected_version: bool = False
     #: New connections per second at start-up: a thousand simultaneous handshakes would

@@ -11,14 +11,19 @@ Rules (DESIGN.md guarantee 6):
 * Tracking the same message again (it was sent again, e.g. in a replay) restarts its deadline
   but keeps its retry count, so a client that never acks cannot reset its budget.
 
-Cost: a cumulative ack pops from the front of a per-date seq-ordered dict; deadlines live in
-one heap with lazy deletion, so there is no timer or task per message.
+Cost, per event: O(1) amortised to track, to ack cumulatively and to expire. Each date keeps
+its pending events in a deque in sequence order (a cumulative ack pops from the front) plus a
+dict by sequence number (an ack by id). Deadlines are ``now + ack_timeout`` with a
+non-decreasing ``now``, so they are appended to one FIFO already sorted; entries that were acked,
+dropped or re-armed meanwhile are skipped when they reach the front (lazy deletion), and acks
+clear them from the front at once, so an acked event is not kept alive until its deadline.
+There is no timer or task per message, and no allocation per event besides its ``_Pending``.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
+import bisect
+from collections import deque
 from dataclasses import dataclass, field
 
 from synccli.protocol.model import Event
@@ -30,7 +35,32 @@ class _Pending:
     deadline: float
     retries: int = 0
     alive: bool = True
-    armed: int = 0  # the heap entry that is current; older ones are stale
+    queued: int = 0  # entries in the deadline FIFO; all but the last one are stale
+
+
+@dataclass(slots=True)
+class _DatePending:
+    """The pending events of one date: in sequence order, and by sequence number."""
+
+    order: deque[_Pending] = field(default_factory=deque)
+    by_seq: dict[int, _Pending] = field(default_factory=dict)
+
+    def add(self, pending: _Pending) -> None:
+        order, seq = self.order, pending.event.seq
+        self.by_seq[seq] = pending
+        if not order or order[-1].event.seq < seq:
+            order.append(pending)
+            return
+        # Out-of-order tracking is rare (a replay behind live events): insert in place so
+        # cumulative acks can keep popping from the front.
+        seqs = [p.event.seq for p in order]
+        order.insert(bisect.bisect_right(seqs, seq), pending)
+
+    def trim(self) -> None:
+        """Drop acked or replaced entries from the front, so the front is always alive."""
+        order = self.order
+        while order and not order[0].alive:
+            order.popleft()
 
 
 @dataclass(slots=True)
@@ -44,17 +74,16 @@ class AckCounters:
 
 @dataclass(slots=True)
 class AckTracker:
-    """Pending acks of one connection. Times are plain floats supplied by the caller."""
+    """Pending acks of one connection. Times are plain floats supplied by the caller and must
+    not decrease (a smaller ``now`` is treated as the largest one seen)."""
 
     ack_timeout: float
     max_retries: int
     counters: AckCounters = field(default_factory=AckCounters)
     _count: int = 0
-    _by_date: dict[str, dict[int, _Pending]] = field(default_factory=dict)
-    _heap: list[tuple[float, int, _Pending]] = field(
-        default_factory=list
-    )  # (deadline, arm id, ...)
-    _arm_ids: itertools.count[int] = field(default_factory=itertools.count)
+    _by_date: dict[str, _DatePending] = field(default_factory=dict)
+    _deadlines: deque[_Pending] = field(default_factory=deque)
+    _last_deadline: float = float("-inf")
     _resend: list[_Pending] = field(default_factory=list)
     _exhausted: bool = False
 
@@ -68,24 +97,19 @@ class AckTracker:
         """Start (or restart) the ack deadline of ``event``, which was just sent."""
         per_date = self._by_date.get(event.date)
         if per_date is None:
-            per_date = self._by_date[event.date] = {}
-        pending = per_date.get(event.seq)
+            per_date = self._by_date[event.date] = _DatePending()
+        pending = per_date.by_seq.get(event.seq)
         if pending is not None and pending.event.epoch == event.epoch:
-            pending.deadline = now + self.ack_timeout
-        else:
-            if pending is not None:  # the same seq of another epoch: it can never be acked
-                pending.alive = False
-                self._count -= 1
-            pending = _Pending(event, now + self.ack_timeout)
-            if per_date and event.seq < next(reversed(per_date)):
-                # Out-of-order tracking is rare (a replay behind live events); keep the dict
-                # sorted so cumulative acks can keep popping from the front.
-                per_date[event.seq] = pending
-                self._by_date[event.date] = dict(sorted(per_date.items()))
-            else:
-                per_date[event.seq] = pending
-            self._count += 1
-        self._arm(pending)
+            self._arm(pending, now)
+            return
+        if pending is not None:  # the same seq of another epoch: it can never be acked
+            pending.alive = False
+            self._count -= 1
+        pending = _Pending(event, 0.0)
+        per_date.add(pending)
+        per_date.trim()
+        self._count += 1
+        self._arm(pending, now)
 
     def ack_message(self, message_id: str) -> None:
         """Acknowledge one event by id (``<date>:<epoch>:<seq>``); unknown ids are ignored."""
@@ -94,30 +118,36 @@ class AckTracker:
         per_date = self._by_date.get(date)
         if per_date is None or not seq.isdigit():
             return
-        pending = per_date.get(int(seq))
+        pending = per_date.by_seq.get(int(seq))
         if pending is not None and pending.event.epoch == epoch:
-            self._forget(pending)
+            self._forget(per_date, pending)
+            self._tidy(date, per_date)
+            self._skip_stale()
 
     def ack_upto(self, date: str, seq: int, epoch: str | None = None) -> None:
         """Acknowledge every tracked event of ``date`` with sequence number ``<= seq``.
         An ack naming another epoch than the tracked events' is ignored."""
         per_date = self._by_date.get(date)
-        if not per_date:
+        if per_date is None:
             return
-        if epoch is not None and next(iter(per_date.values())).event.epoch != epoch:
+        order = per_date.order
+        if epoch is not None and order[0].event.epoch != epoch:
             return
-        while per_date:
-            first_seq = next(iter(per_date))
-            if first_seq > seq:
-                break
-            self._forget(per_date[first_seq])
+        while order and order[0].event.seq <= seq:
+            pending = order.popleft()
+            if pending.alive:
+                self._forget(per_date, pending)
+        self._tidy(date, per_date)
+        self._skip_stale()
 
     def drop_date(self, date: str) -> None:
         """Forget every pending ack of ``date`` (unsubscribe, resubscribe, epoch change)."""
-        per_date = self._by_date.pop(date, {})
-        for pending in per_date.values():
+        per_date = self._by_date.pop(date, None)
+        if per_date is None:
+            return
+        for pending in per_date.by_seq.values():
             pending.alive = False
-        self._count -= len(per_date)
+        self._count -= len(per_date.by_seq)
 
     def due(self, now: float) -> list[Event]:
         """Events whose deadline passed and that must be re-sent now, in deadline order.
@@ -129,8 +159,7 @@ class AckTracker:
                 continue
             pending.retries += 1
             self.counters.retries += 1
-            pending.deadline = now + self.ack_timeout
-            self._arm(pending)
+            self._arm(pending, now)
             out.append(pending.event)
         self._resend.clear()
         return out
@@ -144,34 +173,45 @@ class AckTracker:
         """The earliest pending deadline, or None when nothing awaits an ack."""
         if self._resend:
             return min(p.deadline for p in self._resend)
-        while self._heap:
-            deadline, armed, pending = self._heap[0]
-            if pending.alive and pending.armed == armed:
-                return deadline
-            heapq.heappop(self._heap)
-        return None
+        self._skip_stale()
+        return self._deadlines[0].deadline if self._deadlines else None
+
+    def _skip_stale(self) -> None:
+        """Pop entries of acked or dropped events, and older entries of re-armed ones (whose
+        ``deadline`` is the newer one's), until the front entry is current."""
+        deadlines = self._deadlines
+        while deadlines and (not deadlines[0].alive or deadlines[0].queued > 1):
+            deadlines.popleft().queued -= 1
 
     def _expire(self, now: float) -> None:
-        while self._heap and self._heap[0][0] <= now:
-            _, armed, pending = heapq.heappop(self._heap)
-            if not pending.alive or pending.armed != armed:
-                continue  # stale heap entry: acked, dropped or re-armed since
+        deadlines = self._deadlines
+        self._skip_stale()
+        while deadlines and deadlines[0].deadline <= now:
+            pending = deadlines.popleft()
+            pending.queued -= 1
             self.counters.timeouts += 1
             if pending.retries >= self.max_retries:
                 self._exhausted = True
             else:
                 self._resend.append(pending)
+            self._skip_stale()
 
-    def _arm(self, pending: _Pending) -> None:
-        pending.armed = next(self._arm_ids)
-        heapq.heappush(self._heap, (pending.deadline, pending.armed, pending))
+    def _arm(self, pending: _Pending, now: float) -> None:
+        # Deadlines never decrease, so appending keeps the FIFO sorted.
+        deadline = now + self.ack_timeout
+        if deadline < self._last_deadline:
+            deadline = self._last_deadline
+        self._last_deadline = pending.deadline = deadline
+        pending.queued += 1
+        self._deadlines.append(pending)
 
-    def _forget(self, pending: _Pending) -> None:
+    def _forget(self, per_date: _DatePending, pending: _Pending) -> None:
         pending.alive = False
-        event = pending.event
+        del per_date.by_seq[pending.event.seq]
         self._count -= 1
-        per_date = self._by_date[event.date]
-        del per_date[event.seq]
-        if not per_date:
-            del self._by_date[event.date]
         self.counters.acked += 1
+
+    def _tidy(self, date: str, per_date: _DatePending) -> None:
+        per_date.trim()
+        if not per_date.by_seq:
+            del self._by_date[date]

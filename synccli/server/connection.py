@@ -21,7 +21,7 @@ from synccli.errors import DatabaseUnavailable, ProtocolError
 from synccli.protocol import messages as m
 from synccli.protocol.acks import AckTracker
 from synccli.protocol.model import Event, Position
-from synccli.server.bugs import REORDER_WINDOW
+from synccli.server.framing import accepts_shared_frames, write_framed
 from synccli.server.replay import Replay, replay
 from synccli.server.services import Services
 from synccli.server.writes import failed, perform_write
@@ -54,11 +54,15 @@ class Connection:
         self._subs: dict[str, _Subscription] = {}
         self._malformed = 0
         self._wake = asyncio.Event()
+        # When the sleeping timer task wakes up anyway: a new ack deadline later than this
+        # needs no wake-up (with the defaults it never does: heartbeats come first).
+        self._timer_wake_at = float("inf")
+        self._shared_frames = accepts_shared_frames(ws)
         self._closing = False
         self._close_task: asyncio.Task[None] | None = None
         self._sender_task: asyncio.Task[None] | None = None
         self._in_flight = False  # the sender holds frames taken from the queue
-        self._reorder: list[Event] = []
+        self._reorder = services.bugs.reorder_window()
         self._loop = asyncio.get_running_loop()
         self._metrics = services.metrics
 
@@ -132,12 +136,15 @@ class Connection:
                 self._send_heartbeat()
                 next_heartbeat = now + heartbeat_s
             wake_at = next_heartbeat
-            if self._reorder:
-                self._flush_reorder()
+            if self._reorder is not None:
+                self._send_live(self._reorder.due(now))
+                if self._reorder.deadline is not None:
+                    wake_at = min(wake_at, self._reorder.deadline)
             deadline = self.acks.next_deadline()
             if deadline is not None:
                 wake_at = min(wake_at, deadline)
             self._wake.clear()
+            self._timer_wake_at = wake_at
             try:
                 async with asyncio.timeout(max(0.0, wake_at - self._loop.time())):
                     await self._wake.wait()
@@ -146,16 +153,20 @@ class Connection:
 
     # ------------------------------------------------------------------ sending
 
+    def _writes_now(self) -> bool:
+        """Nothing is queued ahead and the socket keeps up: write now, without waking the
+        sender task (most of the fan-out throughput is won here)."""
+        return (
+            not self._closing
+            and not self._in_flight
+            and self._queue.empty()
+            and self.ws.transport.get_write_buffer_size() < WRITE_BUFFER_LIMIT
+        )
+
     def _put(self, frame: bytes) -> None:
         if self._closing:
             return
-        if (
-            not self._in_flight
-            and self._queue.empty()
-            and self.ws.transport.get_write_buffer_size() < WRITE_BUFFER_LIMIT
-        ):
-            # Nothing is queued ahead and the socket keeps up: write now, without waking
-            # the sender task (most of the fan-out throughput is won here).
+        if self._writes_now():
             broadcast((self.ws,), frame, text=True)
             return
         try:
@@ -164,14 +175,22 @@ class Connection:
             self.s.metrics.inc("slow_consumer_closes_total")
             self.abort(m.CLOSE_SLOW_CONSUMER, "send queue full")
 
+    def _put_shared(self, frame: bytes) -> None:
+        """``_put`` for a payload every subscriber gets: its WebSocket frame is built once,
+        not once per connection (see ``framing``)."""
+        if self._shared_frames and self._writes_now():
+            write_framed(self.ws, self.s.frames.framed(frame))
+        else:
+            self._put(frame)
+
     def _send(self, message: Any) -> None:
         self._put(m.dumps(message.to_wire()).encode())
 
     def _track(self, events: list[Event]) -> None:
         """Start the ack deadlines of events that were just queued or sent."""
-        if not self.acks:
-            self._wake.set()  # the timer may be sleeping until the next heartbeat
         now = self._loop.time()
+        if now + self.acks.ack_timeout < self._timer_wake_at:
+            self._wake.set()
         for event in events:
             self.acks.track(event, now)
         self.s.metrics.inc("events_sent_total", len(events))
@@ -186,26 +205,24 @@ class Connection:
                 positions[date] = position
         self._send(m.Heartbeat(positions))
 
-    def _live_with_bugs(self, event: Event, frame: bytes) -> None:
-        bugs = self.s.bugs
-        if bugs.reorder_sends:
-            self._reorder.append(event)
-            if len(self._reorder) >= REORDER_WINDOW:
-                self._flush_reorder()
-            else:
-                self._wake.set()
+    def _live_with_bugs(self, event: Event) -> None:
+        if self._reorder is None:
+            self._send_live([event])
             return
-        self._put(frame)
-        self._track([event])
-        if bugs.duplicate_sends:
-            self._put(frame)
+        opens_window = not self._reorder.held
+        self._send_live(self._reorder.add(event, self._loop.time()))
+        if opens_window:
+            self._wake.set()  # the timer must wake for the window's flush deadline
 
-    def _flush_reorder(self) -> None:
-        window, self._reorder = self._reorder, []
-        window = self.s.bugs.shuffle(window)
-        for event in window:
-            self._put(event.wire_json(False).encode())
-        self._track(window)
+    def _send_live(self, events: list[Event]) -> None:
+        """Send live events as the injected bugs say (twice each with duplicate-sends)."""
+        copies = 2 if self.s.bugs.duplicate_sends else 1
+        for event in events:
+            frame = event.wire_json(False).encode()
+            for _ in range(copies):
+                self._put(frame)
+        if events:
+            self._track(events)
 
     # ------------------------------------------------------------------ hub callbacks
 
@@ -221,13 +238,14 @@ class Connection:
             return  # already covered by the snapshot or replay this client got
         sub.pos = event.seq
         if self.s.bugs:
-            self._live_with_bugs(event, frame)
+            self._live_with_bugs(event)
             return
         # The hot path of fan-out, kept inline: write (or queue), then track the ack.
-        self._put(frame)
-        if not self.acks:
-            self._wake.set()  # the timer may be sleeping until the next heartbeat
-        self.acks.track(event, self._loop.time())
+        self._put_shared(frame)
+        now = self._loop.time()
+        if now + self.acks.ack_timeout < self._timer_wake_at:
+            self._wake.set()
+        self.acks.track(event, now)
         self._metrics.counts["events_sent_total"] += 1
 
     def resync(self, date: str, reason: str) -> None:

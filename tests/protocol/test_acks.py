@@ -184,3 +184,24 @@ def test_same_seq_of_a_new_epoch_replaces_the_old_one() -> None:
     assert len(tracker) == 1
     assert not tracker.exhausted(1.0)  # the old one no longer counts
     assert tracker.exhausted(1.5)
+
+
+def test_acked_events_are_released_at_once_not_at_their_deadline() -> None:
+    """Cumulative acks keep memory flat: nothing of an acked event waits for its deadline."""
+    tracker = AckTracker(ack_timeout=5.0, max_retries=3)
+    for seq in range(1, 10_001):
+        tracker.track(event(seq), now=seq * 0.001)
+        if seq % 8 == 0:
+            tracker.ack_upto(DATE, seq)
+            assert len(tracker._deadlines) == 0
+    assert len(tracker) == 0
+
+
+def test_a_re_armed_event_does_not_hold_back_earlier_deadlines() -> None:
+    tracker = AckTracker(ack_timeout=1.0, max_retries=3)
+    tracker.track(event(1), now=0.0)
+    tracker.track(event(2), now=0.5)
+    tracker.track(event(1), now=0.8)  # re-sent: its deadline moves behind event 2's
+    assert tracker.next_deadline() == 1.5
+    assert [e.seq for e in tracker.due(1.5)] == [2]
+    assert [e.seq for e in tracker.due(1.8)] == [1]
