@@ -8,6 +8,9 @@ Rules (DESIGN.md guarantee 7), in the order ``ChannelState`` applies them to an 
 * ``seq == last + 1`` is applied, then any buffered successors are applied in order.
 * ``seq > last + 1`` is past a gap: it is buffered and the missed range is requested ONCE
   (``request_missed_events``); the request is repeated only when ``gap_timeout`` expires.
+  After ``max_missed_requests`` requests from one position without progress (counted across
+  reconnects: a lossy server must not be asked forever), the channel resyncs from a snapshot.
+  One ``gap`` record per gap opened, not one per event held behind it.
 * A head (from a ``heartbeat``) ahead of the last applied seq, with nothing buffered, is a
   gap at the end of the stream: request the missed events.
 * A snapshot replaces every row; its seq becomes the position; buffered events after it of
@@ -129,7 +132,9 @@ class ChannelState:
         self.buffer: dict[int, tuple[Event, bool]] = {}
         self.awaiting_subscribe = False
         self.missed_deadline: float | None = None
+        # Requests made from position ``_missed_from`` without progress: the give-up budget.
         self._missed_requests = 0
+        self._missed_from: int | None = None
         self._resyncing = False
         self._gap_target: int | None = None
         self._acked = 0
@@ -189,7 +194,8 @@ class ChannelState:
         self.buffer.clear()
         self.awaiting_subscribe = False
         self.missed_deadline = None
-        self._missed_requests = 0
+        # The request budget survives: a gap a reconnect's replay does not fill either is
+        # still the same unfillable gap.
         self._gap_target = None
         self._acked = self.seq
         self._ack_due = False
@@ -291,14 +297,11 @@ class ChannelState:
         return effects
 
     def tick(self, now: float) -> Effects:
-        """Re-ask for missed events whose answer is overdue; after ``max_missed_requests``
-        unfilled requests, give up on replay and resync from a snapshot."""
+        """Re-ask for missed events whose answer is overdue (``_request_missed`` gives up
+        into a resync once the budget is spent)."""
         effects = Effects()
         if self.missed_deadline is not None and now >= self.missed_deadline:
-            if self._missed_requests >= self.max_missed_requests:
-                self._resync("gap_unfilled", effects)
-            else:
-                self._request_missed(now, effects)
+            self._request_missed(now, effects)
         return effects
 
     # ------------------------------------------------------------------ optimistic writes
@@ -351,7 +354,10 @@ class ChannelState:
         if len(self.buffer) >= self.max_buffer:
             self._resync("too_far_behind", effects)
             return
-        effects.records.append({"k": "gap", "date": self.date, "have": self.seq, "got": event.seq})
+        if self._gap_target is None:
+            effects.records.append(
+                {"k": "gap", "date": self.date, "have": self.seq, "got": event.seq}
+            )
         self.buffer[event.seq] = (event, replay)
         self._gap_target = max(self._gap_target or 0, event.seq)
         if self.missed_deadline is None:
@@ -412,6 +418,13 @@ class ChannelState:
             self._request_missed(now, effects)
 
     def _request_missed(self, now: float, effects: Effects) -> None:
+        """Ask for the events after the position, or resync once ``max_missed_requests``
+        requests from this same position have not moved it."""
+        if self._missed_from != self.seq:
+            self._missed_from, self._missed_requests = self.seq, 0
+        if self._missed_requests >= self.max_missed_requests:
+            self._resync("gap_unfilled", effects)
+            return
         effects.send.append(RequestMissedEvents(self.date, self.seq, self.epoch))
         self.missed_deadline = now + self.gap_timeout
         self._missed_requests += 1

@@ -8,6 +8,7 @@ lives here so the normal path stays clean: with no bug enabled, nothing in this 
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable
 from datetime import datetime
@@ -21,6 +22,10 @@ SKIP_EVERY = 7  # skip-events: every 7th sequence number of a date is never sent
 PHANTOM_EVERY = 5  # broadcast-before-commit: every 5th write is broadcast, then rolled back
 STALE_AFTER = 20  # stale-epoch: the log of a date is reset after its 20th write
 REORDER_WINDOW = 3  # reorder-sends: live events are shuffled within windows of 3
+# reorder-sends: a window that has not filled is sent this long after its first event, so
+# sparse traffic is still reordered (at 20 writes/s a window of 3 fills in ~0.15 s) while
+# no event waits anywhere near a client's gap or on-time deadlines.
+REORDER_FLUSH_S = 0.3
 
 
 class Bugs:
@@ -28,10 +33,11 @@ class Bugs:
 
     def __init__(self, names: tuple[str, ...], seed: int = 0) -> None:
         self.names = frozenset(names)
-        self.rng = random.Random(seed)
+        self.seed = seed
         self.duplicate_sends = "duplicate-sends" in self.names
         self.reorder_sends = "reorder-sends" in self.names
         self._writes = 0
+        self._windows = 0
 
     def __bool__(self) -> bool:
         return bool(self.names)
@@ -56,10 +62,48 @@ class Bugs:
         self._writes += 1
         return self._writes % PHANTOM_EVERY == 0
 
-    def shuffle(self, window: list[Event]) -> list[Event]:
-        shuffled = list(window)
-        self.rng.shuffle(shuffled)
-        return shuffled
+    def reorder_window(self) -> ReorderWindow | None:
+        """A connection's own reorder window (None unless reorder-sends is on), with its own
+        rng derived from the bug seed and the connection's number."""
+        if not self.reorder_sends:
+            return None
+        self._windows += 1
+        return ReorderWindow(random.Random(f"{self.seed}:reorder:{self._windows}"))
+
+
+class ReorderWindow:
+    """The reorder-sends bug for one connection: live events are held until
+    ``REORDER_WINDOW`` have arrived or ``REORDER_FLUSH_S`` has passed since the first, then
+    released in a shuffled order that always differs from the original (when there are two
+    or more), so every window really reorders."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.held: list[Event] = []
+        self.deadline: float | None = None
+
+    def add(self, event: Event, now: float) -> list[Event]:
+        """Hold ``event``; the shuffled window when it is full, else nothing yet."""
+        self.held.append(event)
+        if self.deadline is None:
+            self.deadline = now + REORDER_FLUSH_S
+        return self.release() if len(self.held) >= REORDER_WINDOW else []
+
+    def due(self, now: float) -> list[Event]:
+        """The shuffled window once its flush deadline has passed, else nothing."""
+        if self.deadline is None or now < self.deadline:
+            return []
+        return self.release()
+
+    def release(self) -> list[Event]:
+        """Everything held, shuffled; the window starts over empty."""
+        window, self.held, self.deadline = self.held, [], None
+        if len(window) < 2:
+            return window
+        # A uniform choice among the orders other than the original one.
+        original = tuple(range(len(window)))
+        orders = [order for order in itertools.permutations(original) if order != original]
+        return [window[i] for i in self.rng.choice(orders)]
 
 
 def _skip(event: Event) -> bool:

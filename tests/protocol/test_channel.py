@@ -296,3 +296,72 @@ def test_lossy_replay_is_not_re_asked_at_once_and_ends_in_a_resync() -> None:
     gave_up = channel.tick(3.0)
     assert gave_up.send == [Subscribe(DATE)]
     assert gave_up.records == [{"k": "resync", "date": DATE, "reason": "gap_unfilled"}]
+
+
+def test_one_gap_record_per_gap_not_one_per_event_held_behind_it() -> None:
+    channel = synced()
+    records = []
+    for seq in (2, 3, 4):
+        records += channel.on_event(event(seq), False, 0).records
+    # A lossy replay re-sends the held events: still the same gap.
+    records += channel.on_missed(MissedEvents(DATE, EPOCH, 4, [event(2), event(3)]), 0.1).records
+    assert records == [{"k": "gap", "date": DATE, "have": 0, "got": 2}]
+    filled = channel.on_event(event(1), False, 0.2)
+    assert applied(filled.records) == [1, 2, 3, 4]
+    assert kinds(channel.on_event(event(6), False, 0.3).records) == ["gap"]  # a new gap
+
+
+def test_unfillable_gap_gives_up_even_when_reconnects_come_between_requests() -> None:
+    channel = synced(gap_timeout=1.0)
+    sent = channel.on_event(event(2), False, 0).send
+    for n in range(2):
+        channel.on_disconnected()
+        channel.subscribe()
+        # Every reconnect's replay leaves seq 1 out again.
+        lossy = Subscribed(DATE, EPOCH, 2, True, events=[event(2)])
+        sent += channel.on_subscribed(lossy, 10.0 * (n + 1)).send
+    assert sent == [RequestMissedEvents(DATE, 0, EPOCH)] * 3
+    channel.on_disconnected()
+    channel.subscribe()
+    gave_up = channel.on_subscribed(Subscribed(DATE, EPOCH, 2, True, events=[event(2)]), 30.0)
+    assert gave_up.send == [Subscribe(DATE)]
+    assert gave_up.records[-1] == {"k": "resync", "date": DATE, "reason": "gap_unfilled"}
+
+
+def test_progress_renews_the_request_budget() -> None:
+    channel = synced(gap_timeout=1.0)
+    channel.on_event(event(3), False, 0)
+    assert channel.tick(1.0).send == [RequestMissedEvents(DATE, 0, EPOCH)]
+    # A partial replay moves the position: the gap is still open, but not stuck.
+    channel.on_missed(MissedEvents(DATE, EPOCH, 3, [event(1)]), 1.5)
+    asked = [channel.tick(float(t)).send for t in (2, 3, 4)]
+    assert asked == [[RequestMissedEvents(DATE, 1, EPOCH)]] * 3
+    assert channel.tick(5.0).send == [Subscribe(DATE)]
+
+
+def test_a_lossy_server_gets_a_bounded_number_of_requests() -> None:
+    """The regression behind ~36,000 ``gap`` records in 4 s: a server that commits one event
+    every 10 ms but never sends seq 7, live or in replays, answers every request at once and
+    announces its head every 10 ms. One gap, ``max_missed_requests`` requests spaced by
+    ``gap_timeout``, then a resync."""
+    channel = synced(gap_timeout=1.0)
+    records = []
+    requests: list[float] = []
+    for step in range(1000):  # 10 simulated seconds
+        now, head = step / 100, min(step + 1, 10)
+        effects = channel.tick(now)
+        if step < 10 and head != 7:
+            effects.extend(channel.on_event(event(head), False, now))
+        effects.extend(channel.on_head(Position(EPOCH, head), now))
+        for message in effects.send:
+            if isinstance(message, RequestMissedEvents):
+                requests.append(now)
+                missed = [event(s) for s in range(message.last_seq + 1, head + 1) if s != 7]
+                effects.extend(channel.on_missed(MissedEvents(DATE, EPOCH, head, missed), now))
+        records += effects.records
+        if channel.status == OUT_OF_SYNC:
+            break
+    assert requests == [0.06, 1.06, 2.06]
+    assert kinds(records).count("gap") == 1
+    assert records[-1] == {"k": "resync", "date": DATE, "reason": "gap_unfilled"}
+    assert now == 3.06

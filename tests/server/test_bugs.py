@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+import random
 from pathlib import Path
 
+from synccli.server.bugs import REORDER_FLUSH_S, Bugs, ReorderWindow
 from synccli.store import open_store
+from tests.client.builders import event
 from tests.server.helpers import DATE, aio, client, db_url, running_server, seeded_store
 
 
@@ -87,3 +91,79 @@ async def test_duplicate_and_reorder_sends_deliver_every_event(tmp_path: Path) -
             assert (await w.write(n))["ok"]
         seqs = [(await a.expect("appointments_updated"))["sequenceNum"] for _ in range(4)]
         assert sorted(seqs) == [2, 3, 4, 5]
+
+
+def test_reorder_window_releases_every_full_window_in_a_new_order() -> None:
+    seen = set()
+    for seed in range(60):
+        window = ReorderWindow(random.Random(seed))
+        assert window.add(event(1), 0.0) == [] and window.add(event(2), 0.01) == []
+        released = [e.seq for e in window.add(event(3), 0.02)]
+        assert sorted(released) == [1, 2, 3] and released != [1, 2, 3]
+        assert window.held == [] and window.deadline is None
+        seen.add(tuple(released))
+    # Every order but the original one is chosen.
+    assert seen == set(itertools.permutations([1, 2, 3])) - {(1, 2, 3)}
+
+
+def test_reorder_window_sends_a_partial_window_at_its_deadline() -> None:
+    window = ReorderWindow(random.Random(0))
+    assert window.add(event(1), 10.0) == []
+    assert window.deadline == 10.0 + REORDER_FLUSH_S
+    assert window.add(event(2), 10.1) == []
+    assert window.due(10.0 + REORDER_FLUSH_S / 2) == []
+    assert [e.seq for e in window.due(10.0 + REORDER_FLUSH_S)] == [2, 1]
+    window.add(event(3), 20.0)
+    assert [e.seq for e in window.due(21.0)] == [3]  # alone: nothing to reorder
+    assert window.due(30.0) == []
+
+
+def test_each_connection_gets_its_own_window_reproducible_from_the_seed() -> None:
+    def orders(seed: int) -> list[list[int]]:
+        bugs = Bugs(("reorder-sends",), seed)
+        out = []
+        for _ in range(4):
+            window = bugs.reorder_window()
+            assert window is not None
+            for seq in (1, 2, 3):
+                released = window.add(event(seq), 0.0)
+            out.append([e.seq for e in released])
+        return out
+
+    assert orders(7) == orders(7)
+    assert any(orders(7) != orders(seed) for seed in range(8, 12))
+    assert Bugs(("duplicate-sends",), 7).reorder_window() is None
+
+
+@aio
+async def test_reorder_sends_reorders_sparse_traffic(tmp_path: Path) -> None:
+    async with (
+        running_server(tmp_path, inject_bugs=("reorder-sends",), bug_seed=3) as server,
+        client(server) as a,
+        client(server) as w,
+    ):
+        await a.subscribe()
+        # One write at a time, each answered before the next: the sparsest traffic there is.
+        for n in (1, 2, 3):
+            assert (await w.write(n))["ok"]
+        seqs = [(await a.expect("appointments_updated"))["sequenceNum"] for _ in range(3)]
+        assert sorted(seqs) == [1, 2, 3] and seqs != [1, 2, 3]
+        assert (await w.write(4))["ok"]
+        # Alone in its window: sent when the window's flush deadline passes.
+        assert (await a.expect("appointments_updated"))["sequenceNum"] == 4
+
+
+@aio
+async def test_duplicate_sends_still_duplicates_with_reorder_sends(tmp_path: Path) -> None:
+    bugs = ("duplicate-sends", "reorder-sends")
+    async with (
+        running_server(tmp_path, inject_bugs=bugs, bug_seed=1) as server,
+        client(server) as a,
+        client(server) as w,
+    ):
+        await a.subscribe()
+        for n in (1, 2, 3):
+            assert (await w.write(n))["ok"]
+        seqs = [(await a.expect("appointments_updated"))["sequenceNum"] for _ in range(6)]
+        assert sorted(seqs) == [1, 1, 2, 2, 3, 3]
+        assert seqs != sorted(seqs)
