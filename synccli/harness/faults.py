@@ -3,6 +3,9 @@
 Each kind maps to one pair of small async actions (apply, heal). Every step is recorded in
 the history (``fault`` records with phase start/end/error), so the report can break metrics
 down per fault window and tell a fault that failed to apply from one that left no trace.
+A heal may return the fault's own evidence (``{"packets_dropped": n}``, the server's
+``{"db_errors": n}``): counters that prove whether it acted, whatever the clients noticed.
+They go on the ``end`` record as ``evidence``, and the report judges the window by them.
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ class FaultTargets:
     netns_unavailable: str | None = None
 
 
-Action = Callable[[], Awaitable[None]]
+#: What a fault did, counted where it acted: ``{"packets_dropped": 42}``.
+Evidence = dict[str, int]
+Action = Callable[[], Awaitable[Evidence | None]]
 
 
 @dataclass
@@ -72,6 +77,9 @@ class FaultRunner:
         name = spec.name or f"{spec.kind}#{index}"
         groups = self._pick_groups(index, spec.target)
         fields = {"kind": spec.kind, "name": name, "target": spec.target, "attrs": spec.attrs}
+        # The window opens before the fault is applied: its first effects (the resyncs of an
+        # epoch reset, the disconnects of a kill) happen while the apply call is in flight.
+        self.history.record(None, "fault", phase="start", groups=groups, **fields)
         try:
             heal = await self._apply(spec, groups)
         except SynccliError as exc:
@@ -80,7 +88,6 @@ class FaultRunner:
             return
         self._heals[name] = heal
         self.active[name] = spec
-        self.history.record(None, "fault", phase="start", groups=groups, **fields)
         try:
             await asyncio.sleep(spec.for_s)
         finally:
@@ -92,13 +99,14 @@ class FaultRunner:
         if heal is None or spec is None:
             return
         try:
-            await heal()
+            evidence = await heal()
         except SynccliError as exc:
             self.history.record(
                 None, "fault", phase="error", kind=spec.kind, name=name, error=f"heal failed: {exc}"
             )
             return
-        self.history.record(None, "fault", phase="end", kind=spec.kind, name=name)
+        extra = {"evidence": evidence} if evidence is not None else {}
+        self.history.record(None, "fault", phase="end", kind=spec.kind, name=name, **extra)
 
     def _pick_groups(self, index: int, share: float) -> list[int]:
         """A seeded choice of ``share`` of the proxy groups (at least one)."""
@@ -147,8 +155,14 @@ class FaultRunner:
             reason = self.targets.netns_unavailable or "the server does not run in a namespace"
             raise FaultError(f"packet loss is not possible here: {reason}")
         percent = float(spec.attrs.get("percent", 0))
-        await asyncio.to_thread(netns.set_loss, percent)
-        return lambda: asyncio.to_thread(netns.clear_loss)
+        before = await asyncio.to_thread(netns.dropped)
+        await asyncio.to_thread(netns.set_loss, percent, spec.stream)
+
+        async def heal() -> Evidence:
+            await asyncio.to_thread(netns.clear_loss)
+            return {"packets_dropped": await asyncio.to_thread(netns.dropped) - before}
+
+        return heal
 
     async def _apply_server(self, spec: FaultSpec) -> Action:
         server = self.targets.server
@@ -167,10 +181,16 @@ class FaultRunner:
         if spec.kind == "db_fault":
             params = {"mode": spec.attrs.get("mode", "deadlock"), "seed": self.seed}
             params |= {k: spec.attrs[k] for k in ("rate", "delay_ms") if k in spec.attrs}
+            before = await _db_errors(server)
             await server.admin("db-fault", **params)
 
-            async def off() -> None:
+            async def off() -> Evidence | None:
                 await server.admin("db-fault", mode="off")
+                if params["mode"] == "slow_commit":
+                    return None  # no counter: its trace is the window's latency
+                # A deadlock the server retried away reaches no client: its counter is the
+                # proof. A restart in between resets it, hence never below zero.
+                return {"db_errors": max(0, await _db_errors(server) - before)}
 
             return off
         dates = self.targets.dates
@@ -181,6 +201,12 @@ class FaultRunner:
             return None
 
         return nothing
+
+
+async def _db_errors(server: Any) -> int:
+    """The server's ``synccli_db_errors_total`` (0 when it cannot be read)."""
+    metrics: dict[str, float] = await server.metrics()
+    return int(metrics.get("synccli_db_errors_total", 0))
 
 
 async def cancel_quietly(task: asyncio.Task[Any]) -> None:

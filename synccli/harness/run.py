@@ -221,6 +221,9 @@ class Simulation:
         options = server_options(self.scenario.server)
         for bug in self.config.server_bugs:
             options += ["--inject-bug", bug]
+        if self.config.server_bugs:
+            # The bugs' own randomness (reorder-sends) is reproducible from the run seed too.
+            options += ["--bug-seed", str(self.scenario.seed)]
         if netns is not None:
             host, port, wrap = netns.address, NETNS_SERVER_PORT, netns.wrap_command([])
         else:
@@ -300,7 +303,9 @@ class Simulation:
         progress = ProgressLine(self._status, enabled=config.progress)
         self._say = progress.say if config.progress else self._say
         faults = self.faults
-        fault_task = asyncio.create_task(faults.run(self.t0))
+        # A fault's ``at_s`` counts from the start of the load, which begins now (the
+        # clients start below), not from ``t0``: server and proxy start-up come before it.
+        fault_task = asyncio.create_task(faults.run(time.monotonic()))
         ticker = asyncio.create_task(self._tick(progress))
 
         async def heal_faults() -> None:

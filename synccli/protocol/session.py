@@ -94,7 +94,8 @@ class ClientSession:
         """Subscribe every date (resuming from its position) and re-send pending writes."""
         self.connected = True
         effects = Effects(send=[channel.subscribe() for channel in self.channels.values()])
-        for pending in self.pending.values():
+        # A copy: a write out of attempts is given up, which removes it from ``pending``.
+        for pending in list(self.pending.values()):
             self._send_write(pending, now, effects)
         return effects
 

@@ -32,7 +32,7 @@ from typing import Any
 from synccli.errors import ConfigError
 from synccli.protocol.model import parse_iso_ms
 from synccli.report.history import Record
-from synccli.report.metrics import DeliveryStats, FaultWindow
+from synccli.report.metrics import TRACE_GRACE_S, DeliveryStats, FaultWindow
 from synccli.report.truth import ChannelTruth, Truth
 
 ANOMALY_KINDS = ("lost", "duplicate", "out_of_order", "phantom", "epoch_mixup", "not_converged")
@@ -351,7 +351,8 @@ def _account(
         if committed is None:
             committed = iso_to_w(walk.record_commit_at.get(seq))
         inside = [w for w in windows if committed is not None and w.contains(committed)]
-        overall.add(committed, when, applied, steady=not inside)
+        steady = _steady(committed, when, windows, overall.on_time_s)
+        overall.add(committed, when, applied, steady=steady)
         for window in inside:
             window.stats.add(committed, when, applied)
         if when is None:
@@ -359,3 +360,24 @@ def _account(
         else:
             delivered += 1
     return max(0, head - start), delivered
+
+
+def _steady(
+    committed: float | None,
+    delivered: float | None,
+    windows: Sequence[FaultWindow],
+    on_time_s: float,
+) -> bool:
+    """Whether a pair counts for the on-time rate: no fault touched it. A fault touches the
+    pairs committed inside its window or while clients recover from it (``TRACE_GRACE_S``
+    after it), and those still in flight when it began: committed less than ``on_time_s``
+    before it and not yet delivered (one already late before the fault stays counted)."""
+    if committed is None:
+        return True
+    for window in windows:
+        if window.contains(committed, TRACE_GRACE_S):
+            return False
+        in_flight = delivered is None or delivered > window.start_w
+        if in_flight and window.start_w - on_time_s <= committed < window.start_w:
+            return False
+    return True

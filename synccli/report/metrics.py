@@ -16,7 +16,9 @@ from synccli.report.history import Record
 
 PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p999", 0.999))
 # A fault leaves its mark shortly after it ends too (a client notices a dead link on its
-# next heartbeat), so traces are looked for this long past the window's end.
+# next heartbeat, a client it cut off is still in its reconnect backoff, capped at 5 s), so
+# traces are looked for this long past the window's end, and pairs committed this soon after
+# it are not counted as steady for the on-time rate.
 TRACE_GRACE_S = 5.0
 # Latency toxics leave no record of their own: a window whose p99 is this many times the
 # run's median counts as traced.
@@ -53,9 +55,9 @@ class DeliveryStats:
     A pair is on time when it was delivered (applied, or covered by a snapshot) within
     ``on_time_s`` of its commit; a pair whose commit time is unknown (pruned from the log and
     covered by a snapshot) counts as on time when delivered. The on-time rate is taken over
-    the *steady* pairs only: those committed outside every fault window. A client a fault
-    took offline cannot be on time, only eventually right; the per-window stats show how
-    late it was.
+    the *steady* pairs only: those committed outside every fault window and its
+    ``TRACE_GRACE_S`` aftermath. A client a fault took offline cannot be on time, only
+    eventually right, until it has reconnected; the per-window stats show how late it was.
     """
 
     on_time_s: float
@@ -108,6 +110,10 @@ class FaultWindow:
     error: str | None = None
     events_committed: int = 0
     traces: Counter[str] = field(default_factory=Counter)
+    #: The fault's own counters from its ``end`` record (packets dropped, database errors).
+    #: They are direct proof, so when present they alone decide whether the fault acted:
+    #: a neighbouring fault's records must not vouch for a loss rule that dropped nothing.
+    evidence: dict[str, int] | None = None
 
     def contains(self, w: float, grace: float = 0.0) -> bool:
         end = math.inf if self.end_w is None else self.end_w + grace
@@ -119,8 +125,13 @@ class FaultWindow:
             return False
         return p99 >= LATENCY_TRACE_FACTOR * max(run_p50_ms, 1.0)
 
+    def traced(self, run_p50_ms: float | None) -> bool:
+        if self.evidence is not None:
+            return any(n > 0 for n in self.evidence.values())
+        return sum(self.traces.values()) > 0 or self.latency_traced(run_p50_ms)
+
     def to_dict(self, run_p50_ms: float | None) -> dict[str, Any]:
-        traced = sum(self.traces.values()) > 0 or self.latency_traced(run_p50_ms)
+        traced = self.traced(run_p50_ms)
         return {
             "name": self.name,
             "kind": self.kind,
@@ -135,6 +146,7 @@ class FaultWindow:
             "on_time_rate": round(self.stats.on_time_rate, 6),
             "latency_ms": percentiles(self.stats.latencies_ms),
             "traces": {kind: self.traces[kind] for kind in TRACE_KINDS if self.traces[kind]},
+            "evidence": self.evidence,
             "no_trace": self.error is None and not traced,
         }
 
@@ -176,6 +188,9 @@ def fault_windows(records: Iterable[Record], on_time_s: float) -> list[FaultWind
         else:
             windows.append(window)
         window.end_w, window.end_t = float(r["w"]), float(r["t"])
+        evidence = r.get("evidence")
+        if isinstance(evidence, dict):
+            window.evidence = {str(k): int(v) for k, v in evidence.items()}
         if phase == "error":
             window.error = str(r.get("error") or "the fault could not be applied")
     return windows

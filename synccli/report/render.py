@@ -90,7 +90,7 @@ def fault_rows(summary: Summary) -> list[tuple[Any, ...]]:
     rows = []
     for f in summary.faults:
         end = "open" if f["end_t"] is None else f"{f['end_t']:.1f}"
-        trace = "ERROR" if f["error"] else "no trace" if f["no_trace"] else "ok"
+        trace = _trace_text(f)
         rows.append(
             (
                 f["name"],
@@ -104,6 +104,17 @@ def fault_rows(summary: Summary) -> list[tuple[Any, ...]]:
             )
         )
     return rows
+
+
+def _trace_text(fault: dict[str, Any]) -> str:
+    """What shows the fault acted: its own counters when it has them, else client records."""
+    if fault["error"]:
+        return "ERROR"
+    counts = fault.get("evidence") or fault["traces"]
+    text = " ".join(f"{kind} {n}" for kind, n in counts.items())
+    if fault["no_trace"]:
+        return f"no trace ({text})" if text else "no trace"
+    return text or "latency"
 
 
 FAULT_HEADERS = ("fault", "kind", "t (s)", "committed", "delivered", "on time", "p99 ms", "trace")

@@ -36,6 +36,7 @@ from synccli.report.thresholds import (
     ALIASES,
     DEFAULT_THRESHOLDS,
     INVARIANTS,
+    PLAIN_METRICS,
     Threshold,
     ThresholdResult,
     evaluate,
@@ -47,30 +48,6 @@ from synccli.report.truth import Truth
 
 SUMMARY_SCHEMA = "synccli.summary/1"
 DEFAULT_ON_TIME_S = 5.0
-# Summary fields that are threshold metrics under their own name.
-_PLAIN_METRICS = (
-    "clients",
-    "duration_s",
-    "events_committed",
-    "expected_pairs",
-    "delivered_pairs",
-    "delivery_rate",
-    "on_time_rate",
-    "lost",
-    "duplicates",
-    "out_of_order",
-    "phantoms",
-    "epoch_mixups",
-    "not_converged",
-    "converged_clients",
-    "retries",
-    "ack_timeouts",
-    "gaps_detected",
-    "gap_recoveries",
-    "resyncs",
-    "reconnects",
-    "rollbacks",
-)
 VERDICT_EXIT = {
     "pass": EXIT_OK,
     "fail": EXIT_FAILED,
@@ -135,7 +112,7 @@ def _flat_metrics(
 ) -> dict[str, float | None]:
     """The metrics thresholds can name (``thresholds.METRICS``), flattened; ``names`` asks
     for extra latency percentiles (``latency_ms.p95``)."""
-    flat: dict[str, float | None] = {name: values[name] for name in _PLAIN_METRICS}
+    flat: dict[str, float | None] = {name: values[name] for name in PLAIN_METRICS}
     writes = values["writes"]
     flat["writes.sent"] = writes["sent"]
     flat["writes.ok"] = writes["ok"]

@@ -116,3 +116,54 @@ def test_server_options_and_prometheus_parsing() -> None:
         "synccli_acks_total": 12.0,
         "synccli_writes_failed_total": 5.0,
     }
+
+
+class FakeNetns:
+    """Stands in for PacketLossNamespace: each loss rule 'drops' ``per_rule`` packets."""
+
+    def __init__(self, per_rule: int) -> None:
+        self.per_rule = per_rule
+        self.total = 7  # drops of an earlier window must not count for this one
+        self.rules: list[tuple[float, str]] = []
+
+    def set_loss(self, percent: float, direction: str = "both") -> None:
+        self.rules.append((percent, direction))
+
+    def clear_loss(self) -> None:
+        self.total += self.per_rule
+
+    def dropped(self) -> int:
+        return self.total
+
+
+def test_packet_loss_uses_the_stream_and_records_the_drops_of_its_window() -> None:
+    history, netns = Recorder(), FakeNetns(per_rule=42)
+    spec = FaultSpec(at_s=0, for_s=0.01, kind="packet_loss", stream="downstream",
+                     attrs={"percent": 10}, name="loss")  # fmt: skip
+    _run(FaultRunner((spec,), FaultTargets(netns=netns, groups=1), history, seed=1))
+    assert netns.rules == [(10.0, "downstream")]
+    end = history.records[-1]
+    assert (end["phase"], end["evidence"]) == ("end", {"packets_dropped": 42})
+
+
+class FakeServer:
+    """Answers fault hooks; a client reacts while the call is still in flight."""
+
+    def __init__(self, history: Recorder) -> None:
+        self.history = history
+
+    async def admin(self, path: str, **params: Any) -> dict[str, Any]:
+        self.history.record("c000", "resync", date="2026-11-26", reason="epoch_changed")
+        return {}
+
+
+def test_the_window_opens_before_the_fault_acts() -> None:
+    history = Recorder()
+    spec = FaultSpec(at_s=0, for_s=0, kind="epoch_reset", name="reset")
+    targets = FaultTargets(server=FakeServer(history), dates=("2026-11-26",))
+    _run(FaultRunner((spec,), targets, history, seed=1))
+    assert [(r["k"], r.get("phase")) for r in history.records] == [
+        ("fault", "start"),
+        ("resync", None),
+        ("fault", "end"),
+    ]

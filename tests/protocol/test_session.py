@@ -121,6 +121,21 @@ def test_pending_write_is_resent_with_the_same_request_id_after_reconnect() -> N
     assert effects.records[-1]["requestId"] == "c001-3"
 
 
+def test_a_reconnect_gives_up_writes_out_of_attempts_and_resends_the_others() -> None:
+    s = session(max_write_attempts=2)
+    s.begin_write("a1", "Present", "c001-5", 0)
+    s.begin_write("a2", "Present", "c001-6", 0)
+    s.on_disconnected()
+    s.on_connected(1)  # both re-sent: attempt 2 of 2
+    s.begin_write("b1", "Present", "c001-7", 1)
+    s.on_disconnected()
+    effects = s.on_connected(2)  # c001-5 and c001-6 are out of attempts; c001-7 is not
+    given_up = [r["requestId"] for r in effects.records if r["k"] == "write_result"]
+    assert given_up == ["c001-5", "c001-6"]
+    assert effects.send[-1] == UpdateAppointmentState("c001-7", "b1", "Present")
+    assert list(s.pending) == ["c001-7"]
+
+
 def test_unanswered_write_is_resent_after_timeout_then_given_up() -> None:
     s = session(write_timeout=1.0, max_write_attempts=2)
     s.begin_write("a1", "Present", "c001-4", 0)

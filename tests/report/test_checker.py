@@ -356,3 +356,61 @@ def test_late_delivery_inside_a_fault_window_counts_in_the_window_not_the_run() 
     assert summary.verdict == "pass", summary.reasons
     assert summary.on_time_rate == 1.0  # the 7 steady pairs were all on time
     assert round(summary.faults[0]["on_time_rate"], 3) == 0.333
+
+
+def test_late_delivery_outside_any_fault_window_still_fails() -> None:
+    run = Run()
+    run.commit(4)
+    run.fault("start", BASE_W + 20.0, name="long-after")
+    run.fault("end", BASE_W + 20.5, name="long-after")
+    run.subscribed("c001", 0, w=BASE_W)
+    run.apply("c001", 1, 2, 3)
+    run.apply("c001", 4, delay=12.0)
+    run.final("c001")
+    summary = run.summary()
+    assert summary.on_time_rate == 0.75
+    assert summary.verdict == "fail"
+
+
+def test_pairs_committed_while_clients_recover_from_a_fault_are_not_steady() -> None:
+    run = Run()
+    run.commit(10)  # seq n at n/10; seqs 1, 2 fall within TRACE_GRACE_S of the fault's end
+    run.fault("start", BASE_W - 9.0, name="outage")
+    run.fault("end", BASE_W - 4.75, name="outage")
+    run.subscribed("c001", 0, w=BASE_W)
+    for seq in range(1, 9):  # the client is back at 0.95 and applies 1-8 then, in order
+        run.apply("c001", seq, delay=0.95 + seq / 1000 - seq / 10)
+    run.apply("c001", 9, 10, delay=0.1)
+    run.final("c001")
+    summary = summarize(run.history(), run.truth(), on_time_s=0.5)
+    assert summary.out_of_order == 0
+    assert summary.on_time_rate == 0.75  # steady: 3-10, of which 3 and 4 were late
+
+
+def test_a_pair_in_flight_when_a_fault_begins_is_not_steady_unless_already_late() -> None:
+    run = Run()
+    run.commit(3)  # at 0.1, 0.2, 0.3; the fault begins at 0.35
+    run.fault("start", BASE_W + 0.35, name="cut")
+    run.fault("end", BASE_W + 0.36, name="cut")
+    run.subscribed("c001", 0, w=BASE_W)
+    run.apply("c001", 1, delay=0.15)  # late (0.1 s deadline), and not because of the fault
+    run.apply("c001", 2, delay=0.08)
+    run.apply("c001", 3, delay=12.0)  # in flight when the link was cut
+    run.final("c001")
+    summary = summarize(run.history(), run.truth(), on_time_s=0.1)
+    assert summary.out_of_order == 0
+    assert summary.on_time_rate == 0.5  # steady: 1 (late) and 2
+
+
+def test_a_fault_s_own_evidence_decides_its_trace() -> None:
+    run = clean_run(clients=1, events=5)
+    run.fault("start", BASE_W + 0.1, name="loss", kind="packet_loss")
+    run.rec("c001", "disconnect", BASE_W + 0.2, code=1006, reason="")  # another fault's mark
+    run.fault("end", BASE_W + 0.3, name="loss", kind="packet_loss",
+              evidence={"packets_dropped": 0})  # fmt: skip
+    run.config = {"expect_traces": True}
+    summary = run.summary()
+    assert summary.faults[0]["no_trace"] is True and summary.verdict == "inconclusive"
+    run.records[-1]["evidence"] = {"packets_dropped": 3}
+    assert run.summary().faults[0]["evidence"] == {"packets_dropped": 3}
+    assert run.summary().faults[0]["no_trace"] is False

@@ -88,3 +88,15 @@ def test_write_outputs_writes_the_three_files(tmp_path: Path) -> None:
     paths = write_outputs(folder, summary)
     assert [p.name for p in paths] == ["summary.json", "junit.xml", "report.html"]
     assert json.loads((folder / "summary.json").read_text())["verdict"] == "pass"
+
+
+def test_fault_table_names_the_trace_counts() -> None:
+    run = clean_run(clients=1, events=5)
+    run.fault("start", BASE_W + 0.1, name="loss", kind="packet_loss")
+    run.fault("end", BASE_W + 0.3, name="loss", kind="packet_loss",
+              evidence={"packets_dropped": 12})  # fmt: skip
+    run.fault("start", BASE_W + 0.4, name="quiet", kind="reset_peer")
+    run.fault("end", BASE_W + 0.5, name="quiet", kind="reset_peer")
+    text = render_table(run.summary())
+    assert "packets_dropped 12" in text
+    assert "no trace" in text
