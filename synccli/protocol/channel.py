@@ -223,10 +223,7 @@ class ChannelState:
 
     def on_subscribed(self, msg: Subscribed, now: float) -> Effects:
         effects = Effects()
-        self.awaiting_subscribe = False
-        self._resyncing = False
-        held = sorted(self.buffer.values(), key=lambda item: item[0].seq)
-        self.buffer.clear()
+        held = self._position_answered()
         effects.records.append(
             {
                 "k": "subscribed",
@@ -244,26 +241,33 @@ class ChannelState:
             return effects
         for event in msg.events:
             self._receive(event, True, now, effects)
-        for event, replay in held:
-            if event.epoch == self.epoch and event.seq > self.seq:
-                self._receive(event, replay, now, effects)
+        self._apply_held(held, now, effects)
         self._expect_head(msg.seq, now, effects, via="subscribed")
         return effects
 
     def on_snapshot(self, msg: Snapshot, now: float) -> Effects:
         effects = Effects()
-        self.awaiting_subscribe = False
-        self._resyncing = False
-        held = sorted(self.buffer.values(), key=lambda item: item[0].seq)
-        self.buffer.clear()
+        held = self._position_answered()
         effects.records.append(
             {"k": "snapshot", "date": self.date, "epoch": msg.epoch, "seq": msg.seq}
         )
         self._replace(msg.epoch, msg.seq, msg.appointments)
+        self._apply_held(held, now, effects)
+        return effects
+
+    def _position_answered(self) -> list[tuple[Event, bool]]:
+        """A subscribe or snapshot answer arrived: stop waiting for one, and take the events
+        held meanwhile, in order, to apply after the new position."""
+        self.awaiting_subscribe = False
+        self._resyncing = False
+        held = sorted(self.buffer.values(), key=lambda item: item[0].seq)
+        self.buffer.clear()
+        return held
+
+    def _apply_held(self, held: list[tuple[Event, bool]], now: float, effects: Effects) -> None:
         for event, replay in held:
             if event.epoch == self.epoch and event.seq > self.seq:
                 self._receive(event, replay, now, effects)
-        return effects
 
     def on_missed(self, msg: MissedEvents, now: float) -> Effects:
         """Apply a replay. One that does not close the gap (a lossy server) is not answered
