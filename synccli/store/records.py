@@ -12,6 +12,10 @@ from synccli.protocol.messages import UpdateAppointmentState
 from synccli.protocol.model import Event, Row
 from synccli.store.base import Channel, WriteOutcome
 
+#: The compact encoder, built once: ``json.dumps`` with arguments builds a new one per call,
+#: and the write path serialises on every check-in.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
 
 def row_of(values: Sequence[Any]) -> Row:
     """A ``Row`` from ``appointment_id, date, patient, state, state_time, version,
@@ -43,14 +47,15 @@ def event_of(date: str, values: Sequence[Any]) -> Event:
 
 def payload_of(row: Row) -> str:
     """The stored form of an event's row: its wire JSON."""
-    return json.dumps(row.to_wire(), separators=(",", ":"))
+    return _encode(row.to_wire())
 
 
-def result_of(request: UpdateAppointmentState, seq: int, row: Row) -> str:
+def result_of(request: UpdateAppointmentState, seq: int, payload: str) -> str:
     """The idempotency record of a committed write: its outcome and the request's
-    fingerprint, so a reused id with other content can be told apart."""
-    record = {"fingerprint": request.fingerprint(), "seq": seq, "row": row.to_wire()}
-    return json.dumps(record, separators=(",", ":"))
+    fingerprint, so a reused id with other content can be told apart. ``payload`` is the
+    row's stored form (``payload_of``), spliced in as is: the row is serialised once per
+    write, for the event and for this record."""
+    return f'{{"fingerprint":{_encode(request.fingerprint())},"seq":{seq},"row":{payload}}}'
 
 
 def replay(request: UpdateAppointmentState, stored: str) -> WriteOutcome:

@@ -19,7 +19,7 @@ from synccli.store import open_store
 from synccli.store.dialect import SQLITE
 from synccli.store.pool import Connection
 from synccli.store.sql import ATTEMPTS
-from synccli.store.sqlite import SqliteStore
+from synccli.store.sqlite import WAL_AUTOCHECKPOINT_PAGES, SqliteStore
 from tests.conftest import seconds
 from tests.store.contract import DATE, NOW, Raw, StoreContract, appt, update
 
@@ -61,6 +61,15 @@ def test_open_store_picks_sqlite_and_uses_wal(db_path: Path) -> None:
         store.init_schema()
         mode = sqlite3.connect(db_path).execute("PRAGMA journal_mode").fetchone()[0]
         assert mode == "wal"
+        # Durability stays FULL (2); only the checkpoint interval is longer than SQLite's.
+        conn = store.connect()
+        try:
+            cur = conn.cursor()
+            assert cur.execute("PRAGMA synchronous").fetchone()[0] == 2
+            pages = cur.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+            assert pages == WAL_AUTOCHECKPOINT_PAGES > 1000
+        finally:
+            conn.close()
     finally:
         store.close()
 
