@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 
 import click
 
 from synccli.cli.common import db_option, handle_errors
-from synccli.server.app import SyncServer
+from synccli.server.app import SyncServer, run_server
 from synccli.server.config import BUG_NAMES, ServerConfig
 from synccli.store import redact_url
 
@@ -170,4 +169,4 @@ def serve(
         inject_bugs=inject_bugs,
         bug_seed=bug_seed,
     )
-    asyncio.run(SyncServer(config).run(_announce))
+    run_server(config, _announce)

@@ -3,7 +3,9 @@
 The receive loop handles messages one at a time, in order. A frame is written at once when
 nothing is queued ahead of it and the socket keeps up; otherwise it waits in one bounded queue
 drained by the sender task (full → close 4001: the client is too slow and will recover from
-its position). Order is kept either way. The timer task drives ack re-sends (``AckTracker``) and
+its position). Live events are collected for one event-loop iteration and written together
+(``framing.Fanout``); anything else written to the connection flushes them first. Order is
+kept either way. The timer task drives ack re-sends (``AckTracker``) and
 heartbeats; there is no task or timer per message.
 """
 
@@ -58,6 +60,8 @@ class Connection:
         # needs no wake-up (with the defaults it never does: heartbeats come first).
         self._timer_wake_at = float("inf")
         self._shared_frames = accepts_shared_frames(ws)
+        self._fanout = services.fanout
+        self._batch: list[bytes] = []  # live payloads waiting for the fan-out flush
         self._closing = False
         self._close_task: asyncio.Task[None] | None = None
         self._sender_task: asyncio.Task[None] | None = None
@@ -84,6 +88,7 @@ class Connection:
             for date in list(self._subs):
                 self.s.hub.unsubscribe(date, self)
             self._subs.clear()
+            self._batch.clear()
             sender.cancel()
             timer.cancel()
             await asyncio.gather(sender, timer, return_exceptions=True)
@@ -164,6 +169,8 @@ class Connection:
         )
 
     def _put(self, frame: bytes) -> None:
+        if self._batch:
+            self._flush()
         if self._closing:
             return
         if self._writes_now():
@@ -175,12 +182,17 @@ class Connection:
             self.s.metrics.inc("slow_consumer_closes_total")
             self.abort(m.CLOSE_SLOW_CONSUMER, "send queue full")
 
-    def _put_shared(self, frame: bytes) -> None:
-        """``_put`` for a payload every subscriber gets: its WebSocket frame is built once,
-        not once per connection (see ``framing``)."""
-        if self._shared_frames and self._writes_now():
-            write_framed(self.ws, self.s.frames.framed(frame))
-        else:
+    def _flush(self) -> None:
+        """Write the batched live payloads: as one write of shared frames (see ``framing``)
+        when the socket keeps up, else through the queue like any other frame."""
+        batch = self._batch
+        if not batch:
+            return
+        self._batch = []
+        if self._writes_now():
+            write_framed(self.ws, self._fanout.frames.joined(batch))
+            return
+        for frame in batch:
             self._put(frame)
 
     def _send(self, message: Any) -> None:
@@ -240,8 +252,14 @@ class Connection:
         if self.s.bugs:
             self._live_with_bugs(event)
             return
-        # The hot path of fan-out, kept inline: write (or queue), then track the ack.
-        self._put_shared(frame)
+        # The hot path of fan-out, kept inline: batch (or put), then track the ack at once,
+        # so that a later unsubscribe or resync drops it with the others of its date.
+        if not self._shared_frames:
+            self._put(frame)
+        else:
+            if not self._batch:
+                self._fanout.schedule(self._flush)
+            self._batch.append(frame)
         now = self._loop.time()
         if now + self.acks.ack_timeout < self._timer_wake_at:
             self._wake.set()

@@ -9,7 +9,7 @@ from synccli.protocol.model import Event
 from synccli.server.bugs import Bugs
 from synccli.server.config import ServerConfig
 from synccli.server.db import DbRunner
-from synccli.server.framing import FrameCache
+from synccli.server.framing import Fanout
 from synccli.server.hub import Hub
 from synccli.server.metrics import Metrics
 from synccli.store import Store
@@ -27,7 +27,7 @@ class Services:
     metrics: Metrics
     bugs: Bugs
     relay_wake: asyncio.Event = field(default_factory=asyncio.Event)
-    frames: FrameCache = field(default_factory=FrameCache)
+    fanout: Fanout = field(default_factory=Fanout)
 
     def publish(self, event: Event) -> None:
         """Hand a committed event to the hub; wake the relay if a gap must be filled."""

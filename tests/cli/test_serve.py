@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 from pathlib import Path
 
@@ -41,12 +42,14 @@ def test_serve_bad_options_are_usage_errors() -> None:
 
 
 def test_serve_port_in_use_is_one_sentence_exit_4(tmp_path: Path) -> None:
+    thresholds = gc.get_threshold()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         result = CliRunner().invoke(cli, ["serve", "--db", db_url(tmp_path), "--port", str(port)])
     assert result.exit_code == 4
+    assert gc.get_threshold() == thresholds  # the server's GC tuning does not leak out
     assert f"cannot listen on 127.0.0.1:{port}" in result.output
     assert "Traceback" not in result.output
 
