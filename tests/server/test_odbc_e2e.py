@@ -38,7 +38,7 @@ from synccli.store.sql import SqlStore
 from tests.conftest import seconds
 from tests.server.helpers import DATE, ServerProcess, aio, appt
 from tests.server.test_lifecycle import http_get
-from tests.store.pg import HOST, PORT, admin_connection, throwaway_database, url_of
+from tests.store.pg import HOST, PORT, admin_connection, empty_schema, throwaway_database, url_of
 
 pytestmark = pytest.mark.postgres
 
@@ -54,10 +54,7 @@ def database() -> Iterator[str]:
 @pytest.fixture
 def url(database: str) -> Iterator[str]:
     """A fresh, seeded schema in the module's database."""
-    admin = admin_connection(database)
-    admin.execute("DROP SCHEMA public CASCADE")
-    admin.execute("CREATE SCHEMA public")
-    admin.close()
+    empty_schema(database).close()
     address = url_of(database)
     store = open_store(address)
     store.init_schema()

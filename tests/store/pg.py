@@ -56,3 +56,11 @@ def throwaway_database() -> Iterator[str]:
         )
         admin.execute(f"DROP DATABASE IF EXISTS {name}")
         admin.close()
+
+
+def empty_schema(database: str) -> Any:
+    """An admin connection to ``database`` after its ``public`` schema was emptied."""
+    conn = admin_connection(database)
+    conn.execute("DROP SCHEMA public CASCADE")
+    conn.execute("CREATE SCHEMA public")
+    return conn

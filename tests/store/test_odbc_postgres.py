@@ -21,7 +21,7 @@ from synccli.store.odbc import OdbcStore
 from synccli.store.sql import SqlStore
 from tests.conftest import seconds
 from tests.store.contract import DATE, NOW, Raw, StoreContract, update
-from tests.store.pg import admin_connection, throwaway_database, url_of
+from tests.store.pg import admin_connection, empty_schema, throwaway_database, url_of
 
 pytestmark = pytest.mark.postgres
 
@@ -36,9 +36,7 @@ def database() -> Iterator[str]:
 
 @pytest.fixture
 def admin(database: str) -> Iterator[Any]:
-    conn = admin_connection(database)
-    conn.execute("DROP SCHEMA public CASCADE")
-    conn.execute("CREATE SCHEMA public")
+    conn = empty_schema(database)
     yield conn
     conn.close()
 
