@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 
@@ -11,6 +12,9 @@ from synccli.cli.common import db_option, handle_errors
 from synccli.server.app import SyncServer, run_server
 from synccli.server.config import BUG_NAMES, ServerConfig
 from synccli.store import redact_url
+
+#: ``ServerConfig``'s defaults, so that the options cannot drift from the library's.
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(ServerConfig)}
 
 
 def _announce(server: SyncServer) -> None:
@@ -26,7 +30,7 @@ def _announce(server: SyncServer) -> None:
 @click.option(
     "--host",
     envvar="SYNCCLI_HOST",
-    default="127.0.0.1",
+    default=DEFAULTS["host"],
     show_default=True,
     help="Interface to listen on.",
 )
@@ -34,7 +38,7 @@ def _announce(server: SyncServer) -> None:
     "--port",
     envvar="SYNCCLI_PORT",
     type=click.IntRange(0, 65535),
-    default=8765,
+    default=DEFAULTS["port"],
     show_default=True,
     help="Port to listen on (0 picks a free one).",
 )
@@ -47,49 +51,49 @@ def _announce(server: SyncServer) -> None:
 @click.option(
     "--heartbeat",
     type=click.FloatRange(min=0, min_open=True),
-    default=5.0,
+    default=DEFAULTS["heartbeat_s"],
     show_default=True,
     help="Seconds between heartbeats.",
 )
 @click.option(
     "--ack-timeout",
     type=click.FloatRange(min=0, min_open=True),
-    default=5.0,
+    default=DEFAULTS["ack_timeout_s"],
     show_default=True,
     help="Seconds before an unacked event is re-sent.",
 )
 @click.option(
     "--max-retries",
     type=click.IntRange(min=0),
-    default=3,
+    default=DEFAULTS["max_retries"],
     show_default=True,
     help="Re-sends of an unacked event before the connection is closed (4000).",
 )
 @click.option(
     "--send-queue",
     type=click.IntRange(min=1),
-    default=10000,
+    default=DEFAULTS["send_queue"],
     show_default=True,
     help="Frames queued per connection before it is closed as too slow (4001).",
 )
 @click.option(
     "--max-replay",
     type=click.IntRange(min=1),
-    default=10000,
+    default=DEFAULTS["max_replay"],
     show_default=True,
     help="Most events replayed on a resume; further behind gets a snapshot.",
 )
 @click.option(
     "--retention",
     type=click.FloatRange(min=0, min_open=True),
-    default=24.0,
+    default=DEFAULTS["retention_hours"],
     show_default=True,
     help="Hours of event log kept for resumes.",
 )
 @click.option(
     "--db-timeout",
     type=click.FloatRange(min=0, min_open=True),
-    default=15.0,
+    default=DEFAULTS["db_timeout_s"],
     show_default=True,
     help="Seconds a database call may take before it is answered as db_unavailable.",
 )
