@@ -50,6 +50,7 @@ def _announce(server: SyncServer) -> None:
 )
 @click.option(
     "--heartbeat",
+    envvar="SYNCCLI_HEARTBEAT",
     type=click.FloatRange(min=0, min_open=True),
     default=DEFAULTS["heartbeat_s"],
     show_default=True,
@@ -57,6 +58,7 @@ def _announce(server: SyncServer) -> None:
 )
 @click.option(
     "--ack-timeout",
+    envvar="SYNCCLI_ACK_TIMEOUT",
     type=click.FloatRange(min=0, min_open=True),
     default=DEFAULTS["ack_timeout_s"],
     show_default=True,
@@ -64,6 +66,7 @@ def _announce(server: SyncServer) -> None:
 )
 @click.option(
     "--max-retries",
+    envvar="SYNCCLI_MAX_RETRIES",
     type=click.IntRange(min=0),
     default=DEFAULTS["max_retries"],
     show_default=True,
@@ -71,6 +74,7 @@ def _announce(server: SyncServer) -> None:
 )
 @click.option(
     "--send-queue",
+    envvar="SYNCCLI_SEND_QUEUE",
     type=click.IntRange(min=1),
     default=DEFAULTS["send_queue"],
     show_default=True,
@@ -78,6 +82,7 @@ def _announce(server: SyncServer) -> None:
 )
 @click.option(
     "--max-replay",
+    envvar="SYNCCLI_MAX_REPLAY",
     type=click.IntRange(min=1),
     default=DEFAULTS["max_replay"],
     show_default=True,
@@ -85,6 +90,7 @@ def _announce(server: SyncServer) -> None:
 )
 @click.option(
     "--retention",
+    envvar="SYNCCLI_RETENTION",
     type=click.FloatRange(min=0, min_open=True),
     default=DEFAULTS["retention_hours"],
     show_default=True,
@@ -92,6 +98,7 @@ def _announce(server: SyncServer) -> None:
 )
 @click.option(
     "--db-timeout",
+    envvar="SYNCCLI_DB_TIMEOUT",
     type=click.FloatRange(min=0, min_open=True),
     default=DEFAULTS["db_timeout_s"],
     show_default=True,
@@ -99,6 +106,7 @@ def _announce(server: SyncServer) -> None:
 )
 @click.option(
     "--log-level",
+    envvar="SYNCCLI_LOG_LEVEL",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
     show_default=True,

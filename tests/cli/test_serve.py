@@ -41,6 +41,22 @@ def test_serve_bad_options_are_usage_errors() -> None:
     assert "skip-events" in result.output and "gremlins" in result.output
 
 
+def test_serve_options_read_their_environment_variables() -> None:
+    for variable, option in (
+        ("SYNCCLI_HEARTBEAT", "--heartbeat"),
+        ("SYNCCLI_ACK_TIMEOUT", "--ack-timeout"),
+        ("SYNCCLI_MAX_RETRIES", "--max-retries"),
+        ("SYNCCLI_SEND_QUEUE", "--send-queue"),
+        ("SYNCCLI_MAX_REPLAY", "--max-replay"),
+        ("SYNCCLI_RETENTION", "--retention"),
+        ("SYNCCLI_DB_TIMEOUT", "--db-timeout"),
+        ("SYNCCLI_PORT", "--port"),
+    ):
+        result = CliRunner().invoke(cli, ["serve"], env={variable: "not-a-number"})
+        assert result.exit_code == 2, variable
+        assert f"Invalid value for '{option}'" in result.output, variable
+
+
 def test_serve_port_in_use_is_one_sentence_exit_4(tmp_path: Path) -> None:
     thresholds = gc.get_threshold()
     with socket.socket() as taken:
