@@ -205,3 +205,92 @@ def test_a_re_armed_event_does_not_hold_back_earlier_deadlines() -> None:
     assert tracker.next_deadline() == 1.5
     assert [e.seq for e in tracker.due(1.5)] == [2]
     assert [e.seq for e in tracker.due(1.8)] == [1]
+
+
+dates = st.sampled_from([DATE, "2026-11-27"])
+epochs = st.sampled_from(["e1", "e2"])
+model_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("track"), dates, st.integers(1, 6), epochs),
+        st.tuples(st.just("next"), dates, st.just(0), epochs),
+        st.tuples(st.just("ack"), dates, st.integers(1, 6), epochs),
+        st.tuples(st.just("upto"), dates, st.integers(0, 6), st.none() | epochs),
+        st.tuples(st.just("tick"), dates, st.sampled_from([0, 1, 2, 3]), st.none()),
+        st.tuples(st.just("drop"), dates, st.just(0), st.none()),
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(model_ops)
+def test_model_retries_deadlines_and_epochs_match_a_plain_dict(
+    steps: list[tuple[str, str, int, str | None]],
+) -> None:
+    """Against a naive model keyed by (date, seq): pending set, epochs, retry counts, deadlines,
+    counters and exhaustion, over two dates and two epochs (both the in-order and the record
+    paths of the tracker)."""
+    timeout, max_retries = 1.0, 1
+    tracker = AckTracker(ack_timeout=timeout, max_retries=max_retries)
+    model: dict[tuple[str, int], tuple[str, float, int]] = {}  # epoch, deadline, retries
+    acked = retries = timeouts = 0
+    exhausted = False
+    now = 0.0
+    for op, date, seq, epoch in steps:
+        if op == "next":
+            seq = max((s for d, s in model if d == date), default=0) + 1
+        if op in ("track", "next"):
+            assert epoch is not None
+            tracker.track(event(seq, date, epoch), now)
+            old = model.get((date, seq))
+            kept = old[2] if old is not None and old[0] == epoch else 0
+            model[date, seq] = (epoch, now + timeout, kept)
+        elif op == "ack":
+            tracker.ack_message(f"{date}:{epoch}:{seq}")
+            if (date, seq) in model and model[date, seq][0] == epoch:
+                del model[date, seq]
+                acked += 1
+        elif op == "upto":
+            tracker.ack_upto(date, seq, epoch)
+            mine = sorted(s for d, s in model if d == date)
+            if mine and (epoch is None or model[date, mine[0]][0] == epoch):
+                for s in mine:
+                    if s <= seq:
+                        del model[date, s]
+                        acked += 1
+        elif op == "drop":
+            tracker.drop_date(date)
+            model = {k: v for k, v in model.items() if k[0] != date}
+        else:
+            now += seq * 0.5
+            expected = []
+            for key, (ep, deadline, tries) in model.items():
+                if deadline <= now:
+                    timeouts += 1
+                    if tries >= max_retries:
+                        exhausted = True
+                        model[key] = (ep, float("inf"), tries)
+                    else:
+                        retries += 1
+                        model[key] = (ep, now + timeout, tries + 1)
+                        expected.append(key)
+            resent = tracker.due(now)
+            assert sorted((e.date, e.seq) for e in resent) == sorted(expected)
+            assert all(model[e.date, e.seq][0] == e.epoch for e in resent)
+        assert len(tracker) == len(model)
+        assert tracker.exhausted(now) == exhausted
+        counters = tracker.counters
+        assert (counters.acked, counters.retries, counters.timeouts) == (acked, retries, timeouts)
+        finite = [d for _, d, _ in model.values() if d != float("inf")]
+        assert tracker.next_deadline() == min(finite, default=None)
+
+
+def test_an_event_of_another_epoch_does_not_join_the_in_order_range() -> None:
+    tracker = AckTracker(ack_timeout=1.0, max_retries=3)
+    tracker.track(event(1, epoch="e1"), now=0.0)
+    tracker.track(event(2, epoch="e2"), now=0.0)
+    tracker.ack_message(event(1, epoch="e1").message_id)
+    tracker.ack_upto(DATE, 2, epoch="e1")  # the lowest pending event is of e2: ignored
+    assert len(tracker) == 1
+    tracker.ack_upto(DATE, 2, epoch="e2")
+    assert len(tracker) == 0
