@@ -20,11 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from synccli.errors import FaultError, SynccliError
-from synccli.harness.scenario import FaultSpec
-
-TOXIC_KINDS = frozenset(
-    {"latency", "bandwidth", "slicer", "timeout", "reset_peer", "limit_data", "slow_close"}
-)
+from synccli.harness.scenario import PROXY_KINDS, SERVER_KINDS, FaultSpec
 
 
 class Recorder(Protocol):
@@ -116,11 +112,11 @@ class FaultRunner:
         return sorted(rng.sample(range(total), count))
 
     async def _apply(self, spec: FaultSpec, groups: list[int]) -> Action:
-        if spec.kind in TOXIC_KINDS or spec.kind == "down":
+        if spec.kind in PROXY_KINDS:
             return await self._apply_proxy(spec, groups)
         if spec.kind == "packet_loss":
             return await self._apply_packet_loss(spec)
-        if spec.kind in ("server_kill", "db_fault", "epoch_reset"):
+        if spec.kind in SERVER_KINDS:
             return await self._apply_server(spec)
         raise FaultError(f"unknown fault kind {spec.kind!r}")
 

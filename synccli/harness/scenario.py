@@ -49,6 +49,8 @@ FAULT_KINDS: dict[str, dict[str, tuple[type, Any]]] = {
 TOXIC_KINDS = frozenset({"latency", "bandwidth", "slicer", "timeout", "reset_peer"} | {
     "limit_data", "slow_close"
 })  # fmt: skip
+#: Kinds that act on the clients' proxies: the toxics and ``down``.
+PROXY_KINDS = TOXIC_KINDS | {"down"}
 #: Kinds that act on the server, not on groups of clients: no target share, no stream.
 SERVER_KINDS = frozenset({"server_kill", "db_fault", "epoch_reset"})
 STREAMS = ("both", "downstream", "upstream")
