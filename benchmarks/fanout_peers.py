@@ -30,8 +30,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
+from synccli.clock import utc_now
+from synccli.domain.values import Event, Row, iso_ms, parse_iso_ms
 from synccli.protocol.messages import Result, dumps
-from synccli.protocol.model import Event, Row, iso_ms, parse_iso_ms, utc_now
 
 CONNECT_TIMEOUT_S = 60.0
 

@@ -23,8 +23,8 @@ from typing import Any
 import click
 from tabulate import tabulate
 
-from synccli.protocol.messages import UpdateAppointmentState
-from synccli.protocol.model import utc_now
+from synccli.clock import utc_now
+from synccli.domain.channels import WriteRequest
 from synccli.store import open_store
 from synccli.store.sql import SqlStore
 from synccli.store.sqlite import SqliteStore
@@ -132,7 +132,7 @@ def _bench(
     def store_write(index: int, n: int) -> None:
         key = appointment(index, n)
         target = "Present" if states[key] == "Scheduled" else "Scheduled"
-        store.write(UpdateAppointmentState(f"{run_id}-{index}-{n}", key, target), utc_now())
+        store.write(WriteRequest(f"{run_id}-{index}-{n}", key, target), utc_now())
         states[key] = target
 
     connections = [store.connect() for _ in range(writers)]

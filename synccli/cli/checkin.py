@@ -8,8 +8,8 @@ import click
 
 from synccli.cli.common import handle_errors
 from synccli.client.operator import update_state
+from synccli.domain.states import STATES
 from synccli.errors import EXIT_FAILED
-from synccli.protocol.states import STATES
 
 
 @click.command("checkin")

@@ -8,8 +8,8 @@ import click
 from tabulate import tabulate
 
 from synccli.cli.common import db_option, handle_errors
+from synccli.domain.values import check_date
 from synccli.errors import ProtocolError
-from synccli.protocol.model import check_date
 from synccli.store import open_store
 
 

@@ -24,13 +24,13 @@ from typing import Protocol
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from synccli.domain.states import allowed_targets
+from synccli.domain.values import Position
 from synccli.errors import ProtocolError
 from synccli.protocol.backoff import backoff
 from synccli.protocol.channel import SYNCED, Effects, Record
 from synccli.protocol.messages import ClientMessage, ServerMessage, dumps, parse_server_message
-from synccli.protocol.model import Position
 from synccli.protocol.session import ClientSession, SessionConfig
-from synccli.protocol.states import allowed_targets
 
 # A connection that lived this long counts as healthy: the backoff starts over.
 HEALTHY_AFTER_S = 1.0

@@ -31,9 +31,9 @@ from synccli.client.connection import (
     SimulatedClient,
 )
 from synccli.client.lag import LagMonitor
+from synccli.domain.values import Position, check_date
 from synccli.errors import ConfigError, ProtocolError
 from synccli.protocol.channel import CLIENT_BUGS
-from synccli.protocol.model import Position, check_date
 
 HeadsSource = Callable[[], Awaitable[dict[str, tuple[str, int]] | None]]
 Counters = dict[str, int]

@@ -35,8 +35,8 @@ from synccli.client.fleet import (
     sum_counters,
     wait_run_phase,
 )
+from synccli.domain.values import Position
 from synccli.errors import InfrastructureError
-from synccli.protocol.model import Position
 
 STATS_EVERY_S = 0.25
 JOIN_TIMEOUT_S = 10.0

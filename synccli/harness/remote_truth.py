@@ -8,6 +8,7 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 
+from synccli.domain.values import Event, Row
 from synccli.errors import InfrastructureError
 from synccli.protocol.messages import (
     GetSnapshot,
@@ -19,7 +20,6 @@ from synccli.protocol.messages import (
     dumps,
     parse_server_message,
 )
-from synccli.protocol.model import Event, Row
 
 TIMEOUT_S = 30.0
 

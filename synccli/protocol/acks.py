@@ -26,7 +26,7 @@ import bisect
 from collections import deque
 from dataclasses import dataclass, field
 
-from synccli.protocol.model import Event
+from synccli.domain.values import Event
 
 
 @dataclass(slots=True)

@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from synccli.domain.values import Event, Position, Row
 from synccli.protocol.messages import (
     Ack,
     ClientMessage,
@@ -39,7 +40,6 @@ from synccli.protocol.messages import (
     Subscribe,
     Subscribed,
 )
-from synccli.protocol.model import Event, Position, Row
 
 Record = dict[str, Any]
 

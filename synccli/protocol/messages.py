@@ -12,8 +12,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from synccli.domain.channels import WriteRequest
+from synccli.domain.values import Event, Position, Row, check_date
 from synccli.errors import ProtocolError
-from synccli.protocol.model import Event, Position, Row, check_date
 
 MAX_ID_LEN = 128
 MAX_FIELD_LEN = 64
@@ -210,9 +211,9 @@ class UpdateAppointmentState:
             _opt_int(data, "expectedVersion"),
         )
 
-    def fingerprint(self) -> str:
-        """What makes two writes with one requestId "the same content"."""
-        return f"{self.appointment_id}|{self.state}|{self.expected_version}"
+    def to_request(self) -> WriteRequest:
+        """The domain write this message asks for."""
+        return WriteRequest(self.request_id, self.appointment_id, self.state, self.expected_version)
 
     def to_wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -29,8 +29,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from synccli.domain.values import parse_iso_ms
 from synccli.errors import ConfigError
-from synccli.protocol.model import parse_iso_ms
 from synccli.report.history import Record
 from synccli.report.metrics import TRACE_GRACE_S, DeliveryStats, FaultWindow
 from synccli.report.truth import ChannelTruth, Truth

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synccli.domain.values import Event, Row
 from synccli.errors import ConfigError
-from synccli.protocol.model import Event, Row
 from synccli.store.base import Store
 
 TRUTH_SCHEMA = "synccli.truth/1"

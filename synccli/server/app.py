@@ -22,8 +22,8 @@ from datetime import timedelta
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 
+from synccli.clock import utc_now
 from synccli.errors import DatabaseUnavailable, InfrastructureError, StoreError
-from synccli.protocol.model import utc_now
 from synccli.server.bugs import Bugs
 from synccli.server.config import ServerConfig
 from synccli.server.connection import Connection

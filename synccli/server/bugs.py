@@ -13,10 +13,10 @@ import random
 from collections.abc import Callable
 from datetime import datetime
 
+from synccli.domain.channels import Channel, ChannelStatus, WriteOutcome, WriteRequest
+from synccli.domain.values import Event, Row, iso_ms
 from synccli.errors import WriteRejected
-from synccli.protocol.messages import UpdateAppointmentState
-from synccli.protocol.model import Event, Row, iso_ms
-from synccli.store import Channel, ChannelStatus, Store, WriteOutcome
+from synccli.store import Store
 
 SKIP_EVERY = 7  # skip-events: every 7th sequence number of a date is never sent
 PHANTOM_EVERY = 5  # broadcast-before-commit: every 5th write is broadcast, then rolled back
@@ -110,7 +110,7 @@ def _skip(event: Event) -> bool:
     return event.seq % SKIP_EVERY != 0
 
 
-def build_phantom(store: Store, request: UpdateAppointmentState, now: datetime) -> Event:
+def build_phantom(store: Store, request: WriteRequest, now: datetime) -> Event:
     """The event the write would commit, built without writing (runs in a DB thread).
     Appointment ids start with their date (``<date>-0001``), as ``Store.seed`` makes them."""
     date = request.appointment_id[:10]
@@ -157,7 +157,7 @@ class StaleEpochStore(Store):
     def seed(self, date: str, count: int) -> int:
         return self.inner.seed(date, count)
 
-    def write(self, request: UpdateAppointmentState, now: datetime) -> WriteOutcome:
+    def write(self, request: WriteRequest, now: datetime) -> WriteOutcome:
         outcome = self.inner.write(request, now)
         event = outcome.event
         if event is not None and event.date not in self._stale:

@@ -19,10 +19,10 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 
+from synccli.domain.values import Event, Position
 from synccli.errors import DatabaseUnavailable, ProtocolError
 from synccli.protocol import messages as m
 from synccli.protocol.acks import AckTracker
-from synccli.protocol.model import Event, Position
 from synccli.server.framing import accepts_shared_frames, write_framed
 from synccli.server.replay import Replay, replay
 from synccli.server.services import Services

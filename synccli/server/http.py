@@ -18,8 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
+from synccli.domain.values import check_date
 from synccli.errors import DatabaseUnavailable, ProtocolError, TransientDatabaseError
-from synccli.protocol.model import check_date
 from synccli.server.services import Services
 
 FAULT_MODES = ("verify", "deadlock", "slow_commit", "off")

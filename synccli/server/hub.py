@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from synccli.protocol.model import Event, Position
-from synccli.store import Channel
+from synccli.domain.channels import Channel
+from synccli.domain.values import Event, Position
 
 
 class Subscriber(Protocol):

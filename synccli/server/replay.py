@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from synccli.protocol.model import Event, Position
+from synccli.domain.channels import Channel
+from synccli.domain.values import Event, Position
 from synccli.server.services import Services
-from synccli.store import Channel
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from synccli.protocol.model import Event
+from synccli.domain.values import Event
 from synccli.server.bugs import Bugs
 from synccli.server.config import ServerConfig
 from synccli.server.db import DbRunner

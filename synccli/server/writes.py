@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from synccli.clock import utc_now
+from synccli.domain.channels import WriteOutcome
 from synccli.errors import (
     DatabaseTimeout,
     DatabaseUnavailable,
@@ -12,10 +14,8 @@ from synccli.errors import (
     WriteRejected,
 )
 from synccli.protocol.messages import Result, UpdateAppointmentState
-from synccli.protocol.model import utc_now
 from synccli.server.bugs import build_phantom
 from synccli.server.services import Services
-from synccli.store import WriteOutcome
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ async def perform_write(services: Services, request: UpdateAppointmentState) -> 
     attempts = services.config.write_retries + 1
     for attempt in range(attempts):
         try:
-            outcome = await services.db.run(services.store.write, request, utc_now())
+            outcome = await services.db.run(services.store.write, request.to_request(), utc_now())
             break
         except WriteRejected as exc:
             return failed(services, request.request_id, exc.code, exc.message)
@@ -66,7 +66,9 @@ async def perform_write(services: Services, request: UpdateAppointmentState) -> 
 async def _phantom(services: Services, request: UpdateAppointmentState) -> Result:
     """The broadcast-before-commit bug: publish the event the write would make, never commit."""
     try:
-        phantom = await services.db.run(build_phantom, services.store, request, utc_now())
+        phantom = await services.db.run(
+            build_phantom, services.store, request.to_request(), utc_now()
+        )
     except SynccliError:
         return await perform_write(services, request)
     log.warning("inject-bug broadcast-before-commit: phantom %s", phantom.message_id)

@@ -10,14 +10,11 @@ import re
 from urllib.parse import quote_plus, unquote_plus
 
 from synccli.errors import ConfigError
-from synccli.store.base import Channel, ChannelStatus, Store, WriteHook, WriteOutcome
+from synccli.store.base import Store, WriteHook
 
 __all__ = [
-    "Channel",
-    "ChannelStatus",
     "Store",
     "WriteHook",
-    "WriteOutcome",
     "open_store",
     "redact_url",
 ]

@@ -11,47 +11,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 
-from synccli.protocol.messages import UpdateAppointmentState
-from synccli.protocol.model import Event, Row
+from synccli.domain.channels import Channel, ChannelStatus, WriteOutcome, WriteRequest
+from synccli.domain.values import Event, Row
 
 SCHEMA_VERSION = 1
 
 # Called inside the write transaction at each stage ("verify", "commit"); raising an
 # exception from it makes the transaction roll back. The database-fault hook plugs in here.
 WriteHook = Callable[[str], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Channel:
-    """A channel's durable position. ``min_seq`` is the oldest event still in the log
-    (``head_seq + 1`` when the log is empty)."""
-
-    date: str
-    epoch: str
-    head_seq: int
-    min_seq: int
-
-
-@dataclass(frozen=True, slots=True)
-class WriteOutcome:
-    """The committed result of a write. ``event`` is None when ``replayed``: the request id
-    was seen before with the same content and its stored result is returned."""
-
-    request_id: str
-    row: Row
-    seq: int
-    event: Event | None
-    replayed: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelStatus:
-    channel: Channel
-    events: int
-    appointments: int
 
 
 class Store(ABC):
@@ -72,7 +41,7 @@ class Store(ABC):
         Existing ids are left alone. Returns how many rows were created."""
 
     @abstractmethod
-    def write(self, request: UpdateAppointmentState, now: datetime) -> WriteOutcome:
+    def write(self, request: WriteRequest, now: datetime) -> WriteOutcome:
         """The transaction of guarantee 1: lock the appointment, check the transition and
         ``expectedVersion``, update, verify, bump the channel's ``head_seq`` under a row lock,
         insert the event and the request record, commit. The same ``request_id`` with the

@@ -7,10 +7,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from synccli.domain.channels import Channel, WriteOutcome, WriteRequest
+from synccli.domain.values import Event, Row
 from synccli.errors import WriteRejected
-from synccli.protocol.messages import UpdateAppointmentState
-from synccli.protocol.model import Event, Row
-from synccli.store.base import Channel, WriteOutcome
 
 #: The compact encoder, built once: ``json.dumps`` with arguments builds a new one per call,
 #: and the write path serialises on every check-in.
@@ -50,7 +49,7 @@ def payload_of(row: Row) -> str:
     return _encode(row.to_wire())
 
 
-def result_of(request: UpdateAppointmentState, seq: int, payload: str) -> str:
+def result_of(request: WriteRequest, seq: int, payload: str) -> str:
     """The idempotency record of a committed write: its outcome and the request's
     fingerprint, so a reused id with other content can be told apart. ``payload`` is the
     row's stored form (``payload_of``), spliced in as is: the row is serialised once per
@@ -58,7 +57,7 @@ def result_of(request: UpdateAppointmentState, seq: int, payload: str) -> str:
     return f'{{"fingerprint":{_encode(request.fingerprint())},"seq":{seq},"row":{payload}}}'
 
 
-def replay(request: UpdateAppointmentState, stored: str) -> WriteOutcome:
+def replay(request: WriteRequest, stored: str) -> WriteOutcome:
     """The stored outcome of ``request``'s id, or ``request_id_reused`` if that id was used
     for other content."""
     record = json.loads(stored)

@@ -16,11 +16,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
+from synccli.clock import utc_now
+from synccli.domain.channels import Channel, ChannelStatus, WriteOutcome, WriteRequest
+from synccli.domain.states import SCHEDULED, check_transition
+from synccli.domain.values import Event, Row, iso_ms, message_id
 from synccli.errors import DatabaseUnavailable, TransientDatabaseError, WriteRejected
-from synccli.protocol.messages import UpdateAppointmentState
-from synccli.protocol.model import Event, Row, iso_ms, message_id, utc_now
-from synccli.protocol.states import SCHEDULED, check_transition
-from synccli.store.base import SCHEMA_VERSION, Channel, ChannelStatus, Store, WriteOutcome
+from synccli.store.base import SCHEMA_VERSION, Store
 from synccli.store.dialect import TABLES, Dialect, ErrorKind
 from synccli.store.pool import Connection, ConnectionPool, Cursor
 from synccli.store.records import channel_of, event_of, payload_of, replay, result_of, row_of
@@ -47,7 +48,7 @@ def new_epoch() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def _check(request: UpdateAppointmentState, before: Row) -> None:
+def _check(request: WriteRequest, before: Row) -> None:
     """The rules a write must pass against the locked row (``WriteRejected`` if not)."""
     check_transition(before.state, request.state)
     if request.expected_version is not None and request.expected_version != before.version:
@@ -207,11 +208,11 @@ class SqlStore(Store):
 
     # ----------------------------------------------------------------- the write path
 
-    def write(self, request: UpdateAppointmentState, now: datetime) -> WriteOutcome:
+    def write(self, request: WriteRequest, now: datetime) -> WriteOutcome:
         """Guarantee 1 in one transaction; see ``Store.write``."""
         return self._run(lambda cur: self._write(cur, request, now), write=True)
 
-    def _write(self, cur: Cursor, request: UpdateAppointmentState, now: datetime) -> WriteOutcome:
+    def _write(self, cur: Cursor, request: WriteRequest, now: datetime) -> WriteOutcome:
         d = self.dialect
         # One round trip: lock the row and look the request id up (idempotency).
         cur.execute(d.lock_appointment, (request.request_id, request.appointment_id))

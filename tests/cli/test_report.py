@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from synccli.cli.main import cli
-from synccli.protocol.messages import UpdateAppointmentState
+from synccli.domain.channels import WriteRequest
 from synccli.store import open_store
 from tests.report.builders import BASE_W, Run, clean_run
 
@@ -162,7 +162,7 @@ def test_truth_from_a_database(tmp_path: Path) -> None:
     store.init_schema()
     store.seed("2026-11-26", 1)
     now = datetime.fromtimestamp(BASE_W, UTC)
-    outcome = store.write(UpdateAppointmentState("r1", "2026-11-26-0001", "Present"), now)
+    outcome = store.write(WriteRequest("r1", "2026-11-26-0001", "Present"), now)
     epoch = store.heads()["2026-11-26"].epoch
     store.close()
     run = Run(epoch=epoch, appointments=1)

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from synccli.protocol.model import Event, Row
+from synccli.domain.values import Event, Row
 
 DATE = "2026-11-26"
 EPOCH = "e1"

@@ -14,8 +14,8 @@ import pytest
 
 from synccli.client.connection import ClientConfig, SimulatedClient
 from synccli.client.fleet import FleetConfig, live_counters, run_fleet
+from synccli.domain.values import Position
 from synccli.harness.history import HistoryWriter, read_history
-from synccli.protocol.model import Position
 from synccli.store import Store, open_store
 from tests.client.builders import RecordingSink
 from tests.conftest import seconds

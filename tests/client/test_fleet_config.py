@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from synccli.client.fleet import FleetConfig, client_config, client_seed, furthest
+from synccli.domain.values import Position
 from synccli.errors import ConfigError
-from synccli.protocol.model import Position
 
 BASE: dict[str, Any] = dict(
     urls=["ws://127.0.0.1:1/ws"],

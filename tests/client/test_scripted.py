@@ -15,8 +15,8 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from synccli.client.connection import ClientConfig, SimulatedClient
+from synccli.domain.values import Event
 from synccli.protocol.messages import MissedEvents, Subscribed
-from synccli.protocol.model import Event
 from tests.client.builders import DATE, EPOCH, RecordingSink, event, row
 from tests.conftest import seconds
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from synccli.domain.values import Event, Row
 from synccli.protocol.acks import AckTracker
-from synccli.protocol.model import Event, Row
 
 DATE = "2026-11-26"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from synccli.domain.values import Position
 from synccli.protocol.channel import (
     BUG_IGNORE_RESYNC,
     BUG_NO_DEDUPE,
@@ -22,7 +23,6 @@ from synccli.protocol.messages import (
     Subscribe,
     Subscribed,
 )
-from synccli.protocol.model import Position
 from tests.client.builders import DATE, EPOCH, applied, event, kinds, row
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from synccli.domain.values import Event, Position, Row
 from synccli.errors import ProtocolError
 from synccli.protocol.messages import (
     Ack,
@@ -28,7 +29,6 @@ from synccli.protocol.messages import (
     parse_client_message,
     parse_server_message,
 )
-from synccli.protocol.model import Event, Position, Row
 
 ROW = Row("2026-11-26-0001", "2026-11-26", "Ada", "Present", "2026-11-26T09:00:00.000Z", 2,
           "2026-11-26T09:00:00.000Z")  # fmt: skip

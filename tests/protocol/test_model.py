@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from synccli.protocol.model import iso_ms, parse_iso_ms
+from synccli.domain.values import iso_ms, parse_iso_ms
 
 
 @pytest.mark.parametrize(

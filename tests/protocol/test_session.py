@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from synccli.domain.values import Event, Position, Row
 from synccli.protocol.channel import BUG_NO_DEDUPE
 from synccli.protocol.messages import (
     Ack,
@@ -21,7 +22,6 @@ from synccli.protocol.messages import (
     Subscribed,
     UpdateAppointmentState,
 )
-from synccli.protocol.model import Event, Position, Row
 from synccli.protocol.session import ClientSession, SessionConfig
 from tests.client.builders import DATE, EPOCH, applied, event, kinds, row
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from synccli.protocol.model import iso_ms, message_id
+from synccli.domain.values import iso_ms, message_id
 from synccli.report.history import History
 from synccli.report.summary import Summary, summarize
 from synccli.report.thresholds import Threshold

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from synccli.domain.channels import WriteRequest
+from synccli.domain.values import Event, Row
 from synccli.errors import ConfigError
-from synccli.protocol.messages import UpdateAppointmentState
-from synccli.protocol.model import Event, Row
 from synccli.report import truth as truth_module
 from synccli.report.truth import (
     channel_from_protocol,
@@ -33,7 +33,7 @@ def _store_with_events(path: Path, count: int) -> Store:
     for i in range(count):
         aid = f"{DATE}-{i % 2 + 1:04d}"
         state = FLOW[(i // 2) % len(FLOW)]
-        store.write(UpdateAppointmentState(f"r{i}", aid, state), now + timedelta(seconds=i))
+        store.write(WriteRequest(f"r{i}", aid, state), now + timedelta(seconds=i))
     return store
 
 

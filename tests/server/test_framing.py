@@ -8,8 +8,8 @@ from pathlib import Path
 
 from websockets.frames import Frame, Opcode
 
+from synccli.clock import utc_now
 from synccli.protocol.messages import UpdateAppointmentState
-from synccli.protocol.model import utc_now
 from synccli.server.framing import Fanout, FrameCache
 from tests.server.helpers import DATE, aio, appt, client, running_server
 
@@ -89,7 +89,7 @@ async def test_events_published_together_reach_a_subscriber_in_one_write(
                     "state": "Present",
                 }
             )
-            outcome = await services.db.run(services.store.write, request, utc_now())
+            outcome = await services.db.run(services.store.write, request.to_request(), utc_now())
             events.append(outcome.event)
         for event in events:  # in one callback, as when several commits finish together
             assert event is not None

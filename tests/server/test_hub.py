@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from synccli.protocol.model import Event, Row
+from synccli.domain.channels import Channel
+from synccli.domain.values import Event, Row
 from synccli.server.hub import Hub
-from synccli.store import Channel
 
 DATE = "2026-11-26"
 

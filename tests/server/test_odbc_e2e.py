@@ -26,11 +26,11 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from synccli.cli.main import cli
+from synccli.clock import utc_now
+from synccli.domain.channels import WriteRequest
 from synccli.errors import EXIT_INFRASTRUCTURE, EXIT_USAGE
 from synccli.faults.proxy import start_in_thread
 from synccli.faults.toxiproxy import ToxiproxyFaults
-from synccli.protocol.messages import UpdateAppointmentState
-from synccli.protocol.model import utc_now
 from synccli.server.app import SyncServer
 from synccli.server.config import ServerConfig
 from synccli.store import open_store
@@ -373,7 +373,7 @@ async def test_database_down_then_back(url: str, database: str) -> None:
                 # Another process keeps writing while this server cannot see the database.
                 for n in (5, 6):
                     request_id = f"elsewhere-{n}"
-                    message = UpdateAppointmentState(request_id, appt(n), "Present")
+                    message = WriteRequest(request_id, appt(n), "Present")
                     await asyncio.to_thread(direct.write, message, utc_now())
 
                 await asyncio.to_thread(link.set_enabled, [0], True)

@@ -7,7 +7,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from synccli.store import Channel, Store
+from synccli.domain.channels import Channel
+from synccli.store import Store
 from tests.conftest import seconds
 from tests.server.helpers import aio, running_server
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from synccli.protocol.messages import UpdateAppointmentState
-from synccli.protocol.model import utc_now
-from synccli.store import WriteOutcome, open_store
+from synccli.clock import utc_now
+from synccli.domain.channels import WriteOutcome, WriteRequest
+from synccli.store import open_store
 from tests.conftest import seconds
 from tests.server.helpers import DATE, aio, appt, client, db_url, running_server
 
@@ -143,9 +143,7 @@ async def test_write_from_another_process_reaches_subscriber_via_relay(tmp_path:
         def foreign_write() -> WriteOutcome:
             other = open_store(db_url(tmp_path))  # another writer on the same database file
             try:
-                return other.write(
-                    UpdateAppointmentState("foreign-1", appt(4), "NoShow"), utc_now()
-                )
+                return other.write(WriteRequest("foreign-1", appt(4), "NoShow"), utc_now())
             finally:
                 other.close()
 

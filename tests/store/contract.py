@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
+from synccli.domain.channels import WriteRequest
+from synccli.domain.states import allowed_targets
 from synccli.errors import DatabaseUnavailable, WriteRejected
-from synccli.protocol.messages import UpdateAppointmentState
-from synccli.protocol.states import allowed_targets
 from synccli.store.base import Store
 
 Raw = Callable[[str], list[tuple[Any, ...]]]
@@ -31,10 +31,8 @@ def appt(number: int, date: str = DATE) -> str:
     return f"{date}-{number:04d}"
 
 
-def update(
-    request_id: str, number: int, state: str, expected: int | None = None
-) -> UpdateAppointmentState:
-    return UpdateAppointmentState(request_id, appt(number), state, expected)
+def update(request_id: str, number: int, state: str, expected: int | None = None) -> WriteRequest:
+    return WriteRequest(request_id, appt(number), state, expected)
 
 
 def footprint(store: Store, raw: Raw) -> tuple[object, ...]:
@@ -92,7 +90,7 @@ class StoreContract:
     @pytest.mark.parametrize(
         ("request_", "code"),
         [
-            (UpdateAppointmentState("x1", "nope", "Present"), "not_found"),
+            (WriteRequest("x1", "nope", "Present"), "not_found"),
             (update("x2", 1, "Lunch"), "invalid_state"),
             (update("x3", 1, "Scheduled"), "invalid_transition"),
             (update("x4", 1, "Dismissed"), "invalid_transition"),
@@ -102,7 +100,7 @@ class StoreContract:
         ],
     )
     def test_every_rejection_writes_nothing(
-        self, store: Store, raw: Raw, request_: UpdateAppointmentState, code: str
+        self, store: Store, raw: Raw, request_: WriteRequest, code: str
     ) -> None:
         store.seed(DATE, 2)
         store.write(update("r1", 1, "Present"), NOW)

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from synccli.domain.channels import WriteRequest
+from synccli.domain.states import allowed_targets
 from synccli.errors import ConfigError, DatabaseUnavailable, TransientDatabaseError
-from synccli.protocol.messages import UpdateAppointmentState
-from synccli.protocol.states import allowed_targets
 from synccli.store import open_store
 from synccli.store.dialect import SQLITE
 from synccli.store.pool import Connection
@@ -142,9 +142,7 @@ def test_committed_writes_survive_sigkill(store: SqliteStore, db_path: Path) -> 
         rows = {r.appointment_id: r for r in reopened.snapshot(DATE)[1]}
         assert all(rows[key] == row for key, row in latest.items())
         row = rows[appt(1)]
-        after = UpdateAppointmentState(
-            "after-kill", row.appointment_id, allowed_targets(row.state)[0]
-        )
+        after = WriteRequest("after-kill", row.appointment_id, allowed_targets(row.state)[0])
         assert reopened.write(after, NOW).seq == head + 1
     finally:
         reopened.close()

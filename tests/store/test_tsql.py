@@ -14,7 +14,7 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from synccli.protocol.model import utc_now
+from synccli.clock import utc_now
 from synccli.store.dialect import DIALECTS, MSSQL, SQLITE, TABLES, Dialect
 from synccli.store.pool import Connection
 from synccli.store.sqlite import SqliteStore

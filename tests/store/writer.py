@@ -10,10 +10,10 @@ from __future__ import annotations
 import random
 import sys
 
+from synccli.clock import utc_now
+from synccli.domain.channels import WriteRequest
+from synccli.domain.states import allowed_targets
 from synccli.errors import WriteRejected
-from synccli.protocol.messages import UpdateAppointmentState
-from synccli.protocol.model import utc_now
-from synccli.protocol.states import allowed_targets
 from synccli.store import open_store
 
 
@@ -26,7 +26,7 @@ def main(url: str, date: str, appointments: int, count: int, seed: int) -> None:
         for n in range(count):
             key = rng.choice(ids)
             target = rng.choice(allowed_targets(rows[key].state))
-            request = UpdateAppointmentState(f"w{seed}-{n}", key, target)
+            request = WriteRequest(f"w{seed}-{n}", key, target)
             try:
                 outcome = store.write(request, utc_now())
             except WriteRejected:

@@ -43,10 +43,6 @@ def parse_iso_ms(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def message_id(date_: str, epoch: str, seq: int) -> str:
     """The id of an event: the same on every re-send."""
     return f"{date_}:{epoch}:{seq}"

@@ -1,0 +1,52 @@
+"""A channel (one date's stream of events), its status, and a write to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from synccli.domain.values import Event, Row
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRequest:
+    """One requested state change of one appointment. ``request_id`` makes it idempotent;
+    ``expected_version``, when given, must match the row's version."""
+
+    request_id: str
+    appointment_id: str
+    state: str
+    expected_version: int | None = None
+
+    def fingerprint(self) -> str:
+        """What makes two writes with one request id "the same content"."""
+        return f"{self.appointment_id}|{self.state}|{self.expected_version}"
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """A channel's durable position. ``min_seq`` is the oldest event still in the log
+    (``head_seq + 1`` when the log is empty)."""
+
+    date: str
+    epoch: str
+    head_seq: int
+    min_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOutcome:
+    """The committed result of a write. ``event`` is None when ``replayed``: the request id
+    was seen before with the same content and its stored result is returned."""
+
+    request_id: str
+    row: Row
+    seq: int
+    event: Event | None
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStatus:
+    channel: Channel
+    events: int
+    appointments: int
