@@ -105,6 +105,22 @@ def _announce(server: SyncServer) -> None:
     help="Seconds a database call may take before it is answered as db_unavailable.",
 )
 @click.option(
+    "--bus",
+    "bus_url",
+    envvar="SYNCCLI_BUS",
+    default=None,
+    metavar="redis://HOST:PORT/DB",
+    help="Share events with other nodes on one database through this Redis.",
+)
+@click.option(
+    "--bus-safety-poll",
+    envvar="SYNCCLI_BUS_SAFETY_POLL",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULTS["bus_safety_poll_s"],
+    show_default=True,
+    help="With the bus up, seconds between the relay's safety polls of the database.",
+)
+@click.option(
     "--log-level",
     envvar="SYNCCLI_LOG_LEVEL",
     type=click.Choice(["debug", "info", "warning", "error"]),
@@ -140,6 +156,8 @@ def serve(
     max_replay: int,
     retention: float,
     db_timeout: float,
+    bus_url: str | None,
+    bus_safety_poll: float,
     log_level: str,
     fault_hooks: bool,
     inject_bugs: tuple[str, ...],
@@ -148,8 +166,8 @@ def serve(
     """Run the sync server: WebSocket endpoint /ws, GET /healthz and /metrics on one port.
 
     Creates or migrates the database schema at start. Stops cleanly on Ctrl+C or SIGTERM
-    (a second Ctrl+C forces exit). Exit codes: 0 stopped, 2 usage error, 4 port in use or
-    database unreachable.
+    (a second Ctrl+C forces exit). Exit codes: 0 stopped, 2 usage error, 4 port in use,
+    database or bus unreachable.
     """
     unknown = [name for name in inject_bugs if name not in BUG_NAMES]
     if unknown:
@@ -177,6 +195,8 @@ def serve(
         max_replay=max_replay,
         retention_hours=retention,
         db_timeout_s=db_timeout,
+        bus_url=bus_url or None,
+        bus_safety_poll_s=bus_safety_poll,
         fault_hooks=fault_hooks,
         inject_bugs=inject_bugs,
         bug_seed=bug_seed,

@@ -4,15 +4,14 @@ Startup opens the store, creates or migrates the schema and binds. ``close`` sto
 closes every connection with 1001, waits a bounded time, cancels the rest and closes the
 store; it is idempotent. Nothing committed is lost on any stop: it is in the database.
 
-The relay (guarantee 9) polls ``store.heads()`` and publishes what other processes committed;
-it also fills gaps when events committed out of order, and turns an epoch change into
-``resync_required``. Its last poll result is the health of the database.
+Two tasks share events between nodes (``synccli.bus``): the relay catches the hub up with
+the database log (other processes' writes, gaps, epoch changes; its last poll is the health of
+the database), and the bus, when one is configured, delivers other nodes' commits at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import os
@@ -22,6 +21,7 @@ from datetime import timedelta
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 
+from synccli.bus import Relay, open_bus
 from synccli.clock import utc_now
 from synccli.errors import DatabaseUnavailable, InfrastructureError, StoreError
 from synccli.server.bugs import Bugs
@@ -61,23 +61,28 @@ class SyncServer:
         return f"ws://{self.config.host}:{self.port}/ws"
 
     async def start(self) -> None:
-        """Open the store, create or migrate the schema, bind the port."""
+        """Reach the bus, open the store, create or migrate the schema, bind the port."""
         config = self.config
+        metrics = Metrics()
+        # The bus first: a node that cannot reach it refuses to start before touching the
+        # database.
+        bus = open_bus(config.bus_url, metrics, config.relay_poll_s, config.bus_safety_poll_s)
+        await bus.start()
         raw: Store = open_store(config.db_url)
         db = DbRunner(raw, timeout=config.db_timeout_s)
         try:
             await db.run(raw.init_schema)
         except StoreError:
             await db.close()
+            await bus.close()
             raise
         bugs = Bugs(config.inject_bugs, config.bug_seed)
         if bugs:
             log.warning("INJECTED BUGS ENABLED: %s", ", ".join(sorted(bugs.names)))
         store = bugs.wrap_store(raw)
         db.store = store
-        services = Services(
-            config, raw, store, db, Hub(config.tail_cache, bugs.live_filter()), Metrics(), bugs
-        )
+        hub = Hub(config.tail_cache, bugs.live_filter())
+        services = Services(config, raw, store, db, hub, metrics, bugs, bus)
         self.services = services
         try:
             self._server = await serve(
@@ -90,15 +95,24 @@ class SyncServer:
                 max_queue=64,
             )
         except OSError as exc:
+            await bus.close()
             await db.close()
             raise InfrastructureError(
                 f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}; "
                 "choose another --port or stop the process using it"
             ) from None
-        self._tasks = [asyncio.create_task(self._relay(services))]
+        self._tasks = [
+            asyncio.create_task(Relay(services).run()),
+            asyncio.create_task(bus.run(services.heard, services.relay_wake.set)),
+        ]
         if config.retention_hours is not None:
             self._tasks.append(asyncio.create_task(self._pruner(services)))
-        log.info("listening on %s (db %s)", self.url, redact_url(config.db_url))
+        log.info(
+            "listening on %s (db %s, bus %s)",
+            self.url,
+            redact_url(config.db_url),
+            redact_url(config.bus_url) if config.bus_url else "none",
+        )
 
     async def serve_forever(self) -> None:
         """Wait until ``close`` is called (or a signal asks for it)."""
@@ -149,6 +163,7 @@ class SyncServer:
                     self.config.shutdown_timeout_s,
                 )
         if self.services is not None:
+            await self.services.bus.close()
             await self.services.db.close()
         log.info("server closed")
 
@@ -168,53 +183,6 @@ class SyncServer:
             await Connection(services, ws).run()
         finally:
             services.metrics.connections -= 1
-
-    async def _relay(self, s: Services) -> None:
-        while True:
-            # Cleared before the pass, not after: a wake-up (a gap) reported while the pass
-            # reads the database must start the next pass at once, not wait for the poll.
-            s.relay_wake.clear()
-            try:
-                await self._relay_once(s)
-                s.metrics.db_up = True
-            except DatabaseUnavailable as exc:
-                if s.metrics.db_up:
-                    log.warning("database unavailable: %s", exc)
-                s.metrics.db_up = False
-                s.metrics.inc("db_errors_total")
-            except Exception:
-                log.exception("relay error")
-                s.metrics.inc("internal_errors_total")
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(s.config.relay_poll_s):
-                    await s.relay_wake.wait()
-
-    async def _relay_once(self, s: Services) -> None:
-        heads = await s.db.run(s.store.heads)
-        for date in s.hub.dates():
-            durable = heads.get(date)
-            if durable is None:
-                continue
-            if not s.hub.sync(durable):
-                continue
-            if not s.hub.has_subscribers(date):
-                s.hub.fast_forward(durable)
-                continue
-            await self._catch_up(s, date, durable.epoch, durable.head_seq)
-
-    async def _catch_up(self, s: Services, date: str, epoch: str, target: int) -> None:
-        batch = s.config.max_replay
-        for _ in range(1 + target // batch):
-            head = s.hub.head(date)
-            position = s.hub.position(date)
-            if head is None or position is None or position.epoch != epoch or head >= target:
-                return
-            events = await s.db.run(s.store.events_since, date, head, min(batch, target - head))
-            if not events:
-                return
-            for event in events:
-                s.publish(event)
-            s.metrics.inc("events_relayed_total", (s.hub.head(date) or 0) - head)
 
     async def _pruner(self, s: Services) -> None:
         assert self.config.retention_hours is not None

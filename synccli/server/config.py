@@ -16,6 +16,10 @@ BUG_NAMES = (
 )
 
 
+#: URL schemes ``--bus`` accepts (redis-py's).
+BUS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     """Everything ``SyncServer`` needs. Times are seconds unless the name says otherwise."""
@@ -31,6 +35,10 @@ class ServerConfig:
     max_frame_bytes: int = 65536
     max_replay: int = 10000
     relay_poll_s: float = 0.05
+    #: ``redis://HOST:PORT/DB`` shares events with other nodes; None: one node, polling relay.
+    bus_url: str | None = None
+    #: With a bus up, the relay's safety poll of the database (catches a missed last event).
+    bus_safety_poll_s: float = 1.0
     #: Events older than this many hours are pruned from the log; None keeps them forever.
     retention_hours: float | None = 24.0
     prune_every_s: float = 60.0
@@ -53,6 +61,7 @@ class ServerConfig:
             "max frame bytes": self.max_frame_bytes,
             "max replay": self.max_replay,
             "relay poll": self.relay_poll_s,
+            "bus safety poll": self.bus_safety_poll_s,
             "database timeout": self.db_timeout_s,
         }
         for name, value in positive.items():
@@ -64,6 +73,10 @@ class ServerConfig:
             raise ConfigError(f"port must be between 0 and 65535 (got {self.port})")
         if self.retention_hours is not None and self.retention_hours <= 0:
             raise ConfigError(f"retention must be more than 0 hours (got {self.retention_hours})")
+        if self.bus_url is not None and not self.bus_url.startswith(BUS_SCHEMES):
+            raise ConfigError(
+                f"the bus URL must look like redis://HOST:PORT/DB (got {self.bus_url!r})"
+            )
         unknown = [name for name in self.inject_bugs if name not in BUG_NAMES]
         if unknown:
             raise ConfigError(f"unknown bug {unknown[0]!r}; valid names: {', '.join(BUG_NAMES)}")

@@ -109,11 +109,15 @@ class Router:
         metrics = self.s.metrics
         if not metrics.db_up:
             return _json(connection, HTTPStatus.SERVICE_UNAVAILABLE, {"status": "db_unavailable"})
+        # A node whose bus is down still serves everything (from the database, polling):
+        # degraded, not unavailable.
+        bus = self.s.bus.status()
         body = {
-            "status": "ok",
+            "status": "ok" if bus.up else "degraded",
             "connections": metrics.connections,
             "channels": len(self.s.hub.dates()),
             "db": self.s.store.url,
+            "bus": bus.to_json(),
         }
         return _json(connection, HTTPStatus.OK, body)
 

@@ -24,6 +24,12 @@ _HELP = {
     "write_db_retries_total": ("counter", "Writes retried after a transient database error."),
     "internal_errors_total": ("counter", "Unexpected exceptions in handlers."),
     "connections_total": ("counter", "WebSocket connections accepted."),
+    "relay_db_queries_total": ("counter", "Database reads by the relay (head polls, gap fills)."),
+    "db_gap_fills_total": ("counter", "Relay catch-ups that read missing events from the log."),
+    "bus_published_total": ("counter", "Events this node published on the bus."),
+    "bus_consumed_total": ("counter", "Events of other nodes received from the bus."),
+    "bus_dropped_total": ("counter", "Events not published (bus down or queue full)."),
+    "bus_malformed_total": ("counter", "Bus messages that were not events."),
 }
 
 
@@ -35,10 +41,18 @@ class Metrics:
     writes_failed: Counter[str] = field(default_factory=Counter)
     connections: int = 0
     db_up: bool = True
+    bus_up: bool = True
+    bus_lag_s: float = 0.0
+    bus_lag_max_s: float = 0.0
 
     def inc(self, name: str, amount: int = 1) -> None:
         """Add ``amount`` to counter ``name`` (one of the documented names)."""
         self.counts[name] += amount
+
+    def observe_bus_lag(self, seconds: float) -> None:
+        """Commit → receipt time of an event heard on the bus."""
+        self.bus_lag_s = seconds
+        self.bus_lag_max_s = max(self.bus_lag_max_s, seconds)
 
     def render(self) -> str:
         """The Prometheus text exposition of every metric."""
@@ -64,5 +78,14 @@ class Metrics:
             "# HELP synccli_db_up 1 when the last database poll succeeded.",
             "# TYPE synccli_db_up gauge",
             f"synccli_db_up {int(self.db_up)}",
+            "# HELP synccli_bus_up 1 while the bus link works (always 1 without a bus).",
+            "# TYPE synccli_bus_up gauge",
+            f"synccli_bus_up {int(self.bus_up)}",
+            "# HELP synccli_bus_lag_seconds Commit to bus receipt of the last event heard.",
+            "# TYPE synccli_bus_lag_seconds gauge",
+            f"synccli_bus_lag_seconds {self.bus_lag_s:.6f}",
+            "# HELP synccli_bus_lag_max_seconds The largest bus lag since start.",
+            "# TYPE synccli_bus_lag_max_seconds gauge",
+            f"synccli_bus_lag_max_seconds {self.bus_lag_max_s:.6f}",
         ]
         return "\n".join(lines) + "\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from synccli.bus.base import Bus
 from synccli.domain.values import Event
 from synccli.server.bugs import Bugs
 from synccli.server.config import ServerConfig
@@ -26,6 +27,7 @@ class Services:
     hub: Hub
     metrics: Metrics
     bugs: Bugs
+    bus: Bus
     relay_wake: asyncio.Event = field(default_factory=asyncio.Event)
     fanout: Fanout = field(default_factory=Fanout)
 
@@ -33,3 +35,18 @@ class Services:
         """Hand a committed event to the hub; wake the relay if a gap must be filled."""
         if self.hub.publish(event):
             self.relay_wake.set()
+
+    def committed(self, event: Event) -> None:
+        """An event this node committed: to its own hub, then to the other nodes."""
+        self.publish(event)
+        self.bus.publish(event)
+
+    def heard(self, event: Event) -> None:
+        """An event another node committed, heard on the bus. A date the hub does not know
+        yet is started from it (a subscribe that reads the database meanwhile then finds the
+        channel ahead, never behind); one of another epoch wakes the relay, which resets."""
+        position = self.hub.position(event.date)
+        if position is not None and position.epoch != event.epoch:
+            self.relay_wake.set()
+            return
+        self.publish(event)

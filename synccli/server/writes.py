@@ -58,7 +58,7 @@ async def perform_write(services: Services, request: UpdateAppointmentState) -> 
     assert outcome is not None  # the loop either breaks with an outcome or returns
     if outcome.event is not None:
         services.metrics.inc("events_committed_total")
-        services.publish(outcome.event)
+        services.committed(outcome.event)
     services.metrics.inc("writes_total")
     return Result(request.request_id, True, outcome.row, outcome.seq)
 

@@ -1,0 +1,89 @@
+"""The bus interface: how a node hears about events other nodes committed.
+
+A bus is a fast path only. The database log is the truth: a node that misses a bus message
+sees the sequence gap (the hub holds the early event and wakes the relay) and reads the
+missing events from the store; the slow safety poll catches a missed *last* event. Ordering
+per date is the hub's (by sequence number), never the bus's arrival order.
+
+``LocalBus`` is the default for one node: nothing is published, and the relay polls the
+database every ``relay_poll_s`` to notice writes of other processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from synccli.domain.values import Event
+
+#: Called with every event the bus delivers (other nodes' commits, and this node's own).
+OnEvent = Callable[[Event], None]
+#: Called when the bus link changes state (lost or back): the relay should run a pass now.
+OnChange = Callable[[], None]
+
+
+@dataclass(frozen=True, slots=True)
+class BusStatus:
+    """What ``/healthz`` says about the bus."""
+
+    kind: str
+    up: bool
+    detail: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        body: dict[str, object] = {"kind": self.kind, "up": self.up}
+        if self.detail:
+            body["detail"] = self.detail
+        return body
+
+
+class Bus(Protocol):
+    """One node's link to the others."""
+
+    kind: str
+
+    async def start(self) -> None:
+        """Connect; raise ``InfrastructureError`` when the bus cannot be reached."""
+
+    def publish(self, event: Event) -> None:
+        """Send an event this node committed; never blocks and never fails the write."""
+
+    async def run(self, on_event: OnEvent, on_change: OnChange) -> None:
+        """Consume until cancelled, reconnecting by itself."""
+
+    def status(self) -> BusStatus:
+        """Whether the link is up right now."""
+
+    def poll_s(self) -> float:
+        """Seconds between the relay's database polls while nothing wakes it."""
+
+    async def close(self) -> None:
+        """Release the connections; idempotent."""
+
+
+class LocalBus:
+    """One node, no bus: the relay polls the database often."""
+
+    kind = "local"
+
+    def __init__(self, poll_s: float) -> None:
+        self._poll_s = poll_s
+
+    async def start(self) -> None:
+        return None
+
+    def publish(self, event: Event) -> None:
+        return None
+
+    async def run(self, on_event: OnEvent, on_change: OnChange) -> None:
+        return None
+
+    def status(self) -> BusStatus:
+        return BusStatus(self.kind, True)
+
+    def poll_s(self) -> float:
+        return self._poll_s
+
+    async def close(self) -> None:
+        return None
