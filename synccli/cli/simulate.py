@@ -58,6 +58,12 @@ from synccli.report import render_table
     show_default=True,
     help="Processes to spread the clients over (for 1000+ clients).",
 )
+@click.option(
+    "--nodes",
+    type=click.IntRange(1, 9),
+    help="Server processes on one database; 2+ adds a Redis bus and HAProxy (if installed)"
+    " [default: the scenario's, else 1].",
+)
 @click.option("--quiet", is_flag=True, help="No live progress line.")
 @click.option(
     "--inject-bug",
@@ -82,6 +88,7 @@ def simulate_command(
     toxiproxy_url: str | None,
     token: str | None,
     workers: int,
+    nodes: int | None,
     quiet: bool,
     bugs: tuple[str, ...],
 ) -> None:
@@ -94,6 +101,8 @@ def simulate_command(
     """
     if url is not None and not url.startswith(("ws://", "wss://")):
         raise ConfigError(f"--url must be a WebSocket URL like ws://127.0.0.1:8765/ws, not {url!r}")
+    if url is not None and nodes is not None and nodes > 1:
+        raise ConfigError("--nodes starts a cluster of embedded servers: it cannot go with --url")
     base: Scenario = (
         find_scenario(scenario_ref) if scenario_ref else default_scenario(clients or 10)
     )
@@ -119,6 +128,7 @@ def simulate_command(
         client_bugs=client_bugs,
         token=token,
         workers=workers,
+        nodes=nodes,
         progress=not quiet,
         builtin_default=scenario_ref is None,
     )

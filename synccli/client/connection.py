@@ -72,6 +72,8 @@ class ClientConfig:
     ack_delay: float = DEFAULT_ACK_DELAY_S
     backoff_initial: float = 0.05
     backoff_max: float = 5.0
+    #: When given, the connection attempts cycle through these (``url`` is the first).
+    urls: tuple[str, ...] = ()
 
 
 class SimulatedClient:
@@ -176,8 +178,13 @@ class SimulatedClient:
         while not self._closing.is_set():
             self.attempts += 1
             try:
+                url = (
+                    config.urls[(self.attempts - 1) % len(config.urls)]
+                    if config.urls
+                    else config.url
+                )
                 ws = await connect(
-                    config.url,
+                    url,
                     additional_headers=headers,
                     compression=None,
                     open_timeout=config.open_timeout,

@@ -66,6 +66,9 @@ class FleetConfig:
     #: New connections per second at start-up: a thousand simultaneous handshakes would
     #: stall the harness's own event loop (and the server's) for a second.
     connect_rate: float = 250.0
+    #: Every client gets all ``urls`` (starting from its own) and moves to the next one on
+    #: each reconnect: several nodes and no balancer in front.
+    rotate: bool = False
 
     def __post_init__(self) -> None:
         if not self.urls:
@@ -127,11 +130,17 @@ def client_seed(run_seed: int, index: int) -> int:
     return int.from_bytes(digest[:8], "big") >> 1
 
 
+def _rotation(urls: list[str], index: int) -> tuple[str, ...]:
+    """``urls`` starting from client ``index``'s own."""
+    return tuple(urls[(index + k) % len(urls)] for k in range(len(urls)))
+
+
 def client_config(config: FleetConfig, index: int) -> ClientConfig:
     writer = index < config.writers and config.rate > 0
     return ClientConfig(
         client_id=client_id(index),
         url=config.urls[index % len(config.urls)],
+        urls=_rotation(config.urls, index) if config.rotate else (),
         dates=tuple(config.dates),
         seed=client_seed(config.seed, index),
         token=config.token,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from synccli.errors import FaultError, SynccliError
-from synccli.harness.scenario import PROXY_KINDS, SERVER_KINDS, FaultSpec
+from synccli.harness.scenario import CLUSTER_KINDS, PROXY_KINDS, SERVER_KINDS, FaultSpec
 
 
 class Recorder(Protocol):
@@ -35,6 +35,7 @@ class FaultTargets:
     groups: int = 1
     server: Any | None = None  # synccli.harness.server_process.ServerProcess
     netns: Any | None = None  # synccli.faults.netns.PacketLossNamespace
+    cluster: Any | None = None  # synccli.harness.cluster.Cluster (--nodes N)
     dates: tuple[str, ...] = ()
     #: Why packet loss is unavailable here, when it is.
     netns_unavailable: str | None = None
@@ -77,7 +78,7 @@ class FaultRunner:
         # epoch reset, the disconnects of a kill) happen while the apply call is in flight.
         self.history.record(None, "fault", phase="start", groups=groups, **fields)
         try:
-            heal = await self._apply(spec, groups)
+            heal = await self._apply(spec, groups, index)
         except SynccliError as exc:
             self.failed += 1
             self.history.record(None, "fault", phase="error", error=str(exc), **fields)
@@ -111,7 +112,12 @@ class FaultRunner:
         rng = random.Random(f"{self.seed}:fault:{index}")
         return sorted(rng.sample(range(total), count))
 
-    async def _apply(self, spec: FaultSpec, groups: list[int]) -> Action:
+    async def _apply(self, spec: FaultSpec, groups: list[int], index: int) -> Action:
+        if spec.kind in CLUSTER_KINDS:
+            from synccli.harness import cluster_faults
+
+            record = self.history.record
+            return await cluster_faults.apply(spec, self.targets.cluster, self.seed, index, record)
         if spec.kind in PROXY_KINDS:
             return await self._apply_proxy(spec, groups)
         if spec.kind == "packet_loss":

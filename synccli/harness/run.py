@@ -46,6 +46,9 @@ class RunConfig:
     client_bugs: tuple[str, ...] = ()
     token: str | None = None
     workers: int = 1
+    #: Server processes on one database (None: the scenario's ``[server] nodes``, else 1);
+    #: more than one runs a cluster (Redis bus, HAProxy).
+    nodes: int | None = None
     progress: bool = True
     #: The scenario is the built-in default, which leaves packet loss out where this machine
     #: cannot inject it; the run then says so.
@@ -85,6 +88,8 @@ class Simulation:
         self.dates: tuple[str, ...] = ()
         self._store: Store | None = None
         self._fleet_urls: list[str] = []
+        self._rotate = False
+        self.nodes = config.nodes or self.scenario.server.nodes or 1
 
     def say(self, message: str) -> None:
         self.notes.append(message)
@@ -161,15 +166,17 @@ class Simulation:
         if config.url is None:
             assert db_url is not None
             await asyncio.to_thread(self._prepare_database)
-            netns = await self._maybe_namespace(stack, kinds, targets)
-            self.server = await self._start_server(stack, db_url, netns)
-            targets.server = self.server
-            upstream = f"{self.server.host}:{self.server.port}"
+            if self.nodes > 1:
+                upstream, urls = await self._start_cluster(stack, db_url, targets, kinds)
+            else:
+                netns = await self._maybe_namespace(stack, kinds, targets)
+                self.server = await self._start_server(stack, db_url, netns)
+                targets.server = self.server
+                upstream, urls = f"{self.server.host}:{self.server.port}", [self.server.ws_url]
         else:
             await check_reachable(config.url, config.token)
-            upstream = _host_port(config.url)
-        urls = [self.server.ws_url if self.server else str(config.url)]
-        if kinds & PROXY_KINDS:
+            upstream, urls = _host_port(config.url), [config.url]
+        if kinds & PROXY_KINDS and not self._rotate:
             targets.proxies, urls = await self._start_proxies(stack, upstream, targets.groups)
         self.faults = FaultRunner(scenario.faults, targets, self.history, scenario.seed)
         stack.push_async_callback(self.faults.heal_all)
@@ -217,12 +224,7 @@ class Simulation:
         self, stack: contextlib.AsyncExitStack, db_url: str, netns: Any
     ) -> ServerProcess:
         assert self.history is not None
-        options = server_options(self.scenario.server)
-        for bug in self.config.server_bugs:
-            options += ["--inject-bug", bug]
-        if self.config.server_bugs:
-            # The bugs' own randomness (reorder-sends) is reproducible from the run seed too.
-            options += ["--bug-seed", str(self.scenario.seed)]
+        options = self._server_argv()
         if netns is not None:
             host, port, wrap = netns.address, NETNS_SERVER_PORT, netns.wrap_command([])
         else:
@@ -240,6 +242,65 @@ class Simulation:
         await server.start()
         self.history.record(None, "server", event="start", pid=server.pid)
         return server
+
+    async def _start_cluster(
+        self,
+        stack: contextlib.AsyncExitStack,
+        db_url: str,
+        targets: FaultTargets,
+        kinds: set[str],
+    ) -> tuple[str, list[str]]:
+        """Nodes, bus and balancer; returns where proxies point and the clients' URLs."""
+        from synccli.harness.cluster import start_cluster
+
+        assert self.history is not None
+        targets.netns_unavailable = "the nodes of a cluster do not run in a namespace"
+        cluster = await start_cluster(
+            stack,
+            self.run_dir,
+            db_url,
+            self.nodes,
+            self._server_argv(),
+            self.config.token,
+            self._stop_cluster,
+            links="bus_partition" in kinds,
+            seed=self.scenario.seed,
+        )
+        self.server = targets.server = cluster.nodes[0]
+        targets.cluster = cluster
+        self.history.record(None, "cluster", event="start", **cluster.describe())
+        self.say(
+            f"cluster: {len(cluster.nodes)} nodes, bus {cluster.redis.url}, "
+            + (
+                f"HAProxy at {cluster.entry}"
+                if cluster.entry
+                else "no HAProxy: clients rotate through the nodes on reconnect"
+            )
+        )
+        if cluster.entry is not None:
+            return cluster.entry, [f"ws://{cluster.entry}/ws"]
+        self._rotate = True
+        return "", [node.ws_url for node in cluster.nodes]
+
+    async def _stop_cluster(self, cluster: Any) -> None:
+        """Scrape every node before it stops: one ``server_metrics`` record, summed."""
+        assert self.history is not None
+        scraped = [await node.metrics() for node in cluster.nodes]
+        total: dict[str, float] = {}
+        for metrics in scraped:
+            for name, value in metrics.items():
+                total[name] = total.get(name, 0.0) + value
+        if total:
+            self.history.record(None, "server_metrics", metrics=total, nodes=scraped)
+
+    def _server_argv(self) -> list[str]:
+        options = server_options(self.scenario.server)
+        for bug in self.config.server_bugs:
+            options += ["--inject-bug", bug]
+        if self.config.server_bugs:
+            # The bugs' own randomness (reorder-sends) is reproducible from the run seed too.
+            options += ["--bug-seed", str(self.scenario.seed)]
+        return options
 
     async def _stop_server(self, server: ServerProcess) -> None:
         assert self.history is not None
@@ -298,6 +359,7 @@ class Simulation:
             token=config.token,
             client_bugs=tuple(config.client_bugs),
             workers=config.workers,
+            rotate=self._rotate,
         )
         progress = ProgressLine(self._status, enabled=config.progress)
         self._say = progress.say if config.progress else self._say

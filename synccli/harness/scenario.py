@@ -45,6 +45,11 @@ FAULT_KINDS: dict[str, dict[str, tuple[type, Any]]] = {
     "server_kill": {},
     "db_fault": {"mode": (str, None), "rate": (float, 1.0), "delay_ms": (int, 0)},
     "epoch_reset": {},
+    # A cluster's faults (``[server] nodes`` > 1): ``node`` counts from 1, 0 is a seeded choice.
+    "node_kill": {"node": (int, 0)},
+    "node_pause": {"node": (int, 0)},
+    "bus_kill": {},
+    "bus_partition": {"node": (int, 0), "mode": (str, "down")},
 }
 TOXIC_KINDS = frozenset({"latency", "bandwidth", "slicer", "timeout", "reset_peer"} | {
     "limit_data", "slow_close"
@@ -53,6 +58,9 @@ TOXIC_KINDS = frozenset({"latency", "bandwidth", "slicer", "timeout", "reset_pee
 PROXY_KINDS = TOXIC_KINDS | {"down"}
 #: Kinds that act on the server, not on groups of clients: no target share, no stream.
 SERVER_KINDS = frozenset({"server_kill", "db_fault", "epoch_reset"})
+#: Kinds that act on a cluster's nodes or bus (``synccli.harness.cluster_faults``).
+CLUSTER_KINDS = frozenset({"node_kill", "node_pause", "bus_kill", "bus_partition"})
+BUS_PARTITION_MODES = ("down", "silent")
 STREAMS = ("both", "downstream", "upstream")
 DB_FAULT_MODES = ("verify", "deadlock", "slow_commit")
 
@@ -72,6 +80,8 @@ class ServerOptions:
     max_retries: int | None = None
     send_queue: int | None = None
     max_replay: int | None = None
+    #: More than one runs a cluster: nodes on one database, a Redis bus, HAProxy in front.
+    nodes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -318,6 +328,7 @@ def _server(ctx: Located, data: Any) -> ServerOptions:
         max_retries=table.get("max_retries", int, None),
         send_queue=table.get("send_queue", int, None, minimum=1),
         max_replay=table.get("max_replay", int, None, minimum=1),
+        nodes=table.get("nodes", int, None, minimum=1),
     )
     table.done()
     return options
@@ -387,7 +398,7 @@ def _target(table: Table, kind: str) -> float:
         raise table.error("target", f'must be a share like 0.5 or "50%", not {value!r}')
     if not 0 < share <= 1:
         raise table.error("target", f"must be a share in (0, 1] of the groups, not {value!r}")
-    if share != 1 and (kind in SERVER_KINDS or kind == "packet_loss"):
+    if share != 1 and (kind in SERVER_KINDS | CLUSTER_KINDS or kind == "packet_loss"):
         raise table.error("target", f"a {kind} fault hits the server: target must be 1.0")
     return share
 
@@ -395,6 +406,8 @@ def _target(table: Table, kind: str) -> float:
 def _check_attrs(table: Table, kind: str, attrs: Mapping[str, Any]) -> None:
     if kind == "packet_loss" and attrs["percent"] > 100:
         raise table.error("percent", "must be at most 100")
+    if kind == "bus_partition" and attrs["mode"] not in BUS_PARTITION_MODES:
+        raise table.error("mode", f"must be one of {', '.join(BUS_PARTITION_MODES)}")
     if kind == "db_fault":
         if attrs["mode"] not in DB_FAULT_MODES:
             raise table.error("mode", f"must be one of {', '.join(DB_FAULT_MODES)}")

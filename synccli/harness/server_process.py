@@ -116,12 +116,33 @@ class ServerProcess:
             self._proc.send_signal(signal.SIGKILL)
             self._proc.wait(timeout=10)
 
+    def health(self) -> dict[str, Any] | None:
+        """The ``/healthz`` JSON (also a 503's), or None when the server does not answer."""
+        try:
+            with urllib.request.urlopen(self.http_base + "/healthz", timeout=1) as response:
+                body: bytes = response.read()
+        except urllib.error.HTTPError as exc:
+            body = exc.read()
+        except (OSError, urllib.error.URLError):
+            return None
+        try:
+            data: dict[str, Any] = json.loads(body)
+        except ValueError:
+            return None
+        return data
+
+    def pause(self, paused: bool) -> None:
+        """SIGSTOP (the process hangs, its sockets stay open) or SIGCONT."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
+
     async def stop(self, timeout: float = 10.0) -> int | None:
         """Graceful stop (SIGTERM), then SIGKILL past ``timeout``. Idempotent."""
         proc = self._proc
         if proc is None:
             return None
         if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)  # a paused process cannot handle SIGTERM
             proc.send_signal(signal.SIGTERM)
             try:
                 await asyncio.to_thread(proc.wait, timeout)
