@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import shutil
 import signal
 import socket
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from synccli.errors import InfrastructureError
-from synccli.harness.server_process import ServerProcess, free_port
+from synccli.harness.server_process import ServerProcess, free_port, terminate
 
 READY_TIMEOUT_S = 10.0
 
@@ -79,18 +80,24 @@ class ChildProcess:
 
     async def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM, then SIGKILL past ``timeout``; idempotent."""
-        proc = self._proc
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGCONT)
-            proc.terminate()
-            try:
-                await asyncio.to_thread(proc.wait, timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                await asyncio.to_thread(proc.wait, 10)
-        return proc.returncode
+        return None if self._proc is None else await terminate(self._proc, timeout)
+
+    async def _wait_ready(self, name: str, port: int, ready: Callable[[], bool]) -> None:
+        """Until ``ready()`` (run in a thread) is true; ``InfrastructureError`` if the
+        process exits or the time runs out."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if not self.running():
+                raise InfrastructureError(
+                    f"{name} exited at start-up on port {port}; see {self.log_path}"
+                )
+            if await asyncio.to_thread(ready):
+                return
+            await asyncio.sleep(0.05)
+        self.kill()
+        raise InfrastructureError(
+            f"{name} did not answer within {READY_TIMEOUT_S:.0f} s; see {self.log_path}"
+        )
 
 
 @dataclass
@@ -118,18 +125,8 @@ class RedisProcess(ChildProcess):
     async def start(self) -> None:
         """Start and wait until it answers PING (``InfrastructureError`` otherwise)."""
         self._spawn(self.command())
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if not self.running():
-                raise InfrastructureError(
-                    f"redis-server exited at start-up on port {self.port}; see {self.log_path}"
-                )
-            if await asyncio.to_thread(redis_answers, "127.0.0.1", self.port):
-                return
-            await asyncio.sleep(0.05)
-        self.kill()
-        raise InfrastructureError(
-            f"redis-server did not answer within {READY_TIMEOUT_S:.0f} s; see {self.log_path}"
+        await self._wait_ready(
+            "redis-server", self.port, functools.partial(redis_answers, "127.0.0.1", self.port)
         )
 
 
@@ -187,19 +184,8 @@ class HaproxyProcess(ChildProcess):
         """Write the configuration, start, wait until a node answers through it."""
         self.config_path.write_text(haproxy_config(self.port, nodes))
         self._spawn([_binary("haproxy", "haproxy"), "-db", "-f", str(self.config_path)])
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if not self.running():
-                raise InfrastructureError(
-                    f"haproxy exited at start-up on port {self.port}; see {self.log_path}"
-                )
-            if await asyncio.to_thread(_http_ok, f"http://{self.address}/healthz"):
-                return
-            await asyncio.sleep(0.05)
-        self.kill()
-        raise InfrastructureError(
-            f"haproxy did not answer within {READY_TIMEOUT_S:.0f} s; see {self.log_path}"
-        )
+        health = f"http://{self.address}/healthz"
+        await self._wait_ready("haproxy", self.port, functools.partial(_http_ok, health))
 
 
 def _http_ok(url: str) -> bool:

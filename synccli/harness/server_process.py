@@ -138,18 +138,7 @@ class ServerProcess:
 
     async def stop(self, timeout: float = 10.0) -> int | None:
         """Graceful stop (SIGTERM), then SIGKILL past ``timeout``. Idempotent."""
-        proc = self._proc
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGCONT)  # a paused process cannot handle SIGTERM
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.to_thread(proc.wait, timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                await asyncio.to_thread(proc.wait, 10)
-        return proc.returncode
+        return None if self._proc is None else await terminate(self._proc, timeout)
 
     def get(self, path: str, params: dict[str, Any] | None = None, timeout: float = 5.0) -> str:
         """GET an HTTP path of the server and return the body (raises on failure)."""
@@ -176,6 +165,20 @@ class ServerProcess:
             text = await asyncio.to_thread(self.get, "/metrics")
             return parse_prometheus(text)
         return {}
+
+
+async def terminate(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
+    """SIGTERM ``proc`` (resumed first: a paused process cannot handle it), SIGKILL past
+    ``timeout``; returns its exit code. Idempotent."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGCONT)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(proc.wait, timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            await asyncio.to_thread(proc.wait, 10)
+    return proc.returncode
 
 
 def parse_prometheus(text: str) -> dict[str, float]:
