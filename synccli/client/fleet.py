@@ -33,7 +33,7 @@ from synccli.client.connection import (
 from synccli.client.lag import LagMonitor
 from synccli.domain.values import Position, check_date
 from synccli.errors import ConfigError, ProtocolError
-from synccli.protocol.channel import CLIENT_BUGS
+from synccli.injection import check_bugs
 
 HeadsSource = Callable[[], Awaitable[dict[str, tuple[str, int]] | None]]
 Counters = dict[str, int]
@@ -92,12 +92,7 @@ class FleetConfig:
                 check_date(date)
             except ProtocolError as exc:
                 raise ConfigError(f"{exc.message}; use YYYY-MM-DD") from None
-        unknown = set(self.client_bugs) - CLIENT_BUGS
-        if unknown:
-            raise ConfigError(
-                f"unknown client bug(s) {', '.join(sorted(unknown))}; "
-                f"choose from {', '.join(sorted(CLIENT_BUGS))}"
-            )
+        check_bugs(self.client_bugs, "client")
 
 
 @dataclass(slots=True)

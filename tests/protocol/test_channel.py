@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from synccli.domain.values import Position
+from synccli.protocol.bugs import IGNORE_RESYNC as BUG_IGNORE_RESYNC
+from synccli.protocol.bugs import NO_DEDUPE as BUG_NO_DEDUPE
+from synccli.protocol.bugs import NO_REORDER as BUG_NO_REORDER
+from synccli.protocol.bugs import ChannelPolicy
 from synccli.protocol.channel import (
-    BUG_IGNORE_RESYNC,
-    BUG_NO_DEDUPE,
-    BUG_NO_REORDER,
     OUT_OF_SYNC,
     SYNCED,
     SYNCING,
@@ -28,7 +29,8 @@ from tests.client.builders import DATE, EPOCH, applied, event, kinds, row
 
 def synced(seq: int = 0, bugs: frozenset[str] = frozenset(), **kw: float) -> ChannelState:
     """A channel that subscribed fresh and got a snapshot at ``seq``."""
-    channel = ChannelState(DATE, bugs=bugs, gap_timeout=kw.get("gap_timeout", 2.0))
+    policy = ChannelPolicy.for_bugs(bugs)
+    channel = ChannelState(DATE, policy=policy, gap_timeout=kw.get("gap_timeout", 2.0))
     assert channel.subscribe() == Subscribe(DATE)
     channel.on_subscribed(Subscribed(DATE, EPOCH, seq, False, snapshot=[row("a1"), row("a2")]), 0)
     return channel
@@ -220,6 +222,15 @@ def test_final_record_lists_versions_and_states() -> None:
         "rows": {"a1": [2, "Present"], "a2": [1, "Scheduled"]},
         "status": SYNCED,
     }
+
+
+def test_caught_up_only_once_the_head_itself_is_applied() -> None:
+    channel = synced(seq=4)
+    assert not channel.caught_up(Position(EPOCH, 5))
+    channel.on_event(event(5), False, 0)
+    assert channel.caught_up(Position(EPOCH, 5))
+    assert channel.caught_up(Position(EPOCH, 4))
+    assert not channel.caught_up(Position("e2", 5))
 
 
 def test_buffer_overflow_resyncs_instead_of_growing() -> None:

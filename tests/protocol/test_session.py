@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synccli.domain.values import Event, Position, Row
-from synccli.protocol.channel import BUG_NO_DEDUPE
+from synccli.errors import ConfigError
+from synccli.protocol.bugs import NO_DEDUPE as BUG_NO_DEDUPE
 from synccli.protocol.messages import (
     Ack,
     EventMessage,
@@ -159,8 +160,10 @@ def test_unknown_appointment_or_reused_request_id_is_refused() -> None:
 
 
 def test_unknown_bug_name_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown client bug"):
-        SessionConfig("c", (DATE,), frozenset({"no-such-bug"}))
+    with pytest.raises(ConfigError, match="unknown client bug 'no-such-bug'"):
+        ClientSession(SessionConfig("c", (DATE,), frozenset({"no-such-bug"})))
+    with pytest.raises(ConfigError, match="unknown client bug 'skip-events'"):
+        ClientSession(SessionConfig("c", (DATE,), frozenset({"skip-events"})))
 
 
 def test_session_bug_no_dedupe_applies_twice() -> None:
