@@ -27,9 +27,10 @@ can change these rules (resyncs, duplicates, arrival); the default follows them 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from synccli.domain.values import Event, Position, Row
+from synccli.history import records as rec
 from synccli.protocol.bugs import ChannelPolicy
 from synccli.protocol.messages import (
     Ack,
@@ -42,8 +43,6 @@ from synccli.protocol.messages import (
     Subscribed,
 )
 
-Record = dict[str, Any]
-
 SYNCED: Final = "synced"
 SYNCING: Final = "syncing"
 OUT_OF_SYNC: Final = "out_of_sync"
@@ -54,7 +53,7 @@ class Effects:
     """What the adapter must do after a call: send ``send``, record ``records``."""
 
     send: list[ClientMessage] = field(default_factory=list)
-    records: list[Record] = field(default_factory=list)
+    records: list[rec.Record] = field(default_factory=list)
 
     def extend(self, other: Effects) -> None:
         self.send.extend(other.send)
@@ -70,32 +69,31 @@ class Optimistic:
     confirmed_seq: int | None = None
 
 
-_apply_records: dict[tuple[int, bool], tuple[Event, Record]] = {}
+_apply_records: dict[tuple[int, bool], tuple[Event, rec.Apply]] = {}
 APPLY_RECORD_CACHE = 4096
 
 
-def apply_record(event: Event, replay: bool) -> Record:
+def apply_record(event: Event, replay: bool) -> rec.Apply:
     """The ``apply`` record of ``event``. Clients of one process share parsed events, and
-    every client that applies the same event object gets the same dict (treat it as
-    read-only), so the history serialises it once. Keyed by identity, not by message id:
+    every client that applies the same event object gets the same record, so the history
+    serialises it once. Keyed by identity, not by message id:
     a server that sent two different events under one id must still be caught."""
     key = (id(event), replay)
     cached = _apply_records.get(key)
     if cached is not None and cached[0] is event:
         return cached[1]
     row = event.row
-    record: Record = {
-        "k": "apply",
-        "date": event.date,
-        "epoch": event.epoch,
-        "seq": event.seq,
-        "id": event.message_id,
-        "committedAt": event.committed_at,
-        "replay": replay,
-        "appointmentId": row.appointment_id,
-        "version": row.version,
-        "state": row.state,
-    }
+    record = rec.Apply(
+        date=event.date,
+        epoch=event.epoch,
+        seq=event.seq,
+        message_id=event.message_id,
+        committed_at=event.committed_at,
+        replay=replay,
+        appointment_id=row.appointment_id,
+        version=row.version,
+        state=row.state,
+    )
     if len(_apply_records) >= APPLY_RECORD_CACHE:
         del _apply_records[next(iter(_apply_records))]
     # The cache holds the event, so its id cannot be reused while the entry lives.
@@ -164,16 +162,15 @@ class ChannelState:
         row = self.rows.get(appointment_id)
         return None if row is None else row.state
 
-    def final_record(self) -> Record:
+    def final_record(self) -> rec.Final:
         """The ``final`` history record: what this client ends up believing."""
-        return {
-            "k": "final",
-            "date": self.date,
-            "epoch": self.epoch,
-            "seq": self.seq,
-            "rows": {aid: [row.version, row.state] for aid, row in sorted(self.rows.items())},
-            "status": self.status,
-        }
+        return rec.Final(
+            date=self.date,
+            epoch=self.epoch,
+            seq=self.seq,
+            rows={aid: [row.version, row.state] for aid, row in sorted(self.rows.items())},
+            status=self.status,
+        )
 
     # ------------------------------------------------------------------ connection
 
@@ -218,14 +215,7 @@ class ChannelState:
         effects = Effects()
         held = self._position_answered()
         effects.records.append(
-            {
-                "k": "subscribed",
-                "date": self.date,
-                "epoch": msg.epoch,
-                "seq": msg.seq,
-                "recovered": msg.recovered,
-                "events": len(msg.events),
-            }
+            rec.Subscribed(self.date, msg.epoch, msg.seq, msg.recovered, len(msg.events))
         )
         if not msg.recovered:
             self._replace(msg.epoch, msg.seq, msg.snapshot or [])
@@ -240,9 +230,7 @@ class ChannelState:
     def on_snapshot(self, msg: Snapshot, now: float) -> Effects:
         effects = Effects()
         held = self._position_answered()
-        effects.records.append(
-            {"k": "snapshot", "date": self.date, "epoch": msg.epoch, "seq": msg.seq}
-        )
+        effects.records.append(rec.SnapshotTaken(self.date, msg.epoch, msg.seq))
         self._replace(msg.epoch, msg.seq, msg.appointments)
         self._apply_held(held, now, effects)
         return effects
@@ -342,9 +330,7 @@ class ChannelState:
             self.resync("too_far_behind", effects)
             return
         if self._gap_target is None:
-            effects.records.append(
-                {"k": "gap", "date": self.date, "have": self.seq, "got": event.seq}
-            )
+            effects.records.append(rec.Gap(self.date, self.seq, event.seq))
         self.buffer[event.seq] = (event, replay)
         self._gap_target = max(self._gap_target or 0, event.seq)
         if self.missed_deadline is None:
@@ -352,9 +338,7 @@ class ChannelState:
 
     def record_duplicate(self, event: Event, effects: Effects) -> None:
         """An event already applied arrived again: record it and ack it (not applied)."""
-        effects.records.append(
-            {"k": "dup", "date": self.date, "epoch": event.epoch, "seq": event.seq}
-        )
+        effects.records.append(rec.Dup(self.date, event.epoch, event.seq))
         self._ack_due = True
 
     def apply(self, event: Event, replay: bool, effects: Effects, advance: bool = True) -> None:
@@ -385,7 +369,7 @@ class ChannelState:
         self._gap_target = None
         self.missed_deadline = None
         self._missed_requests = 0
-        effects.records.append({"k": "gap_recovered", "date": self.date, "seq": self.seq})
+        effects.records.append(rec.GapRecovered(self.date, self.seq))
 
     def _expect_head(self, head: int, now: float, effects: Effects, via: str) -> None:
         """The server says events up to ``head`` exist: fetch any we lack."""
@@ -393,9 +377,7 @@ class ChannelState:
             self._close_gap_if_filled(effects)
             return
         if self._gap_target is None:
-            effects.records.append(
-                {"k": "gap", "date": self.date, "have": self.seq, "got": head, "via": via}
-            )
+            effects.records.append(rec.Gap(self.date, self.seq, head, via))
         self._gap_target = max(self._gap_target or 0, head)
         if self.missed_deadline is None:
             self._request_missed(now, effects)
@@ -414,7 +396,7 @@ class ChannelState:
 
     def resync(self, reason: str, effects: Effects) -> None:
         """Start over from a fresh snapshot: resubscribe without ``since``."""
-        effects.records.append({"k": "resync", "date": self.date, "reason": reason})
+        effects.records.append(rec.Resync(self.date, reason))
         self.buffer.clear()
         self.missed_deadline = None
         self._missed_requests = 0
