@@ -88,18 +88,18 @@ class Fault(Record):
     """A fault's ``start`` (about to be applied), ``end`` (healed) or ``error``."""
 
     KIND: ClassVar[str] = "fault"
+    JSON_NAMES: ClassVar[dict[str, str]] = {"fault_kind": "kind"}
     OMIT_NONE: ClassVar[frozenset[str]] = frozenset(
         {"target", "attrs", "groups", "error", "evidence"}
     )
     phase: str
-    kind_name: str | None = None
+    fault_kind: str | None = None
     name: str | None = None
     target: Any = None
     attrs: dict[str, Any] | None = None
     groups: list[int] | None = None
     error: str | None = None
     evidence: dict[str, int] | None = None
-    JSON_NAMES: ClassVar[dict[str, str]] = {"kind_name": "kind"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -161,8 +161,8 @@ class FaultWindow:
 
 def _window(e: Entry[Record], r: Fault, on_time_s: float) -> FaultWindow:
     return FaultWindow(
-        name=r.name or f"{r.kind_name}@{r.target}",
-        kind=str(r.kind_name),
+        name=r.name or f"{r.fault_kind}@{r.target}",
+        kind=str(r.fault_kind),
         target=r.target,
         start_w=e.w,
         end_w=None,
