@@ -278,6 +278,13 @@ def test_bug_ignore_resync_keeps_mixing_epochs() -> None:
     assert channel.epoch == EPOCH
 
 
+def test_bugs_combine_in_one_policy_and_the_default_policy_has_none() -> None:
+    assert ChannelState(DATE).policy.names == frozenset()
+    channel = synced(seq=5, bugs=frozenset({BUG_NO_DEDUPE, BUG_IGNORE_RESYNC}))
+    assert channel.on_resync(ResyncRequired(DATE, "epoch_changed"), 0).send == []
+    assert applied(channel.on_event(event(5), False, 0).records) == [5]  # applied again
+
+
 @pytest.mark.parametrize("bug", [BUG_NO_DEDUPE, BUG_NO_REORDER, BUG_IGNORE_RESYNC])
 def test_each_bug_changes_behaviour_on_its_trigger(bug: str) -> None:
     triggers = {
