@@ -1,4 +1,4 @@
-"""What a ``ServerSession`` asks its adapter to do, and the hook that shapes what it sends.
+"""What a ``ServerSession`` is given and asks its adapter to do, and its sending hook.
 
 The session never touches a socket, a clock or the database. Each call returns ``Effects``:
 frames to send (in order), at most one close, and at most one store operation. The adapter
@@ -11,9 +11,46 @@ most.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from synccli.domain.values import Event
+from synccli.domain.channels import Channel
+from synccli.domain.values import Event, Position
 from synccli.protocol.messages import UpdateAppointmentState
+
+
+class Subscriber(Protocol):
+    """What the hub calls on a connection (``synccli.server.hub.Subscriber``)."""
+
+    def deliver(self, event: Event, frame: bytes) -> None: ...
+
+    def resync(self, date: str, reason: str) -> None: ...
+
+
+class Channels(Protocol):
+    """What the session needs from the hub (pure bookkeeping, shared by connections)."""
+
+    def known(self, date: str) -> bool: ...
+
+    def sync(self, durable: Channel) -> bool: ...
+
+    def position(self, date: str) -> Position | None: ...
+
+    def cached(self, date: str, epoch: str, after: int) -> list[Event] | None: ...
+
+    def subscribe(self, date: str, subscriber: Subscriber) -> None: ...
+
+    def unsubscribe(self, date: str, subscriber: Subscriber) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSessionConfig:
+    """The protocol limits of one connection (from ``ServerConfig``)."""
+
+    heartbeat: float = 5.0
+    ack_timeout: float = 5.0
+    max_retries: int = 3
+    malformed_limit: int = 10
+    max_replay: int = 10000
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from synccli.domain.channels import Channel
 from synccli.domain.values import Event, Position
@@ -35,13 +35,16 @@ from synccli.protocol.acks import AckTracker
 from synccli.protocol.replay import Replay, cache_epoch, from_cache, from_log, refusal
 from synccli.protocol.server_ops import (
     SEND_AS_IS,
+    Channels,
     Close,
     Effects,
     ReadChannel,
     ReadEvents,
     ReadSnapshot,
     SendPolicy,
+    ServerSessionConfig,
     StoreOp,
+    Subscriber,
     Write,
 )
 
@@ -49,41 +52,6 @@ log = logging.getLogger(__name__)
 
 #: A request being served: yields store operations, is sent their results.
 Step = Generator[StoreOp, Any, None]
-
-
-class Subscriber(Protocol):
-    """What the hub calls on a connection (``synccli.server.hub.Subscriber``)."""
-
-    def deliver(self, event: Event, frame: bytes) -> None: ...
-
-    def resync(self, date: str, reason: str) -> None: ...
-
-
-class Channels(Protocol):
-    """What the session needs from the hub (pure bookkeeping, shared by connections)."""
-
-    def known(self, date: str) -> bool: ...
-
-    def sync(self, durable: Channel) -> bool: ...
-
-    def position(self, date: str) -> Position | None: ...
-
-    def cached(self, date: str, epoch: str, after: int) -> list[Event] | None: ...
-
-    def subscribe(self, date: str, subscriber: Subscriber) -> None: ...
-
-    def unsubscribe(self, date: str, subscriber: Subscriber) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ServerSessionConfig:
-    """The protocol limits of one connection (from ``ServerConfig``)."""
-
-    heartbeat: float = 5.0
-    ack_timeout: float = 5.0
-    max_retries: int = 3
-    malformed_limit: int = 10
-    max_replay: int = 10000
 
 
 @dataclass(slots=True)

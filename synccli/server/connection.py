@@ -28,10 +28,11 @@ from synccli.protocol.server_ops import (
     ReadChannel,
     ReadEvents,
     ReadSnapshot,
+    ServerSessionConfig,
     StoreOp,
     Write,
 )
-from synccli.protocol.server_session import ServerSession, ServerSessionConfig
+from synccli.protocol.server_session import ServerSession
 from synccli.server.config import ServerConfig
 from synccli.server.framing import accepts_shared_frames, write_framed
 from synccli.server.services import Services
