@@ -64,7 +64,6 @@ class Connection:
         self.ws = ws
         config = services.config
         self._loop = asyncio.get_running_loop()
-        self._metrics = services.metrics
         self.session = ServerSession(
             session_config(config),
             services.hub,
