@@ -74,6 +74,8 @@ class Connection:
             services.metrics.writes_failed,
         )
         self._ack_timeout = config.ack_timeout_s
+        self._shapes_live = self.session.shapes_live
+        self._accept = self.session.deliver  # bound once: called per delivery
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=config.send_queue)
         self._wake = asyncio.Event()
         # When the sleeping timer task wakes up anyway: a new deadline later than this
@@ -237,10 +239,10 @@ class Connection:
     def deliver(self, event: Event, frame: bytes) -> None:
         """A live event from the hub (see ``Subscriber``)."""
         now = self._loop.time()
-        if self.session.shapes_live:
+        if self._shapes_live:
             self._apply(self.session.live(event, now))
             return
-        if not self.session.deliver(event, now):
+        if not self._accept(event, now):
             return
         # The hot path of fan-out: batch (or put) the shared frame; the session tracked
         # its ack already.
