@@ -3,16 +3,20 @@
 Recovery is all or nothing (guarantee 4): either every event after the position comes back,
 in order, or a refusal with the ``resync_required`` reason. The tail cache answers first
 (``from_cache``); when it cannot, the adapter reads the channel and the log and
-``from_log`` decides on what it read. The reads themselves are store operations the server
-session asks for (see ``server_session``).
+``from_log`` decides on what it read. ``serve_replay`` puts the steps together as a
+generator that yields those reads as store operations (``server_ops``) for the session's
+adapter to run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass
+from typing import Any
 
 from synccli.domain.channels import Channel
 from synccli.domain.values import Event, Position
+from synccli.protocol.server_ops import Channels, ReadChannel, ReadEvents, SendPolicy, StoreOp
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +70,31 @@ def from_log(channel: Channel, events: list[Event], after: int) -> Replay | str:
     if not contiguous(events, channel, after):
         return "history_truncated"
     return Replay(events, Position(channel.epoch, channel.head_seq))
+
+
+def serve_replay(
+    channels: Channels,
+    policy: SendPolicy,
+    limit: int,
+    date: str,
+    epoch: str | None,
+    after: int,
+) -> Generator[StoreOp, Any, Replay | str]:
+    """Every event of ``date`` after ``after`` (in ``epoch`` if given), or a refusal: from
+    the tail cache when it can answer, else from the log (yields the reads to run)."""
+    asked = cache_epoch(epoch, channels.position(date))
+    if asked is not None:
+        cached = from_cache(channels.cached(date, asked, after), asked, after, limit)
+        if cached is not None:
+            return Replay(policy.replay(cached.events), cached.position)
+    channel: Channel = yield ReadChannel(date)
+    reason = refusal(channel, epoch, after, limit)
+    if reason is not None:
+        return reason
+    events: list[Event] = []
+    if channel.head_seq > after:
+        events = yield ReadEvents(date, after, channel.head_seq - after)
+    outcome = from_log(channel, events, after)
+    if isinstance(outcome, str):
+        return outcome
+    return Replay(policy.replay(outcome.events), outcome.position)

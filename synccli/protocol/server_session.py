@@ -27,19 +27,17 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
-from synccli.domain.channels import Channel
 from synccli.domain.values import Event, Position
 from synccli.errors import DatabaseUnavailable, ProtocolError
 from synccli.protocol import messages as m
 from synccli.protocol.acks import AckTracker
-from synccli.protocol.replay import Replay, cache_epoch, from_cache, from_log, refusal
+from synccli.protocol.replay import Replay, serve_replay
 from synccli.protocol.server_ops import (
     SEND_AS_IS,
     Channels,
     Close,
     Effects,
     ReadChannel,
-    ReadEvents,
     ReadSnapshot,
     SendPolicy,
     ServerSessionConfig,
@@ -279,25 +277,7 @@ class ServerSession:
     def _replay(
         self, date: str, epoch: str | None, after: int
     ) -> Generator[StoreOp, Any, Replay | str]:
-        """Every event of ``date`` after ``after`` (in ``epoch`` if given), or a refusal:
-        from the tail cache when it can answer, else from the log."""
-        limit = self.config.max_replay
-        asked = cache_epoch(epoch, self.channels.position(date))
-        if asked is not None:
-            cached = from_cache(self.channels.cached(date, asked, after), asked, after, limit)
-            if cached is not None:
-                return Replay(self.policy.replay(cached.events), cached.position)
-        channel: Channel = yield ReadChannel(date)
-        reason = refusal(channel, epoch, after, limit)
-        if reason is not None:
-            return reason
-        events: list[Event] = []
-        if channel.head_seq > after:
-            events = yield ReadEvents(date, after, channel.head_seq - after)
-        outcome = from_log(channel, events, after)
-        if isinstance(outcome, str):
-            return outcome
-        return Replay(self.policy.replay(outcome.events), outcome.position)
+        return serve_replay(self.channels, self.policy, self.config.max_replay, date, epoch, after)
 
     # ------------------------------------------------------------------ live events
 
