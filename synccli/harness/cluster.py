@@ -23,6 +23,7 @@ from typing import Any
 
 from synccli.errors import InfrastructureError
 from synccli.harness.server_process import ServerProcess, free_port, terminate
+from synccli.history import ClusterStart
 
 READY_TIMEOUT_S = 10.0
 
@@ -220,13 +221,10 @@ class Cluster:
     def node(self, index: int) -> ServerProcess:
         return self.nodes[index % len(self.nodes)]
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "nodes": [{"port": n.port, "pid": n.pid} for n in self.nodes],
-            "bus": self.redis.url,
-            "balancer": self.mode,
-            "entry": self.entry,
-        }
+    def describe(self) -> ClusterStart:
+        """The history record of this cluster's set-up."""
+        nodes: list[dict[str, Any]] = [{"port": n.port, "pid": n.pid} for n in self.nodes]
+        return ClusterStart(nodes, self.redis.url, self.mode, self.entry)
 
 
 async def start_cluster(

@@ -12,16 +12,21 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from synccli.errors import FaultError
 from synccli.harness.cluster import Cluster
 from synccli.harness.scenario import FaultSpec
+from synccli.history import Record, ServerLifecycle
+
+
+class Recorder(Protocol):
+    def write(self, client_id: str | None, record: Record) -> None: ...
+
 
 #: How long the nodes get to notice a bus fault, and to recover from it.
 NOTICE_S = 10.0
 
-Record = Callable[..., None]
 Heal = Callable[[], Awaitable[dict[str, int] | None]]
 
 
@@ -35,7 +40,7 @@ def pick_node(spec: FaultSpec, cluster: Cluster, seed: int, index: int) -> int:
     return node - 1
 
 
-async def apply(spec: FaultSpec, cluster: Any, seed: int, index: int, record: Record) -> Heal:
+async def apply(spec: FaultSpec, cluster: Any, seed: int, index: int, history: Recorder) -> Heal:
     """Apply a cluster fault; returns its heal."""
     if not isinstance(cluster, Cluster):
         raise FaultError(f"fault {spec.kind!r} needs a cluster: run with --nodes 2 or more")
@@ -43,33 +48,33 @@ async def apply(spec: FaultSpec, cluster: Any, seed: int, index: int, record: Re
         return await _bus_kill(cluster)
     node = pick_node(spec, cluster, seed, index)
     if spec.kind == "node_kill":
-        return await _node_kill(cluster, node, record)
+        return await _node_kill(cluster, node, history)
     if spec.kind == "node_pause":
-        return await _node_pause(cluster, node, record)
+        return await _node_pause(cluster, node, history)
     return await _bus_partition(cluster, node, str(spec.attrs.get("mode", "down")))
 
 
-async def _node_kill(cluster: Cluster, node: int, record: Record) -> Heal:
+async def _node_kill(cluster: Cluster, node: int, history: Recorder) -> Heal:
     server = cluster.node(node)
     pid = server.pid
     await asyncio.to_thread(server.kill)
-    record(None, "server", event="kill", pid=pid, node=node)
+    history.write(None, ServerLifecycle("kill", pid, node=node))
 
     async def restart() -> None:
         await server.start()
-        record(None, "server", event="restart", pid=server.pid, node=node)
+        history.write(None, ServerLifecycle("restart", server.pid, node=node))
 
     return restart
 
 
-async def _node_pause(cluster: Cluster, node: int, record: Record) -> Heal:
+async def _node_pause(cluster: Cluster, node: int, history: Recorder) -> Heal:
     server = cluster.node(node)
     server.pause(True)
-    record(None, "server", event="pause", pid=server.pid, node=node)
+    history.write(None, ServerLifecycle("pause", server.pid, node=node))
 
     async def resume() -> None:
         server.pause(False)
-        record(None, "server", event="resume", pid=server.pid, node=node)
+        history.write(None, ServerLifecycle("resume", server.pid, node=node))
 
     return resume
 

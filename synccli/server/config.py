@@ -5,16 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from synccli.errors import ConfigError
-
-#: Names accepted by ``--inject-bug`` (see ``synccli.server.bugs``).
-BUG_NAMES = (
-    "skip-events",
-    "broadcast-before-commit",
-    "stale-epoch",
-    "duplicate-sends",
-    "reorder-sends",
-)
-
+from synccli.injection import check_bugs
 
 #: URL schemes ``--bus`` accepts (redis-py's).
 BUS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -77,6 +68,4 @@ class ServerConfig:
             raise ConfigError(
                 f"the bus URL must look like redis://HOST:PORT/DB (got {self.bus_url!r})"
             )
-        unknown = [name for name in self.inject_bugs if name not in BUG_NAMES]
-        if unknown:
-            raise ConfigError(f"unknown bug {unknown[0]!r}; valid names: {', '.join(BUG_NAMES)}")
+        check_bugs(self.inject_bugs, "server")

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from synccli.client.connection import ClientConfig, SimulatedClient
-from synccli.client.fleet import FleetConfig, client_config
+from synccli.client.local import FleetConfig, client_config
+from synccli.client.simulated import SimulatedClient
 from synccli.harness import cluster
 from synccli.harness.run import RunConfig, Simulation
 from synccli.harness.scenario import parse_scenario
 from synccli.harness.server_process import free_port
 from tests.bus.helpers import require_redis
+from tests.client import builders
 from tests.client.builders import RecordingSink
 from tests.conftest import seconds
 from tests.server.helpers import DATE, aio, running_server
@@ -37,7 +38,7 @@ async def test_a_client_whose_node_is_gone_connects_to_the_next(tmp_path: Path) 
     gone = f"ws://127.0.0.1:{free_port()}/ws"
     async with running_server(tmp_path) as server:
         sink = RecordingSink()
-        config = ClientConfig("c001", gone, (DATE,), seed=1, urls=(gone, server.url))
+        config = builders.client_config("c001", gone, seed=1, urls=(gone, server.url))
         client = SimulatedClient(config, sink)
         client.start()
         try:
