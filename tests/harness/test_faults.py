@@ -7,9 +7,9 @@ import asyncio
 import time
 from typing import Any
 
-from synccli.harness.faults import FaultRunner, FaultTargets
 from synccli.harness.run import server_options
 from synccli.harness.scenario import FaultSpec, ServerOptions
+from synccli.harness.schedule import FaultRunner, FaultTargets
 from synccli.harness.server_process import parse_prometheus
 
 
