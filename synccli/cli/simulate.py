@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from synccli.cli.common import handle_errors
+from synccli.cli.common import Duration, handle_errors
 from synccli.errors import ConfigError
 from synccli.harness.bugs import CLIENT_BUGS, SERVER_BUGS, split_bugs
 from synccli.harness.run import RunConfig, RunOutcome, run_simulation
@@ -24,7 +24,9 @@ from synccli.report import render_table
 @click.option("--clients", type=click.IntRange(1, 5000), help="Simulated clients [default: 10].")
 @click.option("--writers", type=click.IntRange(0, 5000), help="How many clients also write.")
 @click.option("--dates", type=click.IntRange(1, 31), help="How many dates (channels) to use.")
-@click.option("--duration", type=click.FloatRange(0.5, 24 * 3600), help="Seconds of load.")
+@click.option(
+    "--duration", type=Duration(0.5, 24 * 3600), help="Load time: seconds, or 30s, 2m, 1m30s."
+)
 @click.option("--rate", type=click.FloatRange(0, 10_000), help="Writes per second, in total.")
 @click.option("--seed", type=int, help="Seed for every random choice (recorded in the report).")
 @click.option(
