@@ -22,6 +22,8 @@ REQUIRED: Any = object()
 
 #: A problem with one attribute: ``(attribute, "must be ...")``.
 Problem = tuple[str, str]
+#: A kind's rules between its attributes: the problems of a set of valid values.
+Rules = Callable[[Mapping[str, Any]], Iterable[Problem]]
 
 #: What a kind acts on: the clients' proxies, the network around the server, the server.
 Target = Literal["proxy", "network", "server"]
@@ -123,7 +125,7 @@ class FaultKind:
     streams: bool = False
     span: bool = True
     exclusive: bool = False
-    rules: Callable[[Mapping[str, Any]], Iterable[Problem]] = no_rules
+    rules: Rules = no_rules
 
     def attr(self, name: str) -> Attr | None:
         """The attribute called ``name``, or ``None``."""
@@ -159,7 +161,7 @@ class FaultKind:
         return ", ".join(attr.describe() for attr in self.attrs) or "—"
 
 
-def toxic(name: str, summary: str, *attrs: Attr, rules: Any = no_rules) -> FaultKind:
+def toxic(name: str, summary: str, *attrs: Attr, rules: Rules = no_rules) -> FaultKind:
     """A Toxiproxy toxic as a fault kind: on the targeted groups' proxies, either stream."""
     summary = f"Toxiproxy toxic: {summary}"
     return FaultKind(name, summary, "proxy", attrs, toxic=True, streams=True, rules=rules)
