@@ -127,10 +127,6 @@ class FaultKind:
     exclusive: bool = False
     rules: Rules = no_rules
 
-    def attr(self, name: str) -> Attr | None:
-        """The attribute called ``name``, or ``None``."""
-        return next((attr for attr in self.attrs if attr.name == name), None)
-
     @property
     def attr_names(self) -> list[str]:
         """The attribute names, in declaration order."""
