@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import signal
 import sys
@@ -16,7 +15,7 @@ from synccli.cli.common import Duration, handle_errors
 from synccli.errors import ConfigError
 from synccli.harness.bugs import CLIENT_BUGS, SERVER_BUGS, split_bugs
 from synccli.harness.run import RunConfig, RunOutcome, run_simulation
-from synccli.harness.scenario import Scenario, default_scenario, find_scenario
+from synccli.harness.scenario import default_scenario, find_scenario
 from synccli.report import render_table
 
 
@@ -96,11 +95,8 @@ def simulate_command(
     """
     if url is not None and not url.startswith(("ws://", "wss://")):
         raise ConfigError(f"--url must be a WebSocket URL like ws://127.0.0.1:8765/ws, not {url!r}")
-    base: Scenario = (
-        find_scenario(scenario_ref) if scenario_ref else default_scenario(clients or 10)
-    )
-    if no_faults:
-        base = dataclasses.replace(base, faults=())
+    # The options apply over the file before it is validated: what they set need not be
+    # valid in the file alone (a late fault with a longer --duration).
     overrides: dict[str, Any] = {
         "clients": clients,
         "writers": writers,
@@ -108,8 +104,13 @@ def simulate_command(
         "duration_s": duration,
         "rate": rate,
         "seed": seed,
+        "faults": () if no_faults else None,
     }
-    scenario = base.with_overrides(**{k: v for k, v in overrides.items() if v is not None})
+    scenario = (
+        find_scenario(scenario_ref, **overrides)
+        if scenario_ref
+        else default_scenario(clients or 10).with_overrides(**overrides)
+    )
     server_bugs, client_bugs = split_bugs(bugs)
     config = RunConfig(
         scenario=scenario,

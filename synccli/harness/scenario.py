@@ -51,7 +51,7 @@ DERIVED = ("writers", "rate", "expect_traces")
 DEFAULT_THRESHOLDS = {"delivery_rate": ">= 0.995"}
 OVERRIDABLE = (
     "name", "seed", "duration_s", "clients", "writers", "dates", "rate", "appointments",
-    "drain_timeout_s", "on_time_s", "groups", "expect_traces",
+    "drain_timeout_s", "on_time_s", "groups", "expect_traces", "faults",
 )  # fmt: skip
 
 
@@ -120,17 +120,8 @@ class Scenario:
         again. Fewer clients also lower ``groups``; ``writers``, ``rate`` and
         ``expect_traces`` the file left out follow the new values; more writers than clients
         is an error."""
-        unknown = sorted(set(options) - set(OVERRIDABLE))
-        if unknown:
-            raise ConfigError(f"cannot override {', '.join(unknown)}; use {', '.join(OVERRIDABLE)}")
-        given = {key: value for key, value in options.items() if value is not None}
         raw = {k: v for k, v in self.to_dict().items() if k not in DERIVED or k in self.explicit}
-        if "dates" in given and isinstance(given["dates"], list | tuple):
-            given["dates"] = list(given["dates"])
-        raw.update(given)
-        if "clients" in given and "groups" not in given:
-            raw["groups"] = min(self.groups, given["clients"])
-        return _build(raw, Located("command line", ""))
+        return _build(_merge(raw, options), Located("command line", ""))
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved scenario as plain data, in the file's own key names."""
@@ -157,8 +148,9 @@ class Scenario:
         return tomli_w.dumps(data) + "".join(tables)
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate the scenario file at ``path``."""
+def load_scenario(path: str | Path, **overrides: Any) -> Scenario:
+    """Read the scenario file at ``path`` and validate it with ``overrides`` (command-line
+    options, as for ``Scenario.with_overrides``) over it."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -166,12 +158,12 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ConfigError(f"scenario file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read scenario file {path}: {exc}") from None
-    return parse_scenario(text, str(path))
+    return parse_scenario(text, str(path), **overrides)
 
 
-def parse_scenario(text: str, source: str) -> Scenario:
-    """Validate scenario TOML ``text``; ``source`` (a path) names it in errors and gives the
-    default ``name`` (its stem)."""
+def parse_scenario(text: str, source: str, **overrides: Any) -> Scenario:
+    """Validate scenario TOML ``text`` with ``overrides`` over it; ``source`` (a path) names
+    it in errors and gives the default ``name`` (its stem)."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -182,7 +174,8 @@ def parse_scenario(text: str, source: str) -> Scenario:
             raise ConfigError(f"{source}:{where[1]}:{where[2]}: invalid TOML: {detail}") from None
         raise ConfigError(f"{source}: invalid TOML: {message}") from None
     raw.setdefault("name", Path(source).stem)
-    return _build(raw, Located(source, text))
+    overridden = frozenset(key for key, value in overrides.items() if value is not None)
+    return _build(_merge(raw, overrides), Located(source, text, overridden))
 
 
 def list_scenarios(directory: str | Path = SCENARIO_DIR) -> list[tuple[str, Path, str]]:
@@ -201,16 +194,17 @@ def list_scenarios(directory: str | Path = SCENARIO_DIR) -> list[tuple[str, Path
     return found
 
 
-def find_scenario(ref: str, directory: str | Path = SCENARIO_DIR) -> Scenario:
-    """A scenario by file path, by name in ``directory``, or ``default`` (built in)."""
+def find_scenario(ref: str, directory: str | Path = SCENARIO_DIR, **overrides: Any) -> Scenario:
+    """A scenario by file path, by name in ``directory``, or ``default`` (built in), with
+    ``overrides`` (command-line options) over it."""
     as_path = Path(ref)
     if as_path.suffix == ".toml" or as_path.is_file():
-        return load_scenario(as_path)
+        return load_scenario(as_path, **overrides)
     candidate = Path(directory) / f"{ref}.toml"
     if candidate.is_file():
-        return load_scenario(candidate)
+        return load_scenario(candidate, **overrides)
     if ref == DEFAULT_NAME:
-        return default_scenario()
+        return default_scenario().with_overrides(**overrides)
     known = [name for name, _, _ in list_scenarios(directory)] + [DEFAULT_NAME]
     raise ConfigError(
         f"no scenario named {ref!r} in {directory}/ (known: {', '.join(known)}); "
@@ -239,6 +233,22 @@ def default_scenario(clients: int = 10, packet_loss: bool | None = None) -> Scen
 
 
 # ------------------------------------------------------------------------- validation
+
+
+def _merge(raw: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with the options that are not ``None`` over it; fewer clients also lower
+    ``groups``."""
+    unknown = sorted(set(options) - set(OVERRIDABLE))
+    if unknown:
+        raise ConfigError(f"cannot override {', '.join(unknown)}; use {', '.join(OVERRIDABLE)}")
+    given = {key: value for key, value in options.items() if value is not None}
+    for key in ("dates", "faults"):
+        if isinstance(given.get(key), list | tuple):
+            given[key] = list(given[key])
+    groups = raw.get("groups")
+    if "clients" in given and "groups" not in given and isinstance(groups, int):
+        given["groups"] = min(groups, given["clients"])
+    return raw | given
 
 
 def _build(raw: dict[str, Any], ctx: Located) -> Scenario:

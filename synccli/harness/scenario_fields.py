@@ -66,14 +66,18 @@ class Located:
     """The file being validated: turns a key path into ``source:line: field: problem`` and
     collects the problems found."""
 
-    def __init__(self, source: str, text: str) -> None:
+    def __init__(self, source: str, text: str, overridden: frozenset[str] = frozenset()) -> None:
         self.source = source
         self.lines = key_lines(text)
+        #: Top-level keys whose value came from the command line, not from the text.
+        self.overridden = overridden
         self._problems: list[tuple[int, str]] = []
 
     def message(self, path: KeyPath, problem: str) -> tuple[int, str]:
         """The line of the key at ``path`` (0 if none was found) and the full message."""
         shown = "".join(f"[{p + 1}]" if isinstance(p, int) else f".{p}" for p in path)
+        if path and path[0] in self.overridden:
+            return 0, f"command line: {shown.lstrip('.')}: {problem}"
         where, line = self.source, 0
         for cut in range(len(path), 0, -1):
             if path[:cut] in self.lines:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from synccli.errors import ConfigError
+from synccli.faults.kinds import fault_kinds
 from synccli.harness.scenario import (
     DEFAULTS,
     FaultSpec,
@@ -386,3 +387,28 @@ def test_list_and_find(tmp_path: Path) -> None:
     assert isinstance(find_scenario("default", tmp_path), Scenario)
     with pytest.raises(ConfigError, match=r"no scenario named 'nope'.*known: bad, good, default"):
         find_scenario("nope", tmp_path)
+
+
+def test_options_apply_over_the_file_before_it_is_validated(tmp_path: Path) -> None:
+    path = tmp_path / "late.toml"
+    path.write_text('[[faults]]\nkind = "down"\nat_s = 40\nfor_s = 5\n\n[[faults]]\nkind = "x"\n')
+    with pytest.raises(ConfigError) as alone:
+        load_scenario(path)
+    assert str(alone.value).splitlines() == [
+        f"{path}:4: faults[1].for_s: the fault ends at 45 s, after duration_s",
+        f"{path}:7: faults[2].kind: unknown fault kind 'x' (known: {', '.join(fault_kinds())})",
+    ]
+    late = find_scenario(str(path), duration_s=60, faults=[])
+    assert (late.duration_s, late.faults, late.expect_traces) == (60.0, (), False)
+    path.write_text('groups = 4\n[[faults]]\nkind = "down"\nat_s = 40\nfor_s = 5\n')
+    assert load_scenario(path, duration_s=60, seed=None).faults[0].end_s == 45
+    few = load_scenario(path, clients=2, duration_s=60)  # fewer clients lower groups too
+    assert few.groups == 2
+    with pytest.raises(ConfigError) as both:
+        load_scenario(path, clients=2, writers=5)
+    assert str(both.value).splitlines() == [
+        "command line: writers: 5 writers is more than the 2 clients",
+        f"{path}:5: faults[1].for_s: the fault ends at 45 s, after duration_s",
+    ]
+    with pytest.raises(ConfigError, match="cannot override colour"):
+        load_scenario(path, colour="red")
