@@ -218,9 +218,6 @@ class Cluster:
         """Which way clients reach the nodes: ``haproxy`` or ``client-rotation``."""
         return "haproxy" if self.balancer else "client-rotation"
 
-    def node(self, index: int) -> ServerProcess:
-        return self.nodes[index % len(self.nodes)]
-
     def describe(self) -> ClusterStart:
         """The history record of this cluster's set-up."""
         nodes: list[dict[str, Any]] = [{"port": n.port, "pid": n.pid} for n in self.nodes]
