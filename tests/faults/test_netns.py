@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -212,29 +213,40 @@ def test_upstream_loss_only_counts_one_hook(
 
 def test_cleanup_after_a_crashed_owner(root: None) -> None:
     name = f"synccli-k{os.getpid()}"
+    # The child says "inside" once ``ip netns exec`` has entered the namespace and before it
+    # execs ``sleep`` (same pid): only then does the owner crash. Crashing earlier raced
+    # the child's setns(): cleanup could not see it in the namespace, and it outlived the test.
     crash = (
         "import os, signal, subprocess, sys\n"
         "from synccli.faults.netns import PacketLossNamespace\n"
         f"ns = PacketLossNamespace({name!r}); ns.create()\n"
-        "child = subprocess.Popen(ns.wrap_command(['sleep', '600']), "
-        "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "child = subprocess.Popen(ns.wrap_command(['sh', '-c', 'echo inside; exec sleep 600']), "
+        "stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)\n"
+        "assert child.stdout.readline() == 'inside\\n'\n"
         "print(child.pid, flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    owner = subprocess.run(
-        [sys.executable, "-c", crash], capture_output=True, text=True, timeout=seconds(20)
+    # Its own session, so whatever it started can be ended by process group if all fails.
+    owner = subprocess.Popen(
+        [sys.executable, "-c", crash], stdout=subprocess.PIPE, text=True, start_new_session=True
     )
-    assert owner.returncode == -signal.SIGKILL
-    orphan = int(owner.stdout.split()[0])
+    orphan: int | None = None
     try:
+        out, _ = owner.communicate(timeout=seconds(20))
+        assert owner.returncode == -signal.SIGKILL
+        orphan = int(out.split()[0])
+        gone = os.pidfd_open(orphan)
         assert name in list_namespaces()
         assert cleanup_stale(prefix=name) == [name]
         assert name not in list_namespaces()
-        deadline = time.monotonic() + seconds(5)
-        while _alive(orphan) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert not _alive(orphan), "the orphaned process inside must be killed"
+        assert _wait_exit(gone, seconds(5)), "the orphaned process inside must be killed"
     finally:
+        _kill_group(owner.pid)
+        if orphan is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(orphan, signal.SIGKILL)
+        owner.kill()
+        owner.wait(seconds(5))
         PacketLossNamespace(name).destroy()
 
 
@@ -243,9 +255,17 @@ def test_cleanup_spares_a_live_owner(space: PacketLossNamespace) -> None:
     assert space.name in list_namespaces()
 
 
-def _alive(pid: int) -> bool:
+def _wait_exit(pidfd: int, timeout: float) -> bool:
+    """Whether the process behind ``pidfd`` ends within ``timeout`` (its pidfd turns
+    readable when it exits, zombie or reaped: an event, not a poll of /proc)."""
     try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        return bool(poller.poll(timeout * 1000))
+    finally:
+        os.close(pidfd)
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
