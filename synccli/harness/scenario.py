@@ -27,7 +27,8 @@ from synccli.errors import ConfigError
 from synccli.harness.scenario_fields import MISSING, KeyPath, Located, Table
 from synccli.report.thresholds import parse_threshold
 
-SCENARIO_DIR = Path("scenarios")
+#: The shipped scenarios (package data), where a name is looked up by default.
+SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 DEFAULT_NAME = "default"
 
 #: Toxiproxy toxics, then our own kinds. Each maps an attribute to (type, default);
