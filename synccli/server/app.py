@@ -17,8 +17,10 @@ import gc
 import logging
 import os
 import signal
+import socket
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 
@@ -79,11 +81,13 @@ class SyncServer:
             config, raw, store, db, Hub(config.tail_cache, bugs.live_filter()), Metrics(), bugs
         )
         self.services = services
+        where: dict[str, Any] = {"host": config.host, "port": config.port}
+        if config.listen_fd is not None:
+            where = {"sock": socket.socket(fileno=config.listen_fd)}
         try:
             self._server = await serve(
                 self._handle,
-                config.host,
-                config.port,
+                **where,
                 process_request=Router(services),
                 compression=None,
                 max_size=config.max_frame_bytes,

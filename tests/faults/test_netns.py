@@ -49,6 +49,21 @@ def test_ruleset_one_direction_has_one_hook(direction: netns.Direction, hook: st
     assert "< 25 counter drop" in script
 
 
+@pytest.mark.parametrize(
+    ("direction", "matches"),
+    [("both", ["tcp dport 8765", "tcp sport 8765"]), ("upstream", ["tcp dport 8765"]),
+     ("downstream", ["tcp sport 8765"])],
+)  # fmt: skip
+def test_loopback_ruleset_tells_direction_by_port(
+    direction: netns.Direction, matches: list[str]
+) -> None:
+    # Both ends share the loopback: each packet passes both hooks, so one hook and the port.
+    script = loss_ruleset(10, direction, loopback_port=8765)
+    assert script.count("hook ") == 1 and "hook output" in script
+    drops = [line.strip() for line in script.splitlines() if line.strip().endswith("drop")]
+    assert drops == [f"{m} numgen random mod 1000 < 100 counter drop" for m in matches]
+
+
 def test_zero_loss_only_deletes_the_table() -> None:
     assert "chain" not in loss_ruleset(0)
 
