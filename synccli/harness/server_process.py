@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -66,8 +67,13 @@ class ServerProcess:
     def command(self, listen_fd: int | None = None) -> list[str]:
         argv = [sys.executable, "-m", "synccli", "serve", "--db", self.db_url]
         argv += ["--host", self.host, "--port", str(self.port), "--fault-hooks", *self.options]
-        if listen_fd is not None:
-            argv += ["--listen-fd", str(listen_fd)]
+        if listen_fd is None:
+            return argv
+        argv += ["--listen-fd", str(listen_fd)]
+        if shutil.which("setpriv"):
+            # Killed with the harness: it used to run inside the namespace, where cleanup of
+            # a crashed run's namespace found and killed it; outside, nothing else would.
+            return ["setpriv", "--pdeathsig", "KILL", "--", *argv]
         return argv
 
     async def start(self) -> None:

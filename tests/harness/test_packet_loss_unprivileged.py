@@ -125,6 +125,14 @@ def user(home: Path) -> Unprivileged:
     return candidate
 
 
+def test_the_default_run_keeps_its_packet_loss_without_root(user: Unprivileged, home: Path) -> None:
+    shown = user.run(
+        [user.python, "-m", "synccli", "scenarios", "show", "default"], home, seconds(60)
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert 'kind = "packet_loss"' in shown.stdout
+
+
 def test_packet_loss_scenario_without_root(user: Unprivileged, home: Path) -> None:
     out = home / "run"
     result = user.run(
