@@ -26,7 +26,7 @@ from synccli.faults.nshelper import NamespaceHelper
 
 UNSHARE = ["unshare", "--user", "--net", "--map-root-user", "--"]
 #: The server's port inside the namespace: the namespace is private, so it is always free.
-INNER_PORT = 8765
+INNER_PORT = netns.SERVER_PORT
 INNER_HOST = "127.0.0.1"
 
 

@@ -17,7 +17,10 @@ import pytest
 from synccli.errors import ConfigError, FaultError
 from synccli.faults import netns
 from synccli.faults.netns import PacketLossNamespace, cleanup_stale, list_namespaces, loss_ruleset
+from synccli.faults.userns import UserNamespaceLink
 from tests.conftest import require, seconds
+
+LossyLink = PacketLossNamespace | UserNamespaceLink
 
 ECHO_SERVER = r"""
 import os, socket, sys
@@ -192,22 +195,28 @@ def test_echo_server_inside_is_reachable_from_host(
     assert space.dropped() == 0
 
 
-def test_loss_really_drops_and_tcp_still_delivers(
-    space: PacketLossNamespace, conn: socket.socket
-) -> None:
-    space.tune_rto(20)  # keeps the retransmissions of this test fast
-    space.set_loss(30)
+def check_loss_drops_and_tcp_delivers(link: LossyLink, conn: socket.socket) -> None:
+    """30 % loss on ``link`` drops packets in the kernel while every byte of ``conn`` (to
+    an echo server behind it) still arrives; clearing it stops the drops."""
+    link.tune_rto(20)  # keeps the retransmissions of this test fast
+    link.set_loss(30)
     # Few request/response turns: at 30 % both ways a lost resend doubles the timeout,
     # so long serial exchanges have a heavy tail; a bulk echo recovers by SACK instead.
     round_trips(conn, 5)
     round_trips(conn, 1, size=32_000)
-    dropped = space.dropped()
+    dropped = link.dropped()
     assert dropped > 3, "30 % loss over ~50 packets must drop some in the kernel"
 
-    space.clear_loss()
-    assert space.dropped() == dropped  # the trace survives the rule's removal
+    link.clear_loss()
+    assert link.dropped() == dropped  # the trace survives the rule's removal
     round_trips(conn, 40)
-    assert space.dropped() == dropped
+    assert link.dropped() == dropped
+
+
+def test_loss_really_drops_and_tcp_still_delivers(
+    space: PacketLossNamespace, conn: socket.socket
+) -> None:
+    check_loss_drops_and_tcp_delivers(space, conn)
 
 
 def test_upstream_loss_only_counts_one_hook(

@@ -15,7 +15,7 @@ import pytest
 from synccli.errors import FaultError
 from synccli.faults.userns import INNER_PORT, UserNamespaceLink, check_unprivileged
 from tests.conftest import seconds
-from tests.faults.test_netns import round_trips
+from tests.faults.test_netns import check_loss_drops_and_tcp_delivers, round_trips
 
 pytestmark = pytest.mark.netns
 
@@ -50,15 +50,7 @@ def test_the_listener_is_inside_and_reached_through_the_front(link: UserNamespac
     echo = _echo(listener)
     with socket.create_connection(link.front, timeout=seconds(30)) as conn:
         round_trips(conn, 5)
-        link.tune_rto(20)
-        link.set_loss(30)
-        round_trips(conn, 5)
-        round_trips(conn, 1, size=32_000)
-        dropped = link.dropped()
-        assert dropped > 3, "30 % loss over ~50 packets must drop some in the kernel"
-        link.clear_loss()
-        round_trips(conn, 20)
-        assert link.dropped() == dropped
+        check_loss_drops_and_tcp_delivers(link, conn)
     echo.join(seconds(10))
     assert not echo.is_alive()
 
