@@ -11,13 +11,14 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from synccli.errors import ConfigError, FaultError
 from synccli.faults import netns
 from synccli.faults.netns import PacketLossNamespace, cleanup_stale, list_namespaces, loss_ruleset
-from synccli.faults.userns import UserNamespaceLink
+from synccli.faults.userns import UserNamespaceLink, check_unprivileged
 from tests.conftest import require, seconds
 
 LossyLink = PacketLossNamespace | UserNamespaceLink
@@ -103,6 +104,22 @@ def test_for_run_names_the_namespace_from_the_run_id() -> None:
 def test_address_before_create_is_a_fault_error() -> None:
     with pytest.raises(FaultError, match="not been created"):
         _ = PacketLossNamespace("synccli-never").address
+
+
+def test_a_kernel_without_user_namespaces_is_one_clear_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stand-in `unshare` that fails as a kernel forbidding user namespaces makes it fail.
+    fake = tmp_path / "unshare"
+    fake.write_text(
+        "#!/bin/sh\necho 'unshare: unshare failed: Operation not permitted' >&2\nexit 1\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    reason = check_unprivileged()
+    assert reason is not None
+    assert reason.startswith("packet loss needs root, or a kernel that lets this user create")
+    assert "Operation not permitted" in reason and "\n" not in reason
 
 
 # ---------------------------------------------------------------- real namespaces (root)
