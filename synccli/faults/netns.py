@@ -31,13 +31,10 @@ import socket
 import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from synccli.errors import ConfigError, FaultError
 from synccli.faults.nshelper import NamespaceHelper
-
-if TYPE_CHECKING:
-    from synccli.faults.userns import UserNamespaceLink
 
 NAME_PREFIX = "synccli-"
 #: Where each namespace's owner (pid and start time) is recorded, for ``cleanup_stale``.
@@ -65,6 +62,27 @@ _CAP_NET_ADMIN = 12
 _CAP_SYS_ADMIN = 21
 
 
+class LossLink(Protocol):
+    """What a run needs of a packet-loss link: ``PacketLossNamespace`` (root, a veth) or
+    ``userns.UserNamespaceLink`` (no root, a relay across a user namespace's loopback)."""
+
+    @property
+    def front(self) -> tuple[str, int]:
+        """Where clients reach the server across the lossy link."""
+        ...
+
+    def listener(self) -> socket.socket:
+        """A new listening socket for the server process, made inside the namespace."""
+        ...
+
+    def create(self) -> None: ...
+    def destroy(self) -> None: ...
+    def tune_rto(self, min_ms: int) -> None: ...
+    def set_loss(self, percent: float, direction: Direction = "both") -> None: ...
+    def clear_loss(self) -> None: ...
+    def dropped(self) -> int: ...
+
+
 def check_available() -> str | None:
     """None if packet loss can be done here (as root, or in a user namespace), else the
     reason it cannot (one sentence)."""
@@ -88,7 +106,7 @@ def check_available() -> str | None:
     return None
 
 
-def open_link(run_id: str) -> PacketLossNamespace | UserNamespaceLink:
+def open_link(run_id: str) -> LossLink:
     """The packet-loss link for run ``run_id``, not yet created: a veth namespace as root,
     else a user namespace (call ``check_available`` first)."""
     if _has_capabilities():
