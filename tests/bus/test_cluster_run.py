@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 
+from synccli.harness.scenario import SCENARIO_DIR
 from tests.bus.helpers import require_redis
 from tests.conftest import require, seconds
 
 pytestmark = pytest.mark.slow
 
 SYNCCLI = [sys.executable, "-m", "synccli"]
-SHIPPED = Path(__file__).parents[2] / "scenarios"
+SHIPPED = SCENARIO_DIR
 
 STORM = """
 description = "a node SIGKILLed during a write storm"
