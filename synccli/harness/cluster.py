@@ -134,7 +134,8 @@ class RedisProcess(ChildProcess):
 def haproxy_config(listen_port: int, nodes: list[tuple[str, int]]) -> str:
     """An HAProxy configuration: one frontend, every node a backend health-checked on
     ``/healthz`` (200, also when degraded) every 200 ms; a node marked down has its sessions
-    shut, so clients of a paused node reconnect to the others."""
+    shut, so clients of a paused node reconnect to the others. ``leastconn``: sessions are
+    long, so a node back from a kill gets the next reconnects instead of a blind turn."""
     servers = "\n".join(
         f"    server node{index} {host}:{port} check" for index, (host, port) in enumerate(nodes)
     )
@@ -158,7 +159,7 @@ frontend synccli
     default_backend nodes
 
 backend nodes
-    balance roundrobin
+    balance leastconn
     option httpchk GET /healthz
     http-check expect status 200
     default-server inter 200ms fastinter 100ms fall 2 rise 2 on-marked-down shutdown-sessions
