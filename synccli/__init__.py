@@ -12,8 +12,7 @@ from synccli.errors import (
     TransientDatabaseError,
     WriteRejected,
 )
-
-__version__ = "0.1.0"
+from synccli.version import __version__
 
 __all__ = [
     "ConfigError",
