@@ -307,6 +307,7 @@ class Connection:
     def _malformed_message(self, exc: ProtocolError) -> None:
         self._malformed += 1
         self.s.metrics.inc("malformed_total")
+        log.info("malformed message on %s: %s %r", self.ws.id, exc.code, exc.message)
         self._send(m.ErrorMessage(exc.code, exc.message))
         if self._malformed > self.s.config.malformed_limit:
             self.s.metrics.inc("policy_closes_total")
@@ -324,7 +325,7 @@ class Connection:
         try:
             result = await perform_write(self.s, request)
         except Exception:
-            log.exception("internal error in write %s", request_id)
+            log.exception("internal error in write %r", request_id)
             self.s.metrics.inc("internal_errors_total")
             result = failed(
                 self.s, request_id, "internal", "internal server error; nothing was stored"
@@ -413,4 +414,4 @@ class Connection:
 def _request_id(data: dict[str, Any]) -> bool:
     """Whether a write carries a usable string requestId (then it is answered by ``result``)."""
     request_id = data.get("requestId")
-    return isinstance(request_id, str) and 0 < len(request_id) <= m.MAX_ID_LEN
+    return m.valid_id(request_id)
