@@ -51,6 +51,13 @@ def check_text(value: object, field_name: str, limit: int = MAX_FIELD_LEN) -> st
     return value
 
 
+def check_object(value: object, what: str) -> dict[str, Any]:
+    """Return ``value`` if it is a JSON object, else raise ``bad_message`` naming ``what``."""
+    if not isinstance(value, dict):
+        raise ProtocolError("bad_message", f"{what} must be an object")
+    return value
+
+
 def check_seq(value: object, field_name: str) -> int:
     """Return ``value`` if it is an integer in ``[0, 2**53)`` (exact in JavaScript too), else
     raise ``bad_message``."""
@@ -100,9 +107,8 @@ class Row:
         }
 
     @classmethod
-    def from_wire(cls, data: Any) -> Row:
-        if not isinstance(data, dict):
-            raise ProtocolError("bad_message", "an appointment must be an object")
+    def from_wire(cls, value: Any) -> Row:
+        data = check_object(value, "an appointment")
         state_time = data.get("stateTime")
         return cls(
             appointment_id=_string(data, "appointmentId"),
@@ -163,9 +169,8 @@ class Event:
         return cached
 
     @classmethod
-    def from_wire(cls, data: Any) -> Event:
-        if not isinstance(data, dict):
-            raise ProtocolError("bad_message", "an event must be an object")
+    def from_wire(cls, value: Any) -> Event:
+        data = check_object(value, "an event")
         action_id = data.get("actionId")
         return cls(
             date=check_date(data.get("date")),

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from synccli.domain.values import Event, Position, Row
+from synccli.injection import CLIENT_BUGS as CLIENT_BUGS  # the registry names these three
 from synccli.protocol.messages import (
     Ack,
     ClientMessage,
@@ -50,7 +51,6 @@ OUT_OF_SYNC: Final = "out_of_sync"
 BUG_NO_DEDUPE: Final = "no-dedupe"
 BUG_NO_REORDER: Final = "no-reorder-buffer"
 BUG_IGNORE_RESYNC: Final = "ignore-resync"
-CLIENT_BUGS: Final = frozenset({BUG_NO_DEDUPE, BUG_NO_REORDER, BUG_IGNORE_RESYNC})
 
 
 @dataclass(slots=True)

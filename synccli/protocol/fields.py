@@ -21,6 +21,7 @@ from synccli.domain.values import (
     Position,
     Row,
     check_date,
+    check_object,
     check_seq,
     check_text,
 )
@@ -119,10 +120,9 @@ class Inline:
 
 
 def _position(value: Any, name: str) -> Position:
-    if not isinstance(value, dict):
-        raise ProtocolError("bad_message", f"{name!r} must be {{epoch, sequenceNum}}")
+    data = check_object(value, f"{name!r} ({{epoch, sequenceNum}})")
     return Position(
-        check_text(value.get("epoch"), "epoch"), check_seq(value.get("sequenceNum"), "sequenceNum")
+        check_text(data.get("epoch"), "epoch"), check_seq(data.get("sequenceNum"), "sequenceNum")
     )
 
 
@@ -131,9 +131,10 @@ def _position_wire(position: Position) -> dict[str, Any]:
 
 
 def _positions(value: Any, name: str) -> dict[str, Position]:
-    if not isinstance(value, dict):
-        raise ProtocolError("bad_message", f"{name!r} must be an object")
-    return {check_date(date_): _position(pos, "position") for date_, pos in value.items()}
+    return {
+        check_date(date_): _position(pos, "position")
+        for date_, pos in check_object(value, repr(name)).items()
+    }
 
 
 def _list_of(read: Callable[[Any], Any]) -> Callable[[Any, str], list[Any]]:

@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from synccli.protocol.channel import CLIENT_BUGS, ChannelState, Effects, Record
+from synccli.injection import check_bugs
+from synccli.protocol.channel import ChannelState, Effects, Record
 from synccli.protocol.messages import (
     Ack,
     ErrorMessage,
@@ -45,12 +46,7 @@ class SessionConfig:
     max_write_attempts: int = 5
 
     def __post_init__(self) -> None:
-        unknown = set(self.bugs) - CLIENT_BUGS
-        if unknown:
-            raise ValueError(
-                f"unknown client bug(s) {', '.join(sorted(unknown))}; "
-                f"choose from {', '.join(sorted(CLIENT_BUGS))}"
-            )
+        check_bugs(tuple(sorted(self.bugs)), "client")
 
 
 @dataclass(slots=True)

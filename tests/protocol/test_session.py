@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synccli.domain.values import Event, Position, Row
+from synccli.errors import ConfigError
 from synccli.protocol.channel import BUG_NO_DEDUPE
 from synccli.protocol.messages import (
     Ack,
@@ -159,7 +160,7 @@ def test_unknown_appointment_or_reused_request_id_is_refused() -> None:
 
 
 def test_unknown_bug_name_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown client bug"):
+    with pytest.raises(ConfigError, match="unknown client bug"):
         SessionConfig("c", (DATE,), frozenset({"no-such-bug"}))
 
 
