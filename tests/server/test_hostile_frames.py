@@ -43,7 +43,7 @@ async def test_hostile_frames_are_malformed_and_logged_on_one_line(
         assert store.channel(DATE).head_seq == 0
     finally:
         store.close()
-    server_records = [r for r in caplog.records if r.name.startswith("synccli.server")]
+    server_records = [r for r in caplog.records if r.name.startswith("synccli.")]
     assert sum("malformed" in r.getMessage() for r in server_records) >= 3
     for record in server_records:
         text = record.getMessage()
