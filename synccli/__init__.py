@@ -11,9 +11,9 @@ The public API, for using synccli as a library::
 
 ``ClientSession`` is the sans-I/O client (messages and ``now`` in, effects out);
 ``check_run`` checks a recorded run against the database (``truth_from_store``). Every error
-raised on purpose is a ``SynccliError`` (see ``synccli.errors``). The error tree, the domain
-values and the version load with the package; the server, store, client and checker load on
-first use, so ``import synccli`` stays cheap.
+raised on purpose is a ``SynccliError`` (see ``synccli.errors``). The error tree and the
+domain values load with the package; the rest loads on first use, so ``import synccli``
+stays cheap.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from synccli.errors import (
     TransientDatabaseError,
     WriteRejected,
 )
-from synccli.version import __version__
 
 if TYPE_CHECKING:
     from synccli.protocol.session import ClientSession, SessionConfig
@@ -46,6 +45,7 @@ if TYPE_CHECKING:
     from synccli.server.app import SyncServer, run_server
     from synccli.server.config import ServerConfig
     from synccli.store import Store, open_store, redact_url
+    from synccli.version import __version__
 
 # name -> module, imported on first access (the server pulls in websockets and asyncio).
 _LAZY = {
@@ -61,6 +61,7 @@ _LAZY = {
     "Store": "synccli.store",
     "open_store": "synccli.store",
     "redact_url": "synccli.store",
+    "__version__": "synccli.version",
 }
 
 __all__ = [
