@@ -31,6 +31,7 @@ ERROR_CODES = frozenset(
         "request_id_reused",
         "db_unavailable",
         "rate_limited",
+        "forbidden",
         "internal",
     }
 )
@@ -42,6 +43,7 @@ CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
 CLOSE_ACK_RETRIES = 4000
 CLOSE_SLOW_CONSUMER = 4001
+CLOSE_TOKEN_EXPIRED = 4003
 
 RESYNC_REASONS = frozenset({"epoch_changed", "history_truncated", "too_far_behind"})
 
@@ -201,6 +203,9 @@ class UpdateAppointmentState:
     appointment_id: str
     state: str
     expected_version: int | None = None
+    #: Who asks (the token's ``sub``): set by the server from the connection's credential,
+    #: never read from or written to the wire.
+    actor: str | None = None
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> UpdateAppointmentState:
@@ -213,7 +218,9 @@ class UpdateAppointmentState:
 
     def to_request(self) -> WriteRequest:
         """The domain write this message asks for."""
-        return WriteRequest(self.request_id, self.appointment_id, self.state, self.expected_version)
+        return WriteRequest(
+            self.request_id, self.appointment_id, self.state, self.expected_version, self.actor
+        )
 
     def to_wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {
