@@ -34,6 +34,7 @@ from synccli.client.lag import LagMonitor
 from synccli.domain.values import Position, check_date
 from synccli.errors import ConfigError, ProtocolError
 from synccli.protocol.channel import CLIENT_BUGS
+from synccli.tokens import TokenSource
 
 HeadsSource = Callable[[], Awaitable[dict[str, tuple[str, int]] | None]]
 Counters = dict[str, int]
@@ -54,6 +55,9 @@ class FleetConfig:
     duration_s: float
     seed: int
     token: str | None = None
+    #: Per-client tokens: client ``cNNN`` gets its own, ``sub`` = its id, on every connect.
+    tokens: TokenSource | None = None
+    ca_file: str | None = None
     client_bugs: tuple[str, ...] = ()
     drain_timeout_s: float = 30.0
     workers: int = 1
@@ -135,6 +139,8 @@ def client_config(config: FleetConfig, index: int) -> ClientConfig:
         dates=tuple(config.dates),
         seed=client_seed(config.seed, index),
         token=config.token,
+        tokens=None if config.tokens is None else config.tokens.for_sub(client_id(index)),
+        ca_file=config.ca_file,
         write_rate=config.rate / config.writers if writer else 0.0,
         expected_version=config.expected_version,
         bugs=frozenset(config.client_bugs),

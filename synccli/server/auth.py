@@ -22,7 +22,6 @@ import hmac
 import ipaddress
 import logging
 import re
-import time
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -35,11 +34,8 @@ from websockets.http11 import Request
 
 from synccli.errors import ConfigError
 from synccli.protocol.authz import Authorisation, check_pattern
+from synccli.tokens import HMAC_ALGORITHM, PUBLIC_KEY_ALGORITHMS, hmac_key
 
-#: HS256 keys shorter than the hash are guessable offline from one captured token (RFC 7518).
-MIN_SECRET_BYTES = 32
-PUBLIC_KEY_ALGORITHMS = ("RS256", "ES256")
-HMAC_ALGORITHM = "HS256"
 #: Clock skew tolerated between the machine that minted a token and the server.
 LEEWAY_S = 30.0
 
@@ -152,17 +148,6 @@ def check_secret(value: str | None, what: str) -> None:
         raise ConfigError(f"the {what} is empty; give a real one or leave the option out")
 
 
-def hmac_key(secret: str) -> bytes:
-    """The HS256 key of ``secret``; too short is a start-up error."""
-    key = secret.encode()
-    if len(key) < MIN_SECRET_BYTES:
-        raise ConfigError(
-            f"the JWT secret must be at least {MIN_SECRET_BYTES} bytes long "
-            f"(got {len(key)}); generate one with `openssl rand -hex 32`"
-        )
-    return key
-
-
 def public_key(pem: str) -> Any:
     """The RS256/ES256 verification key in ``pem``; unreadable is a start-up error."""
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -186,51 +171,6 @@ def authenticator_for(
     if token is not None:
         return StaticToken(token)
     return NoAuth()
-
-
-def mint_token(
-    key: str,
-    sub: str,
-    channels: Iterable[str],
-    write: bool,
-    ttl_s: float,
-    algorithm: str = HMAC_ALGORITHM,
-    now: float | None = None,
-) -> str:
-    """A signed token for ``sub``; ``key`` is the HS256 secret or a PEM private key."""
-    if not sub:
-        raise ConfigError("the token needs a subject (--sub NAME)")
-    if ttl_s <= 0:
-        raise ConfigError(f"the token's lifetime must be more than 0 seconds (got {ttl_s:g})")
-    try:
-        patterns = [check_pattern(c) for c in channels]
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    issued = time.time() if now is None else now
-    claims = {
-        "sub": sub,
-        "channels": patterns,
-        "write": write,
-        "iat": int(issued),
-        "exp": int(issued + ttl_s),
-    }
-    signing: Any = hmac_key(key) if algorithm == HMAC_ALGORITHM else key
-    try:
-        return jwt.encode(claims, signing, algorithm=algorithm)
-    except (ValueError, TypeError, jwt.InvalidKeyError) as exc:
-        raise ConfigError(f"cannot sign a {algorithm} token with that key: {exc}") from None
-
-
-_TTL = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_ttl(text: str) -> float:
-    """``90``, ``30s``, ``15m``, ``8h``, ``7d`` as seconds."""
-    found = _TTL.match(text.strip())
-    if not found:
-        raise ConfigError(f"lifetime {text!r} must be a number with s, m, h or d (like 8h)")
-    return float(found.group(1)) * _UNITS[found.group(2)]
 
 
 def offered(request: Request) -> str:
