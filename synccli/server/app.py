@@ -84,7 +84,9 @@ class SyncServer:
         config = self.config
         # Credentials and certificates first: a bad one is a usage error before anything opens.
         gate = self.gate = Gate(
-            authenticator_for(config.token, config.jwt_secret, config.jwt_public_key),
+            authenticator_for(
+                config.token, config.jwt_secret, config.jwt_public_key, config.jwt_leeway_s
+            ),
             origin_policy(config.allowed_origins, config.host),
         )
         tls = (

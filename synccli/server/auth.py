@@ -36,9 +36,6 @@ from synccli.errors import ConfigError
 from synccli.protocol.authz import Authorisation, check_pattern
 from synccli.tokens import HMAC_ALGORITHM, PUBLIC_KEY_ALGORITHMS, hmac_key
 
-#: Clock skew tolerated between the machine that minted a token and the server.
-LEEWAY_S = 30.0
-
 
 class AuthFailed(Exception):
     """A credential that does not authenticate (its message is safe to show the client)."""
@@ -104,9 +101,10 @@ class JwtAuth:
 
     enabled = True
 
-    def __init__(self, key: Any, algorithms: Sequence[str]) -> None:
+    def __init__(self, key: Any, algorithms: Sequence[str], leeway_s: float) -> None:
         self._key = key
         self._algorithms = list(algorithms)
+        self._leeway = leeway_s
 
     def verify(self, credential: str) -> Grant:
         if not credential:
@@ -117,17 +115,18 @@ class JwtAuth:
                 self._key,
                 algorithms=self._algorithms,
                 options={"require": ["exp", "sub"]},
-                leeway=LEEWAY_S,
+                leeway=self._leeway,
             )
         except jwt.ExpiredSignatureError:
             raise AuthFailed("the token has expired; get a fresh one") from None
         except jwt.InvalidTokenError:
             raise AuthFailed("invalid token") from None
-        return grant_of(claims)
+        return grant_of(claims, self._leeway)
 
 
-def grant_of(claims: dict[str, Any]) -> Grant:
-    """The ``Grant`` of verified claims; claims of the wrong shape raise ``AuthFailed``."""
+def grant_of(claims: dict[str, Any], leeway_s: float = 0.0) -> Grant:
+    """The ``Grant`` of verified claims, valid until ``exp`` plus the clock-skew leeway the
+    handshake allowed too; claims of the wrong shape raise ``AuthFailed``."""
     sub, channels, write = claims.get("sub"), claims.get("channels"), claims.get("write", False)
     if not isinstance(sub, str) or not sub:
         raise AuthFailed("the token's sub must be a non-empty string")
@@ -139,7 +138,7 @@ def grant_of(claims: dict[str, Any]) -> Grant:
         patterns = tuple(check_pattern(c) for c in channels)
     except ValueError as exc:
         raise AuthFailed(str(exc)) from None
-    return Grant(sub, patterns, write, float(claims["exp"]))
+    return Grant(sub, patterns, write, float(claims["exp"]) + leeway_s)
 
 
 def check_secret(value: str | None, what: str) -> None:
@@ -161,13 +160,16 @@ def public_key(pem: str) -> Any:
 
 
 def authenticator_for(
-    token: str | None, jwt_secret: str | None, jwt_public_key: str | None
+    token: str | None,
+    jwt_secret: str | None,
+    jwt_public_key: str | None,
+    leeway_s: float = 30.0,
 ) -> Authenticator:
     """The server's authenticator from its configuration (validated by ``ServerConfig``)."""
     if jwt_secret is not None:
-        return JwtAuth(hmac_key(jwt_secret), [HMAC_ALGORITHM])
+        return JwtAuth(hmac_key(jwt_secret), [HMAC_ALGORITHM], leeway_s)
     if jwt_public_key is not None:
-        return JwtAuth(public_key(jwt_public_key), PUBLIC_KEY_ALGORITHMS)
+        return JwtAuth(public_key(jwt_public_key), PUBLIC_KEY_ALGORITHMS, leeway_s)
     if token is not None:
         return StaticToken(token)
     return NoAuth()

@@ -20,6 +20,8 @@ class ServerConfig:
     #: Per-user signed tokens: the HS256 secret, or the RS256/ES256 public key (PEM text).
     jwt_secret: str | None = field(default=None, repr=False)
     jwt_public_key: str | None = None
+    #: Clock skew tolerated between where a token was minted and here (also past ``exp``).
+    jwt_leeway_s: float = 30.0
     #: Serve wss:// and https:// with this certificate chain and key (PEM files).
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -80,6 +82,8 @@ class ServerConfig:
         chosen = [self.token, self.jwt_secret, self.jwt_public_key]
         if sum(value is not None for value in chosen) > 1:
             raise ConfigError("choose one of --token, --jwt-secret and --jwt-public-key")
+        if self.jwt_leeway_s < 0:
+            raise ConfigError(f"the JWT leeway must be 0 or more (got {self.jwt_leeway_s})")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("TLS needs both --tls-cert and --tls-key")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
