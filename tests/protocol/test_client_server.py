@@ -12,7 +12,6 @@ import pytest
 
 from synccli.protocol import messages as m
 from synccli.protocol.channel import Effects as ClientEffects
-from synccli.protocol.channel import Record
 from synccli.protocol.messages import ClientMessage, parse_server_message
 from synccli.protocol.session import ClientSession, SessionConfig
 from tests.protocol.server_peer import DATE, Backend, Peer, appointment_id
@@ -25,7 +24,8 @@ class Link:
     def __init__(self, backend: Backend, name: str) -> None:
         self.backend = backend
         self.client = ClientSession(SessionConfig(name, (DATE,), gap_timeout=1.0))
-        self.records: list[Record] = []
+        # The records in their on-disk form (docs/history.md).
+        self.records: list[dict[str, Any]] = []
         self.peer: Peer | None = None
         self.read = 0
         self.lose_next_live = False
@@ -74,7 +74,7 @@ class Link:
 
     def _take(self, effects: ClientEffects, outbox: list[ClientMessage]) -> None:
         outbox.extend(effects.send)
-        self.records.extend(effects.records)
+        self.records.extend(r.to_json() for r in effects.records)
 
     def applied(self) -> list[tuple[Any, Any]]:
         return [(r["epoch"], r["seq"]) for r in self.records if r["k"] == "apply"]
