@@ -481,3 +481,26 @@ def test_http_paths_other_than_ws_answer_without_a_handshake(tmp_path: Path) -> 
             assert status == 404
 
     asyncio.run(go())
+
+
+def test_start_up_log_says_what_protects_the_server(caplog: pytest.LogCaptureFixture) -> None:
+    from synccli.server.app import SyncServer
+    from synccli.server.auth import Gate, NoAuth, StaticToken
+
+    caplog.set_level("INFO", logger="synccli.server.app")
+    exposed = SyncServer(ServerConfig(db_url="sqlite:///x.db", host="0.0.0.0"))
+    exposed._log_security(Gate(NoAuth(), origin_policy((), "0.0.0.0")))
+    text = caplog.text
+    assert "NO AUTHENTICATION on 0.0.0.0" in text and "no TLS" in text
+    assert "origin check on" in text
+    caplog.clear()
+    local = SyncServer(ServerConfig(db_url="sqlite:///x.db", token="t"))
+    local._log_security(Gate(StaticToken("t"), origin_policy((), "127.0.0.1")))
+    assert "NO AUTHENTICATION" not in caplog.text and "no TLS" not in caplog.text
+    assert "origin check off: bound to loopback" in caplog.text
+
+
+def test_simulate_refuses_tls_with_an_external_url() -> None:
+    args = ["simulate", "--tls", "--url", "wss://127.0.0.1:9/ws", "--quiet"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "--url" in result.output
