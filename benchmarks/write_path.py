@@ -184,6 +184,14 @@ def _bench(
     return replace(bare, round_trips=3.0), replace(full, round_trips=trips), with_actor
 
 
+def _cells(result: Result, bare: Result | None = None) -> tuple[object, ...]:
+    """A table row's measurements, and their cost against ``bare`` when given."""
+    costs: tuple[object, ...] = ("", "")
+    if bare is not None:
+        costs = (bare.ops_per_s / result.ops_per_s, result.p50_ms / bare.p50_ms)
+    return (result.ops_per_s, result.p50_ms, result.p99_ms, result.round_trips, *costs)
+
+
 @click.command()
 @click.option("--db", "db_url", required=True, help="Database URL of a scratch database.")
 @click.option("--writers", default="1,4", show_default=True, help="Writer thread counts.")
@@ -223,49 +231,13 @@ def main(
                 )
             finally:
                 store.close()
-            table.append(
-                (
-                    store.dialect.name,
-                    mode,
-                    w,
-                    "bare UPDATE;COMMIT",
-                    bare.ops_per_s,
-                    bare.p50_ms,
-                    bare.p99_ms,
-                    bare.round_trips,
-                    "",
-                    "",
-                )
-            )
-            table.append(
-                (
-                    store.dialect.name,
-                    mode,
-                    w,
-                    "Store.write",
-                    full.ops_per_s,
-                    full.p50_ms,
-                    full.p99_ms,
-                    full.round_trips,
-                    bare.ops_per_s / full.ops_per_s,
-                    full.p50_ms / bare.p50_ms,
-                )
-            )
-            if with_actor is not None:
-                table.append(
-                    (
-                        store.dialect.name,
-                        mode,
-                        w,
-                        "Store.write +actor",
-                        with_actor.ops_per_s,
-                        with_actor.p50_ms,
-                        with_actor.p99_ms,
-                        with_actor.round_trips,
-                        bare.ops_per_s / with_actor.ops_per_s,
-                        with_actor.p50_ms / bare.p50_ms,
-                    )
-                )
+            paths = [("Store.write", full), ("Store.write +actor", with_actor)]
+            table.append((store.dialect.name, mode, w, "bare UPDATE;COMMIT", *_cells(bare)))
+            table += [
+                (store.dialect.name, mode, w, path, *_cells(result, bare))
+                for path, result in paths
+                if result is not None
+            ]
     click.echo(
         tabulate(
             table,

@@ -66,6 +66,15 @@ def http(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[i
 # ---------------------------------------------------------------------- the pure core
 
 
+def write_message(request_id: str) -> dict[str, Any]:
+    return {
+        "type": "update_appointment_state",
+        "requestId": request_id,
+        "appointmentId": appointment_id(1),
+        "state": "Present",
+    }
+
+
 @pytest.fixture
 def backend(tmp_path: Path) -> Iterator[Backend]:
     b = Backend(tmp_path)
@@ -84,14 +93,7 @@ def test_core_refuses_reads_and_writes_outside_the_rights_and_writes_nothing(
     ):
         (answer,) = peer.send(message)
         assert (answer["type"], answer["code"]) == ("error", "forbidden"), message
-    (result,) = peer.send(
-        {
-            "type": "update_appointment_state",
-            "requestId": "w1",
-            "appointmentId": appointment_id(1),
-            "state": "Present",
-        }
-    )
+    (result,) = peer.send(write_message("w1"))
     assert result["type"] == "result" and result["ok"] is False
     assert result["error"]["code"] == "forbidden"
     assert not backend.hub.has_subscribers(DATE)
@@ -99,39 +101,18 @@ def test_core_refuses_reads_and_writes_outside_the_rights_and_writes_nothing(
     assert peer.session.counts["forbidden_total"] == 4
     reader = Peer(backend, auth=Authorisation("carol", (DATE,), write=False))
     assert reader.subscribe()["type"] == "subscribed"
-    (refused,) = reader.send(
-        {
-            "type": "update_appointment_state",
-            "requestId": "w2",
-            "appointmentId": appointment_id(1),
-            "state": "Present",
-        }
-    )
+    (refused,) = reader.send(write_message("w2"))
     assert refused["error"]["code"] == "forbidden"
     assert backend.store.channel(DATE).head_seq == 0
 
 
 def test_core_records_the_actor_of_a_write(backend: Backend) -> None:
     peer = Peer(backend, auth=Authorisation("alice", ("2026-11-*",), write=True))
-    (result,) = peer.send(
-        {
-            "type": "update_appointment_state",
-            "requestId": "w1",
-            "appointmentId": appointment_id(1),
-            "state": "Present",
-        }
-    )
+    (result,) = peer.send(write_message("w1"))
     assert result["ok"] is True
     # The same request id from another user is not the same write.
     other = Peer(backend, auth=Authorisation("mallory", ("*",), write=True))
-    (reused,) = other.send(
-        {
-            "type": "update_appointment_state",
-            "requestId": "w1",
-            "appointmentId": appointment_id(1),
-            "state": "Present",
-        }
-    )
+    (reused,) = other.send(write_message("w1"))
     assert reused["error"]["code"] == "request_id_reused"
 
 
