@@ -70,8 +70,8 @@ def checkin(
 ) -> None:
     """Move APPOINTMENT_ID to --state through the server at --url.
 
-    Exit codes: 0 done, 1 rejected by the rules (not_found, invalid_transition, conflict, …),
-    2 usage error, 4 server unreachable.
+    Exit codes: 0 done, 1 rejected (not_found, invalid_transition, conflict, forbidden, …),
+    2 usage error, wrong token or untrusted certificate (--ca), 4 server unreachable.
     """
     credential = resolve_secret(token, token_file, "SYNCCLI_TOKEN", "token")
     result = asyncio.run(
