@@ -485,3 +485,25 @@ def test_simulate_refuses_tls_with_an_external_url() -> None:
     args = ["simulate", "--tls", "--url", "wss://127.0.0.1:9/ws", "--quiet"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2 and "--url" in result.output
+
+
+@aio
+async def test_simulated_client_comes_back_with_a_fresh_token_after_4003(tmp_path: Path) -> None:
+    from synccli.client.simulated import SimulatedClient
+    from tests.client.builders import RecordingSink, client_config
+
+    async with running_server(tmp_path, jwt_secret=SECRET, jwt_leeway_s=0.0) as server:
+        sink = RecordingSink()
+        source = TokenSource(SECRET, "c001", (DATE,), True, 2)
+        client = SimulatedClient(client_config("c001", server.url, seed=1, tokens=source), sink)
+        client.start()
+        try:
+
+            def expired_then_back(s: RecordingSink) -> bool:
+                closes = [r for r in s.of("disconnect") if r.get("code") == 4003]
+                return bool(closes) and len(s.of("connect")) >= 2
+
+            await sink.wait_for(expired_then_back, seconds(15))
+        finally:
+            await client.close()
+        assert not sink.of("connect_failed")  # the second handshake had a fresh token
