@@ -6,14 +6,33 @@ bus. Either way the relay (``Relay``) catches the hub up with the database log.
 
 from __future__ import annotations
 
-from synccli.bus.base import Bus, BusStatus, LocalBus, OnChange, OnEvent
+from synccli.bus.base import (
+    Bus,
+    BusStatus,
+    Counters,
+    HubView,
+    LocalBus,
+    OnChange,
+    OnEvent,
+    RelayHost,
+)
 from synccli.bus.relay import Relay
-from synccli.server.metrics import Metrics
 
-__all__ = ["Bus", "BusStatus", "LocalBus", "OnChange", "OnEvent", "Relay", "open_bus"]
+__all__ = [
+    "Bus",
+    "BusStatus",
+    "Counters",
+    "HubView",
+    "LocalBus",
+    "OnChange",
+    "OnEvent",
+    "Relay",
+    "RelayHost",
+    "open_bus",
+]
 
 
-def open_bus(url: str | None, metrics: Metrics, fast_poll_s: float, safety_poll_s: float) -> Bus:
+def open_bus(url: str | None, metrics: Counters, fast_poll_s: float, safety_poll_s: float) -> Bus:
     """The bus at ``url`` (not yet started), or the local one when ``url`` is None."""
     if url is None:
         return LocalBus(fast_poll_s)

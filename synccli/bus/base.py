@@ -11,16 +11,51 @@ database every ``relay_poll_s`` to notice writes of other processes.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from synccli.domain.values import Event
+from synccli.domain.channels import Channel
+from synccli.domain.values import Event, Position
 
 #: Called with every event the bus delivers (other nodes' commits, and this node's own).
 OnEvent = Callable[[Event], None]
 #: Called when the bus link changes state (lost or back): the relay should run a pass now.
 OnChange = Callable[[], None]
+
+
+class Counters(Protocol):
+    """The server's counters, as the bus and the relay update them
+    (``synccli.server.metrics.Metrics``)."""
+
+    db_up: bool
+    bus_up: bool
+
+    def inc(self, name: str, amount: int = 1) -> None: ...
+
+    def observe_bus_lag(self, seconds: float) -> None: ...
+
+
+class HubView(Protocol):
+    """What the relay needs of the server's hub (``synccli.server.hub.Hub``)."""
+
+    def dates(self) -> list[str]: ...
+
+    def head(self, date: str) -> int | None: ...
+
+    def position(self, date: str) -> Position | None: ...
+
+    def has_subscribers(self, date: str) -> bool: ...
+
+    def sync(self, durable: Channel) -> bool: ...
+
+    def fast_forward(self, durable: Channel) -> None: ...
+
+
+class RelayConfig(Protocol):
+    @property
+    def max_replay(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,3 +122,32 @@ class LocalBus:
 
     async def close(self) -> None:
         return None
+
+
+class RelayHost(Protocol):
+    """The server as the relay sees it (``synccli.server.services.Services``): the bus sits
+    below the server, so it knows it only by this shape."""
+
+    @property
+    def config(self) -> RelayConfig: ...
+
+    @property
+    def hub(self) -> HubView: ...
+
+    @property
+    def metrics(self) -> Counters: ...
+
+    @property
+    def bus(self) -> Bus: ...
+
+    @property
+    def relay_wake(self) -> asyncio.Event: ...
+
+    async def read_heads(self) -> dict[str, Channel]:
+        """Every channel's durable position (``Store.heads``)."""
+
+    async def read_events(self, date: str, after: int, limit: int) -> list[Event]:
+        """Up to ``limit`` events of ``date`` after ``after`` (``Store.events_since``)."""
+
+    def publish(self, event: Event) -> None:
+        """Hand an event read from the log to the hub."""

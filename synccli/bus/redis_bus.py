@@ -21,6 +21,7 @@ import json
 import logging
 import secrets
 from collections import deque
+from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -28,12 +29,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from synccli.bus.base import BusStatus, OnChange, OnEvent
+from synccli.bus.base import BusStatus, Counters, OnChange, OnEvent
 from synccli.clock import utc_now
 from synccli.domain.values import Event, parse_iso_ms
 from synccli.errors import InfrastructureError, ProtocolError
-from synccli.server.metrics import Metrics
-from synccli.store import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +50,12 @@ PUBLISH_QUEUE = 10_000
 PUBLISH_BATCH = 256
 
 _LINK_ERRORS = (RedisError, OSError, TimeoutError)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (``redis://:PASSWORD@host``) shown as ``***``."""
+    password = urlsplit(url).password
+    return url if not password else url.replace(f":{password}@", ":***@", 1)
 
 
 def _client(url: str) -> Redis:
@@ -74,7 +79,7 @@ class RedisBus:
 
     kind = "redis"
 
-    def __init__(self, url: str, metrics: Metrics, fast_poll_s: float, safety_poll_s: float):
+    def __init__(self, url: str, metrics: Counters, fast_poll_s: float, safety_poll_s: float):
         self.url = url
         self._metrics = metrics
         self._fast_poll_s = fast_poll_s

@@ -13,12 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
 
+from synccli.bus.base import RelayHost
 from synccli.errors import DatabaseUnavailable
-
-if TYPE_CHECKING:
-    from synccli.server.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +23,8 @@ log = logging.getLogger(__name__)
 class Relay:
     """The catch-up task of one server."""
 
-    def __init__(self, services: Services) -> None:
-        self.s = services
+    def __init__(self, host: RelayHost) -> None:
+        self.s = host
 
     async def run(self) -> None:
         """Pass, wait for a wake-up or the poll period, repeat until cancelled."""
@@ -55,7 +52,7 @@ class Relay:
         """Align every known channel with the database's head."""
         s = self.s
         s.metrics.inc("relay_db_queries_total")
-        heads = await s.db.run(s.store.heads)
+        heads = await s.read_heads()
         for date in s.hub.dates():
             durable = heads.get(date)
             if durable is None:
@@ -77,7 +74,7 @@ class Relay:
             if head is None or position is None or position.epoch != epoch or head >= target:
                 return
             s.metrics.inc("relay_db_queries_total")
-            events = await s.db.run(s.store.events_since, date, head, min(batch, target - head))
+            events = await s.read_events(date, head, min(batch, target - head))
             if not events:
                 return
             for event in events:

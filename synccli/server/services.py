@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from synccli.bus.base import Bus
+from synccli.domain.channels import Channel
 from synccli.domain.values import Event
 from synccli.server.bugs import NO_BUGS, ServerPolicy, WritePath
 from synccli.server.config import ServerConfig
@@ -37,6 +38,14 @@ class Services:
         """Hand a committed event to the hub; wake the relay if a gap must be filled."""
         if self.hub.publish(event):
             self.relay_wake.set()
+
+    async def read_heads(self) -> dict[str, Channel]:
+        """Every channel's durable position, read in the database thread."""
+        return await self.db.run(self.store.heads)
+
+    async def read_events(self, date: str, after: int, limit: int) -> list[Event]:
+        """Up to ``limit`` events of ``date`` after ``after``, read in the database thread."""
+        return await self.db.run(self.store.events_since, date, after, limit)
 
     def committed(self, event: Event) -> None:
         """An event this node committed: to its own hub, then to the other nodes."""

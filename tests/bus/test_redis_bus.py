@@ -8,7 +8,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from synccli.bus.redis_bus import CHANNEL_PREFIX, RedisBus
+from synccli.bus.redis_bus import CHANNEL_PREFIX, RedisBus, redact_url
 from synccli.domain.values import Event, Row
 from synccli.server.metrics import Metrics
 from tests.bus.helpers import redis, require_redis
@@ -72,3 +72,9 @@ async def test_a_node_hears_the_others_not_itself_and_drops_garbage(tmp_path: Pa
             await asyncio.gather(*tasks, return_exceptions=True)
             await a.close()
             await b.close()
+
+
+def test_a_bus_url_is_shown_without_its_password() -> None:
+    assert redact_url("redis://:s3cret@10.0.0.5:6380/2") == "redis://:***@10.0.0.5:6380/2"
+    assert redact_url("redis://user:s3cret@h:1/0") == "redis://user:***@h:1/0"
+    assert redact_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
