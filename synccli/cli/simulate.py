@@ -18,6 +18,7 @@ from synccli.harness.run import RunConfig, RunOutcome, run_simulation
 from synccli.harness.scenario import Scenario, default_scenario, find_scenario
 from synccli.injection import CLIENT_BUGS, SERVER_BUGS, split_bugs
 from synccli.report import render_table
+from synccli.report.render import colour_wanted
 
 
 @click.command("simulate")
@@ -98,7 +99,8 @@ def simulate_command(
         find_scenario(scenario_ref) if scenario_ref else default_scenario(clients or 10)
     )
     if no_faults:
-        base = dataclasses.replace(base, faults=())
+        # Named for what ran: `default-no-faults` is not the default scenario.
+        base = dataclasses.replace(base, faults=(), name=f"{base.name}-no-faults")
     overrides: dict[str, Any] = {
         "clients": clients,
         "writers": writers,
@@ -155,7 +157,7 @@ async def _run(config: RunConfig) -> RunOutcome:
 
 
 def _print_outcome(outcome: RunOutcome) -> None:
-    click.echo(render_table(outcome.summary))
+    click.echo(render_table(outcome.summary, colour=colour_wanted(sys.stdout, os.environ)))
     click.echo(f"run folder: {outcome.run_dir}")
     if outcome.interrupted:
         click.echo("the run was interrupted: this is a partial report", err=True)
