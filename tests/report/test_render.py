@@ -86,7 +86,7 @@ def test_markdown_has_tables() -> None:
 def test_html_is_self_contained_and_escaped() -> None:
     page = render_html(_failing_run().summary())
     assert page.startswith("<!DOCTYPE html>")
-    assert not re.search(r"(src|href)=|https?://|@import", page)
+    assert not re.search(r"""(src|href)=["'](?!#)|https?://|@import""", page)
     assert "&lt;down&gt;" in page and "<down>" not in page
     assert "<svg" in page
 
