@@ -46,13 +46,18 @@ TRACE_KINDS = (
 )
 
 
+def nearest_rank(ordered: Sequence[float], q: float) -> float:
+    """The ``q`` quantile of the sorted, non-empty ``ordered`` by nearest rank."""
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
 def percentiles(samples: Sequence[float]) -> dict[str, float | int | None]:
     """``{p50, p90, p99, p999, max, count}`` by nearest rank; values are None without samples."""
     ordered = sorted(samples)
     count = len(ordered)
     out: dict[str, float | int | None] = {}
     for name, q in PERCENTILES:
-        out[name] = round(ordered[max(0, math.ceil(q * count) - 1)], 3) if count else None
+        out[name] = round(nearest_rank(ordered, q), 3) if count else None
     out["max"] = round(ordered[-1], 3) if count else None
     out["count"] = count
     return out

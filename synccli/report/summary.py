@@ -16,7 +16,6 @@ Verdicts, in order of precedence:
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from statistics import fmean
@@ -40,6 +39,7 @@ from synccli.report.metrics import (
     count_records,
     count_traces,
     fault_windows,
+    nearest_rank,
     percentiles,
     server_metric,
 )
@@ -152,7 +152,7 @@ def _flat_metrics(
     for name in names:
         q = percentile_of(name)
         if q is not None and name not in flat:
-            flat[name] = ordered[max(0, math.ceil(q * len(ordered)) - 1)] if ordered else None
+            flat[name] = nearest_rank(ordered, q) if ordered else None
     return flat
 
 

@@ -32,7 +32,7 @@ from synccli.history import (
     Subscribed,
 )
 from synccli.report.checker import Anomaly, CheckResult
-from synccli.report.metrics import FaultWindow
+from synccli.report.metrics import FaultWindow, nearest_rank
 
 STATES = ("connected", "syncing", "offline")
 MARKER_KINDS = ("reconnect", "gap_recovered", "resync")
@@ -109,13 +109,9 @@ def _latency_bins(
     out = []
     for i in sorted(binned):
         samples = sorted(binned[i])
-        n = len(samples)
         out.append(
             LatencyBin(
-                i * bin_s,
-                samples[max(0, math.ceil(0.5 * n) - 1)],
-                samples[max(0, math.ceil(0.99 * n) - 1)],
-                n,
+                i * bin_s, nearest_rank(samples, 0.5), nearest_rank(samples, 0.99), len(samples)
             )
         )
     return out
