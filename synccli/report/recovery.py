@@ -10,6 +10,9 @@ gap fill, snapshot resync) are ``metrics.Counters``.
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -25,21 +28,23 @@ def note_catch_up(
     """Record, for every window that ended, when ``client`` had all of its expected
     ``(committed_w, delivered_w)`` pairs committed before the end. One call per (client,
     date): a client has recovered when every one of its dates has."""
-    for window in windows:
-        end = window.end_w
-        if end is None or window.error is not None:
+    ends = [(w, w.end_w) for w in windows if w.end_w is not None and w.error is None]
+    if not ends:
+        return
+    # By commit time, with the latest delivery so far (inf: one never arrived), so each
+    # window is one binary search however long the run.
+    known = sorted(
+        (committed, math.inf if delivered is None else delivered)
+        for committed, delivered in pairs
+        if committed is not None
+    )
+    commits = [committed for committed, _ in known]
+    latest = list(itertools.accumulate((delivered for _, delivered in known), max))
+    for window, end in ends:
+        i = bisect.bisect_right(commits, end) - 1
+        if i < 0 or latest[i] <= end:
             continue
-        latest, missing = end, False
-        for committed, delivered in pairs:
-            if committed is None or committed > end:
-                continue
-            if delivered is None:
-                missing = True
-                break
-            latest = max(latest, delivered)
-        if not missing and latest <= end:
-            continue
-        lag = None if missing else latest - end
+        lag = None if latest[i] == math.inf else latest[i] - end
         if client in window.caught_up:
             before = window.caught_up[client]
             lag = None if before is None or lag is None else max(before, lag)

@@ -115,3 +115,14 @@ def test_every_renderer_names_each_way_back_and_the_time_to_recover() -> None:
     assert labels["time to recover p99"].endswith("ms")
     for text in (render_table(summary), render_markdown(summary)):
         assert "replay on resume" in text and "time to recover" in text
+
+
+def test_each_window_times_its_own_recovery() -> None:
+    run = _offline_run()
+    run.fault("start", BASE_W + 4.4, name="second")
+    run.fault("end", BASE_W + 4.8, name="second")
+    first, second = run.summary().faults
+    # c002 had seqs 30..48 (committed by 4.8 s) at 6.01 s; c001 lacked seq 48 for 50 ms.
+    assert second["recovery"]["ms"]["max"] == pytest.approx(1210, abs=1)
+    assert first["recovery"]["ms"]["max"] == pytest.approx(1010, abs=1)
+    assert second["recovery"]["behind"] == 2

@@ -8,7 +8,7 @@ import os
 import re
 from pathlib import Path
 
-from synccli.report import render_html
+from synccli.report import check_run, render_html, write_outputs
 from synccli.report.summary import Summary
 from tests.conftest import require
 from tests.report.builders import BASE_W, Run
@@ -40,10 +40,12 @@ def _fault_windows(page: str) -> list[str]:
     return re.findall(r'<rect class="fault-window[^"]*" data-fault="([^"]*)"', page)
 
 
-def test_one_shaded_labelled_window_per_fault() -> None:
-    summary = _two_fault_run().summary()
-    page = render_html(summary)
-    assert len(summary.faults) == 2
+def test_report_html_shades_and_labels_one_window_per_fault(tmp_path: Path) -> None:
+    folder = _two_fault_run().write(tmp_path / "run")
+    summary = check_run(folder)
+    write_outputs(folder, summary)
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    assert len(summary.faults) == 2 and '<svg id="timeline"' in page
     assert _fault_windows(page) == ["offline", "slow-link"]
     assert re.search(r'class="fault-label"[^>]*>offline<', page)
     assert re.search(r'class="fault-label"[^>]*>slow-link<', page)
