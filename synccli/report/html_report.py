@@ -106,14 +106,13 @@ def render_html(summary: Summary) -> str:
         parts.append(
             "<p><strong>The history's last line was truncated (the run was killed).</strong></p>"
         )
+    # What happened over time first, then the judgement, then the details.
+    if summary.timeline is not None:
+        parts += ["<h2>Timeline</h2>", render_timeline(summary.timeline)]
     parts += [
-        "<h2>Metrics</h2>",
-        _table(("metric", "value"), headline_rows(summary)),
         "<h2>Thresholds</h2>",
         _table(THRESHOLD_HEADERS, threshold_rows(summary), status_col=3),
     ]
-    if summary.timeline is not None:
-        parts += ["<h2>Timeline</h2>", render_timeline(summary.timeline)]
     if summary.faults:
         parts += [
             "<h2>Fault windows</h2>",
@@ -123,7 +122,8 @@ def render_html(summary: Summary) -> str:
         ]
     if summary.anomalies:
         parts += _anomalies(summary)
-        if summary.timeline is not None:
-            parts += _excerpts(summary.timeline)
+    parts += ["<h2>Metrics</h2>", _table(("metric", "value"), headline_rows(summary))]
+    if summary.anomalies and summary.timeline is not None:
+        parts += _excerpts(summary.timeline)
     parts.append("</body></html>\n")
     return "\n".join(parts)

@@ -94,19 +94,22 @@ def _latency(c: _Canvas, timeline: Timeline, top: float) -> None:
         c.add(f'<line class="grid" x1="{LEFT}" x2="{LEFT + PLOT}" y1="{gy:.1f}" y2="{gy:.1f}"/>')
         c.label(gy + 3, f"{10.0**exp:g} ms", "tick")
     width = PLOT * timeline.bin_s / timeline.duration
-    p50, p99 = [], []
+    p50, p99, hover = [], [], []
     for b in bins:
         x0 = c.x(b.start)
         mid = x0 + width / 2
-        c.add(
-            f'<rect class="band" x="{x0:.1f}" y="{y(b.p99):.1f}" width="{max(width, 1):.1f}" '
-            f'height="{max(y(b.p50) - y(b.p99), 0.5):.1f}"><title>{b.start:g} s: p50 '
-            f"{b.p50:.1f} ms, p99 {b.p99:.1f} ms ({b.count} samples)</title></rect>"
-        )
         p50.append(f"{mid:.1f},{y(b.p50):.1f}")
         p99.append(f"{mid:.1f},{y(b.p99):.1f}")
+        # An invisible column per bin carries its numbers as a tooltip.
+        hover.append(
+            f'<rect class="bin" x="{x0:.1f}" y="{top}" width="{max(width, 1):.1f}" '
+            f'height="{LATENCY_H}"><title>{b.start:g} s: p50 {b.p50:.1f} ms, p99 '
+            f"{b.p99:.1f} ms ({b.count} samples)</title></rect>"
+        )
+    c.add(f'<polygon class="band" points="{" ".join(p99 + p50[::-1])}"/>')
     c.add(f'<polyline class="p99" points="{" ".join(p99)}"/>')
     c.add(f'<polyline class="p50" points="{" ".join(p50)}"/>')
+    c.parts += hover
 
 
 def _markers(c: _Canvas, timeline: Timeline, top: float) -> float:
@@ -186,7 +189,8 @@ def _axis(c: _Canvas, timeline: Timeline, y: float) -> None:
 
 def _legend(c: _Canvas, y: float) -> None:
     x = LEFT
-    keys = [(STATE_COLOURS[s], s) for s in STATES] + [("#9bbbe0", "p50-p99 latency band")]
+    keys = [(STATE_COLOURS[s], s) for s in STATES] + [("#1f4f8f", "p50 latency")]
+    keys += [("#9bbbe0", "p50-p99 band"), ("#b3261e", "p99 latency")]
     keys.append(("#999", "fault window"))
     for colour, text in keys:
         c.add(
@@ -201,6 +205,7 @@ _STYLE = (
     ".fault-window{fill:#888;fill-opacity:.18;stroke:#777;stroke-dasharray:3 2}"
     ".fault-error{fill:#c8483e}.fault-label{font:bold 10px sans-serif;fill:#444}"
     ".grid{stroke:#ddd}.axis{stroke:#555}.band{fill:#9bbbe0;fill-opacity:.6}"
+    ".bin{fill:transparent}"
     ".p50{fill:none;stroke:#1f4f8f;stroke-width:1.5}"
     ".p99{fill:none;stroke:#b3261e;stroke-width:1}.anomaly{stroke:#b3261e;stroke-width:2}"
     "</style>"

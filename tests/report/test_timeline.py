@@ -55,7 +55,8 @@ def test_latency_bands_markers_and_lanes() -> None:
     page = render_html(_two_fault_run().summary())
     svg = page[page.index('<svg id="timeline"') : page.index("</svg>")]
     assert '<polyline class="p50"' in svg and '<polyline class="p99"' in svg
-    assert svg.count('class="band"') >= 6  # one per second with applies
+    assert svg.count('<polygon class="band"') == 1
+    assert svg.count('class="bin"') >= 6  # one per second with applies
     assert "reconnects (1)" in svg and 'class="marker reconnect"' in svg
     for client in ("c001", "c002", "c003"):
         assert f"<title>{client} connected" in svg
