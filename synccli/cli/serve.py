@@ -129,6 +129,12 @@ def _announce(server: SyncServer) -> None:
     help=f"Misbehave on purpose for the harness self-test: {', '.join(sorted(SERVER_BUGS))}.",
 )
 @click.option("--bug-seed", type=int, default=0, hidden=True, help="Seed of injected bugs.")
+@click.option(
+    "--listen-fd",
+    type=click.IntRange(min=3),
+    hidden=True,
+    help="Serve on this inherited listening socket instead of binding (the harness).",
+)
 @handle_errors
 def serve(
     db_url: str,
@@ -146,6 +152,7 @@ def serve(
     fault_hooks: bool,
     inject_bugs: tuple[str, ...],
     bug_seed: int,
+    listen_fd: int | None,
 ) -> None:
     """Run the sync server: WebSocket endpoint /ws, GET /healthz and /metrics on one port.
 
@@ -180,5 +187,6 @@ def serve(
         fault_hooks=fault_hooks,
         inject_bugs=inject_bugs,
         bug_seed=bug_seed,
+        listen_fd=listen_fd,
     )
     run_server(config, _announce)
