@@ -16,8 +16,6 @@ from tests.conftest import seconds
 
 pytestmark = pytest.mark.slow
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
-
 
 def _simulate(cwd: Path, *args: str) -> tuple[Path, dict[str, Any]]:
     """Run ``synccli simulate ARGS`` in ``cwd``; the run folder and its summary."""
@@ -39,7 +37,7 @@ def _simulate(cwd: Path, *args: str) -> tuple[Path, dict[str, Any]]:
 
 
 def test_clients_offline_for_10s_recover_by_replay_in_a_measured_time(tmp_path: Path) -> None:
-    _, summary = _simulate(tmp_path, "--scenario", str(SCENARIOS / "client-offline-10s.toml"))
+    _, summary = _simulate(tmp_path, "--scenario", "client-offline-10s")
     assert summary["replay_resumes"] >= 3 and summary["replayed_events"] > 0
     (fault,) = summary["faults"]
     recovery = fault["recovery"]
@@ -51,9 +49,7 @@ def test_clients_offline_for_10s_recover_by_replay_in_a_measured_time(tmp_path: 
 
 
 def test_a_run_without_faults_recovers_nothing_and_is_named_for_it(tmp_path: Path) -> None:
-    folder, summary = _simulate(
-        tmp_path, "--scenario", str(SCENARIOS / "normal-ack-flow.toml"), "--no-faults"
-    )
+    folder, summary = _simulate(tmp_path, "--scenario", "normal-ack-flow", "--no-faults")
     assert folder.name.endswith("-normal-ack-flow-no-faults")
     assert summary["faults"] == []
     assert summary["replay_resumes"] == summary["replayed_events"] == 0
