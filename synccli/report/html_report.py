@@ -54,10 +54,12 @@ def _anomalies(summary: Summary) -> list[str]:
     rows = "".join(
         "<tr>"
         + "".join(f"<td>{escape(str(cell))}</td>" for cell in row)
-        + f'<td><a href="#anomaly-{i}">records</a></td></tr>'
+        + f'<td><a href="#anomaly-{i}">records around it</a></td></tr>'
         for i, row in enumerate(anomaly_rows(summary, limit=len(summary.anomalies)))
     )
-    head = "".join(f"<th>{h}</th>" for h in ("kind", "client", "date", "seq", "detail", ""))
+    head = "".join(
+        f"<th>{h}</th>" for h in ("kind", "client", "date", "seq", "detail", "client's records")
+    )
     return [
         f"<h2>Anomalies ({summary.anomalies_total}, first {len(summary.anomalies)})</h2>",
         f"<table><tr>{head}</tr>{rows}</table>",
