@@ -1,20 +1,124 @@
-"""``synccli serve``: run the sync server until SIGINT/SIGTERM."""
+"""``synccli serve``: run the sync server until SIGINT/SIGTERM.
+
+Its options are ``ServerConfig``'s fields: ``SETTINGS`` names the ones a user may set (flag,
+type, help); the name of each option is the field's, its default the field's default and its
+environment variable ``SYNCCLI_`` + the flag, so options, config and docs cannot drift.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import click
 
-from synccli.cli.common import db_option, handle_errors
+from synccli.cli.common import F, db_option, examples, handle_errors, option, token_option
 from synccli.server.app import SyncServer, run_server
 from synccli.server.config import BUG_NAMES, ServerConfig
+from synccli.server.logs import LEVELS, configure_logging
 from synccli.store import redact_url
 
 #: ``ServerConfig``'s defaults, so that the options cannot drift from the library's.
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(ServerConfig)}
+
+_SECONDS = click.FloatRange(min=0, min_open=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One ``ServerConfig`` field as a ``serve`` option."""
+
+    field: str
+    flag: str
+    type: click.ParamType[Any]
+    help: str
+    short: str | None = None
+    #: Test hooks: not in ``--help``, no environment variable.
+    hidden: bool = False
+
+    @property
+    def envvar(self) -> str | None:
+        return None if self.hidden else "SYNCCLI_" + self.flag[2:].upper().replace("-", "_")
+
+    def decorator(self) -> Callable[[F], F]:
+        flags = (self.short, self.flag) if self.short else (self.flag,)
+        multiple = isinstance(DEFAULTS[self.field], tuple)
+        return option(
+            *flags,
+            self.field,
+            type=self.type,
+            default=DEFAULTS[self.field],
+            show_default=not self.hidden,
+            envvar=self.envvar,
+            hidden=self.hidden,
+            multiple=multiple,
+            is_flag=self.type is click.BOOL,
+            help=self.help,
+        )
+
+
+SETTINGS = (
+    Setting("host", "--host", click.STRING, "Interface to listen on."),
+    Setting(
+        "port", "--port", click.IntRange(0, 65535), "Port to listen on (0 picks a free one).", "-p"
+    ),
+    Setting("heartbeat_s", "--heartbeat", _SECONDS, "Seconds between heartbeats."),
+    Setting(
+        "ack_timeout_s", "--ack-timeout", _SECONDS, "Seconds before an unacked event is re-sent."
+    ),
+    Setting(
+        "max_retries",
+        "--max-retries",
+        click.IntRange(min=0),
+        "Re-sends of an unacked event before the connection is closed (4000).",
+    ),
+    Setting(
+        "send_queue",
+        "--send-queue",
+        click.IntRange(min=1),
+        "Frames queued per connection before it is closed as too slow (4001).",
+    ),
+    Setting(
+        "max_replay",
+        "--max-replay",
+        click.IntRange(min=1),
+        "Most events replayed on a resume; further behind gets a snapshot.",
+    ),
+    Setting("retention_hours", "--retention", _SECONDS, "Hours of event log kept for resumes."),
+    Setting(
+        "db_timeout_s",
+        "--db-timeout",
+        _SECONDS,
+        "Seconds a database call may take before it is answered as db_unavailable.",
+    ),
+    Setting(
+        "fault_hooks",
+        "--fault-hooks",
+        click.BOOL,
+        "Enable /_admin/db-fault and /_admin/reset-channel (tests only).",
+        hidden=True,
+    ),
+    Setting(
+        "inject_bugs",
+        "--inject-bug",
+        click.Choice(BUG_NAMES),
+        "Misbehave on purpose for the harness self-test.",
+        hidden=True,
+    ),
+    Setting("bug_seed", "--bug-seed", click.INT, "Seed of injected bugs.", hidden=True),
+)
+
+
+def server_options(func: F) -> F:
+    """Every ``ServerConfig`` setting of ``SETTINGS`` as an option, plus ``--db`` and
+    ``--token``; the command receives them as keyword arguments named after the fields."""
+    for setting in reversed(SETTINGS):
+        func = setting.decorator()(func)
+    func = token_option("Require this bearer token (header or ?token=).")(func)
+    return db_option()(func)
 
 
 def _announce(server: SyncServer) -> None:
@@ -25,160 +129,32 @@ def _announce(server: SyncServer) -> None:
     sys.stdout.flush()
 
 
-@click.command("serve")
-@db_option
-@click.option(
-    "--host",
-    envvar="SYNCCLI_HOST",
-    default=DEFAULTS["host"],
-    show_default=True,
-    help="Interface to listen on.",
+@click.command(
+    "serve",
+    epilog=examples(
+        "synccli serve --db sqlite:///clinic.db",
+        "synccli serve -p 0 --token s3cret --heartbeat 2",
+        "SYNCCLI_DB='postgresql+pyodbc://postgres@127.0.0.1:5432/clinic"
+        "?driver=PostgreSQL+Unicode' synccli serve",
+    ),
 )
-@click.option(
-    "--port",
-    envvar="SYNCCLI_PORT",
-    type=click.IntRange(0, 65535),
-    default=DEFAULTS["port"],
-    show_default=True,
-    help="Port to listen on (0 picks a free one).",
-)
-@click.option(
-    "--token",
-    envvar="SYNCCLI_TOKEN",
-    default=None,
-    help="Require this bearer token (header or ?token=).",
-)
-@click.option(
-    "--heartbeat",
-    envvar="SYNCCLI_HEARTBEAT",
-    type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULTS["heartbeat_s"],
-    show_default=True,
-    help="Seconds between heartbeats.",
-)
-@click.option(
-    "--ack-timeout",
-    envvar="SYNCCLI_ACK_TIMEOUT",
-    type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULTS["ack_timeout_s"],
-    show_default=True,
-    help="Seconds before an unacked event is re-sent.",
-)
-@click.option(
-    "--max-retries",
-    envvar="SYNCCLI_MAX_RETRIES",
-    type=click.IntRange(min=0),
-    default=DEFAULTS["max_retries"],
-    show_default=True,
-    help="Re-sends of an unacked event before the connection is closed (4000).",
-)
-@click.option(
-    "--send-queue",
-    envvar="SYNCCLI_SEND_QUEUE",
-    type=click.IntRange(min=1),
-    default=DEFAULTS["send_queue"],
-    show_default=True,
-    help="Frames queued per connection before it is closed as too slow (4001).",
-)
-@click.option(
-    "--max-replay",
-    envvar="SYNCCLI_MAX_REPLAY",
-    type=click.IntRange(min=1),
-    default=DEFAULTS["max_replay"],
-    show_default=True,
-    help="Most events replayed on a resume; further behind gets a snapshot.",
-)
-@click.option(
-    "--retention",
-    envvar="SYNCCLI_RETENTION",
-    type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULTS["retention_hours"],
-    show_default=True,
-    help="Hours of event log kept for resumes.",
-)
-@click.option(
-    "--db-timeout",
-    envvar="SYNCCLI_DB_TIMEOUT",
-    type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULTS["db_timeout_s"],
-    show_default=True,
-    help="Seconds a database call may take before it is answered as db_unavailable.",
-)
-@click.option(
+@server_options
+@option(
     "--log-level",
     envvar="SYNCCLI_LOG_LEVEL",
-    type=click.Choice(["debug", "info", "warning", "error"]),
+    type=click.Choice(LEVELS),
     default="info",
     show_default=True,
     help="Logging level (stderr).",
 )
-@click.option(
-    "--fault-hooks",
-    is_flag=True,
-    hidden=True,
-    help="Enable /_admin/db-fault and /_admin/reset-channel (tests only).",
-)
-@click.option(
-    "--inject-bug",
-    "inject_bugs",
-    multiple=True,
-    hidden=True,
-    metavar="NAME",
-    help=f"Misbehave on purpose for the harness self-test: {', '.join(BUG_NAMES)}.",
-)
-@click.option("--bug-seed", type=int, default=0, hidden=True, help="Seed of injected bugs.")
 @handle_errors
-def serve(
-    db_url: str,
-    host: str,
-    port: int,
-    token: str | None,
-    heartbeat: float,
-    ack_timeout: float,
-    max_retries: int,
-    send_queue: int,
-    max_replay: int,
-    retention: float,
-    db_timeout: float,
-    log_level: str,
-    fault_hooks: bool,
-    inject_bugs: tuple[str, ...],
-    bug_seed: int,
-) -> None:
-    """Run the sync server: WebSocket endpoint /ws, GET /healthz and /metrics on one port.
+def serve(log_level: str, **settings: Any) -> None:
+    """Run the sync server.
 
-    Creates or migrates the database schema at start. Stops cleanly on Ctrl+C or SIGTERM
-    (a second Ctrl+C forces exit). Exit codes: 0 stopped, 2 usage error, 4 port in use or
-    database unreachable.
+    One port serves the WebSocket endpoint /ws, GET /healthz and GET /metrics. Creates or
+    migrates the database schema at start. Stops cleanly on Ctrl+C or SIGTERM (a second
+    Ctrl+C forces exit). Exit codes: 0 stopped, 2 usage error, 4 port in use or database
+    unreachable.
     """
-    unknown = [name for name in inject_bugs if name not in BUG_NAMES]
-    if unknown:
-        raise click.BadParameter(
-            f"unknown bug {unknown[0]!r}; valid names: {', '.join(BUG_NAMES)}",
-            param_hint="--inject-bug",
-        )
-    logging.basicConfig(
-        level=log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if log_level != "debug":
-        # websockets logs every HTTP probe and connection at INFO: noise for operators.
-        logging.getLogger("websockets").setLevel(logging.WARNING)
-    config = ServerConfig(
-        db_url=db_url,
-        host=host,
-        port=port,
-        token=token or None,
-        heartbeat_s=heartbeat,
-        ack_timeout_s=ack_timeout,
-        max_retries=max_retries,
-        send_queue=send_queue,
-        max_replay=max_replay,
-        retention_hours=retention,
-        db_timeout_s=db_timeout,
-        fault_hooks=fault_hooks,
-        inject_bugs=inject_bugs,
-        bug_seed=bug_seed,
-    )
-    run_server(config, _announce)
+    configure_logging(log_level)
+    run_server(ServerConfig(**settings), _announce)
