@@ -73,3 +73,20 @@ def test_the_default_scenario_fits_a_10_s_run(
     assert f"writes ok {summary['writes']['ok']} (avg " in final
     applied = int(final.split(" applied ")[1].split()[0])
     assert applied > 0
+
+
+@pytest.mark.slow
+def test_a_run_time_threshold_decides_the_gate_and_is_recorded(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["simulate", "--no-faults", "-q", "-c", "2", "--writers", "1", "-d", "2"]
+    args += ["-r", "10", "-t", "events_committed<1", "-o", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1, result.output  # events were committed: the gate fails
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["events_committed"] > 0
+    [threshold] = [t for t in summary["thresholds"] if t["metric"] == "events_committed"]
+    assert threshold["expr"] == "< 1" and threshold["ok"] is False
+    # The run folder keeps the gate it was judged by; report can still override it.
+    assert CliRunner().invoke(cli, ["report", str(out), "--gate"]).exit_code == 1
+    again = CliRunner().invoke(cli, ["report", str(out), "--gate", "-t", "events_committed>=1"])
+    assert again.exit_code == 0, again.output
