@@ -90,11 +90,13 @@ def threshold_option(func: F) -> F:
 
 
 def complete_scenario(
-    _ctx: click.Context, _param: click.Parameter, incomplete: str
+    ctx: click.Context, _param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
-    """Shell completion of a scenario: the names in ./scenarios, ``default``, and the
-    ``*.toml`` files (and folders leading to them) that start with ``incomplete``."""
-    names = sorted({path.stem for path in SCENARIO_DIR.glob("*.toml")} | {DEFAULT_NAME})
+    """Shell completion of a scenario: the names in ./scenarios (or the ``--dir`` given
+    before it), ``default``, and the ``*.toml`` files (and folders leading to them) that
+    start with ``incomplete``."""
+    directory = Path(ctx.params.get("directory") or SCENARIO_DIR)
+    names = sorted({path.stem for path in directory.glob("*.toml")} | {DEFAULT_NAME})
     items = [CompletionItem(name) for name in names if name.startswith(incomplete)]
     folder, _, stem = incomplete.rpartition("/")
     base = Path(folder or ".")

@@ -149,6 +149,7 @@ def test_scenario_names_and_toml_files_complete(tmp_path: Path) -> None:
     assert _complete("synccli simulate -s mine/", tmp_path) == ["mine/slow-db.toml"]
     assert "mine/" in _complete("synccli simulate -s m", tmp_path)
     assert _complete("synccli scenarios show so", tmp_path) == ["soak-everything"]
+    assert _complete("synccli scenarios show --dir mine sl", tmp_path) == ["slow-db"]
     # Other options still complete as Click does by default.
     assert "--scenario" in _complete("synccli simulate --sc", tmp_path)
 
