@@ -317,10 +317,15 @@ class Simulation:
             await cancel_quietly(fault_task)
             await faults.heal_all()
 
+        def enter(phase: str) -> None:
+            # A frame at every phase change, so a CI log (a line every 5 s) shows them all.
+            self.phase = phase
+            progress.tick(force=True)
+
         async def heal_then_drain() -> None:
-            self.phase = "heal"
+            enter("heal")
             await heal_faults()
-            self.phase = "drain"
+            enter("drain")
 
         try:
             self.fleet_stats = await run_fleet(

@@ -64,7 +64,8 @@ def test_the_default_scenario_fits_a_10_s_run(
     assert all(not f["no_trace"] for f in summary["faults"])
     frames = [line for line in result.stderr.splitlines() if line.startswith("[")]
     assert len(frames) >= 3, result.stderr
-    assert " load " in frames[0]
+    phases = [frame.split("] ")[1].split()[0] for frame in frames]
+    assert list(dict.fromkeys(phases)) == ["load", "heal", "drain", "check"], frames
     final = frames[-1]
     assert " check " in final, final
     committed = summary["events_committed"]
