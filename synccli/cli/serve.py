@@ -16,8 +16,9 @@ from typing import Any
 import click
 
 from synccli.cli.common import F, db_option, examples, handle_errors, option, token_option
+from synccli.injection import SERVER_BUGS
 from synccli.server.app import SyncServer, run_server
-from synccli.server.config import BUG_NAMES, ServerConfig
+from synccli.server.config import ServerConfig
 from synccli.server.logs import LEVELS, configure_logging
 from synccli.store import redact_url
 
@@ -104,7 +105,7 @@ SETTINGS = (
     Setting(
         "inject_bugs",
         "--inject-bug",
-        click.Choice(BUG_NAMES),
+        click.Choice(sorted(SERVER_BUGS)),
         "Misbehave on purpose for the harness self-test.",
         hidden=True,
     ),

@@ -20,9 +20,9 @@ from synccli.cli.common import (
     token_option,
 )
 from synccli.errors import ConfigError
-from synccli.harness.bugs import CLIENT_BUGS, SERVER_BUGS, split_bugs
 from synccli.harness.run import RunConfig, RunOutcome, run_simulation
 from synccli.harness.selection import scenario_for_run
+from synccli.injection import CLIENT_BUGS, SERVER_BUGS, split_bugs
 from synccli.report import render_table
 from synccli.signals import stop_on_signals
 
