@@ -19,6 +19,7 @@ from click.shell_completion import CompletionItem
 
 from synccli.errors import SynccliError
 from synccli.harness.scenario import DEFAULT_NAME, SCENARIO_DIR
+from synccli.harness.scenario_fields import parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -113,3 +114,27 @@ def complete_scenario(
 def examples(*lines: str) -> str:
     """An ``Examples:`` block for a command's help text, kept verbatim by Click (``\\b``)."""
     return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+class Duration(click.types.FloatParamType):
+    """Seconds, bare (``15``) or with units (``30s``, ``2m``, ``1m30s``), within bounds."""
+
+    name = "duration"
+
+    def __init__(self, minimum: float, maximum: float) -> None:
+        self.minimum, self.maximum = minimum, maximum
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            seconds = parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(f"{exc}.", param, ctx)
+        if not self.minimum <= seconds <= self.maximum:
+            self.fail(
+                f"{value} is not between {self.minimum:g} s and {self.maximum:g} s.", param, ctx
+            )
+        return seconds

@@ -108,8 +108,8 @@ def show_command(ref: str, as_json: bool, directory: Path) -> None:
 def validate_command(files: tuple[Path, ...]) -> None:
     """Check scenario files.
 
-    Prints OK or the error (file:line: field: problem) for each of FILES. Exit code 2 if
-    any file is invalid.
+    Prints OK, or every error (file:line: field: problem), for each of FILES. Exit code 2
+    if any file is invalid.
     """
     invalid = 0
     for path in files:
@@ -117,7 +117,8 @@ def validate_command(files: tuple[Path, ...]) -> None:
             scenario = load_scenario(path)
         except ConfigError as exc:
             invalid += 1
-            click.echo(f"INVALID {exc}", err=True)
+            for problem in str(exc).splitlines():
+                click.echo(f"INVALID {problem}", err=True)
             continue
         click.echo(
             f"OK {path} ({scenario.name}: {scenario.duration_s:g} s, {scenario.clients} "

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from synccli.cli.common import (
+    Duration,
     F,
     complete_scenario,
     db_option,
@@ -42,8 +43,9 @@ _OVERRIDES = (
         "--duration",
         "duration_s",
         envvar="SYNCCLI_DURATION",
-        type=click.FloatRange(0.5, 24 * 3600),
-        help="Seconds of load; the default scenario's faults are fitted into it.",
+        type=Duration(0.5, 24 * 3600),
+        help="Load time: seconds, or 30s, 2m, 1m30s; the default scenario's faults are "
+        "fitted into it.",
     ),
     option("-r", "--rate", type=click.FloatRange(0, 10_000), help="Writes per second, in total."),
     option(

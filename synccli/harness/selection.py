@@ -73,12 +73,12 @@ def scenario_for_run(
     command-line ``thresholds`` (``METRIC=EXPR``, as ``synccli report --threshold``)."""
     parsed = [parse_override(text) for text in thresholds]
     given = {key: value for key, value in overrides.items() if value is not None}
-    if ref is not None:
-        base = find_scenario(ref)
-    else:
-        base = default_scenario(given.get("clients", 10))
-        if "duration_s" in given and not no_faults:
-            base = fit_schedule(base, given["duration_s"])
     if no_faults:
-        base = dataclasses.replace(base, faults=())
+        given["faults"] = ()
+    if ref is not None:
+        # Over the file before it is validated: a longer --duration may fit a late fault.
+        return with_thresholds(find_scenario(ref, **given), parsed)
+    base = default_scenario(given.get("clients", 10))
+    if "duration_s" in given and not no_faults:
+        base = fit_schedule(base, given["duration_s"])
     return with_thresholds(base.with_overrides(**given), parsed)
