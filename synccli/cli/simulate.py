@@ -22,7 +22,7 @@ from synccli.cli.common import (
 )
 from synccli.errors import ConfigError
 from synccli.harness.run import RunConfig, RunOutcome, run_simulation
-from synccli.harness.selection import scenario_for_run
+from synccli.harness.selection import is_builtin, scenario_for_run
 from synccli.injection import CLIENT_BUGS, SERVER_BUGS, split_bugs
 from synccli.report import render_table
 from synccli.signals import stop_on_signals
@@ -165,7 +165,7 @@ def simulate_command(
         token=token,
         workers=workers,
         progress=not quiet,
-        builtin_default=scenario_ref is None,
+        builtin_default=is_builtin(scenario_ref),
     )
     outcome = asyncio.run(_run(config))
     _print_outcome(outcome)

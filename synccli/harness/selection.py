@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from synccli.errors import ConfigError
-from synccli.harness.scenario import Scenario, default_scenario, find_scenario
+from synccli.harness.scenario import DEFAULT_NAME, Scenario, default_scenario, find_scenario
 from synccli.report.thresholds import Threshold, merge, parse_override, parse_thresholds
 
 #: The shortest a fault of a fitted schedule may last: a shorter one is over before a client
@@ -60,6 +60,11 @@ def with_thresholds(scenario: Scenario, overrides: Iterable[Threshold]) -> Scena
     return dataclasses.replace(scenario, thresholds={t.metric: t.expr for t in merged})
 
 
+def is_builtin(ref: str | None) -> bool:
+    """Whether ``ref`` (a ``--scenario`` value, or none) names the built-in default."""
+    return ref is None or ref == DEFAULT_NAME
+
+
 def scenario_for_run(
     ref: str | None,
     *,
@@ -67,15 +72,16 @@ def scenario_for_run(
     thresholds: Iterable[str] = (),
     **overrides: Any,
 ) -> Scenario:
-    """The scenario ``synccli simulate`` runs: ``ref`` (a name or a file) or, without one,
-    the built-in default fitted to ``duration_s``; without faults if ``no_faults``; with the
-    ``overrides`` (``Scenario.with_overrides``; ``None`` values are ignored) and the
-    command-line ``thresholds`` (``METRIC=EXPR``, as ``synccli report --threshold``)."""
+    """The scenario ``synccli simulate`` runs: ``ref`` (a name or a file) or the built-in
+    default (no ``ref``, or ``default``) fitted to ``duration_s``; without faults if
+    ``no_faults``; with the ``overrides`` (``Scenario.with_overrides``; ``None`` values are
+    ignored) and the command-line ``thresholds`` (``METRIC=EXPR``, as ``synccli report
+    --threshold``)."""
     parsed = [parse_override(text) for text in thresholds]
     given = {key: value for key, value in overrides.items() if value is not None}
     if no_faults:
         given["faults"] = ()
-    if ref is not None:
+    if ref is not None and not is_builtin(ref):
         # Over the file before it is validated: a longer --duration may fit a late fault.
         return with_thresholds(find_scenario(ref, **given), parsed)
     base = default_scenario(given.get("clients", 10))

@@ -54,6 +54,7 @@ def test_scenario_for_run_fits_only_the_built_in_default(tmp_path: object) -> No
     short = scenario_for_run(None, duration_s=10, clients=4)
     assert short.duration_s == 10 and short.clients == 4
     assert all(f.end_s <= 10 for f in short.faults) and short.faults
+    assert scenario_for_run("default", duration_s=10).faults == short.faults
     calm = scenario_for_run(None, no_faults=True, duration_s=2)
     assert calm.faults == () and calm.duration_s == 2
     with pytest.raises(ConfigError, match="needs --duration 9"):
