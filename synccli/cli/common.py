@@ -93,7 +93,7 @@ def threshold_option(func: F) -> F:
 def complete_scenario(
     ctx: click.Context, _param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
-    """Shell completion of a scenario: the names in ./scenarios (or the ``--dir`` given
+    """Shell completion of a scenario: the shipped names (or those in the ``--dir`` given
     before it), ``default``, and the ``*.toml`` files (and folders leading to them) that
     start with ``incomplete``."""
     directory = Path(ctx.params.get("directory") or SCENARIO_DIR)

@@ -25,7 +25,7 @@ _DIR_OPTION = option(
     "directory",
     type=click.Path(file_okay=False, path_type=Path),
     default=SCENARIO_DIR,
-    show_default=True,
+    show_default="the shipped scenarios",
     help="Folder of scenario files looked up by name.",
 )
 
@@ -42,8 +42,9 @@ def scenarios() -> None:
     """List, show and validate scenario files.
 
     A scenario file holds the load, the fault schedule and the thresholds of a run (see
-    docs/scenarios.md). A scenario is named by its file (scenarios/NAME.toml) or given as
-    a path; `default` is the built-in one `synccli simulate` runs without --scenario.
+    docs/scenarios.md). A scenario is named by a shipped file (synccli/scenarios/NAME.toml,
+    or --dir) or given as a path; `default` is the built-in one `synccli simulate` runs
+    without --scenario.
     """
 
 

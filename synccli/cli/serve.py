@@ -110,6 +110,13 @@ SETTINGS = (
         hidden=True,
     ),
     Setting("bug_seed", "--bug-seed", click.INT, "Seed of injected bugs.", hidden=True),
+    Setting(
+        "listen_fd",
+        "--listen-fd",
+        click.IntRange(min=3),
+        "Serve on this inherited listening socket instead of binding (the harness).",
+        hidden=True,
+    ),
 )
 
 

@@ -37,8 +37,6 @@ from synccli.history import (
 )
 from synccli.store import Store, open_store, redact_url
 
-NETNS_SERVER_PORT = 8765
-
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -207,14 +205,16 @@ class Simulation:
             PacketLossNamespace,
             check_available,
             cleanup_stale,
+            open_link,
         )
 
-        reason = check_available()
+        reason = await asyncio.to_thread(check_available)
         if reason is not None:
             targets.netns_unavailable = reason
             return None
-        await asyncio.to_thread(cleanup_stale, "synccli-")
-        netns = PacketLossNamespace.for_run(secrets.token_hex(6))
+        netns = open_link(secrets.token_hex(6))
+        if isinstance(netns, PacketLossNamespace):
+            await asyncio.to_thread(cleanup_stale, "synccli-")
         await asyncio.to_thread(netns.create)
         stack.push_async_callback(asyncio.to_thread, netns.destroy)
         await asyncio.to_thread(netns.tune_rto, RTO_MIN_MS)
@@ -232,9 +232,11 @@ class Simulation:
             # The bugs' own randomness (reorder-sends) is reproducible from the run seed too.
             options += ["--bug-seed", str(self.scenario.seed)]
         if netns is not None:
-            host, port, wrap = netns.address, NETNS_SERVER_PORT, netns.wrap_command([])
+            # The server stays on the host (it reaches the database); its listening socket
+            # is made inside the namespace, where packets are dropped.
+            (host, port), listener = netns.front, netns.listener
         else:
-            host, port, wrap = "127.0.0.1", free_port(), []
+            host, port, listener = "127.0.0.1", free_port(), None
         server = ServerProcess(
             db_url=db_url,
             host=host,
@@ -242,7 +244,7 @@ class Simulation:
             log_path=self.run_dir / "server.log",
             options=options,
             token=self.config.token,
-            wrap=wrap,
+            listener=listener,
         )
         stack.push_async_callback(self._stop_server, server)
         await server.start()

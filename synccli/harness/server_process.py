@@ -1,7 +1,9 @@
 """The embedded sync server as a separate process, so that a fault can SIGKILL it.
 
-The harness starts ``python -m synccli serve`` (optionally inside a network namespace),
-waits for ``/healthz``, and talks to its HTTP side (metrics, fault hooks).
+The harness starts ``python -m synccli serve``, waits for ``/healthz``, and talks to its HTTP
+side (metrics, fault hooks). For packet loss the process stays on the host (it reaches the
+database) and is handed a listening socket made inside the network namespace: ``listener``
+makes a fresh one for every start, so while a killed server is down, connections are refused.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,7 +21,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +49,7 @@ class ServerProcess:
     log_path: Path
     options: Sequence[str] = ()
     token: str | None = None
-    wrap: Sequence[str] = ()
+    listener: Callable[[], socket.socket] | None = None
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -61,23 +64,39 @@ class ServerProcess:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    def command(self) -> list[str]:
+    def command(self, listen_fd: int | None = None) -> list[str]:
         argv = [sys.executable, "-m", "synccli", "serve", "--db", self.db_url]
         argv += ["--host", self.host, "--port", str(self.port), "--fault-hooks", *self.options]
-        return [*self.wrap, *argv]
+        if listen_fd is None:
+            return argv
+        argv += ["--listen-fd", str(listen_fd)]
+        if shutil.which("setpriv"):
+            # Killed with the harness: it used to run inside the namespace, where cleanup of
+            # a crashed run's namespace found and killed it; outside, nothing else would.
+            return ["setpriv", "--pdeathsig", "KILL", "--", *argv]
+        return argv
 
     async def start(self) -> None:
         """Start the process and wait until ``/healthz`` answers 200."""
         env = dict(os.environ)
         if self.token:
             env["SYNCCLI_TOKEN"] = self.token
+        sock = await asyncio.to_thread(self.listener) if self.listener else None
+        fds = (sock.fileno(),) if sock else ()
         log = self.log_path.open("ab")
         try:
             self._proc = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, env=env
+                self.command(fds[0] if fds else None),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                pass_fds=fds,
             )
         finally:
             log.close()
+            if sock is not None:
+                # The server's copy is its only one: killed, it stops accepting at once.
+                sock.close()
         await self._wait_healthy()
 
     async def _wait_healthy(self) -> None:

@@ -16,8 +16,10 @@ import contextlib
 import functools
 import gc
 import logging
+import socket
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 
@@ -85,11 +87,13 @@ class SyncServer:
             functools.partial(perform_write, services), functools.partial(phantom_write, services)
         )
         self.services = services
+        where: dict[str, Any] = {"host": config.host, "port": config.port}
+        if config.listen_fd is not None:
+            where = {"sock": socket.socket(fileno=config.listen_fd)}
         try:
             self._server = await serve(
                 self._handle,
-                config.host,
-                config.port,
+                **where,
                 process_request=Router(services),
                 compression=None,
                 max_size=config.max_frame_bytes,

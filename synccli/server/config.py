@@ -36,6 +36,9 @@ class ServerConfig:
     fault_hooks: bool = False
     inject_bugs: tuple[str, ...] = ()
     bug_seed: int = 0
+    #: Serve on this already-listening socket (inherited) instead of binding host:port;
+    #: the harness's packet loss hands over one made inside a network namespace.
+    listen_fd: int | None = None
 
     def __post_init__(self) -> None:
         positive = {

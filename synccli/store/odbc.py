@@ -23,7 +23,8 @@ LOGIN_TIMEOUT = 5
 
 _INSTALL_HINT = (
     "install unixODBC and a driver: `apt-get install unixodbc odbc-postgresql` for PostgreSQL, "
-    "Microsoft ODBC Driver 18 or FreeTDS (tdsodbc) for SQL Server, then `pip install pyodbc`"
+    "Microsoft ODBC Driver 18 or FreeTDS (tdsodbc) for SQL Server, then "
+    "`pip install 'synccli[odbc]'` (pyodbc)"
 )
 
 

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from synccli.cli.main import cli
+from synccli.harness.scenario import SCENARIO_DIR
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -137,18 +138,19 @@ def test_the_documented_completion_script_is_produced() -> None:
 
 
 def test_scenario_names_and_toml_files_complete(tmp_path: Path) -> None:
-    (tmp_path / "scenarios").mkdir()
-    for name in ("server-crash", "soak-everything"):
-        (tmp_path / "scenarios" / f"{name}.toml").write_text("")
+    shipped = sorted(path.stem for path in SCENARIO_DIR.glob("*.toml"))
+    assert {"server-crash", "sequential-updates", "soak-everything"} <= set(shipped)
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "slow-db.toml").write_text("")
     (tmp_path / "mine" / "notes.txt").write_text("")
     (tmp_path / "settle.toml").write_text("")
-    assert _complete("synccli simulate --scenario se", tmp_path) == ["server-crash", "settle.toml"]
-    assert _complete("synccli simulate -s d", tmp_path) == ["default"]
+    starting = [name for name in shipped if name.startswith("se")]
+    offered = _complete("synccli simulate --scenario se", tmp_path)
+    assert offered == [*starting, "settle.toml"]
+    assert _complete("synccli simulate -s def", tmp_path) == ["default"]
     assert _complete("synccli simulate -s mine/", tmp_path) == ["mine/slow-db.toml"]
     assert "mine/" in _complete("synccli simulate -s m", tmp_path)
-    assert _complete("synccli scenarios show so", tmp_path) == ["soak-everything"]
+    assert _complete("synccli scenarios show soa", tmp_path) == ["soak-everything"]
     assert _complete("synccli scenarios show --dir mine sl", tmp_path) == ["slow-db"]
     # Other options still complete as Click does by default.
     assert "--scenario" in _complete("synccli simulate --sc", tmp_path)

@@ -61,7 +61,7 @@ def test_scenario_for_run_fits_only_the_built_in_default(tmp_path: object) -> No
         scenario_for_run(None, duration_s=3)
     # A named scenario keeps its own schedule: a too-short duration is its file's error.
     with pytest.raises(ConfigError, match="after duration_s"):
-        scenario_for_run("scenarios/server-crash.toml", duration_s=1)
+        scenario_for_run("server-crash", duration_s=1)
 
 
 def test_command_line_thresholds_replace_the_scenario_s_and_are_recorded() -> None:
