@@ -7,8 +7,8 @@ import importlib
 
 import click
 
-from synccli import __version__
 from synccli.cli.common import examples
+from synccli.version import __version__
 
 # (module, attribute) of every top-level command, in help order.
 COMMANDS = (

@@ -47,6 +47,8 @@ class WriteOutcome:
 
 @dataclass(frozen=True, slots=True)
 class ChannelStatus:
+    """What ``synccli db status`` shows of a channel: its position and how much it holds."""
+
     channel: Channel
     events: int
     appointments: int

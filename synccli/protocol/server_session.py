@@ -167,6 +167,7 @@ class ServerSession:
     def _malformed_message(self, exc: ProtocolError) -> None:
         self.malformed += 1
         self.counts["malformed_total"] += 1
+        log.info("malformed message: %s %r", exc.code, exc.message)
         self._send(m.ErrorMessage(exc.code, exc.message))
         if self.malformed > self.config.malformed_limit:
             self.counts["policy_closes_total"] += 1
@@ -188,7 +189,7 @@ class ServerSession:
         try:
             result = yield Write(request)
         except Exception:
-            log.exception("internal error in write %s", request_id)
+            log.exception("internal error in write %r", request_id)
             self.counts["internal_errors_total"] += 1
             result = self._failed(
                 request_id, "internal", "internal server error; nothing was stored"
@@ -401,4 +402,4 @@ def _frame(message: Any) -> bytes:
 def _request_id(data: dict[str, Any]) -> bool:
     """Whether a write carries a usable string requestId (then it is answered by ``result``)."""
     request_id = data.get("requestId")
-    return isinstance(request_id, str) and 0 < len(request_id) <= m.MAX_ID_LEN
+    return m.valid_id(request_id)
