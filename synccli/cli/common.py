@@ -67,16 +67,6 @@ def db_option(
     )
 
 
-def _no_empty(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    # SYNCCLI_TOKEN= (set but empty) means no token, not the empty token.
-    return value or None
-
-
-def token_option(help: str) -> Callable[[F], F]:
-    """``--token TOKEN`` (env ``SYNCCLI_TOKEN``) into ``token``; empty means none."""
-    return option("--token", envvar="SYNCCLI_TOKEN", callback=_no_empty, help=help)
-
-
 def threshold_option(func: F) -> F:
     """``-t/--threshold METRIC=EXPR``, repeatable, into ``thresholds``."""
     return option(

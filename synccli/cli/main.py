@@ -14,6 +14,7 @@ from synccli.version import __version__
 COMMANDS = (
     ("synccli.cli.serve", "serve"),
     ("synccli.cli.checkin", "checkin"),
+    ("synccli.cli.token", "token"),
     ("synccli.cli.db", "db"),
     ("synccli.cli.simulate", "simulate"),
     ("synccli.cli.report", "report"),

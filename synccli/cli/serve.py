@@ -8,16 +8,20 @@ environment variable ``SYNCCLI_`` + the flag, so options, config and docs cannot
 from __future__ import annotations
 
 import dataclasses
+import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
 
-from synccli.cli.common import F, db_option, examples, handle_errors, option, token_option
+from synccli.cli.common import F, db_option, examples, handle_errors, option
+from synccli.cli.secrets import read_pem, resolve_secret, secret_options
 from synccli.injection import SERVER_BUGS
 from synccli.server.app import SyncServer, run_server
+from synccli.server.auth import install_redaction
 from synccli.server.config import ServerConfig
 from synccli.server.logs import LEVELS, configure_logging
 from synccli.store import redact_url
@@ -39,20 +43,27 @@ class Setting:
     short: str | None = None
     #: Test hooks: not in ``--help``, no environment variable.
     hidden: bool = False
+    metavar: str | None = None
+    #: The environment variable when it is not ``SYNCCLI_`` + the flag.
+    env: str | None = None
 
     @property
     def envvar(self) -> str | None:
-        return None if self.hidden else "SYNCCLI_" + self.flag[2:].upper().replace("-", "_")
+        if self.hidden:
+            return None
+        return self.env or "SYNCCLI_" + self.flag[2:].upper().replace("-", "_")
 
     def decorator(self) -> Callable[[F], F]:
         flags = (self.short, self.flag) if self.short else (self.flag,)
-        multiple = isinstance(DEFAULTS[self.field], tuple)
+        default = DEFAULTS[self.field]
+        multiple = isinstance(default, tuple)
         return option(
             *flags,
             self.field,
             type=self.type,
-            default=DEFAULTS[self.field],
-            show_default=not self.hidden,
+            default=default,
+            show_default=not self.hidden and default not in (None, ()),
+            metavar=self.metavar,
             envvar=self.envvar,
             hidden=self.hidden,
             multiple=multiple,
@@ -66,6 +77,21 @@ SETTINGS = (
     Setting(
         "port", "--port", click.IntRange(0, 65535), "Port to listen on (0 picks a free one).", "-p"
     ),
+    Setting(
+        "allowed_origins",
+        "--allowed-origin",
+        click.STRING,
+        "Browser origin allowed to connect besides the server's own (repeatable).",
+        metavar="ORIGIN",
+        env="SYNCCLI_ALLOWED_ORIGINS",
+    ),
+    Setting(
+        "metrics_port",
+        "--metrics-port",
+        click.IntRange(0, 65535),
+        "Serve /metrics and health details without a token on this port instead.",
+    ),
+    Setting("metrics_host", "--metrics-host", click.STRING, "Interface of --metrics-port."),
     Setting("heartbeat_s", "--heartbeat", _SECONDS, "Seconds between heartbeats."),
     Setting(
         "ack_timeout_s", "--ack-timeout", _SECONDS, "Seconds before an unacked event is re-sent."
@@ -121,12 +147,66 @@ SETTINGS = (
 
 
 def server_options(func: F) -> F:
-    """Every ``ServerConfig`` setting of ``SETTINGS`` as an option, plus ``--db`` and
-    ``--token``; the command receives them as keyword arguments named after the fields."""
+    """Every ``ServerConfig`` setting of ``SETTINGS`` as an option, plus ``--db``; the
+    command receives them as keyword arguments named after the fields."""
     for setting in reversed(SETTINGS):
         func = setting.decorator()(func)
-    func = token_option("Require this bearer token (header or ?token=).")(func)
     return db_option()(func)
+
+
+def _path_option(flag: str, help: str) -> Callable[[F], F]:
+    envvar = "SYNCCLI_" + flag[2:].upper().replace("-", "_")
+    return option(flag, envvar=envvar, type=click.Path(dir_okay=False, path_type=Path), help=help)
+
+
+def auth_options(func: F) -> F:
+    """The secrets (``--token``, ``--jwt-secret``, each also ``--…-file`` or the
+    environment), the JWT public key and the TLS certificate and key: files or secrets that
+    are read before they become ``ServerConfig`` fields (``auth_settings``)."""
+    for decorator in reversed(
+        (
+            secret_options(
+                "token", "SYNCCLI_TOKEN", "single-user bearer token (header or ?token=)"
+            ),
+            secret_options("jwt-secret", "SYNCCLI_JWT_SECRET", "HS256 secret of per-user tokens"),
+            _path_option("--jwt-public-key", "PEM public key of per-user RS256/ES256 tokens."),
+            _path_option("--tls-cert", "PEM certificate chain: serve wss:// and https://."),
+            _path_option("--tls-key", "PEM private key of --tls-cert."),
+        )
+    ):
+        func = decorator(func)
+    return func
+
+
+def auth_settings(
+    token: str | None,
+    token_file: Path | None,
+    jwt_secret: str | None,
+    jwt_secret_file: Path | None,
+    jwt_public_key: Path | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+) -> dict[str, Any]:
+    """The ``ServerConfig`` fields of ``auth_options``. Installs the log redaction of the
+    secrets before anything logs, and warns about a secret given on the command line."""
+    static = resolve_secret(token, token_file, "SYNCCLI_TOKEN", "token")
+    secret = resolve_secret(jwt_secret, jwt_secret_file, "SYNCCLI_JWT_SECRET", "JWT secret")
+    install_redaction([s for s in (static.value, secret.value) if s])
+    for given, flag in ((static, "--token"), (secret, "--jwt-secret")):
+        if given.on_command_line:
+            logging.getLogger("synccli.serve").warning(
+                "%s on the command line is visible to every user of this machine (ps); "
+                "use %s-file or the environment instead",
+                flag,
+                flag,
+            )
+    return {
+        "token": static.value,
+        "jwt_secret": secret.value,
+        "jwt_public_key": read_pem(jwt_public_key, "JWT public key"),
+        "tls_cert": None if tls_cert is None else str(tls_cert),
+        "tls_key": None if tls_key is None else str(tls_key),
+    }
 
 
 def _announce(server: SyncServer) -> None:
@@ -141,12 +221,13 @@ def _announce(server: SyncServer) -> None:
     "serve",
     epilog=examples(
         "synccli serve --db sqlite:///clinic.db",
-        "synccli serve -p 0 --token s3cret --heartbeat 2",
+        "synccli serve -p 0 --token-file /run/secrets/sync-token --heartbeat 2",
         "SYNCCLI_DB='postgresql+pyodbc://postgres@127.0.0.1:5432/clinic"
         "?driver=PostgreSQL+Unicode' synccli serve",
     ),
 )
 @server_options
+@auth_options
 @option(
     "--log-level",
     envvar="SYNCCLI_LOG_LEVEL",
@@ -156,13 +237,27 @@ def _announce(server: SyncServer) -> None:
     help="Logging level (stderr).",
 )
 @handle_errors
-def serve(log_level: str, **settings: Any) -> None:
+def serve(
+    log_level: str,
+    token: str | None,
+    token_file: Path | None,
+    jwt_secret: str | None,
+    jwt_secret_file: Path | None,
+    jwt_public_key: Path | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    **settings: Any,
+) -> None:
     """Run the sync server.
 
     One port serves the WebSocket endpoint /ws, GET /healthz and GET /metrics. Creates or
     migrates the database schema at start. Stops cleanly on Ctrl+C or SIGTERM (a second
-    Ctrl+C forces exit). Exit codes: 0 stopped, 2 usage error, 4 port in use or database
-    unreachable.
+    Ctrl+C forces exit). Auth: --jwt-secret (per-user tokens, see `synccli token`) or
+    --token; secrets also from files or the environment. Exit codes: 0 stopped, 2 usage
+    error (also an empty token or secret), 4 port in use or database unreachable.
     """
     configure_logging(log_level)
-    run_server(ServerConfig(**settings), _announce)
+    auth = auth_settings(
+        token, token_file, jwt_secret, jwt_secret_file, jwt_public_key, tls_cert, tls_key
+    )
+    run_server(ServerConfig(**settings, **auth), _announce)

@@ -18,8 +18,8 @@ from synccli.cli.common import (
     handle_errors,
     option,
     threshold_option,
-    token_option,
 )
+from synccli.cli.secrets import resolve_secret, secret_options
 from synccli.errors import ConfigError
 from synccli.harness.run import RunConfig, RunOutcome, run_simulation
 from synccli.harness.selection import is_builtin, scenario_for_run
@@ -91,7 +91,23 @@ def scenario_overrides(func: F) -> F:
     type=click.Path(file_okay=False, path_type=Path),
     help="Run folder [default: reports/<timestamp>-<scenario>].",
 )
-@option("-u", "--url", help="Test an external server (ws://HOST:PORT/ws) instead of starting one.")
+@option(
+    "-u",
+    "--url",
+    help="Test an external server (ws:// or wss://HOST:PORT/ws) instead of starting one.",
+)
+@option(
+    "--tls",
+    is_flag=True,
+    help="Serve wss:// with a throwaway self-signed certificate (implies --jwt).",
+)
+@option("--jwt", is_flag=True, help="Per-user signed tokens: one minted per client.")
+@option(
+    "--ca",
+    "ca_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="CA certificate to trust for a wss:// --url.",
+)
 @db_option(
     default=None,
     help="Database URL for the embedded server [default: a fresh SQLite file in the run folder].",
@@ -102,7 +118,7 @@ def scenario_overrides(func: F) -> F:
     envvar="TOXIPROXY_URL",
     help="Use a running Toxiproxy (http://HOST:8474) instead of the embedded proxy.",
 )
-@token_option("Bearer token for the server.")
+@secret_options("token", "SYNCCLI_TOKEN", "bearer token of the server")
 @option(
     "--workers",
     type=click.IntRange(1, 16),
@@ -125,9 +141,13 @@ def simulate_command(
     thresholds: tuple[str, ...],
     out_dir: Path | None,
     url: str | None,
+    tls: bool,
+    jwt: bool,
+    ca_file: str | None,
     db_url: str | None,
     toxiproxy_url: str | None,
     token: str | None,
+    token_file: Path | None,
     workers: int,
     quiet: bool,
     bugs: tuple[str, ...],
@@ -147,6 +167,11 @@ def simulate_command(
     """
     if url is not None and not url.startswith(("ws://", "wss://")):
         raise ConfigError(f"--url must be a WebSocket URL like ws://127.0.0.1:8765/ws, not {url!r}")
+    if url is not None and (tls or jwt):
+        raise ConfigError("--tls and --jwt set up the embedded server; with --url use --ca/--token")
+    credential = resolve_secret(token, token_file, "SYNCCLI_TOKEN", "token")
+    if credential.value is not None and (tls or jwt):
+        raise ConfigError("--tls and --jwt mint their own tokens; leave --token out")
     scenario = scenario_for_run(
         scenario_ref,
         no_faults=no_faults,
@@ -162,7 +187,10 @@ def simulate_command(
         toxiproxy_url=toxiproxy_url,
         server_bugs=server_bugs,
         client_bugs=client_bugs,
-        token=token,
+        token=credential.value,
+        tls=tls,
+        jwt=jwt,
+        ca_file=ca_file,
         workers=workers,
         progress=not quiet,
         builtin_default=is_builtin(scenario_ref),

@@ -42,8 +42,8 @@ PATHS = _commands(cli)
 
 
 def test_every_command_is_found() -> None:
-    assert {("serve",), ("simulate",), ("report",), ("db", "init"), ("proxy",)} <= set(PATHS)
-    assert len([path for path in PATHS if len(path) == 1]) == 7
+    assert {("serve",), ("simulate",), ("report",), ("db", "init"), ("token",)} <= set(PATHS)
+    assert len([path for path in PATHS if len(path) == 1]) == 8
 
 
 @pytest.mark.parametrize("path", PATHS, ids=" ".join)
