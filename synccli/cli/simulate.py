@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from synccli.harness.run import RunConfig, RunOutcome, run_simulation
 from synccli.harness.selection import is_builtin, scenario_for_run
 from synccli.injection import CLIENT_BUGS, SERVER_BUGS, split_bugs
 from synccli.report import render_table
+from synccli.report.render import colour_wanted
 from synccli.signals import stop_on_signals
 
 #: ``synccli simulate``'s overrides of the scenario's load, named after ``Scenario``'s fields.
@@ -221,7 +223,7 @@ async def _run(config: RunConfig) -> RunOutcome:
 
 
 def _print_outcome(outcome: RunOutcome) -> None:
-    click.echo(render_table(outcome.summary))
+    click.echo(render_table(outcome.summary, colour=colour_wanted(sys.stdout, os.environ)))
     click.echo(f"run folder: {outcome.run_dir}")
     if outcome.interrupted:
         click.echo("the run was interrupted: this is a partial report", err=True)

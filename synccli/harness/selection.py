@@ -83,8 +83,13 @@ def scenario_for_run(
         given["faults"] = ()
     if ref is not None and not is_builtin(ref):
         # Over the file before it is validated: a longer --duration may fit a late fault.
-        return with_thresholds(find_scenario(ref, **given), parsed)
-    base = default_scenario(given.get("clients", 10))
-    if "duration_s" in given and not no_faults:
-        base = fit_schedule(base, given["duration_s"])
-    return with_thresholds(base.with_overrides(**given), parsed)
+        scenario = find_scenario(ref, **given)
+    else:
+        base = default_scenario(given.get("clients", 10))
+        if "duration_s" in given and not no_faults:
+            base = fit_schedule(base, given["duration_s"])
+        scenario = base.with_overrides(**given)
+    if no_faults:
+        # Named for what ran: `default-no-faults` is not the default scenario.
+        scenario = dataclasses.replace(scenario, name=f"{scenario.name}-no-faults")
+    return with_thresholds(scenario, parsed)

@@ -56,7 +56,7 @@ def test_scenario_for_run_fits_only_the_built_in_default(tmp_path: object) -> No
     assert all(f.end_s <= 10 for f in short.faults) and short.faults
     assert scenario_for_run("default", duration_s=10).faults == short.faults
     calm = scenario_for_run(None, no_faults=True, duration_s=2)
-    assert calm.faults == () and calm.duration_s == 2
+    assert calm.faults == () and calm.duration_s == 2 and calm.name == "default-no-faults"
     with pytest.raises(ConfigError, match="needs --duration 9"):
         scenario_for_run(None, duration_s=3)
     # A named scenario keeps its own schedule: a too-short duration is its file's error.
