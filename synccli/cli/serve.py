@@ -178,6 +178,18 @@ def auth_options(func: F) -> F:
     return func
 
 
+#: The parameters of ``auth_options``, in ``auth_settings``' order.
+AUTH_PARAMS = (
+    "token",
+    "token_file",
+    "jwt_secret",
+    "jwt_secret_file",
+    "jwt_public_key",
+    "tls_cert",
+    "tls_key",
+)
+
+
 def auth_settings(
     token: str | None,
     token_file: Path | None,
@@ -237,17 +249,7 @@ def _announce(server: SyncServer) -> None:
     help="Logging level (stderr).",
 )
 @handle_errors
-def serve(
-    log_level: str,
-    token: str | None,
-    token_file: Path | None,
-    jwt_secret: str | None,
-    jwt_secret_file: Path | None,
-    jwt_public_key: Path | None,
-    tls_cert: Path | None,
-    tls_key: Path | None,
-    **settings: Any,
-) -> None:
+def serve(log_level: str, **options: Any) -> None:
     """Run the sync server.
 
     One port serves the WebSocket endpoint /ws, GET /healthz and GET /metrics. Creates or
@@ -257,7 +259,5 @@ def serve(
     error (also an empty token or secret), 4 port in use or database unreachable.
     """
     configure_logging(log_level)
-    auth = auth_settings(
-        token, token_file, jwt_secret, jwt_secret_file, jwt_public_key, tls_cert, tls_key
-    )
-    run_server(ServerConfig(**settings, **auth), _announce)
+    auth = auth_settings(**{name: options.pop(name) for name in AUTH_PARAMS})
+    run_server(ServerConfig(**options, **auth), _announce)
