@@ -10,16 +10,21 @@ from synccli.domain.values import Event, Row
 @dataclass(frozen=True, slots=True)
 class WriteRequest:
     """One requested state change of one appointment. ``request_id`` makes it idempotent;
-    ``expected_version``, when given, must match the row's version."""
+    ``expected_version``, when given, must match the row's version. ``actor`` is who asked
+    (a signed token's ``sub``, else the client id the connection gave), stored with the
+    event it commits; None when nobody is known."""
 
     request_id: str
     appointment_id: str
     state: str
     expected_version: int | None = None
+    actor: str | None = None
 
     def fingerprint(self) -> str:
-        """What makes two writes with one request id "the same content"."""
-        return f"{self.appointment_id}|{self.state}|{self.expected_version}"
+        """What makes two writes with one request id "the same content" (another user's
+        request id is not the same write: its stored outcome is not theirs to read)."""
+        base = f"{self.appointment_id}|{self.state}|{self.expected_version}"
+        return base if self.actor is None else f"{base}|{self.actor}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,15 @@ class WriteOutcome:
 
 @dataclass(frozen=True, slots=True)
 class ChannelStatus:
+    """A channel with its counts; ``oldest_kept`` is when its oldest kept event (``min_seq``)
+    was committed, None when its log is empty."""
+
     channel: Channel
     events: int
     appointments: int
+    oldest_kept: str | None = None
+
+    @property
+    def pruned(self) -> int:
+        """How many of the channel's events retention has deleted (all below ``min_seq``)."""
+        return self.channel.min_seq - 1

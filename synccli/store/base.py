@@ -13,10 +13,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import datetime
 
+from synccli.audit.entries import DayLog, LogPage
 from synccli.domain.channels import Channel, ChannelStatus, WriteOutcome, WriteRequest
 from synccli.domain.values import Event, Row
+from synccli.errors import DatabaseUnavailable
 
-SCHEMA_VERSION = 1
+#: 2: events record who made the change (``actor``) and the row before it (``from_*``).
+SCHEMA_VERSION = 2
 
 # Called inside the write transaction at each stage ("verify", "commit"); raising an
 # exception from it makes the transaction roll back. The database-fault hook plugs in here.
@@ -63,6 +66,25 @@ class Store(ABC):
     @abstractmethod
     def heads(self) -> dict[str, Channel]:
         """Every channel's position (the relay polls this to notice foreign writes)."""
+
+    # The log as a tool (``synccli events``, ``synccli board``): read-only, and not every
+    # store keeps a readable log, so these are not abstract.
+
+    def log_page(
+        self, date: str, after_seq: int, limit: int, appointment_id: str | None = None
+    ) -> LogPage:
+        """Up to ``limit`` entries of ``date`` after ``after_seq`` (of one appointment when
+        given), in order, with the date's channel (None if it has none). Writes nothing."""
+        raise DatabaseUnavailable(f"{type(self).__name__} keeps no readable log")
+
+    def day_log(self, date: str) -> DayLog:
+        """The channel, the stored rows and every kept entry of ``date``, from one read
+        transaction. Writes nothing."""
+        raise DatabaseUnavailable(f"{type(self).__name__} keeps no readable log")
+
+    def appointment_date(self, appointment_id: str) -> str | None:
+        """The date of ``appointment_id``, None if there is no such appointment."""
+        raise DatabaseUnavailable(f"{type(self).__name__} keeps no readable log")
 
     @abstractmethod
     def prune(self, before: datetime) -> int:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
+from synccli.audit.entries import DayLog, LogPage
 from synccli.clock import utc_now
 from synccli.domain.channels import Channel, ChannelStatus, WriteOutcome, WriteRequest
 from synccli.domain.states import SCHEDULED, check_transition
@@ -24,7 +25,15 @@ from synccli.errors import DatabaseUnavailable, TransientDatabaseError, WriteRej
 from synccli.store.base import SCHEMA_VERSION, Store
 from synccli.store.dialect import TABLES, Dialect, ErrorKind
 from synccli.store.pool import Connection, ConnectionPool, Cursor
-from synccli.store.records import channel_of, event_of, payload_of, replay, result_of, row_of
+from synccli.store.records import (
+    channel_of,
+    entry_of,
+    event_of,
+    payload_of,
+    replay,
+    result_of,
+    row_of,
+)
 
 T = TypeVar("T")
 
@@ -168,23 +177,34 @@ class SqlStore(Store):
     # ----------------------------------------------------------------- schema
 
     def init_schema(self) -> None:
-        """Create the missing tables and record the schema version; never drops anything."""
+        """Create the missing tables, migrate older schemas in place and record the version;
+        never drops anything. One transaction: a failed migration leaves the old schema."""
 
         def body(cur: Cursor) -> None:
+            created: set[str] = set()
             for table in TABLES:
                 cur.execute(self.dialect.table_exists, (table,))
                 if cur.fetchone() is None:
                     for statement in self.dialect.table_ddl(table):
                         cur.execute(statement)
+                    created.add(table)
             cur.execute(self.dialect.select_schema_version)
             found = [int(r[0]) for r in cur.fetchall()]
             if not found:
                 cur.execute(self.dialect.insert_schema_version, (SCHEMA_VERSION,))
-            elif max(found) > SCHEMA_VERSION:
+                return
+            version = max(found)
+            if version > SCHEMA_VERSION:
                 raise DatabaseUnavailable(
-                    f"the database {self.url} has schema version {max(found)}, newer than this "
+                    f"the database {self.url} has schema version {version}, newer than this "
                     f"synccli ({SCHEMA_VERSION}); upgrade synccli"
                 )
+            if version < 2 and "events" not in created:
+                # Existing events keep NULL audit columns: the log did not record them.
+                for statement in self.dialect.add_event_columns:
+                    cur.execute(statement)
+            if version < SCHEMA_VERSION:
+                cur.execute(self.dialect.update_schema_version, (SCHEMA_VERSION,))
 
         self._run(body, write=True)
 
@@ -273,6 +293,10 @@ class SqlStore(Store):
                 request.request_id,
                 payload,
                 stamp,
+                request.actor,
+                before.state,
+                before.state_time,
+                before.updated_at,
             ),
         )
         cur.execute(
@@ -343,6 +367,55 @@ class SqlStore(Store):
 
         return self._run(body, write=False)
 
+    def log_page(
+        self, date: str, after_seq: int, limit: int, appointment_id: str | None = None
+    ) -> LogPage:
+        """Up to ``limit`` entries of ``date`` after ``after_seq``, in order, and the channel
+        from the same read transaction. Writes nothing."""
+        d = self.dialect
+        filters: tuple[object, ...] = (date, after_seq)
+        if appointment_id is not None:
+            filters += (appointment_id,)
+        sql = d.select_log if appointment_id is None else d.select_log_of
+        params = (max(limit, 0), *filters) if d.limit_first else (*filters, max(limit, 0))
+
+        def body(cur: Cursor) -> LogPage:
+            channel = self._select_channel(cur, date)
+            if channel is None or limit <= 0:
+                return LogPage(date, channel, [])
+            cur.execute(sql, params)
+            return LogPage(date, channel, [entry_of(values) for values in cur.fetchall()])
+
+        return self._run(body, write=False)
+
+    def day_log(self, date: str) -> DayLog:
+        """The rows, the channel and every kept entry of ``date`` from one read transaction
+        (rows first, as ``snapshot``). Writes nothing."""
+        d = self.dialect
+        unbounded = 2**62
+        params = (unbounded, date, 0) if d.limit_first else (date, 0, unbounded)
+
+        def body(cur: Cursor) -> DayLog:
+            cur.execute(d.select_rows, (date,))
+            rows = [row_of(values) for values in cur.fetchall()]
+            channel = self._select_channel(cur, date)
+            if channel is None:
+                return DayLog(date, None, rows, [])
+            cur.execute(d.select_log, params)
+            return DayLog(date, channel, rows, [entry_of(values) for values in cur.fetchall()])
+
+        return self._run(body, write=False)
+
+    def appointment_date(self, appointment_id: str) -> str | None:
+        """The date of ``appointment_id``, None if there is no such appointment."""
+
+        def body(cur: Cursor) -> str | None:
+            cur.execute(self.dialect.select_appointment_date, (appointment_id,))
+            found = cur.fetchone()
+            return None if found is None else str(found[0])
+
+        return self._run(body, write=False)
+
     def snapshot(self, date: str) -> tuple[Channel, list[Row]]:
         """The channel and its rows from one read transaction (rows first: see the mssql
         dialect, whose locks make the head read afterwards match them)."""
@@ -376,7 +449,12 @@ class SqlStore(Store):
             events = {str(v[0]): int(v[1]) for v in cur.fetchall()}
             cur.execute(self.dialect.count_appointments)
             rows = {str(v[0]): int(v[1]) for v in cur.fetchall()}
-            return [ChannelStatus(c, events.get(c.date, 0), rows.get(c.date, 0)) for c in channels]
+            cur.execute(self.dialect.oldest_events)
+            oldest = {str(v[0]): str(v[1]) for v in cur.fetchall()}
+            return [
+                ChannelStatus(c, events.get(c.date, 0), rows.get(c.date, 0), oldest.get(c.date))
+                for c in channels
+            ]
 
         return self._run(body, write=False)
 
