@@ -9,7 +9,11 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
 from synccli.errors import ConfigError, InfrastructureError, ProtocolError
+from synccli.protocol.client_id import with_client_id
 from synccli.protocol.messages import Result, UpdateAppointmentState, dumps, parse_server_message
+
+#: The client id ``synccli checkin`` connects as: its writes are recorded as the operator's.
+OPERATOR = "operator"
 
 
 async def update_state(
@@ -33,7 +37,9 @@ async def update_state(
     headers = {"Authorization": f"Bearer {token}"} if token else None
     try:
         async with asyncio.timeout(timeout):
-            async with connect(url, additional_headers=headers, compression=None) as ws:
+            async with connect(
+                with_client_id(url, OPERATOR), additional_headers=headers, compression=None
+            ) as ws:
                 await ws.send(dumps(request.to_wire()))
                 async for frame in ws:
                     message = parse_server_message(frame)

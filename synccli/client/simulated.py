@@ -30,6 +30,7 @@ from synccli.errors import ProtocolError
 from synccli.history import records as rec
 from synccli.protocol.backoff import backoff
 from synccli.protocol.channel import SYNCED, Effects
+from synccli.protocol.client_id import with_client_id
 from synccli.protocol.messages import ClientMessage, ServerMessage, dumps, parse_server_message
 from synccli.protocol.session import ClientSession, SessionConfig
 
@@ -164,11 +165,12 @@ class SimulatedClient:
         config = self.config
         delays = backoff(config.backoff_initial, config.backoff_max, rng=self.rng)
         headers = {"Authorization": f"Bearer {config.token}"} if config.token else None
+        url = with_client_id(config.url, self.client_id)
         while not self._closing.is_set():
             self.attempts += 1
             try:
                 ws = await connect(
-                    config.url,
+                    url,
                     additional_headers=headers,
                     compression=None,
                     open_timeout=config.open_timeout,

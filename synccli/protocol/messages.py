@@ -201,6 +201,9 @@ class UpdateAppointmentState:
     appointment_id: str
     state: str
     expected_version: int | None = None
+    #: Who asks (the token's ``sub``): set by the server from the connection's credential,
+    #: never read from or written to the wire.
+    actor: str | None = None
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> UpdateAppointmentState:
@@ -213,7 +216,9 @@ class UpdateAppointmentState:
 
     def to_request(self) -> WriteRequest:
         """The domain write this message asks for."""
-        return WriteRequest(self.request_id, self.appointment_id, self.state, self.expected_version)
+        return WriteRequest(
+            self.request_id, self.appointment_id, self.state, self.expected_version, self.actor
+        )
 
     def to_wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {

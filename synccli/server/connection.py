@@ -15,6 +15,7 @@ connection flushes them first. Order is kept either way.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import Any
 
@@ -23,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 
 from synccli.domain.values import Event
 from synccli.protocol import messages as m
+from synccli.protocol.client_id import client_id_of
 from synccli.protocol.server_ops import (
     Effects,
     ReadChannel,
@@ -74,6 +76,8 @@ class Connection:
             services.metrics.writes_failed,
         )
         self._ack_timeout = config.ack_timeout_s
+        # Who this connection's writes are recorded as when no token names the user.
+        self._client_id = None if ws.request is None else client_id_of(ws.request.path)
         self._shapes_live = self.session.shapes_live
         self._accept = self.session.deliver  # bound once: called per delivery
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=config.send_queue)
@@ -186,7 +190,10 @@ class Connection:
         """Run one store operation the session asked for."""
         s = self.s
         if isinstance(op, Write):
-            return await s.write(op.request)
+            request = op.request
+            if request.actor is None and self._client_id is not None:
+                request = dataclasses.replace(request, actor=self._client_id)
+            return await s.write(request)
         if isinstance(op, ReadChannel):
             return await s.db.run(s.store.channel, op.date)
         if isinstance(op, ReadSnapshot):
