@@ -9,7 +9,8 @@ from typing import Any, TypeVar
 
 import click
 
-from synccli.errors import SynccliError
+from synccli.domain.values import check_date
+from synccli.errors import ProtocolError, SynccliError
 from synccli.harness.scenario_fields import parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,6 +41,14 @@ def handle_errors(func: F) -> F:
             raise command_error(exc.exit_code)(str(exc)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def valid_date(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """A click callback: ``value`` if it is a ``YYYY-MM-DD`` date, else a usage error."""
+    try:
+        return check_date(value)
+    except ProtocolError:
+        raise click.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD") from None
 
 
 def db_option(func: F) -> F:

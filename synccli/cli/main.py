@@ -14,6 +14,8 @@ COMMANDS = (
     ("synccli.cli.serve", "serve"),
     ("synccli.cli.checkin", "checkin"),
     ("synccli.cli.db", "db"),
+    ("synccli.cli.events", "events"),
+    ("synccli.cli.board", "board"),
     ("synccli.cli.simulate", "simulate"),
     ("synccli.cli.report", "report"),
     ("synccli.cli.scenarios", "scenarios"),

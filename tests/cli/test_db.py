@@ -44,9 +44,18 @@ def test_seed_then_status_shows_the_day(url: str) -> None:
     code, out = run("db", "status", "--db", url)
     assert code == 0, out
     header, _rule, line = out.splitlines()
-    assert header.split() == ["date", "epoch", "head", "min", "events", "appointments"]
+    assert [h.strip() for h in header.split("  ") if h.strip()] == [
+        "date",
+        "epoch",
+        "head",
+        "min",
+        "oldest kept",
+        "pruned",
+        "events",
+        "appointments",
+    ]
     cells = line.split()
-    assert (cells[0], cells[2:]) == ("2026-11-26", ["0", "1", "0", "9"])
+    assert (cells[0], cells[2:]) == ("2026-11-26", ["0", "1", "-", "none", "0", "9"])
 
 
 def test_seed_defaults_to_today_and_twenty(url: str) -> None:

@@ -1,0 +1,80 @@
+"""``synccli board``: the board of a day as it was at any moment, rebuilt from the log."""
+
+from __future__ import annotations
+
+import click
+from tabulate import tabulate
+
+from synccli.audit.board import check_head, parse_moment, rebuild, seq_at
+from synccli.audit.render import BOARD_COLUMNS, BOARD_FORMATS, board_json, board_table
+from synccli.cli.common import db_option, handle_errors, valid_date
+from synccli.cli.output import note
+from synccli.errors import EXIT_FAILED
+from synccli.store import open_store
+
+
+@click.command("board")
+@click.argument("day", metavar="DATE", callback=valid_date)
+@db_option
+@click.option(
+    "--at",
+    "at",
+    default=None,
+    help="The board as of this time: ISO 8601, UTC unless it has an offset; a time alone "
+    "(10:15) is on DATE.",
+)
+@click.option(
+    "--seq",
+    type=click.IntRange(min=0),
+    default=None,
+    help="The board just after this sequence number (0: before the day's first event).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(BOARD_FORMATS),
+    default="table",
+    show_default=True,
+    help="table or json.",
+)
+@handle_errors
+def board(day: str, db_url: str, at: str | None, seq: int | None, fmt: str) -> None:
+    """The board of DATE (YYYY-MM-DD) at --at or --seq (default: the head), rebuilt from the
+    log: each appointment as its last change up to then left it, or as it was before its
+    first later change. At the head it is checked against the stored rows.
+
+    Exit codes: 0 shown (and, at the head, it matches the stored rows), 1 the log and the
+    stored rows disagree, 2 usage error (also a time or sequence number the log cannot
+    rebuild), 4 database unreachable.
+    """
+    if at is not None and seq is not None:
+        raise click.UsageError("give --at or --seq, not both")
+    moment = None if at is None else parse_moment(at, day)
+    store = open_store(db_url)
+    try:
+        log = store.day_log(day)
+    finally:
+        store.close()
+    if log.channel is None and not log.rows:
+        note(f"no board on {day}: no appointments and nothing written on that date")
+        if fmt == "json":
+            click.echo(board_json(day, rebuild(log, 0), 0, None))
+        return
+    target = log.head if moment is None and seq is None else seq
+    if moment is not None:
+        target = seq_at(log, moment)
+    assert target is not None
+    rebuilt = rebuild(log, target)
+    problems = check_head(log) if target == log.head else None
+    if fmt == "json":
+        click.echo(board_json(day, rebuilt, log.head, problems))
+    else:
+        when = f", committed {rebuilt.committed_at}" if rebuilt.committed_at else ""
+        click.echo(f"{day} at sequence {target} of {log.head}{when}")
+        click.echo(tabulate(board_table(rebuilt), headers=BOARD_COLUMNS))
+    if problems:
+        for problem in problems:
+            note(problem)
+        raise SystemExit(EXIT_FAILED)
+    if problems is not None:
+        note(f"matches the stored rows ({len(log.rows)} appointments)")
