@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from datetime import date as date_type
 
-from synccli.audit.entries import DayLog
+from synccli.audit.entries import DayLog, LogEntry
 from synccli.domain.values import Row, iso_ms
 from synccli.errors import ConfigError
 
@@ -41,7 +41,7 @@ def earliest_seq(day: DayLog) -> int:
     for entry in day.entries:
         if entry.appointment_id not in seen:
             seen.add(entry.appointment_id)
-            if entry.before is None:
+            if not entry.knows_before:
                 floor = max(floor, entry.seq)
     return floor
 
@@ -72,21 +72,23 @@ def rebuild(day: DayLog, seq: int) -> Rebuild:
         )
     board = {row.appointment_id: row for row in day.rows}
     committed_at: str | None = None
-    # Entries are in sequence order: those at or below ``seq`` come first.
-    settled: set[str] = set()
+    # Entries are in sequence order: those at or below ``seq`` come first. Only the entries
+    # that decide a row are parsed (``LogEntry.row`` and ``before`` are lazy).
+    decided: dict[str, LogEntry] = {}
     for entry in day.entries:
         key = entry.appointment_id
         if entry.seq <= seq:
-            board[key] = entry.row
-            settled.add(key)
+            decided[key] = entry
             if entry.seq == seq:
                 committed_at = entry.committed_at
-        elif key not in settled:
+        elif key not in decided:
             # The first change after ``seq``: the row as it was then is its ``before``
             # (known: ``earliest_seq`` is at or above every first entry without one).
-            settled.add(key)
-            assert entry.before is not None, "seq is at or above earliest_seq"
-            board[key] = entry.before
+            decided[key] = entry
+    for key, entry in decided.items():
+        row = entry.row if entry.seq <= seq else entry.before
+        assert row is not None, "seq is at or above earliest_seq"
+        board[key] = row
     return Rebuild(seq, [board[key] for key in sorted(board)], committed_at)
 
 

@@ -45,32 +45,12 @@ def event_of(date: str, values: Sequence[Any]) -> Event:
     return Event(date, epoch, int(values[1]), row, action, str(values[4]))
 
 
-def entry_of(values: Sequence[Any]) -> LogEntry:
-    """A ``LogEntry`` from ``seq, event_id, appointment_id, request_id, payload,
-    committed_at, actor, from_state, from_state_time, from_updated_at``. The row before the
-    change is the row after it with the ``from_*`` columns and the previous version."""
-    row = Row.from_wire(json.loads(values[4]))
-    before = None
-    if values[7] is not None and values[9] is not None:
-        state_time = None if values[8] is None else str(values[8])
-        before = Row(
-            row.appointment_id,
-            row.date,
-            row.patient,
-            str(values[7]),
-            state_time,
-            row.version - 1,
-            str(values[9]),
-        )
-    return LogEntry(
-        int(values[0]),
-        str(values[1]).split(":")[1],
-        row,
-        None if values[3] is None else str(values[3]),
-        str(values[5]),
-        None if values[6] is None else str(values[6]),
-        before,
-    )
+def entries_of(rows: Sequence[Sequence[Any]]) -> list[LogEntry]:
+    """``LogEntry`` values from rows of ``seq, event_id, appointment_id, request_id,
+    payload, committed_at, actor, from_state, from_state_time, from_updated_at`` (the
+    fields' order: each row becomes an entry as it is; both drivers return ``int`` for
+    the sequence number and ``str`` for text)."""
+    return list(map(LogEntry._make, rows))
 
 
 def payload_of(row: Row) -> str:

@@ -27,7 +27,7 @@ from synccli.store.dialect import TABLES, Dialect, ErrorKind
 from synccli.store.pool import Connection, ConnectionPool, Cursor
 from synccli.store.records import (
     channel_of,
-    entry_of,
+    entries_of,
     event_of,
     payload_of,
     replay,
@@ -384,7 +384,7 @@ class SqlStore(Store):
             if channel is None or limit <= 0:
                 return LogPage(date, channel, [])
             cur.execute(sql, params)
-            return LogPage(date, channel, [entry_of(values) for values in cur.fetchall()])
+            return LogPage(date, channel, entries_of(cur.fetchall()))
 
         return self._run(body, write=False)
 
@@ -402,7 +402,7 @@ class SqlStore(Store):
             if channel is None:
                 return DayLog(date, None, rows, [])
             cur.execute(d.select_log, params)
-            return DayLog(date, channel, rows, [entry_of(values) for values in cur.fetchall()])
+            return DayLog(date, channel, rows, entries_of(cur.fetchall()))
 
         return self._run(body, write=False)
 
