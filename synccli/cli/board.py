@@ -8,7 +8,7 @@ from tabulate import tabulate
 from synccli.audit.board import check_head, parse_moment, rebuild, seq_at
 from synccli.audit.render import BOARD_COLUMNS, BOARD_FORMATS, board_json, board_table
 from synccli.cli.common import db_option, handle_errors, valid_date
-from synccli.cli.output import note
+from synccli.cli.output import format_option, note
 from synccli.errors import EXIT_FAILED
 from synccli.store import open_store
 
@@ -29,14 +29,7 @@ from synccli.store import open_store
     default=None,
     help="The board just after this sequence number (0: before the day's first event).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(BOARD_FORMATS),
-    default="table",
-    show_default=True,
-    help="table or json.",
-)
+@format_option(BOARD_FORMATS, "table or json.")
 @handle_errors
 def board(day: str, db_url: str, at: str | None, seq: int | None, fmt: str) -> None:
     """The board of DATE (YYYY-MM-DD) at --at or --seq (default: the head), rebuilt from the

@@ -6,7 +6,7 @@ import click
 
 from synccli.audit.render import LOG_FORMATS, log_blocks
 from synccli.cli.common import db_option, handle_errors, valid_date
-from synccli.cli.output import note, stream
+from synccli.cli.output import format_option, note, stream
 from synccli.store import open_store
 from synccli.store.log import LogReader, check_appointment
 
@@ -23,14 +23,7 @@ from synccli.store.log import LogReader, check_appointment
     help="Only events after this sequence number.",
 )
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many events.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(LOG_FORMATS),
-    default="table",
-    show_default=True,
-    help="table, json (one object per line) or csv.",
-)
+@format_option(LOG_FORMATS, "table, json (one object per line) or csv.")
 @handle_errors
 def events(
     day: str, db_url: str, appointment_id: str | None, since: int, limit: int | None, fmt: str
