@@ -9,14 +9,16 @@ from synccli.domain.channels import Channel
 from synccli.errors import SynccliError
 from synccli.store.base import Store
 
-#: Entries fetched per read transaction.
-PAGE = 2_000
+#: Entries in the first read transaction (the first screen comes at once); each further
+#: page doubles, up to ``MAX_PAGE``, so a long day takes few round trips.
+PAGE = 1_000
+MAX_PAGE = 32_000
 
 
 class LogReader:
     """The entries of one date after ``since``, at most ``limit`` (None: all), of one
-    appointment when given. ``channel`` is known after the first page (None: the date has
-    never had a write)."""
+    appointment when given, in pages of ``page`` entries doubling up to ``max_page``.
+    ``channel`` is known after the first page (None: the date has never had a write)."""
 
     def __init__(
         self,
@@ -27,9 +29,10 @@ class LogReader:
         limit: int | None = None,
         appointment_id: str | None = None,
         page: int = PAGE,
+        max_page: int = MAX_PAGE,
     ) -> None:
         self.store, self.date, self.since, self.limit = store, date, since, limit
-        self.appointment_id, self.page = appointment_id, page
+        self.appointment_id, self.page, self.max_page = appointment_id, page, max(page, max_page)
         self.channel: Channel | None = None
         self.count = 0
 
@@ -39,15 +42,17 @@ class LogReader:
 
     def pages(self, first: list[LogEntry]) -> Iterator[list[LogEntry]]:
         """``first`` and then every further page, each its own read transaction."""
-        page = first
+        page, size = first, self.page
         while page:
             yield page
-            if len(page) < self._want(self.page) or self._left() == 0:
+            if len(page) < self._want(size) or self._left() == 0:
                 return
-            page = self._read(page[-1].seq)
+            size = min(size * 2, self.max_page)
+            page = self._read(page[-1].seq, size)
 
-    def _read(self, after: int) -> list[LogEntry]:
-        found = self.store.log_page(self.date, after, self._want(self.page), self.appointment_id)
+    def _read(self, after: int, size: int | None = None) -> list[LogEntry]:
+        want = self._want(self.page if size is None else size)
+        found = self.store.log_page(self.date, after, want, self.appointment_id)
         self.channel = found.channel
         self.count += len(found.entries)
         return found.entries

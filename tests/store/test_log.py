@@ -137,11 +137,13 @@ def test_the_reader_pages_and_stops_at_the_limit(store: SqlStore) -> None:
     store.seed(DATE, 1)
     for i, state in enumerate(["Present", "Scheduled"] * 5):
         store.write(WriteRequest(f"r{i}", appt(1), state), NOW + timedelta(seconds=i))
-    reader = LogReader(store, DATE, since=2, limit=5, page=2)
+    reader = LogReader(store, DATE, since=2, limit=5, page=2, max_page=2)
     pages = list(reader.pages(reader.first()))
     assert [[e.seq for e in p] for p in pages] == [[3, 4], [5, 6], [7]]
-    reader = LogReader(store, DATE, page=3)
-    assert [e.seq for p in reader.pages(reader.first()) for e in p] == list(range(1, 11))
+    reader = LogReader(store, DATE, page=1, max_page=4)
+    pages = list(reader.pages(reader.first()))
+    assert [len(p) for p in pages] == [1, 2, 4, 3]
+    assert [e.seq for p in pages for e in p] == list(range(1, 11))
 
 
 # ------------------------------------------------------------------ the board at any seq
