@@ -52,8 +52,9 @@ class WriteOutcome:
 
 @dataclass(frozen=True, slots=True)
 class ChannelStatus:
-    """A channel with its counts; ``oldest_kept`` is when its oldest kept event (``min_seq``)
-    was committed, None when its log is empty."""
+    """What ``synccli db status`` shows of a channel: its position and how much it holds.
+    ``oldest_kept`` is when its oldest kept event (``min_seq``) was committed, None when its
+    log is empty."""
 
     channel: Channel
     events: int

@@ -23,6 +23,7 @@ from synccli.errors import EXIT_FAILED, EXIT_USAGE
 from synccli.protocol.client_id import client_id_of, with_client_id
 from synccli.store import open_store
 from synccli.store.base import Store
+from synccli.tokens import mint_token
 from tests.server.helpers import Client, aio, client, running_server
 from tests.server.helpers import db_url as server_db_url
 from tests.store.contract import DATE, NOW, appt
@@ -237,3 +238,17 @@ async def test_writes_through_the_server_record_the_connection_s_client(tmp_path
     result = invoke("events", DATE, "--db", server_db_url(tmp_path), "--format", "json")
     actors = [(r["requestId"], r["actor"]) for r in map(json.loads, result.stdout.splitlines())]
     assert actors == [("op-1", "operator"), ("anon-1", None), ("c7-1", "c7")]
+
+
+@aio
+async def test_a_jwt_subject_is_the_actor_even_with_a_client_id(tmp_path: Path) -> None:
+    secret = "k" * 40
+    async with running_server(tmp_path, jwt_secret=secret) as server:
+        signed = mint_token(secret, "dr-jones", ["*"], True, 600)
+        headers = {"Authorization": f"Bearer {signed}"}
+        url = with_client_id(server.url, "c9")
+        async with connect(url, additional_headers=headers, compression=None) as ws:
+            assert (await Client(ws).write(1, request_id="jwt-1"))["ok"]
+    result = invoke("events", DATE, "--db", server_db_url(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[2].split()[-2:] == ["dr-jones", "jwt-1"]
