@@ -60,6 +60,14 @@ def seq_at(day: DayLog, moment: str) -> int:
     return found
 
 
+def target_seq(day: DayLog, moment: str | None, seq: int | None) -> int:
+    """The sequence number a board asks for: at ``moment`` (``seq_at``), else ``seq``,
+    else the head."""
+    if moment is not None:
+        return seq_at(day, moment)
+    return day.head if seq is None else seq
+
+
 def rebuild(day: DayLog, seq: int) -> Rebuild:
     """The board of ``day`` at ``seq`` (see the module rules); ``ConfigError`` outside the
     range the log can rebuild."""

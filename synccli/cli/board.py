@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from tabulate import tabulate
 
-from synccli.audit.board import check_head, parse_moment, rebuild, seq_at
+from synccli.audit.board import check_head, parse_moment, rebuild, target_seq
 from synccli.audit.render import BOARD_COLUMNS, BOARD_FORMATS, board_json, board_table
 from synccli.cli.common import db_option, handle_errors, valid_date
 from synccli.cli.output import format_option, note
@@ -53,10 +53,7 @@ def board(day: str, db_url: str, at: str | None, seq: int | None, fmt: str) -> N
         if fmt == "json":
             click.echo(board_json(day, rebuild(log, 0), 0, None))
         return
-    target = log.head if moment is None and seq is None else seq
-    if moment is not None:
-        target = seq_at(log, moment)
-    assert target is not None
+    target = target_seq(log, moment, seq)
     rebuilt = rebuild(log, target)
     problems = check_head(log) if target == log.head else None
     if fmt == "json":

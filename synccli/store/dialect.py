@@ -72,6 +72,7 @@ class Dialect:
     select_events: str
     select_log: str
     select_log_of: str
+    select_day_log: str
     select_appointment_date: str
     delete_events_before: str
     delete_events_of_date: str
@@ -237,6 +238,7 @@ def _build(
             f"SELECT{top[0]} {_LOG} FROM events WHERE date = ? AND seq > ? "
             f"AND appointment_id = ? ORDER BY seq{top[1]}"
         ),
+        select_day_log=f"SELECT {_LOG} FROM events WHERE date = ? ORDER BY seq",
         select_appointment_date="SELECT date FROM appointments WHERE appointment_id = ?",
         delete_events_before="DELETE FROM events WHERE committed_at < ?",
         delete_events_of_date="DELETE FROM events WHERE date = ?",

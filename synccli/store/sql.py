@@ -392,8 +392,6 @@ class SqlStore(Store):
         """The rows, the channel and every kept entry of ``date`` from one read transaction
         (rows first, as ``snapshot``). Writes nothing."""
         d = self.dialect
-        unbounded = 2**62
-        params = (unbounded, date, 0) if d.limit_first else (date, 0, unbounded)
 
         def body(cur: Cursor) -> DayLog:
             cur.execute(d.select_rows, (date,))
@@ -401,7 +399,7 @@ class SqlStore(Store):
             channel = self._select_channel(cur, date)
             if channel is None:
                 return DayLog(date, None, rows, [])
-            cur.execute(d.select_log, params)
+            cur.execute(d.select_day_log, (date,))
             return DayLog(date, channel, rows, entries_of(cur.fetchall()))
 
         return self._run(body, write=False)
