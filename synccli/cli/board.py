@@ -7,15 +7,22 @@ from tabulate import tabulate
 
 from synccli.audit.board import check_head, parse_moment, rebuild, target_seq
 from synccli.audit.render import BOARD_COLUMNS, BOARD_FORMATS, board_json, board_table
-from synccli.cli.common import db_option, handle_errors, valid_date
+from synccli.cli.common import db_option, examples, handle_errors, valid_date
 from synccli.cli.output import format_option, note
 from synccli.errors import EXIT_FAILED
 from synccli.store import open_store
 
 
-@click.command("board")
+@click.command(
+    "board",
+    epilog=examples(
+        "synccli board 2026-11-26",
+        "synccli board 2026-11-26 --at 10:15",
+        "synccli board 2026-11-26 --seq 120 -f json",
+    ),
+)
 @click.argument("day", metavar="DATE", callback=valid_date)
-@db_option
+@db_option()
 @click.option(
     "--at",
     "at",
@@ -32,7 +39,9 @@ from synccli.store import open_store
 @format_option(BOARD_FORMATS, "table or json.")
 @handle_errors
 def board(day: str, db_url: str, at: str | None, seq: int | None, fmt: str) -> None:
-    """The board of DATE (YYYY-MM-DD) at --at or --seq (default: the head), rebuilt from the
+    """Show a day's board as it was at a moment.
+
+    The board of DATE (YYYY-MM-DD) at --at or --seq (default: the head), rebuilt from the
     log: each appointment as its last change up to then left it, or as it was before its
     first later change. At the head it is checked against the stored rows.
 

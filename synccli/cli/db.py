@@ -7,20 +7,33 @@ from datetime import date as date_type
 import click
 from tabulate import tabulate
 
-from synccli.cli.common import db_option, handle_errors, valid_date
+from synccli.cli.common import db_option, examples, handle_errors, option, valid_date
 from synccli.store import open_store
 
 
-@click.group("db")
+@click.group(
+    "db",
+    epilog=examples(
+        "synccli db init --db sqlite:///clinic.db",
+        "synccli db seed --date 2026-11-26 --appointments 40",
+        "SYNCCLI_DB=sqlite:///clinic.db synccli db status",
+    ),
+)
 def db() -> None:
-    """Create, seed and inspect the sync database (exit 4 when it cannot be reached)."""
+    """Create, seed and inspect the database.
+
+    Every subcommand exits 4 when the database cannot be reached.
+    """
 
 
-@db.command("init")
-@db_option
+@db.command("init", epilog=examples("synccli db init", "synccli db init --db sqlite:///clinic.db"))
+@db_option()
 @handle_errors
 def init(db_url: str) -> None:
-    """Create or migrate the schema; never destroys data."""
+    """Create or migrate the schema.
+
+    Never destroys data: tables that exist are kept, missing ones are added.
+    """
     store = open_store(db_url)
     try:
         store.init_schema()
@@ -35,15 +48,18 @@ def _valid_date(ctx: click.Context, param: click.Parameter, value: str | None) -
     return valid_date(ctx, param, value)
 
 
-@db.command("seed")
-@db_option
-@click.option(
+@db.command(
+    "seed",
+    epilog=examples("synccli db seed", "synccli db seed --date 2026-11-26 --appointments 40"),
+)
+@db_option()
+@option(
     "--date",
     "day",
     callback=_valid_date,
     help="The day to fill, YYYY-MM-DD.  [default: today]",
 )
-@click.option(
+@option(
     "--appointments",
     "count",
     type=click.IntRange(0, 100_000),
@@ -53,8 +69,11 @@ def _valid_date(ctx: click.Context, param: click.Parameter, value: str | None) -
 )
 @handle_errors
 def seed(db_url: str, day: str, count: int) -> None:
-    """Create a day of Scheduled appointments (rows, not events); existing ones are kept.
-    The schema is created first if it is missing."""
+    """Create a day of Scheduled appointments.
+
+    They are rows, not events; existing ones are kept. The schema is created first if it is
+    missing.
+    """
     store = open_store(db_url)
     try:
         store.init_schema()
@@ -64,12 +83,18 @@ def seed(db_url: str, day: str, count: int) -> None:
     click.echo(f"{created} appointments created for {day} ({count - created} already there)")
 
 
-@db.command("status")
-@db_option
+@db.command(
+    "status",
+    epilog=examples("synccli db status", "synccli db status --db sqlite:///clinic.db"),
+)
+@db_option()
 @handle_errors
 def status(db_url: str) -> None:
-    """Show every channel: epoch, head and oldest kept sequence number with its commit time,
-    what retention pruned, events and appointments."""
+    """Show every channel's epoch and heads.
+
+    One row per date: epoch, head and oldest kept sequence number with its commit time,
+    what retention pruned, events and appointments.
+    """
     store = open_store(db_url)
     try:
         channels = store.status()

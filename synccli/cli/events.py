@@ -5,15 +5,22 @@ from __future__ import annotations
 import click
 
 from synccli.audit.render import LOG_FORMATS, log_blocks
-from synccli.cli.common import db_option, handle_errors, valid_date
+from synccli.cli.common import db_option, examples, handle_errors, valid_date
 from synccli.cli.output import format_option, note, stream
 from synccli.store import open_store
 from synccli.store.log import LogReader, check_appointment
 
 
-@click.command("events")
+@click.command(
+    "events",
+    epilog=examples(
+        "synccli events 2026-11-26 | less",
+        "synccli events 2026-11-26 --appointment 2026-11-26-0007",
+        "synccli events 2026-11-26 --since 1200 -f csv > log.csv",
+    ),
+)
 @click.argument("day", metavar="DATE", callback=valid_date)
-@db_option
+@db_option()
 @click.option("--appointment", "appointment_id", default=None, help="Only this appointment.")
 @click.option(
     "--since",
@@ -28,8 +35,10 @@ from synccli.store.log import LogReader, check_appointment
 def events(
     day: str, db_url: str, appointment_id: str | None, since: int, limit: int | None, fmt: str
 ) -> None:
-    """The log of DATE (YYYY-MM-DD), oldest first: sequence number, commit time, appointment,
-    patient, from → to, version, who made the change (actor) and its request id.
+    """Show a day's log, oldest first.
+
+    The log of DATE (YYYY-MM-DD): sequence number, commit time, appointment, patient,
+    from → to, version, who made the change (actor) and its request id.
 
     Output streams page by page (pipe it to a pager); notes (pruned events, an empty log) go
     to stderr. Exit codes: 0 shown (also an empty log), 1 no such appointment, 2 usage

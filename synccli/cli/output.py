@@ -14,8 +14,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def format_option(formats: Sequence[str], help_text: str) -> Callable[[F], F]:
-    """``--format`` among ``formats`` (the first is the default), passed as ``fmt``."""
+    """``-f/--format`` among ``formats`` (the first is the default), passed as ``fmt``."""
     return click.option(
+        "-f",
         "--format",
         "fmt",
         type=click.Choice(formats),
