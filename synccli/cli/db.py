@@ -94,3 +94,17 @@ def status(db_url: str) -> None:
         for s in channels
     ]
     click.echo(tabulate(table, headers=["date", "epoch", "head", "min", "events", "appointments"]))
+
+
+@db.command("prune-channels")
+@db_option
+@handle_errors
+def prune_channels(db_url: str) -> None:
+    """Delete channels that never had an event and have no appointments (left by reads of
+    unused dates in older versions, which created a row per date read)."""
+    store = open_store(db_url)
+    try:
+        removed = store.prune_channels()
+    finally:
+        store.close()
+    click.echo(f"{removed} empty channels removed from {store.url}")

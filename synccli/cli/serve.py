@@ -11,6 +11,7 @@ import click
 from synccli.cli.common import db_option, handle_errors
 from synccli.errors import ConfigError
 from synccli.injection import SERVER_BUGS, check_bugs
+from synccli.server import logs
 from synccli.server.app import SyncServer, run_server
 from synccli.server.config import ServerConfig
 from synccli.store import redact_url
@@ -107,6 +108,54 @@ def _announce(server: SyncServer) -> None:
     help="Seconds a database call may take before it is answered as db_unavailable.",
 )
 @click.option(
+    "--max-connections",
+    envvar="SYNCCLI_MAX_CONNECTIONS",
+    type=click.IntRange(min=1),
+    default=DEFAULTS["max_connections"],
+    show_default=True,
+    help="Open connections; more are refused with HTTP 503.",
+)
+@click.option(
+    "--send-queue-bytes",
+    envvar="SYNCCLI_SEND_QUEUE_BYTES",
+    type=click.IntRange(min=1),
+    default=DEFAULTS["send_queue_bytes"],
+    show_default=True,
+    help="Bytes queued per connection before it is closed as too slow (4001).",
+)
+@click.option(
+    "--max-subscriptions",
+    envvar="SYNCCLI_MAX_SUBSCRIPTIONS",
+    type=click.IntRange(min=1),
+    default=DEFAULTS["max_subscriptions"],
+    show_default=True,
+    help="Dates one connection may subscribe to at once.",
+)
+@click.option(
+    "--message-rate",
+    envvar="SYNCCLI_MESSAGE_RATE",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULTS["message_rate"],
+    show_default=True,
+    help="Client messages per second per connection (bursts of twice that).",
+)
+@click.option(
+    "--days-back",
+    envvar="SYNCCLI_DAYS_BACK",
+    type=click.IntRange(min=0),
+    default=DEFAULTS["days_back"],
+    show_default=True,
+    help="Oldest date served, in days before today.",
+)
+@click.option(
+    "--days-ahead",
+    envvar="SYNCCLI_DAYS_AHEAD",
+    type=click.IntRange(min=0),
+    default=DEFAULTS["days_ahead"],
+    show_default=True,
+    help="Latest date served, in days after today.",
+)
+@click.option(
     "--log-level",
     envvar="SYNCCLI_LOG_LEVEL",
     type=click.Choice(["debug", "info", "warning", "error"]),
@@ -142,12 +191,19 @@ def serve(
     max_replay: int,
     retention: float,
     db_timeout: float,
+    max_connections: int,
+    send_queue_bytes: int,
+    max_subscriptions: int,
+    message_rate: float,
+    days_back: int,
+    days_ahead: int,
     log_level: str,
     fault_hooks: bool,
     inject_bugs: tuple[str, ...],
     bug_seed: int,
 ) -> None:
-    """Run the sync server: WebSocket endpoint /ws, GET /healthz and /metrics on one port.
+    """Run the sync server: WebSocket endpoint /ws, GET /livez, /readyz (/healthz) and
+    /metrics on one port.
 
     Creates or migrates the database schema at start. Stops cleanly on Ctrl+C or SIGTERM
     (a second Ctrl+C forces exit). Exit codes: 0 stopped, 2 usage error, 4 port in use or
@@ -162,6 +218,7 @@ def serve(
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logs.install()  # one line per second per kind of message (EMFILE accept() floods)
     if log_level != "debug":
         # websockets logs every HTTP probe and connection at INFO: noise for operators.
         logging.getLogger("websockets").setLevel(logging.WARNING)
@@ -177,6 +234,13 @@ def serve(
         max_replay=max_replay,
         retention_hours=retention,
         db_timeout_s=db_timeout,
+        max_connections=max_connections,
+        send_queue_bytes=send_queue_bytes,
+        max_subscriptions=max_subscriptions,
+        message_rate=message_rate,
+        message_burst=2 * message_rate,
+        days_back=days_back,
+        days_ahead=days_ahead,
         fault_hooks=fault_hooks,
         inject_bugs=inject_bugs,
         bug_seed=bug_seed,

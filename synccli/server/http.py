@@ -1,7 +1,13 @@
 """Plain HTTP on the WebSocket port: routing, bearer-token auth, health, metrics, fault hooks.
 
 ``route`` is websockets' ``process_request``: it answers every non-WebSocket path itself and
-returns None only for an authorised ``/ws`` handshake.
+returns None only for an authorised ``/ws`` handshake, and answers 503 to one beyond
+``max_connections``.
+
+Health: ``/livez`` says the process answers (always 200). ``/readyz`` runs the store's
+write-path probe (a write transaction; for SQLite also a small synced file next to the
+database, so a full disk shows) and answers 503 with the reason when it fails; the result is
+kept for ``READY_CACHE_S`` so probes cannot load the database. ``/healthz`` is ``/readyz``.
 """
 
 from __future__ import annotations
@@ -20,9 +26,12 @@ from websockets.http11 import Request, Response
 
 from synccli.domain.values import check_date
 from synccli.errors import DatabaseUnavailable, ProtocolError, TransientDatabaseError
+from synccli.server import logs
 from synccli.server.services import Services
 
 FAULT_MODES = ("verify", "deadlock", "slow_commit", "off")
+#: Seconds a readiness result is reused.
+READY_CACHE_S = 1.0
 
 
 def _respond(
@@ -80,6 +89,7 @@ class Router:
 
     def __init__(self, services: Services) -> None:
         self.s = services
+        self._ready: tuple[float, str | None] | None = None  # (when, why not ready)
 
     async def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
@@ -93,10 +103,23 @@ class Router:
                     "missing or wrong bearer token\n",
                     "text/plain; charset=utf-8",
                 )
+            if self.s.metrics.connections >= self.s.config.max_connections:
+                self.s.metrics.inc("connections_refused_total")
+                return _respond(
+                    connection,
+                    HTTPStatus.SERVICE_UNAVAILABLE,
+                    f"at most {self.s.config.max_connections} connections; try again later\n",
+                    "text/plain; charset=utf-8",
+                )
             return None
-        if url.path == "/healthz":
-            return self._health(connection)
+        if url.path == "/livez":
+            return _json(connection, HTTPStatus.OK, {"status": "alive"})
+        if url.path in ("/readyz", "/healthz"):
+            return await self._health(connection)
         if url.path == "/metrics":
+            counts = self.s.metrics.counts
+            counts["db_corrupt_total"] = self.s.store.corrupt_errors
+            counts["log_lines_suppressed_total"] = logs.SUPPRESSED.total
             text = self.s.metrics.render()
             return _respond(connection, HTTPStatus.OK, text, "text/plain; version=0.0.4")
         if url.path.startswith("/_admin/") and self.s.config.fault_hooks:
@@ -105,10 +128,26 @@ class Router:
             return await self._admin(connection, url.path, query)
         return _json(connection, HTTPStatus.NOT_FOUND, {"error": f"no such path {url.path}"})
 
-    def _health(self, connection: ServerConnection) -> Response:
+    async def _not_ready(self) -> str | None:
+        """Why the server is not ready (the probe's failure), or None; cached briefly."""
+        now = time.monotonic()
+        if self._ready is not None and now - self._ready[0] < READY_CACHE_S:
+            return self._ready[1]
+        reason: str | None = None
+        try:
+            await self.s.db.run(self.s.store.probe)
+        except DatabaseUnavailable as exc:
+            reason = str(exc)
+        self._ready = (time.monotonic(), reason)
+        self.s.metrics.db_up = reason is None
+        return reason
+
+    async def _health(self, connection: ServerConnection) -> Response:
         metrics = self.s.metrics
-        if not metrics.db_up:
-            return _json(connection, HTTPStatus.SERVICE_UNAVAILABLE, {"status": "db_unavailable"})
+        reason = await self._not_ready()
+        if reason is not None:
+            failed = {"status": "db_unavailable", "reason": reason}
+            return _json(connection, HTTPStatus.SERVICE_UNAVAILABLE, failed)
         body = {
             "status": "ok",
             "connections": metrics.connections,

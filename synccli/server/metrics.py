@@ -24,6 +24,12 @@ _HELP = {
     "write_db_retries_total": ("counter", "Writes retried after a transient database error."),
     "internal_errors_total": ("counter", "Unexpected exceptions in handlers."),
     "connections_total": ("counter", "WebSocket connections accepted."),
+    "connections_refused_total": ("counter", "Upgrades refused with 503 (max connections)."),
+    "rate_limited_total": ("counter", "Client messages refused over the message rate."),
+    "rate_limit_closes_total": ("counter", "Connections closed 1008 (sustained flood)."),
+    "subscription_limit_total": ("counter", "Subscribes refused (too many subscriptions)."),
+    "db_corrupt_total": ("counter", "Database errors that reported a corrupt database."),
+    "log_lines_suppressed_total": ("counter", "Log lines dropped by the flood limit."),
 }
 
 
