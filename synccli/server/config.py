@@ -36,7 +36,7 @@ class ServerConfig:
     #: Open WebSocket connections; more are refused with HTTP 503 at the upgrade.
     max_connections: int = 2000
     #: Bytes of frames queued for one connection before it is closed 4001.
-    send_queue_bytes: int = 16 * 1024 * 1024
+    send_queue_bytes: int = 8 * 1024 * 1024
     #: Events per replay page; the next page is read once the queue is below a quarter.
     replay_page: int = 500
     max_subscriptions: int = 100

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import gc
 import logging
 from typing import Any
 
@@ -46,14 +47,18 @@ log = logging.getLogger(__name__)
 
 #: Above this many bytes waiting in the socket's write buffer, frames go through the queue.
 WRITE_BUFFER_LIMIT = 64 * 1024
-#: Frames the sender writes per wake-up before waiting for the socket to drain.
+#: Frames (and bytes) the sender writes per wake-up before waiting for the socket to drain.
 SEND_BATCH = 64
+SEND_BATCH_BYTES = 256 * 1024
 #: A connection that queued more than this hands freed memory back to the system at its end.
 TRIM_AFTER_BYTES = 1024 * 1024
 
 
-def _malloc_trim() -> None:
-    """Return the C heap's free memory to the system (glibc keeps it otherwise)."""
+def release_memory() -> None:
+    """Free garbage cycles now and return the C heap's free memory to the system. The
+    server collects rarely (``app.GC_THRESHOLD``) and glibc keeps freed memory otherwise,
+    so a connection that queued a lot calls this once it is gone."""
+    gc.collect()
     name = ctypes.util.find_library("c")
     if name is None:
         return
@@ -147,7 +152,8 @@ class Connection:
             self._queue.get_nowait()
         self._queued_bytes = 0
         if self._peak_bytes > TRIM_AFTER_BYTES:
-            _malloc_trim()
+            # Once this handler has returned (``call_soon``).
+            self._loop.call_soon(release_memory)
 
     def abort(self, code: int, reason: str) -> None:
         """Close the connection with ``code`` (from synchronous code paths)."""
@@ -167,9 +173,11 @@ class Connection:
             while True:
                 batch = [await queue.get()]
                 self._in_flight = True
-                while len(batch) < SEND_BATCH and not queue.empty():
+                size = len(batch[0])
+                while len(batch) < SEND_BATCH and size < SEND_BATCH_BYTES and not queue.empty():
                     batch.append(queue.get_nowait())
-                self._queued_bytes -= sum(len(frame) for frame in batch)
+                    size += len(batch[-1])
+                self._queued_bytes -= size
                 if self._queued_bytes <= self._queue_bytes_limit // 4:
                     self._drained.set()
                 for frame in batch[:-1]:
@@ -218,8 +226,9 @@ class Connection:
             op = effects.op
             if op is None:
                 return
-            if isinstance(op, ReadEvents):
-                await self._room_for_a_page()
+            if isinstance(op, ReadEvents) and not await self._room_for_a_page():
+                self._closing = True  # the peer is gone: abandon the replay
+                return
             try:
                 result = await self._perform(op)
             except Exception as exc:
@@ -227,12 +236,15 @@ class Connection:
             else:
                 effects = session.resume(result, self._loop.time())
 
-    async def _room_for_a_page(self) -> None:
-        """Wait until the queue is below a quarter of its byte bound (or the connection
-        ends): a replay's next page is read only then."""
-        while self._queued_bytes > self._queue_bytes_limit // 4 and not self._closing:
-            if self._sender_task is None or self._sender_task.done():
-                return
+    async def _room_for_a_page(self) -> bool:
+        """Wait until the queue is below a quarter of its byte bound: a replay's next page
+        is read only then. False when the connection ends meanwhile."""
+        while True:
+            sender = self._sender_task
+            if self._closing or sender is None or sender.done():
+                return False
+            if self._queued_bytes <= self._queue_bytes_limit // 4:
+                return True
             self._drained.clear()
             await self._drained.wait()
 

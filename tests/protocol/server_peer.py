@@ -101,7 +101,7 @@ class Peer:
         self.closed: Close | None = None
         self.relay_woken = False
         self.session = ServerSession(
-            config or ServerSessionConfig(), backend.hub, self, now, policy
+            config or ServerSessionConfig(), backend.hub, self, now, policy, today=NOW.date
         )
 
     # The hub's side (``Subscriber``).
