@@ -213,12 +213,7 @@ def serve(
         check_bugs(inject_bugs, "server")
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--inject-bug") from None
-    logging.basicConfig(
-        level=log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logs.install()  # one line per second per kind of message (EMFILE accept() floods)
+    logs.configure(log_level)  # stderr; one line a second per kind (EMFILE accept() floods)
     if log_level != "debug":
         # websockets logs every HTTP probe and connection at INFO: noise for operators.
         logging.getLogger("websockets").setLevel(logging.WARNING)

@@ -2,13 +2,15 @@
 
 A kind is the logger and the message template (not its arguments), so a burst of asyncio's
 ``socket.accept() out of system resource`` (EMFILE) or of one failing handler is one line a
-second, the next saying how many were suppressed. ``install`` puts the filter on the root
-logger's handlers (``synccli serve`` calls it after configuring logging).
+second, the next saying how many were suppressed. ``configure`` (``synccli serve``) sets up
+the stderr handler with the filter, unless logging is configured already (by a test runner
+or an application embedding the server), whose handlers it leaves alone.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,11 +34,20 @@ class FloodFilter(logging.Filter):
     clock: Callable[[], float] = time.monotonic
     counter: Suppressed = field(default_factory=lambda: SUPPRESSED)
     _kinds: dict[tuple[str, str], tuple[float, int]] = field(default_factory=dict)
+    # The last record and the decision on it: a filter on several handlers decides once.
+    _last: tuple[logging.LogRecord, bool] | None = None
 
     def __post_init__(self) -> None:
         logging.Filter.__init__(self)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if self._last is not None and self._last[0] is record:
+            return self._last[1]
+        passed = self._decide(record)
+        self._last = (record, passed)
+        return passed
+
+    def _decide(self, record: logging.LogRecord) -> bool:
         kind = (record.name, str(record.msg))
         now = self.clock()
         seen = self._kinds.get(kind)
@@ -52,9 +63,19 @@ class FloodFilter(logging.Filter):
         return True
 
 
-def install(interval: float = 1.0) -> FloodFilter:
-    """Limit floods on every handler of the root logger."""
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure(level: str, interval: float = 1.0) -> FloodFilter | None:
+    """Log to stderr at ``level`` with floods limited, like ``logging.basicConfig``: when
+    the root logger has handlers already, change nothing (and return None)."""
+    root = logging.getLogger()
+    if root.handlers:
+        return None
     flood = FloodFilter(interval)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(flood)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(flood)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
     return flood

@@ -159,6 +159,16 @@ def test_a_flood_is_one_line_a_second_per_kind_with_the_count() -> None:
     assert flood.filter(quiet) and quiet.getMessage() == accept  # nothing was suppressed
 
 
+def test_a_filter_on_several_handlers_decides_once_per_record() -> None:
+    flood = FloodFilter(1.0, clock=lambda: 0.0, counter=Suppressed())
+    handlers = [logging.Handler(), logging.Handler()]
+    for handler in handlers:
+        handler.addFilter(flood)
+    first, again = record("same"), record("same")
+    assert [h.filter(first) for h in handlers] == [True, True]  # both handlers log it
+    assert [h.filter(again) for h in handlers] == [False, False]
+
+
 def _few_descriptors() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
 
