@@ -25,7 +25,7 @@ _DIR_OPTION = click.option(
     "directory",
     type=click.Path(file_okay=False, path_type=Path),
     default=SCENARIO_DIR,
-    show_default=True,
+    show_default="the shipped scenarios",
     help="Folder of scenario files looked up by name.",
 )
 
@@ -34,8 +34,8 @@ _DIR_OPTION = click.option(
 def scenarios() -> None:
     """Scenario files: load, fault schedule and thresholds of a run (see docs/scenarios.md).
 
-    A scenario is named by its file (scenarios/NAME.toml) or given as a path; `default`
-    is the built-in one `synccli simulate` runs without --scenario.
+    A scenario is named by a shipped file (synccli/scenarios/NAME.toml, or --dir) or given
+    as a path; `default` is the built-in one `synccli simulate` runs without --scenario.
     """
 
 
@@ -78,7 +78,7 @@ def show_command(ref: str, as_json: bool, directory: Path) -> None:
 @scenarios.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate_command(files: tuple[Path, ...]) -> None:
-    """Check scenario FILES; print OK or the error (file:line: field: problem) for each.
+    """Check scenario FILES; print OK, or every error (file:line: field: problem), for each.
 
     Exit code 2 if any file is invalid.
     """
@@ -88,7 +88,8 @@ def validate_command(files: tuple[Path, ...]) -> None:
             scenario = load_scenario(path)
         except ConfigError as exc:
             invalid += 1
-            click.echo(f"INVALID {exc}", err=True)
+            for problem in str(exc).splitlines():
+                click.echo(f"INVALID {problem}", err=True)
             continue
         click.echo(
             f"OK {path} ({scenario.name}: {scenario.duration_s:g} s, {scenario.clients} "

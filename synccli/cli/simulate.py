@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import signal
 import sys
@@ -12,10 +11,11 @@ from typing import Any
 
 import click
 
-from synccli.cli.common import handle_errors
+from synccli.cli.common import Duration, handle_errors
+from synccli.cli.secrets import resolve_secret, secret_options
 from synccli.errors import ConfigError
 from synccli.harness.run import RunConfig, RunOutcome, run_simulation
-from synccli.harness.scenario import Scenario, default_scenario, find_scenario
+from synccli.harness.scenario import default_scenario, find_scenario
 from synccli.injection import CLIENT_BUGS, SERVER_BUGS, split_bugs
 from synccli.report import render_table
 
@@ -24,7 +24,9 @@ from synccli.report import render_table
 @click.option("--clients", type=click.IntRange(1, 5000), help="Simulated clients [default: 10].")
 @click.option("--writers", type=click.IntRange(0, 5000), help="How many clients also write.")
 @click.option("--dates", type=click.IntRange(1, 31), help="How many dates (channels) to use.")
-@click.option("--duration", type=click.FloatRange(0.5, 24 * 3600), help="Seconds of load.")
+@click.option(
+    "--duration", type=Duration(0.5, 24 * 3600), help="Load time: seconds, or 30s, 2m, 1m30s."
+)
 @click.option("--rate", type=click.FloatRange(0, 10_000), help="Writes per second, in total.")
 @click.option("--seed", type=int, help="Seed for every random choice (recorded in the report).")
 @click.option(
@@ -37,7 +39,21 @@ from synccli.report import render_table
     type=click.Path(file_okay=False, path_type=Path),
     help="Run folder [default: reports/<timestamp>-<scenario>].",
 )
-@click.option("--url", help="Test an external server (ws://HOST:PORT/ws) instead of starting one.")
+@click.option(
+    "--url", help="Test an external server (ws:// or wss://HOST:PORT/ws) instead of starting one."
+)
+@click.option(
+    "--tls",
+    is_flag=True,
+    help="Serve wss:// with a throwaway self-signed certificate (implies --jwt).",
+)
+@click.option("--jwt", is_flag=True, help="Per-user signed tokens: one minted per client.")
+@click.option(
+    "--ca",
+    "ca_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="CA certificate to trust for a wss:// --url.",
+)
 @click.option(
     "--db",
     "db_url",
@@ -50,7 +66,7 @@ from synccli.report import render_table
     envvar="TOXIPROXY_URL",
     help="Use a running Toxiproxy (http://HOST:8474) instead of the embedded proxy.",
 )
-@click.option("--token", envvar="SYNCCLI_TOKEN", help="Bearer token for the server.")
+@secret_options("token", "SYNCCLI_TOKEN", "bearer token of the server")
 @click.option(
     "--workers",
     type=click.IntRange(1, 16),
@@ -78,9 +94,13 @@ def simulate_command(
     no_faults: bool,
     out_dir: Path | None,
     url: str | None,
+    tls: bool,
+    jwt: bool,
+    ca_file: str | None,
     db_url: str | None,
     toxiproxy_url: str | None,
     token: str | None,
+    token_file: Path | None,
     workers: int,
     quiet: bool,
     bugs: tuple[str, ...],
@@ -94,11 +114,13 @@ def simulate_command(
     """
     if url is not None and not url.startswith(("ws://", "wss://")):
         raise ConfigError(f"--url must be a WebSocket URL like ws://127.0.0.1:8765/ws, not {url!r}")
-    base: Scenario = (
-        find_scenario(scenario_ref) if scenario_ref else default_scenario(clients or 10)
-    )
-    if no_faults:
-        base = dataclasses.replace(base, faults=())
+    if url is not None and (tls or jwt):
+        raise ConfigError("--tls and --jwt set up the embedded server; with --url use --ca/--token")
+    credential = resolve_secret(token, token_file, "SYNCCLI_TOKEN", "token")
+    if credential.value is not None and (tls or jwt):
+        raise ConfigError("--tls and --jwt mint their own tokens; leave --token out")
+    # The options apply over the file before it is validated: what they set need not be
+    # valid in the file alone (a late fault with a longer --duration).
     overrides: dict[str, Any] = {
         "clients": clients,
         "writers": writers,
@@ -106,8 +128,13 @@ def simulate_command(
         "duration_s": duration,
         "rate": rate,
         "seed": seed,
+        "faults": () if no_faults else None,
     }
-    scenario = base.with_overrides(**{k: v for k, v in overrides.items() if v is not None})
+    scenario = (
+        find_scenario(scenario_ref, **overrides)
+        if scenario_ref
+        else default_scenario(clients or 10).with_overrides(**overrides)
+    )
     server_bugs, client_bugs = split_bugs(bugs)
     config = RunConfig(
         scenario=scenario,
@@ -117,7 +144,10 @@ def simulate_command(
         toxiproxy_url=toxiproxy_url,
         server_bugs=server_bugs,
         client_bugs=client_bugs,
-        token=token,
+        token=credential.value,
+        tls=tls,
+        jwt=jwt,
+        ca_file=ca_file,
         workers=workers,
         progress=not quiet,
         builtin_default=scenario_ref is None,

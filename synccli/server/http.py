@@ -1,22 +1,21 @@
-"""Plain HTTP on the WebSocket port: routing, bearer-token auth, health, metrics, fault hooks.
+"""Plain HTTP on the WebSocket port: routing, auth, health, metrics, fault hooks.
 
-``route`` is websockets' ``process_request``: it answers every non-WebSocket path itself and
-returns None only for an authorised ``/ws`` handshake, and answers 503 to one beyond
-``max_connections``.
+``Router`` is websockets' ``process_request``: it answers every non-WebSocket path itself and
+returns None only for an authorised ``/ws`` handshake from an allowed origin (403 otherwise),
+and answers 503 to one beyond ``max_connections``. With auth on, ``/metrics`` and the
+details of ``/readyz`` (the database, the reason it is not ready) need a valid token; the
+metrics listener (``--metrics-port``) serves them without one and nothing else.
 
 Health: ``/livez`` says the process answers (always 200). ``/readyz`` runs the store's
 write-path probe (a write transaction; for SQLite also a small synced file next to the
-database, so a full disk shows) and answers 503 with the reason when it fails; the result is
-kept for ``READY_CACHE_S`` so probes cannot load the database. ``/healthz`` is ``/readyz``.
+database, so a full disk shows) and answers 503 when it fails; the result is kept for
+``READY_CACHE_S`` so probes cannot load the database. ``/healthz`` is ``/readyz``.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
-import random
 import time
-from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -25,11 +24,13 @@ from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
 from synccli.domain.values import check_date
-from synccli.errors import DatabaseUnavailable, ProtocolError, TransientDatabaseError
+from synccli.errors import DatabaseUnavailable, ProtocolError
+from synccli.faults.kinds.db_fault import MODES, DbFault
 from synccli.server import logs
+from synccli.server.auth import AuthFailed, Gate
 from synccli.server.services import Services
 
-FAULT_MODES = ("verify", "deadlock", "slow_commit", "off")
+FAULT_MODES = (*MODES, "off")
 #: Seconds a readiness result is reused.
 READY_CACHE_S = 1.0
 
@@ -47,86 +48,61 @@ def _json(connection: ServerConnection, status: HTTPStatus, body: dict[str, Any]
     return _respond(connection, status, json.dumps(body) + "\n", "application/json")
 
 
-def authorised(request: Request, query: dict[str, list[str]], token: str | None) -> bool:
-    """Whether the request carries the bearer token (header, or ``?token=`` for browsers)."""
-    if token is None:
-        return True
-    offered = query.get("token", [""])[0]
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        offered = header[len("Bearer ") :]
-    return hmac.compare_digest(offered.encode(), token.encode())
-
-
-@dataclass(slots=True)
-class DbFault:
-    """A seeded share of write transactions fails or stalls (installed as ``Store.hook``)."""
-
-    mode: str
-    rate: float
-    seed: int
-    delay_ms: int
-
-    _rng: random.Random = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._rng = random.Random(self.seed)
-
-    def __call__(self, stage: str) -> None:
-        if self.mode == "verify" and stage == "verify" and self._rng.random() < self.rate:
-            raise DatabaseUnavailable("verification failed (injected fault)")
-        if self.mode == "deadlock" and stage == "commit" and self._rng.random() < self.rate:
-            raise TransientDatabaseError("deadlock victim (injected fault)")
-        if self.mode == "slow_commit" and stage == "commit" and self._rng.random() < self.rate:
-            time.sleep(self.delay_ms / 1000)  # runs in the DB thread: it is the point
-
-    def describe(self) -> dict[str, Any]:
-        return {"mode": self.mode, "rate": self.rate, "seed": self.seed, "delay_ms": self.delay_ms}
+def _text(connection: ServerConnection, status: HTTPStatus, body: str) -> Response:
+    return _respond(connection, status, body + "\n", "text/plain; charset=utf-8")
 
 
 class Router:
     """The ``process_request`` callable of one server."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, gate: Gate, metrics_only: bool = False) -> None:
         self.s = services
+        self.gate = gate
+        #: The metrics listener: health and metrics without a token, no WebSocket.
+        self.metrics_only = metrics_only
         self._ready: tuple[float, str | None] | None = None  # (when, why not ready)
 
     async def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
-        query = parse_qs(url.query)
-        token = self.s.config.token
-        if url.path == "/ws":
-            if not authorised(request, query, token):
-                return _respond(
-                    connection,
-                    HTTPStatus.UNAUTHORIZED,
-                    "missing or wrong bearer token\n",
-                    "text/plain; charset=utf-8",
-                )
+        gate = self.gate
+        if url.path == "/ws" and not self.metrics_only:
+            if not gate.origin_allowed(request):
+                self.s.metrics.inc("origin_refused_total")
+                return _text(connection, HTTPStatus.FORBIDDEN, "this origin may not connect")
+            try:
+                gate.admit(connection, request)
+            except AuthFailed as exc:
+                self.s.metrics.inc("auth_failures_total")
+                return _text(connection, HTTPStatus.UNAUTHORIZED, str(exc))
             if self.s.metrics.connections >= self.s.config.max_connections:
                 self.s.metrics.inc("connections_refused_total")
-                return _respond(
+                limit = self.s.config.max_connections
+                return _text(
                     connection,
                     HTTPStatus.SERVICE_UNAVAILABLE,
-                    f"at most {self.s.config.max_connections} connections; try again later\n",
-                    "text/plain; charset=utf-8",
+                    f"at most {limit} connections; try again later",
                 )
             return None
         if url.path == "/livez":
             return _json(connection, HTTPStatus.OK, {"status": "alive"})
         if url.path in ("/readyz", "/healthz"):
-            return await self._health(connection)
+            return await self._health(connection, details=self._trusted(request))
         if url.path == "/metrics":
+            if not self._trusted(request):
+                return _text(connection, HTTPStatus.UNAUTHORIZED, "metrics need a valid token")
             counts = self.s.metrics.counts
             counts["db_corrupt_total"] = self.s.store.corrupt_errors
             counts["log_lines_suppressed_total"] = logs.SUPPRESSED.total
             text = self.s.metrics.render()
             return _respond(connection, HTTPStatus.OK, text, "text/plain; version=0.0.4")
-        if url.path.startswith("/_admin/") and self.s.config.fault_hooks:
-            if not authorised(request, query, token):
+        if url.path.startswith("/_admin/") and self.s.config.fault_hooks and not self.metrics_only:
+            if not gate.admin(request):
                 return _json(connection, HTTPStatus.UNAUTHORIZED, {"error": "bad token"})
-            return await self._admin(connection, url.path, query)
+            return await self._admin(connection, url.path, parse_qs(url.query))
         return _json(connection, HTTPStatus.NOT_FOUND, {"error": f"no such path {url.path}"})
+
+    def _trusted(self, request: Request) -> bool:
+        return self.metrics_only or self.gate.authenticated(request)
 
     async def _not_ready(self) -> str | None:
         """Why the server is not ready (the probe's failure), or None; cached briefly."""
@@ -142,12 +118,16 @@ class Router:
         self.s.metrics.db_up = reason is None
         return reason
 
-    async def _health(self, connection: ServerConnection) -> Response:
+    async def _health(self, connection: ServerConnection, details: bool) -> Response:
         metrics = self.s.metrics
         reason = await self._not_ready()
         if reason is not None:
-            failed = {"status": "db_unavailable", "reason": reason}
+            failed = {"status": "db_unavailable"}
+            if details:
+                failed["reason"] = reason
             return _json(connection, HTTPStatus.SERVICE_UNAVAILABLE, failed)
+        if not details:
+            return _json(connection, HTTPStatus.OK, {"status": "ok"})
         body = {
             "status": "ok",
             "connections": metrics.connections,

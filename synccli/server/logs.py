@@ -2,7 +2,8 @@
 
 A kind is the logger and the message template (not its arguments), so a burst of asyncio's
 ``socket.accept() out of system resource`` (EMFILE) or of one failing handler is one line a
-second, the next saying how many were suppressed. ``configure`` (``synccli serve``) sets up
+second, the next saying how many were suppressed. Debug records are never limited
+(``--log-level debug`` asks for every line). ``configure`` (``synccli serve``) sets up
 the stderr handler with the filter, unless logging is configured already (by a test runner
 or an application embedding the server), whose handlers it leaves alone.
 """
@@ -48,6 +49,8 @@ class FloodFilter(logging.Filter):
         return passed
 
     def _decide(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO:
+            return True  # debug output is asked for line by line: never thinned
         kind = (record.name, str(record.msg))
         now = self.clock()
         seen = self._kinds.get(kind)

@@ -30,6 +30,10 @@ _HELP = {
     "subscription_limit_total": ("counter", "Subscribes refused (too many subscriptions)."),
     "db_corrupt_total": ("counter", "Database errors that reported a corrupt database."),
     "log_lines_suppressed_total": ("counter", "Log lines dropped by the flood limit."),
+    "forbidden_total": ("counter", "Requests refused as outside the token's rights."),
+    "auth_failures_total": ("counter", "Handshakes refused 401 (missing, wrong, expired token)."),
+    "origin_refused_total": ("counter", "Handshakes refused 403 (foreign Origin)."),
+    "token_expired_closes_total": ("counter", "Connections closed 4003 (token expired)."),
 }
 
 

@@ -157,6 +157,10 @@ def test_a_flood_is_one_line_a_second_per_kind_with_the_count() -> None:
     now[0] = 2.5
     quiet = record(accept)
     assert flood.filter(quiet) and quiet.getMessage() == accept  # nothing was suppressed
+    debug = [record(accept) for _ in range(3)]
+    for line in debug:
+        line.levelno = logging.DEBUG
+    assert all(flood.filter(line) for line in debug)  # debug output is never thinned
 
 
 def test_a_filter_on_several_handlers_decides_once_per_record() -> None:
