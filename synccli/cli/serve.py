@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import resource
 import sys
 from pathlib import Path
 
@@ -21,6 +22,24 @@ from synccli.store import redact_url
 
 #: ``ServerConfig``'s defaults, so that the options cannot drift from the library's.
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(ServerConfig)}
+
+
+#: Descriptors the server needs besides its connections (listeners, database, logs).
+SPARE_DESCRIPTORS = 64
+
+
+def _check_descriptors(max_connections: int) -> None:
+    """Warn when the descriptor limit is below what ``max_connections`` needs: accept()
+    would fail (EMFILE) before the 503 of the connection limit could answer."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < max_connections + SPARE_DESCRIPTORS:
+        logging.getLogger("synccli.serve").warning(
+            "the file descriptor limit (%d) is below --max-connections (%d) + %d; "
+            "raise it (ulimit -n) or lower --max-connections",
+            soft,
+            max_connections,
+            SPARE_DESCRIPTORS,
+        )
 
 
 def _announce(server: SyncServer) -> None:
@@ -316,4 +335,5 @@ def serve(
         bug_seed=bug_seed,
         listen_fd=listen_fd,
     )
+    _check_descriptors(config.max_connections)
     run_server(config, _announce)

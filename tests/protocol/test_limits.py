@@ -170,15 +170,18 @@ def test_missed_events_are_streamed_one_log_read_per_page(backend: Backend) -> N
     assert peer.session.counts["replays_total"] == 10
 
 
-def test_a_resume_is_a_subscribed_page_then_missed_events_then_live(backend: Backend) -> None:
+def paged_resume(backend: Backend, after: int) -> tuple[Peer, str]:
+    """8 events committed; a peer with pages of 3 and its resume from ``after``."""
     epoch = Peer(backend).subscribe()["epoch"]
     commits(backend, 8)
     peer = Peer(backend, ServerSessionConfig(replay_page=3))
-    frame = json.dumps(
-        {"type": "subscribe", "date": DATE, "since": {"epoch": epoch, "sequenceNum": 1}}
-    )
-    steps = peer.steps(peer.session.receive(frame, 0.0))
-    for _ in steps:
+    since = {"epoch": epoch, "sequenceNum": after}
+    return peer, json.dumps({"type": "subscribe", "date": DATE, "since": since})
+
+
+def test_a_resume_is_a_subscribed_page_then_missed_events_then_live(backend: Backend) -> None:
+    peer, frame = paged_resume(backend, 1)
+    for _ in peer.steps(peer.session.receive(frame, 0.0)):
         if len(peer.frames) == 1:  # the answer is out, the second page not read yet
             backend.commit(9, "Present", "r9")  # a live event meanwhile: held back
             assert len(peer.frames) == 1
@@ -196,12 +199,7 @@ def test_a_resume_is_a_subscribed_page_then_missed_events_then_live(backend: Bac
 
 
 def test_a_log_pruned_under_a_paged_replay_ends_it_with_a_resync(backend: Backend) -> None:
-    epoch = Peer(backend).subscribe()["epoch"]
-    commits(backend, 8)
-    peer = Peer(backend, ServerSessionConfig(replay_page=3))
-    frame = json.dumps(
-        {"type": "subscribe", "date": DATE, "since": {"epoch": epoch, "sequenceNum": 0}}
-    )
+    peer, frame = paged_resume(backend, 0)
     for _ in peer.steps(peer.session.receive(frame, 0.0)):
         if len(peer.frames) == 1:
             backend.store.prune(datetime(2100, 1, 1).astimezone())

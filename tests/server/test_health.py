@@ -25,6 +25,7 @@ from synccli.server.config import ServerConfig
 from synccli.server.logs import FloodFilter, Suppressed
 from tests.conftest import require, seconds
 from tests.server.helpers import DATE, aio, client, days_back, running_server
+from tests.server.test_auth import SECRET, bearer, http, token
 from tests.server.test_lifecycle import http_get
 from tests.server.test_limits import seed_events
 
@@ -38,6 +39,23 @@ async def test_livez_readyz_and_healthz_answer_when_all_is_well(tmp_path: Path) 
         status, alias = await http_get(server.port, "/healthz")
         assert status == 200 and json.loads(alias).keys() == json.loads(body).keys()
         assert not list(tmp_path.glob(".*probe"))  # the disk probe cleans up after itself
+
+
+@aio
+async def test_the_reason_of_not_ready_is_only_for_trusted_callers(tmp_path: Path) -> None:
+    async with running_server(tmp_path, jwt_secret=SECRET) as server:
+        assert server.services is not None
+        gone = tmp_path.with_name(tmp_path.name + "-gone")
+        os.rename(tmp_path, gone)  # the database's folder vanishes under the server
+        try:
+            server.services.store.close()  # the next call reconnects, and fails
+            bare = await readyz_until(server.port, 503)
+            assert bare == {"status": "db_unavailable"}  # no paths for anonymous callers
+            status, body = await asyncio.to_thread(http, server.port, "/readyz", bearer(token()))
+            assert status == 503 and "sync.db" in json.loads(body)["reason"]
+            assert (await http_get(server.port, "/livez"))[0] == 200
+        finally:
+            os.rename(gone, tmp_path)
 
 
 # ---------------------------------------------------------------------- a full disk

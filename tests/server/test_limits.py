@@ -150,6 +150,26 @@ async def test_5000_subscribes_to_unused_dates_create_no_rows(tmp_path: Path) ->
         assert channel_rows(tmp_path / "sync.db") == 1
 
 
+@aio
+async def test_the_first_write_tells_a_subscriber_of_the_empty_channel_to_resync(
+    tmp_path: Path,
+) -> None:
+    day = unused_dates(1)[0]
+    async with running_server(tmp_path, relay_poll_s=0.01) as server, client(server) as a:
+        await a.send({"type": "subscribe", "date": day})
+        empty = await a.expect("subscribed")
+        assert (empty["sequenceNum"], empty["snapshot"]) == (0, [])
+        assert channel_rows(tmp_path / "sync.db") == 1
+        other = SqliteStore(tmp_path / "sync.db")
+        other.seed(day, 2)  # the first write of that date: the row, with a fresh epoch
+        other.close()
+        resync = await a.expect("resync_required")
+        assert (resync["date"], resync["reason"]) == (day, "epoch_changed")
+        await a.send({"type": "subscribe", "date": day})
+        fresh = await a.expect("subscribed")
+        assert fresh["epoch"] != empty["epoch"] and len(fresh["snapshot"]) == 2
+
+
 class RecordedHeads:
     """Delegates to a store and records the dates each relay poll asks for."""
 
