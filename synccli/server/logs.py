@@ -1,11 +1,12 @@
-"""Log floods, limited: at most one line per second per kind, with the count of the rest.
+"""Where a server process's log goes (stderr, one line per record), with floods limited:
+at most one line per second per kind, with the count of the rest.
 
 A kind is the logger and the message template (not its arguments), so a burst of asyncio's
 ``socket.accept() out of system resource`` (EMFILE) or of one failing handler is one line a
 second, the next saying how many were suppressed. Debug records are never limited
-(``--log-level debug`` asks for every line). ``configure`` (``synccli serve``) sets up
-the stderr handler with the filter, unless logging is configured already (by a test runner
-or an application embedding the server), whose handlers it leaves alone.
+(``--log-level debug`` asks for every line). ``configure_logging`` (``synccli serve``) sets
+up the stderr handler with the filter, unless logging is configured already (by a test
+runner or an application embedding the server), whose handlers it leaves alone.
 """
 
 from __future__ import annotations
@@ -66,12 +67,17 @@ class FloodFilter(logging.Filter):
         return True
 
 
+LEVELS = ("debug", "info", "warning", "error")
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def configure(level: str, interval: float = 1.0) -> FloodFilter | None:
-    """Log to stderr at ``level`` with floods limited, like ``logging.basicConfig``: when
-    the root logger has handlers already, change nothing (and return None)."""
+def configure_logging(level: str, interval: float = 1.0) -> FloodFilter | None:
+    """Log at ``level`` (one of ``LEVELS``) to stderr with floods limited, like
+    ``logging.basicConfig``: when the root logger has handlers already, add none (and return
+    None)."""
+    if level != "debug":
+        # websockets logs every HTTP probe and connection at INFO: noise for operators.
+        logging.getLogger("websockets").setLevel(logging.WARNING)
     root = logging.getLogger()
     if root.handlers:
         return None
