@@ -130,7 +130,7 @@ def status(db_url: str) -> None:
 @db_option()
 @handle_errors
 def prune_channels(db_url: str) -> None:
-    """Delete the empty channels older versions left.
+    """Delete the empty channels of older versions.
 
     A channel that never had an event and has no appointments goes: older versions created
     one for every date a client read. Channels with events or appointments are kept.
