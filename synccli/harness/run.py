@@ -171,7 +171,7 @@ class Simulation:
         )
         kinds = {fault.kind for fault in scenario.faults}
         if config.builtin_default and scenario.faults and "packet_loss" not in kinds:
-            from synccli.faults.netns import check_available
+            from synccli.faults.loss import check_available
 
             reason = check_available()
             if reason is not None:
@@ -215,13 +215,8 @@ class Simulation:
     ) -> Any:
         if "packet_loss" not in kinds:
             return None
-        from synccli.faults.netns import (
-            RTO_MIN_MS,
-            PacketLossNamespace,
-            check_available,
-            cleanup_stale,
-            open_link,
-        )
+        from synccli.faults.loss import check_available, open_link
+        from synccli.faults.netns import RTO_MIN_MS, PacketLossNamespace, cleanup_stale
 
         reason = await asyncio.to_thread(check_available)
         if reason is not None:

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from synccli.cli.main import cli
-from synccli.faults import netns
+from synccli.faults import loss
 
 
 def _invoke(*args: str) -> tuple[int, str]:
@@ -50,7 +50,7 @@ def test_the_default_scenario_fits_a_10_s_run(
 ) -> None:
     # Real server process, clients and proxy faults; packet loss (a network namespace) is
     # left to the netns tests, so this runs the same everywhere.
-    monkeypatch.setattr(netns, "check_available", lambda: "not in this test")
+    monkeypatch.setattr(loss, "check_available", lambda: "not in this test")
     out = tmp_path / "run"
     result = CliRunner().invoke(cli, ["simulate", "--duration", "10", "--out", str(out)])
     assert result.exit_code == 0, result.output

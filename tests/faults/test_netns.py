@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from synccli.errors import ConfigError, FaultError
-from synccli.faults import netns
+from synccli.faults import loss, netns
 from synccli.faults.netns import PacketLossNamespace, cleanup_stale, list_namespaces, loss_ruleset
 from synccli.faults.userns import UserNamespaceLink, check_unprivileged
 from tests.conftest import require, seconds
@@ -131,7 +131,7 @@ def root() -> None:
         os.geteuid() == 0 and shutil.which("nft") is not None and shutil.which("ip") is not None,
         "network namespace tests need root, ip and nft",
     )
-    reason = netns.check_available()
+    reason = netns.check_root()
     require(reason is None, reason or "")
 
 
@@ -183,7 +183,8 @@ def round_trips(conn: socket.socket, count: int, size: int = 200) -> None:
 
 
 def test_check_available_as_root(root: None) -> None:
-    assert netns.check_available() is None
+    assert netns.check_root() is None
+    assert loss.check_available() is None
 
 
 def test_create_and_destroy_leave_nothing_behind(root: None) -> None:
