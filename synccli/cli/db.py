@@ -118,3 +118,25 @@ def status(db_url: str) -> None:
     ]
     headers = ["date", "epoch", "head", "min", "oldest kept", "pruned", "events", "appointments"]
     click.echo(tabulate(table, headers=headers))
+
+
+@db.command(
+    "prune-channels",
+    epilog=examples(
+        "synccli db prune-channels", "synccli db prune-channels --db sqlite:///clinic.db"
+    ),
+)
+@db_option()
+@handle_errors
+def prune_channels(db_url: str) -> None:
+    """Delete the empty channels of older versions.
+
+    A channel that never had an event and has no appointments goes: older versions created
+    one for every date a client read. Channels with events or appointments are kept.
+    """
+    store = open_store(db_url)
+    try:
+        removed = store.prune_channels()
+    finally:
+        store.close()
+    click.echo(f"{removed} empty channels removed from {store.url}")

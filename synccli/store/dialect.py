@@ -17,6 +17,8 @@ from dataclasses import dataclass, fields
 
 #: Tables in creation order; ``Dialect.create[name]`` creates one (with its indexes).
 TABLES = ("schema_version", "appointments", "channels", "events", "requests")
+#: Dates per ``select_channels_in`` statement (the relay's poll of the subscribed dates).
+HEADS_CHUNK = 32
 
 
 class ErrorKind(enum.Enum):
@@ -26,6 +28,7 @@ class ErrorKind(enum.Enum):
     LOST = "lost"  # the connection is gone: drop it, reopen, retry
     UNIQUE = "unique"  # a concurrent insert won the race: retry sees its row
     NO_SCHEMA = "no_schema"  # the tables are missing: `synccli db init`
+    CORRUPT = "corrupt"  # the database file is damaged: logged as an error and counted
     OTHER = "other"  # anything else: the database failed
 
 
@@ -64,6 +67,8 @@ class Dialect:
     create_channel: str
     select_channel: str
     select_channels: str
+    select_channels_in: str
+    delete_empty_channels: str
     lock_channels: str
     bump_channel: str
     reset_channel: str
@@ -214,6 +219,14 @@ def _build(
         ),
         select_channel=f"SELECT {_CHANNEL} FROM channels WHERE date = ?",
         select_channels=f"SELECT {_CHANNEL} FROM channels ORDER BY date",
+        select_channels_in=(
+            f"SELECT {_CHANNEL} FROM channels WHERE date IN ({', '.join(['?'] * HEADS_CHUNK)})"
+        ),
+        delete_empty_channels=(
+            "DELETE FROM channels WHERE head_seq = 0 "
+            "AND NOT EXISTS (SELECT 1 FROM events WHERE events.date = channels.date) "
+            "AND NOT EXISTS (SELECT 1 FROM appointments WHERE appointments.date = channels.date)"
+        ),
         lock_channels=f"SELECT date FROM channels{lock_hint}{lock_suffix}",
         bump_channel=(
             f"UPDATE channels SET head_seq = head_seq + 1{seq_back[0]} WHERE date = ?{seq_back[1]}"
@@ -260,6 +273,10 @@ def _classify_sqlite(exc: BaseException) -> ErrorKind:
             return ErrorKind.TRANSIENT
         if "no such table" in text:
             return ErrorKind.NO_SCHEMA
+    if isinstance(exc, sqlite3.DatabaseError) and any(
+        sign in str(exc) for sign in ("malformed", "not a database")
+    ):
+        return ErrorKind.CORRUPT  # SQLITE_CORRUPT: "database disk image is malformed"
     return ErrorKind.OTHER
 
 

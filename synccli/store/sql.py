@@ -9,10 +9,11 @@ A backend subclass only says how to connect and how to describe a driver error s
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 import uuid
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TypeVar
 
@@ -23,7 +24,7 @@ from synccli.domain.states import SCHEDULED, check_transition
 from synccli.domain.values import Event, Row, iso_ms, message_id
 from synccli.errors import DatabaseUnavailable, TransientDatabaseError, WriteRejected
 from synccli.store.base import SCHEMA_VERSION, Store
-from synccli.store.dialect import TABLES, Dialect, ErrorKind
+from synccli.store.dialect import HEADS_CHUNK, TABLES, Dialect, ErrorKind
 from synccli.store.pool import Connection, ConnectionPool, Cursor
 from synccli.store.records import (
     channel_of,
@@ -36,6 +37,7 @@ from synccli.store.records import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 #: Attempts for one operation when the driver reports a transient error or a lost connection.
 ATTEMPTS = 5
@@ -55,6 +57,17 @@ class _Retry(Exception):
 def new_epoch() -> str:
     """A fresh, opaque channel epoch."""
     return uuid.uuid4().hex[:12]
+
+
+#: The epoch a date without a channel row reads as. Reads never create the row (the first
+#: write does, with a fresh epoch), so a client that subscribed to the empty channel is told
+#: to resync by that first write: it can never mix the two.
+UNBORN_EPOCH = "0" * 12
+
+
+def unborn(date: str) -> Channel:
+    """How a date that has no channel row yet reads: empty, head 0."""
+    return Channel(date, UNBORN_EPOCH, 0, 1)
 
 
 def _check(request: WriteRequest, before: Row) -> None:
@@ -154,6 +167,10 @@ class SqlStore(Store):
 
     def _translate(self, conn: Connection, exc: BaseException) -> Exception:
         kind = self.dialect.classify(exc)
+        if kind is ErrorKind.CORRUPT:
+            self.corrupt_errors += 1
+            log.error("the database %s is corrupt: %s", self.url, self.describe(exc))
+            return DatabaseUnavailable(f"the database {self.url} is corrupt: {self.describe(exc)}")
         if kind is ErrorKind.LOST:
             self._pool.drop(conn)
         if kind in (ErrorKind.TRANSIENT, ErrorKind.LOST, ErrorKind.UNIQUE):
@@ -337,18 +354,10 @@ class SqlStore(Store):
     # ----------------------------------------------------------------- reads
 
     def channel(self, date: str) -> Channel:
-        """The channel of ``date``; a first use creates it (fresh epoch, head 0)."""
+        """The channel of ``date``; a date without a row reads as empty (``unborn``) and
+        nothing is written: the first write creates the row."""
         found = self._run(lambda cur: self._select_channel(cur, date), write=False)
-        if found is not None:
-            return found
-
-        def create(cur: Cursor) -> Channel:
-            self._create_channel(cur, date)
-            created = self._select_channel(cur, date)
-            assert created is not None, "the channel row was inserted in this transaction"
-            return created
-
-        return self._run(create, write=True)
+        return unborn(date) if found is None else found
 
     def _select_channel(self, cur: Cursor, date: str) -> Channel | None:
         cur.execute(self.dialect.select_channel, (date,))
@@ -416,15 +425,14 @@ class SqlStore(Store):
 
     def snapshot(self, date: str) -> tuple[Channel, list[Row]]:
         """The channel and its rows from one read transaction (rows first: see the mssql
-        dialect, whose locks make the head read afterwards match them)."""
-        self.channel(date)
+        dialect, whose locks make the head read afterwards match them). Writes nothing: a
+        date without a channel row reads as empty."""
 
         def body(cur: Cursor) -> tuple[Channel, list[Row]]:
             cur.execute(self.dialect.select_rows, (date,))
             rows = [row_of(values) for values in cur.fetchall()]
             channel = self._select_channel(cur, date)
-            assert channel is not None, "channels are never deleted"
-            return channel, rows
+            return unborn(date) if channel is None else channel, rows
 
         return self._run(body, write=False)
 
@@ -434,6 +442,24 @@ class SqlStore(Store):
         def body(cur: Cursor) -> dict[str, Channel]:
             cur.execute(self.dialect.select_channels)
             return {str(v[0]): channel_of(v) for v in cur.fetchall()}
+
+        return self._run(body, write=False)
+
+    def heads_of(self, dates: Iterable[str]) -> dict[str, Channel]:
+        """The positions of ``dates`` that have a channel row, in one read transaction
+        (``HEADS_CHUNK`` dates per statement; the last chunk repeats its last date)."""
+        wanted = sorted(set(dates))
+        if not wanted:
+            return {}
+
+        def body(cur: Cursor) -> dict[str, Channel]:
+            found: dict[str, Channel] = {}
+            for start in range(0, len(wanted), HEADS_CHUNK):
+                chunk = wanted[start : start + HEADS_CHUNK]
+                chunk += [chunk[-1]] * (HEADS_CHUNK - len(chunk))
+                cur.execute(self.dialect.select_channels_in, tuple(chunk))
+                found.update((str(v[0]), channel_of(v)) for v in cur.fetchall())
+            return found
 
         return self._run(body, write=False)
 
@@ -456,6 +482,18 @@ class SqlStore(Store):
 
         return self._run(body, write=False)
 
+    # ----------------------------------------------------------------- health
+
+    def probe(self) -> None:
+        """The write path answers: a write transaction (it takes the write lock) that reads
+        the schema version and changes nothing."""
+
+        def body(cur: Cursor) -> None:
+            cur.execute(self.dialect.select_schema_version)
+            cur.fetchall()
+
+        self._run(body, write=True)
+
     # ----------------------------------------------------------------- maintenance
 
     def prune(self, before: datetime) -> int:
@@ -471,6 +509,18 @@ class SqlStore(Store):
             return deleted
 
         return self._run(body, write=True)
+
+    def prune_channels(self) -> int:
+        """Delete channel rows that never had an event (head 0) and have neither events nor
+        appointments: what reads of unused dates created before reads stopped writing."""
+
+        def body(cur: Cursor) -> int:
+            cur.execute(self.dialect.delete_empty_channels)
+            return max(cur.rowcount, 0)
+
+        deleted = self._run(body, write=True)
+        self._known_channels.clear()
+        return deleted
 
     def reset_channel(self, date: str) -> Channel:
         """A new epoch for ``date`` with an empty log (head 0, min 1)."""
