@@ -40,7 +40,7 @@ class Counters(Protocol):
 class HubView(Protocol):
     """What the relay needs of the server's hub (``synccli.server.hub.Hub``)."""
 
-    def dates(self) -> list[str]: ...
+    def subscribed_dates(self) -> list[str]: ...
 
     def head(self, date: str) -> int | None: ...
 
@@ -143,8 +143,8 @@ class RelayHost(Protocol):
     @property
     def relay_wake(self) -> asyncio.Event: ...
 
-    async def read_heads(self) -> dict[str, Channel]:
-        """Every channel's durable position (``Store.heads``)."""
+    async def read_heads(self, dates: list[str]) -> dict[str, Channel]:
+        """The durable position of each of ``dates`` (``Store.heads_of``)."""
 
     async def read_events(self, date: str, after: int, limit: int) -> list[Event]:
         """Up to ``limit`` events of ``date`` after ``after`` (``Store.events_since``)."""

@@ -1,11 +1,11 @@
 """The relay: catches this node's hub up with the database log (guarantee 9).
 
-One task. Each pass reads ``store.heads()`` and, for every channel the hub is behind on,
-reads the missing events from the log and publishes them in order; it turns an epoch change
-into ``resync_required``. A pass runs when woken (a gap the hub saw, the bus going down or
-coming back) or after the bus's poll period: 50 ms with no bus (the only way to notice other
-processes' writes), the slow safety poll while a bus is up. The last pass's result is the
-database's health.
+One task. Each pass reads ``store.heads_of`` the subscribed dates and, for every channel the
+hub is behind on, reads the missing events from the log and publishes them in order; it
+turns an epoch change into ``resync_required``. A pass runs when woken (a gap the hub saw,
+the bus going down or coming back) or after the bus's poll period: 50 ms with no bus (the
+only way to notice other processes' writes), the slow safety poll while a bus is up. The
+last pass's result is the database's health.
 """
 
 from __future__ import annotations
@@ -51,9 +51,14 @@ class Relay:
     async def pass_once(self) -> None:
         """Align every known channel with the database's head."""
         s = self.s
+        # Only subscribed dates: a channel nobody here listens to costs nothing, and is
+        # read again (``Hub.known``) when somebody subscribes.
+        dates = s.hub.subscribed_dates()
+        if not dates:
+            return
         s.metrics.inc("relay_db_queries_total")
-        heads = await s.read_heads()
-        for date in s.hub.dates():
+        heads = await s.read_heads(dates)
+        for date in dates:
             durable = heads.get(date)
             if durable is None:
                 continue

@@ -7,6 +7,7 @@ store; it is idempotent. Nothing committed is lost on any stop: it is in the dat
 Two tasks share events between nodes (``synccli.bus``): the relay catches the hub up with
 the database log (other processes' writes, gaps, epoch changes; its last poll is the health of
 the database), and the bus, when one is configured, delivers other nodes' commits at once.
+Readiness is probed by ``/readyz`` (``http``).
 """
 
 from __future__ import annotations

@@ -39,9 +39,9 @@ class Services:
         if self.hub.publish(event):
             self.relay_wake.set()
 
-    async def read_heads(self) -> dict[str, Channel]:
-        """Every channel's durable position, read in the database thread."""
-        return await self.db.run(self.store.heads)
+    async def read_heads(self, dates: list[str]) -> dict[str, Channel]:
+        """The durable position of each of ``dates``, read in the database thread."""
+        return await self.db.run(self.store.heads_of, dates)
 
     async def read_events(self, date: str, after: int, limit: int) -> list[Event]:
         """Up to ``limit`` events of ``date`` after ``after``, read in the database thread."""

@@ -41,17 +41,17 @@ async def test_a_write_on_any_node_reaches_every_node_in_commit_order(tmp_path: 
                 for collector in seen:
                     await collector.wait_for(final)
                     collector.check(final)
-            for node in servers:
-                counts = await metrics(node)
-                assert counts["synccli_bus_published_total"] == 20
-                assert counts["synccli_bus_consumed_total"] == 40
-                assert (await health(node))["bus"] == {"kind": "redis", "up": True}
-            # Idle with the bus up: the relay does not poll the database (a window, not a
-            # wait for something: the polling relay would make 20 queries in it).
-            before = [(await metrics(n))["synccli_relay_db_queries_total"] for n in servers]
-            await asyncio.sleep(seconds(1))
-            after = [(await metrics(n))["synccli_relay_db_queries_total"] for n in servers]
-            assert after == before
+                for node in servers:
+                    counts = await metrics(node)
+                    assert counts["synccli_bus_published_total"] == 20
+                    assert counts["synccli_bus_consumed_total"] == 40
+                    assert (await health(node))["bus"] == {"kind": "redis", "up": True}
+                # Idle with the bus up and subscribers here: the relay does not poll the
+                # database (a window, not a wait: the polling relay would query 20 times).
+                before = [(await metrics(n))["synccli_relay_db_queries_total"] for n in servers]
+                await asyncio.sleep(seconds(1))
+                after = [(await metrics(n))["synccli_relay_db_queries_total"] for n in servers]
+                assert after == before
 
 
 @aio
