@@ -8,7 +8,8 @@ that arrives while the pump is waiting to run is acknowledged by one ack per dat
 are batched per burst of frames without any timer of their own. A writer client has one
 more long-lived task that issues writes at its rate.
 
-Reconnects use ``protocol.backoff`` (full jitter) and resume every channel with ``since``.
+Reconnects follow ``protocol.backoff.Reconnect`` (fast probes while the attempt is refused
+at once, full-jitter exponential backoff otherwise) and resume every channel with ``since``.
 Everything that happens is appended to the history (docs/history.md).
 """
 
@@ -22,14 +23,19 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidMessage,
+    InvalidStatus,
+)
 
 from synccli.client.tls import client_context
 from synccli.domain.states import allowed_targets
 from synccli.domain.values import Position
 from synccli.errors import ProtocolError
 from synccli.history import records as rec
-from synccli.protocol.backoff import backoff
+from synccli.protocol.backoff import Reconnect, ReconnectConfig
 from synccli.protocol.channel import SYNCED, Effects
 from synccli.protocol.messages import ClientMessage, ServerMessage, dumps, parse_server_message
 from synccli.protocol.session import ClientSession, SessionConfig
@@ -37,6 +43,11 @@ from synccli.tokens import TokenSource
 
 # A connection that lived this long counts as healthy: the backoff starts over.
 HEALTHY_AFTER_S = 1.0
+# A failed attempt that ended this fast was refused (nothing listening, or a proxy with no
+# server behind it closing at once): it cost the server nothing, so the client probes again
+# soon instead of growing its backoff. A struggling server times out or answers with HTTP.
+REFUSED_WITHIN_S = 0.25
+DEFAULT_PROBE_S = 0.5
 MAX_FRAME = 64 * 1024 * 1024
 # Closing must not hang on a dead network (a fault may still be active at the end).
 CLOSE_TIMEOUT_S = 2.0
@@ -76,6 +87,13 @@ class ClientConfig:
     ack_delay: float = DEFAULT_ACK_DELAY_S
     backoff_initial: float = 0.05
     backoff_max: float = 5.0
+    #: While attempts are refused at once, retry every ``probe/2``..``probe`` seconds;
+    #: ``None``: every failure grows the backoff (the behaviour before probing).
+    probe: float | None = DEFAULT_PROBE_S
+
+    def reconnect(self) -> ReconnectConfig:
+        probe = None if self.probe is None else min(self.probe, self.backoff_max)
+        return ReconnectConfig(self.backoff_initial, self.backoff_max, probe=probe)
 
 
 class SimulatedClient:
@@ -168,12 +186,13 @@ class SimulatedClient:
     async def _run(self, delay: float) -> None:
         await self._pause(delay)
         config = self.config
-        delays = backoff(config.backoff_initial, config.backoff_max, rng=self.rng)
+        delays = Reconnect(config.reconnect(), self.rng)
         tls = client_context(config.url, config.ca_file)
         while not self._closing.is_set():
             self.attempts += 1
             token = config.tokens.token() if config.tokens is not None else config.token
             headers = {"Authorization": f"Bearer {token}"} if token else None
+            started = time.monotonic()
             try:
                 ws = await connect(
                     config.url,
@@ -187,7 +206,8 @@ class SimulatedClient:
                 )
             except (OSError, TimeoutError, InvalidHandshake) as exc:
                 self._record(rec.ConnectFailed(self.attempts, _describe(exc)))
-                await self._pause(next(delays))
+                refused = is_refusal(exc) and time.monotonic() - started < REFUSED_WITHIN_S
+                await self._pause(delays.after_refused() if refused else delays.after_failure())
                 continue
             if self._closing.is_set():
                 # close() ran while the handshake was in flight.
@@ -198,9 +218,9 @@ class SimulatedClient:
             opened = time.monotonic()
             await self._serve(ws)
             if time.monotonic() - opened >= HEALTHY_AFTER_S:
-                delays = backoff(config.backoff_initial, config.backoff_max, rng=self.rng)
+                delays.healthy()
             if not self._closing.is_set():
-                await self._pause(next(delays))
+                await self._pause(delays.after_failure())
 
     async def _serve(self, ws: ClientConnection) -> None:
         self._ws = ws
@@ -359,6 +379,15 @@ def parse_frame(frame: str | bytes) -> ServerMessage:
             del cache[next(iter(cache))]
         cache[frame] = message
     return message
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """The attempt got no answer from a server: refused or reset by the kernel, or closed
+    before any HTTP response (a proxy whose server is gone). Time-outs and HTTP errors are
+    answers from a server that is there."""
+    if isinstance(exc, TimeoutError):
+        return False
+    return isinstance(exc, OSError | InvalidMessage)
 
 
 def _describe(exc: BaseException) -> str:
