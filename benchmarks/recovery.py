@@ -12,8 +12,9 @@ N and variant:
 
 * ``backoff``: refused attempts grow the exponential backoff (0.05 s doubling, capped at
   5 s, full jitter), the behaviour before probing;
-* ``probe``: refused attempts are retried every ``probe/2..probe`` seconds, ``probe``
-  scaled to the fleet (``client.local.probe_delay``).
+* ``probe``: refused attempts are retried every ``probe/2..probe`` seconds, and the first
+  delay after a drop is up to ``probe`` too, ``probe`` scaled to the fleet
+  (``FleetConfig.reconnect_rate``, docs/client.md "Reconnects").
 
 Columns: the report's heal → caught-up time of the clients that were behind (p50/p99/max,
 ``faults[].recovery``), how many never caught up, connection attempts per cut client while
@@ -205,7 +206,12 @@ async def one_run(config: RunConfig, clients: int, variant: str) -> Row:
 @click.option("--cut", type=click.Choice(sorted(CUTS)), default="third", show_default=True)
 @click.option("--workers", default=2, show_default=True, help="Client processes.")
 @click.option("--rate", default=10.0, show_default=True, help="Writes per second.")
-@click.option("--warmup", default=5.0, show_default=True, help="Seconds before the cut.")
+@click.option(
+    "--warmup",
+    type=float,
+    default=None,
+    help="Seconds of load before the cut [default: 5 + the connect ramp, N / 250 s, twice].",
+)
 @click.option("--offline", default=10.0, show_default=True, help="Seconds cut off.")
 @click.option("--after", default=5.0, show_default=True, help="Seconds of load after the heal.")
 @click.option(
@@ -220,7 +226,7 @@ def main(
     cut: str,
     workers: int,
     rate: float,
-    warmup: float,
+    warmup: float | None,
     offline: float,
     after: float,
     out: Path | None,
@@ -235,7 +241,7 @@ def main(
         for n in (int(x) for x in clients.split(",")):
             for variant in chosen:
                 config = RunConfig(
-                    scenario=scenario(n, cut, rate, warmup, offline, after),
+                    scenario=scenario(n, cut, rate, warmup or 5 + 2 * n / 250, offline, after),
                     out_dir=root / f"{n}-{variant}",
                     workers=min(workers, n),
                     probe=variant == "probe",

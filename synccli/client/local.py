@@ -32,11 +32,14 @@ from synccli.tokens import TokenSource
 HeadsSource = Callable[[], Awaitable[dict[str, tuple[str, int]] | None]]
 Counters = dict[str, int]
 
-# Reconnect probes: the returning clients of a fleet spread over ``clients / reconnect_rate``
-# seconds, within these bounds (below: probes cost the harness more than they gain; above:
-# the heal-to-caught-up budget of 1 s would not hold).
+# Reconnects of a fleet spread over ``clients / reconnect_rate`` seconds, within these
+# bounds: the probe delay (below: probes cost the harness more than they gain; above: the
+# heal-to-caught-up budget of 1 s would not hold) and the first backoff delay after a
+# connection dropped (at 50 ms, a reset of 500 connections came back as one burst of
+# handshakes that stalled the harness's loop and the server's).
 PROBE_MIN_S = 0.1
 PROBE_MAX_S = 0.6
+BACKOFF_INITIAL_S = 0.05
 
 # How often the drain re-reads the heads: it polls a database, there is no event to await.
 DRAIN_POLL_S = 0.2
@@ -72,8 +75,8 @@ class FleetConfig:
     #: Reconnects per second the whole fleet may aim at the server after an outage: the
     #: probe delay of refused attempts is ``clients / reconnect_rate`` (bounded).
     reconnect_rate: float = 2000.0
-    #: False: refused attempts grow the backoff like any failure (the behaviour before
-    #: probing; benchmarks/recovery.py compares the two).
+    #: False: refused attempts grow the backoff like any failure, and it starts at 50 ms
+    #: whatever the fleet (the behaviour before probing; benchmarks/recovery.py compares).
     probe: bool = True
 
     def __post_init__(self) -> None:
@@ -154,14 +157,15 @@ def client_config(config: FleetConfig, index: int) -> ClientConfig:
         expected_version=config.expected_version,
         ack_delay=config.ack_delay_s,
         open_timeout=config.open_timeout_s,
-        probe=probe_delay(config) if config.probe else None,
+        probe=_spread(config, PROBE_MIN_S) if config.probe else None,
+        backoff_initial=_spread(config, BACKOFF_INITIAL_S) if config.probe else BACKOFF_INITIAL_S,
     )
 
 
-def probe_delay(config: FleetConfig) -> float:
-    """The longest delay between refused attempts: the fleet's returning clients spread
-    over it, so the server sees about ``reconnect_rate`` handshakes per second."""
-    return min(PROBE_MAX_S, max(PROBE_MIN_S, config.clients / config.reconnect_rate))
+def _spread(config: FleetConfig, least: float) -> float:
+    """The window the fleet's returning clients spread over, so that the server sees about
+    ``reconnect_rate`` handshakes per second (bounded below by ``least``)."""
+    return min(PROBE_MAX_S, max(least, config.clients / config.reconnect_rate))
 
 
 def heads_from_wire(raw: dict[str, tuple[str, int]] | dict[str, list[Any]]) -> dict[str, Position]:
