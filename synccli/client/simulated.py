@@ -43,10 +43,10 @@ from synccli.tokens import TokenSource
 
 # A connection that lived this long counts as healthy: the backoff starts over.
 HEALTHY_AFTER_S = 1.0
-# A failed attempt that ended this fast was refused (nothing listening, or a proxy with no
-# server behind it closing at once): it cost the server nothing, so the client probes again
-# soon instead of growing its backoff. A struggling server times out or answers with HTTP.
-REFUSED_WITHIN_S = 0.25
+# A connection closed or reset before any HTTP answer, this fast, was refused too (a proxy
+# with no server behind it closes at once). Slower, a server may have done the handshake
+# (a proxy that resets after 100 ms): that grows the backoff, so probes never storm it.
+REFUSED_WITHIN_S = 0.05
 DEFAULT_PROBE_S = 0.5
 MAX_FRAME = 64 * 1024 * 1024
 # Closing must not hang on a dead network (a fault may still be active at the end).
@@ -206,7 +206,7 @@ class SimulatedClient:
                 )
             except (OSError, TimeoutError, InvalidHandshake) as exc:
                 self._record(rec.ConnectFailed(self.attempts, _describe(exc)))
-                refused = is_refusal(exc) and time.monotonic() - started < REFUSED_WITHIN_S
+                refused = is_refusal(exc, time.monotonic() - started)
                 await self._pause(delays.after_refused() if refused else delays.after_failure())
                 continue
             if self._closing.is_set():
@@ -381,13 +381,16 @@ def parse_frame(frame: str | bytes) -> ServerMessage:
     return message
 
 
-def is_refusal(exc: BaseException) -> bool:
-    """The attempt got no answer from a server: refused or reset by the kernel, or closed
-    before any HTTP response (a proxy whose server is gone). Time-outs and HTTP errors are
+def is_refusal(exc: BaseException, elapsed: float) -> bool:
+    """The attempt, which failed after ``elapsed`` seconds, cost no server anything: the
+    kernel refused it, or it was closed or reset before any HTTP answer within
+    ``REFUSED_WITHIN_S`` (a proxy whose server is gone). Time-outs and HTTP errors are
     answers from a server that is there."""
+    if isinstance(exc, ConnectionRefusedError):
+        return True
     if isinstance(exc, TimeoutError):
         return False
-    return isinstance(exc, OSError | InvalidMessage)
+    return isinstance(exc, OSError | InvalidMessage) and elapsed < REFUSED_WITHIN_S
 
 
 def _describe(exc: BaseException) -> str:

@@ -82,14 +82,19 @@ def test_http_errors_grow_the_backoff_instead_of_probing() -> None:
 
 
 @pytest.mark.parametrize(
-    ("exc", "refused"),
+    ("exc", "elapsed", "refused"),
     [
-        (ConnectionRefusedError(111, "refused"), True),
-        (ConnectionResetError(104, "reset"), True),
-        (InvalidMessage("did not receive a valid HTTP response"), True),
-        (TimeoutError(), False),
-        (InvalidStatus(Response(503, "Service Unavailable", Headers(), b"")), False),
+        (ConnectionRefusedError(111, "refused"), 0.001, True),
+        # However late the loop saw it: the kernel refused, no server was involved.
+        (ConnectionRefusedError(111, "refused"), 2.0, True),
+        (ConnectionResetError(104, "reset"), 0.001, True),
+        (InvalidMessage("did not receive a valid HTTP response"), 0.001, True),
+        # Reset after 100 ms: a server may have done the handshake.
+        (InvalidMessage("did not receive a valid HTTP response"), 0.1, False),
+        (ConnectionResetError(104, "reset"), 0.1, False),
+        (TimeoutError(), 0.001, False),
+        (InvalidStatus(Response(503, "Service Unavailable", Headers(), b"")), 0.001, False),
     ],
 )
-def test_what_counts_as_a_refusal(exc: BaseException, refused: bool) -> None:
-    assert is_refusal(exc) is refused
+def test_what_counts_as_a_refusal(exc: BaseException, elapsed: float, refused: bool) -> None:
+    assert is_refusal(exc, elapsed) is refused
