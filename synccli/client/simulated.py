@@ -110,9 +110,6 @@ class SimulatedClient:
         self._ws: ClientConnection | None = None
         self._outbox: list[ClientMessage] = []
         self._wake = asyncio.Event()
-        #: What the pump waits for: its next ack flush and its next wake-up (None: none).
-        self._ack_at: float | None = None
-        self._pump_until: float | None = None
         self._closing = asyncio.Event()
         self._writing = False
         self._write_waiters: dict[str, asyncio.Future[bool]] = {}
@@ -251,19 +248,7 @@ class SimulatedClient:
             self._record(rec.ErrorReceived(exc.code, f"server sent: {exc.message}"))
             return
         self._handle(self.session.on_message(message, time.monotonic()))
-        if self._pump_needed():
-            self._wake.set()
-
-    def _pump_needed(self) -> bool:
-        """Whether the pump must run now rather than at the wake-up it already waits for.
-
-        Most frames of a busy channel only add to an ack the pump has already scheduled:
-        not waking it for them saves a task switch per client per event, which at hundreds
-        of clients per process is much of the harness's loop lag."""
-        if self._outbox or (self._ack_at is None and self.session.acks_due()):
-            return True
-        deadline = self.session.next_deadline()
-        return deadline is not None and (self._pump_until is None or deadline < self._pump_until)
+        self._wake.set()
 
     async def _pump(self, ws: ClientConnection) -> None:
         """Send the outbox and the batched acks; run ``tick`` at the session's deadline.
@@ -271,25 +256,23 @@ class SimulatedClient:
         Acks wait up to ``ack_delay`` (like TCP's delayed ack) unless something else is
         being sent anyway: far below the server's ack timeout, and at a high event rate one
         cumulative ack then covers many events."""
-        self._ack_at = None
+        ack_at: float | None = None
         while True:
-            deadlines = [d for d in (self.session.next_deadline(), self._ack_at) if d is not None]
-            until = self._pump_until = min(deadlines) if deadlines else None
-            delay = None if until is None else max(0.0, until - time.monotonic())
+            deadlines = [d for d in (self.session.next_deadline(), ack_at) if d is not None]
+            delay = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
             self._wake.clear()
-            # While it runs, the pump reads everything again before its next wait.
-            self._pump_until = now = time.monotonic()
+            now = time.monotonic()
             self._handle(self.session.tick(now))
             outgoing = self._outbox
             self._outbox = []
-            if outgoing or (self._ack_at is not None and now >= self._ack_at):
+            if outgoing or (ack_at is not None and now >= ack_at):
                 outgoing.extend(self.session.flush_acks())
-                self._ack_at = None
-            elif self._ack_at is None and self.session.acks_due():
-                self._ack_at = now + self.config.ack_delay
+                ack_at = None
+            elif ack_at is None and self.session.acks_due():
+                ack_at = now + self.config.ack_delay
             try:
                 for message in outgoing:
                     await ws.send(dumps(message.to_wire()))
