@@ -37,6 +37,7 @@ from synccli.errors import ProtocolError
 from synccli.history import records as rec
 from synccli.protocol.backoff import Reconnect, ReconnectConfig
 from synccli.protocol.channel import SYNCED, Effects
+from synccli.protocol.client_id import with_client_id
 from synccli.protocol.messages import ClientMessage, ServerMessage, dumps, parse_server_message
 from synccli.protocol.session import ClientSession, SessionConfig
 from synccli.tokens import TokenSource
@@ -188,6 +189,7 @@ class SimulatedClient:
         config = self.config
         delays = Reconnect(config.reconnect(), self.rng)
         tls = client_context(config.url, config.ca_file)
+        url = with_client_id(config.url, self.client_id)
         while not self._closing.is_set():
             self.attempts += 1
             token = config.tokens.token() if config.tokens is not None else config.token
@@ -195,7 +197,7 @@ class SimulatedClient:
             started = time.monotonic()
             try:
                 ws = await connect(
-                    config.url,
+                    url,
                     additional_headers=headers,
                     ssl=tls,
                     compression=None,
