@@ -62,6 +62,8 @@ class RunConfig:
     #: CA to trust for a wss:// ``url``.
     ca_file: str | None = None
     workers: int = 1
+    #: Clients probe again soon after a refused attempt (False: the plain backoff).
+    probe: bool = True
     #: Server processes on one database (None: the scenario's ``[server] nodes``, else 1);
     #: more than one runs a cluster (Redis bus, HAProxy).
     nodes: int | None = None
@@ -405,6 +407,7 @@ class Simulation:
             ca_file=self.ca_file,
             client_bugs=tuple(config.client_bugs),
             workers=config.workers,
+            probe=config.probe,
             rotate=self._rotate,
         )
         progress = ProgressLine(self._status, enabled=config.progress)
