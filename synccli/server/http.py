@@ -7,6 +7,7 @@ returns None only for an authorised ``/ws`` handshake.
 from __future__ import annotations
 
 import hmac
+import importlib.resources
 import json
 import random
 import time
@@ -23,6 +24,25 @@ from synccli.errors import DatabaseUnavailable, ProtocolError, TransientDatabase
 from synccli.server.services import Services
 
 FAULT_MODES = ("verify", "deadlock", "slow_commit", "off")
+
+# The browser half, served from package data (synccli/web): path -> (file, content type).
+WEB_FILES = {
+    "/": ("board.html", "text/html; charset=utf-8"),
+    "/board.js": ("board.js", "text/javascript; charset=utf-8"),
+    "/board.css": ("board.css", "text/css; charset=utf-8"),
+    "/client.js": ("synccli-client.js", "text/javascript; charset=utf-8"),
+    "/client.d.ts": ("synccli-client.d.ts", "application/typescript; charset=utf-8"),
+}
+# Nothing but this origin's own files and socket: a patient name can never run as script.
+WEB_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def web_file(name: str) -> str:
+    """The text of one file of the browser half (package data)."""
+    return (importlib.resources.files("synccli") / "web" / name).read_text(encoding="utf-8")
 
 
 def _respond(
@@ -94,6 +114,8 @@ class Router:
                     "text/plain; charset=utf-8",
                 )
             return None
+        if url.path in WEB_FILES:
+            return self._web(connection, url.path)
         if url.path == "/healthz":
             return self._health(connection)
         if url.path == "/metrics":
@@ -104,6 +126,14 @@ class Router:
                 return _json(connection, HTTPStatus.UNAUTHORIZED, {"error": "bad token"})
             return await self._admin(connection, url.path, query)
         return _json(connection, HTTPStatus.NOT_FOUND, {"error": f"no such path {url.path}"})
+
+    def _web(self, connection: ServerConnection, path: str) -> Response:
+        name, content_type = WEB_FILES[path]
+        response = _respond(connection, HTTPStatus.OK, web_file(name), content_type)
+        response.headers["Content-Security-Policy"] = WEB_POLICY
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
     def _health(self, connection: ServerConnection) -> Response:
         metrics = self.s.metrics
