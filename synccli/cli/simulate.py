@@ -13,7 +13,8 @@ from typing import Any
 import click
 
 from synccli.cli.common import handle_errors
-from synccli.errors import ConfigError
+from synccli.errors import ConfigError, InfrastructureError
+from synccli.harness.browsers import browsers_unavailable
 from synccli.harness.bugs import CLIENT_BUGS, SERVER_BUGS, split_bugs
 from synccli.harness.run import RunConfig, RunOutcome, run_simulation
 from synccli.harness.scenario import Scenario, default_scenario, find_scenario
@@ -58,6 +59,12 @@ from synccli.report import render_table
     show_default=True,
     help="Processes to spread the clients over (for 1000+ clients).",
 )
+@click.option(
+    "--browsers",
+    type=click.IntRange(0, 50),
+    default=0,
+    help="Also run N headless Chromium pages on the board as clients (needs chromium).",
+)
 @click.option("--quiet", is_flag=True, help="No live progress line.")
 @click.option(
     "--inject-bug",
@@ -82,6 +89,7 @@ def simulate_command(
     toxiproxy_url: str | None,
     token: str | None,
     workers: int,
+    browsers: int,
     quiet: bool,
     bugs: tuple[str, ...],
 ) -> None:
@@ -92,6 +100,8 @@ def simulate_command(
     proxy and, where the machine allows it, real packet loss. Exit codes: 0 pass, 1 fail,
     2 usage error, 3 inconclusive, 4 infrastructure error.
     """
+    if browsers and (missing := browsers_unavailable()) is not None:
+        raise InfrastructureError(missing)
     if url is not None and not url.startswith(("ws://", "wss://")):
         raise ConfigError(f"--url must be a WebSocket URL like ws://127.0.0.1:8765/ws, not {url!r}")
     base: Scenario = (
@@ -119,6 +129,7 @@ def simulate_command(
         client_bugs=client_bugs,
         token=token,
         workers=workers,
+        browsers=browsers,
         progress=not quiet,
         builtin_default=scenario_ref is None,
     )

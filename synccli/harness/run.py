@@ -46,6 +46,8 @@ class RunConfig:
     client_bugs: tuple[str, ...] = ()
     token: str | None = None
     workers: int = 1
+    #: Headless Chromium pages on the board, as clients ``b000``… (synccli.harness.browsers).
+    browsers: int = 0
     progress: bool = True
     #: The scenario is the built-in default, which leaves packet loss out where this machine
     #: cannot inject it; the run then says so.
@@ -85,6 +87,7 @@ class Simulation:
         self.dates: tuple[str, ...] = ()
         self._store: Store | None = None
         self._fleet_urls: list[str] = []
+        self.browsers: Any = None
 
     def say(self, message: str) -> None:
         self.notes.append(message)
@@ -174,6 +177,19 @@ class Simulation:
         self.faults = FaultRunner(scenario.faults, targets, self.history, scenario.seed)
         stack.push_async_callback(self.faults.heal_all)
         self._fleet_urls = urls
+        if config.browsers:
+            await self._start_browsers(stack, urls)
+
+    async def _start_browsers(self, stack: contextlib.AsyncExitStack, urls: list[str]) -> None:
+        from synccli.harness.browsers import BrowserConfig, BrowserFleet
+
+        assert self.history is not None
+        config = BrowserConfig(
+            self.config.browsers, tuple(urls), self.dates, self.run_dir, self.config.token
+        )
+        self.browsers = BrowserFleet(config, self.history)
+        stack.push_async_callback(self.browsers.close)
+        await self.browsers.start()
 
     def _db_url(self) -> str | None:
         if self.config.db_url:
@@ -320,6 +336,9 @@ class Simulation:
                 target_heads=self._target_heads,
                 before_drain=heal_faults,
             )
+            if self.browsers is not None:
+                await self.browsers.drain(self._target_heads, scenario.drain_timeout_s)
+                await self.browsers.close()
         finally:
             await heal_faults()
             await cancel_quietly(ticker)

@@ -97,6 +97,7 @@ class Summary:
     anomalies_total: int
     history_truncated: bool
     truth_source: str
+    browser_clients: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -233,6 +234,7 @@ def summarize(
         "anomalies_total": sum(result.counts.values()),
         "history_truncated": history.truncated,
         "truth_source": truth.source,
+        "browser_clients": sum(1 for r in records if r["k"] == "client" and r.get("browser")),
     }
     scenario = config.get("thresholds")
     thresholds = merge(

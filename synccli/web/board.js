@@ -1,7 +1,9 @@
 // The live appointment board (GET /?date=YYYY-MM-DD): one day's appointments, kept in sync
 // by synccli-client.js. Every string from the database goes in as text (textContent or an
 // attribute value), never as HTML. `?token=` is passed on to the socket; `?history=1`
-// keeps every client record in `window.synccliBoard.records` (tests, harness).
+// keeps every client record in `window.synccliBoard.records` (or hands them to
+// `window.synccliHistory(records)` when the harness defines it), `&follow=D2,D3` keeps more
+// dates in sync without showing them and `&client=ID` names the client.
 import { SyncClient, allowedTargets } from "/client.js";
 
 const ERROR_SHOWN_MS = 3000;
@@ -50,12 +52,16 @@ function el(tag, className, text) {
 
 const params = new URLSearchParams(location.search);
 const requested = params.get("date");
-const date = requested && /^\d{4}-\d{2}-\d{2}$/.test(requested) ? requested : today();
+const DATE_RE = /^\d{4}-\d{2}-\d{2}$/;
+const date = requested && DATE_RE.test(requested) ? requested : today();
 const token = params.get("token");
 const keepHistory = params.get("history") === "1";
+const follow = (params.get("follow") ?? "").split(",").filter((d) => DATE_RE.test(d) && d !== date);
 const scheme = location.protocol === "https:" ? "wss" : "ws";
 
-const client = new SyncClient({ url: `${scheme}://${location.host}/ws`, dates: [date], token });
+const options = { url: `${scheme}://${location.host}/ws`, dates: [date, ...new Set(follow)], token };
+if (params.get("client")) options.clientId = params.get("client");
+const client = new SyncClient(options);
 const records = [];
 const failed = new Map(); // appointmentId -> {state, message}: shown for 3 s, then rolled back
 const rowsById = new Map(); // appointmentId -> <tr>
@@ -185,7 +191,16 @@ client.on("connection", ({ state }) => {
   document.getElementById("banner").hidden = !lost;
   showStatus();
 });
-if (keepHistory) client.on("record", (record) => records.push(record));
+if (typeof window.synccliHistory === "function") {
+  // The harness's sink (a Playwright binding): records leave the page in one call per turn.
+  let batch = [];
+  client.on("record", (record) => {
+    if (batch.length === 0) setTimeout(() => window.synccliHistory(batch.splice(0)), 0);
+    batch.push(record);
+  });
+} else if (keepHistory) {
+  client.on("record", (record) => records.push(record));
+}
 window.addEventListener("pagehide", () => client.close());
 render();
 showStatus();

@@ -910,6 +910,7 @@ export class SyncClient {
     if (ws !== this._ws) return;
     this._open = true;
     this._openedAt = this.now();
+    this._record({ k: "connect", attempt: this.attempt });
     this._emit("connection", { state: "open", attempt: this.attempt, delay: 0 });
     this._handle(this.session.onConnected(this.now()));
     this._pump();
@@ -931,6 +932,8 @@ export class SyncClient {
       this.session.onDisconnected();
       this._record({ k: "disconnect", code: event?.code ?? null, reason: event?.reason ?? "" });
       if (this.now() - this._openedAt >= this.healthyAfter) this._delays = this._newBackoff();
+    } else {
+      this._record({ k: "connect_failed", attempt: this.attempt, error: `closed (${event?.code ?? "?"})` });
     }
     this._emitStatuses();
     this._save();
