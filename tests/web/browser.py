@@ -7,7 +7,6 @@ Screenshots go to ``$SYNCCLI_TEST_ARTIFACTS`` (default ``reports/test-artifacts`
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -17,19 +16,11 @@ from typing import Any
 
 import pytest
 
+from synccli.harness.browsers import CHROMIUM, CHROMIUM_ARGS, browsers_unavailable
 from synccli.store import open_store
 from tests.conftest import require, seconds
 from tests.server.helpers import ServerProcess
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DATE = "2026-11-26"
 APPOINTMENTS = 10
 XSS_NAME = "<img src=x onerror=alert(1)>"
@@ -48,12 +39,12 @@ def appt(n: int) -> str:
 @pytest.fixture(name="browser", scope="module")
 def browser_fixture() -> Iterator[Any]:
     """One Chromium for the module (a new context per page keeps their storage apart)."""
-    require(importlib.util.find_spec("playwright") is not None, "playwright is not installed")
-    require(Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    reason = browsers_unavailable()
+    require(reason is None, str(reason))
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
         try:
             yield chromium
         finally:
