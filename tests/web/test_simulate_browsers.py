@@ -23,6 +23,7 @@ duration_s = 6
 clients = 2
 writers = 1
 rate = 8
+dates = 2
 groups = 2
 appointments = 8
 drain_timeout_s = 20
@@ -60,8 +61,11 @@ def test_browsers_are_clients_of_a_run(tmp_path: Path, browser: object) -> None:
     assert summary["lost"] == summary["duplicates"] == summary["out_of_order"] == 0
     assert summary["converged_clients"] == 4
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
-    applied = {r["c"] for r in history if r["k"] == "apply"}
-    assert {"b000", "b001"} <= applied
+    applied = {(r["c"], r["date"]) for r in history if r["k"] == "apply"}
+    dates = summary["dates"]
+    assert len(dates) == 2
+    # Each page shows the first date and follows the second.
+    assert {(c, d) for c in ("b000", "b001") for d in dates} <= applied
     # The browser in the group that went down lost its socket and came back.
     assert any(r["k"] == "disconnect" and r["c"].startswith("b") for r in history)
     for client in ("b000", "b001"):
