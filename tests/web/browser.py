@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from synccli.faults.proxy.server import start_in_thread
+from synccli.faults.toxiproxy import ToxiproxyFaults
 from synccli.harness.browsers import CHROMIUM, CHROMIUM_ARGS, browsers_unavailable
 from synccli.store import open_store
 from tests.conftest import require, seconds
@@ -104,6 +106,26 @@ def board_fixture(tmp_path: Path) -> Iterator[Board]:
     finally:
         if server.process.proc.poll() is None:
             server.process.kill()
+
+
+@dataclass
+class Proxied:
+    """The board's server behind one proxy of the embedded Toxiproxy-compatible proxy."""
+
+    faults: ToxiproxyFaults
+    listen: str
+
+
+@pytest.fixture(name="proxied")
+def proxied_fixture(board: Board) -> Iterator[Proxied]:
+    handle = start_in_thread(seed=11)
+    faults = ToxiproxyFaults(handle.url, prefix="web")
+    try:
+        (listen,) = faults.create_proxies(board.address, 1)
+        yield Proxied(faults, listen)
+    finally:
+        faults.destroy()
+        handle.stop()
 
 
 def open_page(browser: Any, url: str, width: int = 1280, height: int = 800) -> Any:

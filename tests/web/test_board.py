@@ -13,13 +13,12 @@ from typing import Any
 
 import pytest
 
-from synccli.faults.proxy.server import start_in_thread
-from synccli.faults.toxiproxy import ToxiproxyFaults
 from tests.conftest import seconds
 from tests.web.browser import (
     ARTIFACTS,
     XSS_NAME,
     Board,
+    Proxied,
     appt,
     ms,
     open_page,
@@ -62,26 +61,37 @@ def test_a_check_in_on_one_page_shows_on_the_other(browser: Any, board: Board) -
     assert_matches_database(other, board)
 
 
-def test_a_page_cut_off_catches_up_exactly(browser: Any, board: Board) -> None:
-    proxy = start_in_thread(seed=11)
-    faults = ToxiproxyFaults(proxy.url, prefix="web")
-    try:
-        (listen,) = faults.create_proxies(board.address, 1)
-        cut = open_page(browser, board.page_url(listen))
-        writer = open_page(browser, board.page_url())
-        faults.set_enabled([0], False)
-        cut.locator("#banner").wait_for(state="visible", timeout=ms(5))
-        outcomes = write_many(writer, 50)
-        assert [o["ok"] for o in outcomes] == [True] * 50
-        assert cut.locator("#badge").get_attribute("data-status") != "synced"
-        faults.set_enabled([0], True)
-        applied = assert_matches_database(cut, board)
-        assert applied == list(range(1, 51))
-        cut.locator("#banner").wait_for(state="hidden", timeout=ms(5))
-        assert_matches_database(writer, board)
-    finally:
-        faults.destroy()
-        proxy.stop()
+def test_a_page_cut_off_catches_up_exactly(browser: Any, board: Board, proxied: Proxied) -> None:
+    cut = open_page(browser, board.page_url(proxied.listen))
+    writer = open_page(browser, board.page_url())
+    proxied.faults.set_enabled([0], False)
+    cut.locator("#banner").wait_for(state="visible", timeout=ms(5))
+    outcomes = write_many(writer, 50)
+    assert [o["ok"] for o in outcomes] == [True] * 50
+    assert cut.locator("#badge").get_attribute("data-status") != "synced"
+    proxied.faults.set_enabled([0], True)
+    applied = assert_matches_database(cut, board)
+    assert applied == list(range(1, 51))
+    cut.locator("#banner").wait_for(state="hidden", timeout=ms(5))
+    assert_matches_database(writer, board)
+
+
+def test_a_pending_write_shows_processing_until_confirmed(
+    browser: Any, board: Board, proxied: Proxied
+) -> None:
+    page = open_page(browser, board.page_url(proxied.listen))
+    delay = round(seconds(0.8) * 1000)
+    proxied.faults.add_toxic([0], "latency", "upstream", {"latency": delay})
+    page.get_by_role("button", name="Check in: Patient 0004").click()
+    pending = page.locator(f'#rows tr.processing[data-id="{appt(4)}"]')
+    pending.wait_for(timeout=ms(0.5))
+    assert pending.get_attribute("data-state") == "Present"
+    assert pending.get_attribute("aria-busy") == "true"
+    assert pending.locator("button:disabled").count() == 2
+    assert board.truth()[1][appt(4)] == (1, "Scheduled"), "shown before the server has it"
+    pending.wait_for(state="detached", timeout=ms(5))
+    assert_matches_database(page, board)
+    assert board.truth()[1][appt(4)] == (2, "Present")
 
 
 def test_a_reload_resumes_from_the_stored_position(browser: Any, board: Board) -> None:
