@@ -42,7 +42,7 @@ from fanout_peers import Sample, bare_server_main, receiver_main
 from tabulate import tabulate
 from websockets.asyncio.client import ClientConnection, connect
 
-from synccli.client.connection import DEFAULT_ACK_DELAY_S
+from synccli.client.simulated import DEFAULT_ACK_DELAY_S
 from synccli.harness.server_process import ServerProcess, free_port
 from synccli.protocol.messages import dumps
 from synccli.store import open_store

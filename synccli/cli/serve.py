@@ -9,8 +9,10 @@ import sys
 import click
 
 from synccli.cli.common import db_option, handle_errors
+from synccli.errors import ConfigError
+from synccli.injection import SERVER_BUGS, check_bugs
 from synccli.server.app import SyncServer, run_server
-from synccli.server.config import BUG_NAMES, ServerConfig
+from synccli.server.config import ServerConfig
 from synccli.store import redact_url
 
 #: ``ServerConfig``'s defaults, so that the options cannot drift from the library's.
@@ -124,7 +126,7 @@ def _announce(server: SyncServer) -> None:
     multiple=True,
     hidden=True,
     metavar="NAME",
-    help=f"Misbehave on purpose for the harness self-test: {', '.join(BUG_NAMES)}.",
+    help=f"Misbehave on purpose for the harness self-test: {', '.join(sorted(SERVER_BUGS))}.",
 )
 @click.option("--bug-seed", type=int, default=0, hidden=True, help="Seed of injected bugs.")
 @handle_errors
@@ -151,12 +153,10 @@ def serve(
     (a second Ctrl+C forces exit). Exit codes: 0 stopped, 2 usage error, 4 port in use or
     database unreachable.
     """
-    unknown = [name for name in inject_bugs if name not in BUG_NAMES]
-    if unknown:
-        raise click.BadParameter(
-            f"unknown bug {unknown[0]!r}; valid names: {', '.join(BUG_NAMES)}",
-            param_hint="--inject-bug",
-        )
+    try:
+        check_bugs(inject_bugs, "server")
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--inject-bug") from None
     logging.basicConfig(
         level=log_level.upper(),
         stream=sys.stderr,

@@ -15,9 +15,9 @@ import click
 from synccli.cli.common import handle_errors
 from synccli.errors import ConfigError, InfrastructureError
 from synccli.harness.browsers import browsers_unavailable
-from synccli.harness.bugs import CLIENT_BUGS, SERVER_BUGS, split_bugs
 from synccli.harness.run import RunConfig, RunOutcome, run_simulation
 from synccli.harness.scenario import Scenario, default_scenario, find_scenario
+from synccli.injection import CLIENT_BUGS, SERVER_BUGS, split_bugs
 from synccli.report import render_table
 
 

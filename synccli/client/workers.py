@@ -22,13 +22,13 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from synccli.client.fleet import (
+from synccli.client.local import (
+    LIVE,
     Counters,
     FleetConfig,
     FleetResult,
     HeadsSource,
     LocalFleet,
-    _live_sources,
     drain,
     furthest,
     heads_from_wire,
@@ -37,6 +37,7 @@ from synccli.client.fleet import (
 )
 from synccli.domain.values import Position
 from synccli.errors import InfrastructureError
+from synccli.history import HistoryWriter
 
 STATS_EVERY_S = 0.25
 JOIN_TIMEOUT_S = 10.0
@@ -82,13 +83,13 @@ class _Worker:
 
 async def run_workers(
     config: FleetConfig,
-    history: Any,
+    history: HistoryWriter,
     stop: asyncio.Event,
     progress: Callable[[Counters], None] | None,
     target_heads: HeadsSource | None,
     before_drain: Callable[[], Awaitable[None]] | None = None,
 ) -> FleetResult:
-    """``run_fleet`` with ``config.workers`` processes; ``history`` is a ``HistoryWriter``."""
+    """``run_fleet`` with ``config.workers`` processes, merging their parts into ``history``."""
     context = multiprocessing.get_context("spawn")
     workers: list[_Worker] = []
     for number in range(config.workers):
@@ -108,7 +109,7 @@ async def run_workers(
     def counters() -> Counters:
         return sum_counters([w.stats for w in workers])
 
-    _live_sources.append(counters)
+    LIVE.add(counters)
     for worker in workers:
         worker.reader = asyncio.create_task(worker.read())
     finished = False
@@ -134,7 +135,7 @@ async def run_workers(
         if progress is not None:
             progress(counters())
     finally:
-        _live_sources.remove(counters)
+        LIVE.remove(counters)
         for worker in workers:
             if not finished:
                 # Interrupted or failed: let each worker record its final state and exit.
@@ -179,8 +180,6 @@ def worker_main(
 async def _worker(
     conn: Connection, config: FleetConfig, indices: list[int], part: Path, t0: float
 ) -> None:
-    from synccli.harness.history import HistoryWriter
-
     history = HistoryWriter(part, t0)
     fleet = LocalFleet(config, indices, history)
     fleet.start()

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from synccli.errors import InfrastructureError
-from synccli.harness.history import HistoryWriter
+from synccli.errors import ConfigError, InfrastructureError
+from synccli.history import ClientCreated, ErrorReceived, HistoryWriter, record_from_json
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = (
@@ -116,27 +116,30 @@ class BrowserFleet:
 
     async def _open(self, index: int) -> None:
         url = self.config.page_url(index)
-        self.history.record_dict(
-            client_id(index),
-            {
-                "k": "client",
-                "browser": True,
-                "url": url.split("?")[0],
-                "dates": list(self.config.dates),
-            },
-        )
+        record = ClientCreated(url=url.split("?")[0], dates=list(self.config.dates), browser=True)
+        self.history.write(client_id(index), record)
         context = await self._browser.new_context(viewport={"width": 1280, "height": 800})
         context.set_default_timeout(self.config.load_timeout_s * 1000)
         name = client_id(index)
 
         def sink(_source: Any, records: list[dict[str, Any]]) -> None:
-            self.history.record_many(name, records)
+            self._write(name, records)
 
         await context.expose_binding("synccliHistory", sink)
         page = await context.new_page()
         await page.goto(url)
         await page.wait_for_function("() => window.synccliBoard !== undefined")
         self._pages.append(page)
+
+    def _write(self, name: str, records: list[dict[str, Any]]) -> None:
+        """The page's records, in the history's vocabulary. One that does not follow it (a
+        bug in synccli-client.js) is kept as an ``error`` record naming the problem."""
+        for data in records:
+            try:
+                record = record_from_json(data)
+            except ConfigError as exc:
+                record = ErrorReceived(code="bad_record", message=str(exc))
+            self.history.write(name, record)
 
     async def drain(self, heads: Heads, timeout_s: float) -> bool:
         """Wait until every page is synced at the database heads; whether they all got there."""
@@ -155,7 +158,7 @@ class BrowserFleet:
         for index, page in enumerate(self._pages):
             # The last batch is handed over on the page's next turn: let it arrive first.
             await page.evaluate("() => new Promise((done) => setTimeout(done, 0))")
-            self.history.record_many(client_id(index), await page.evaluate(_FINALS))
+            self._write(client_id(index), await page.evaluate(_FINALS))
             path = self.config.run_dir / f"board-{client_id(index)}.png"
             await page.screenshot(path=str(path), full_page=True)
         self._pages.clear()

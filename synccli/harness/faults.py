@@ -21,10 +21,13 @@ from typing import Any, Protocol
 
 from synccli.errors import FaultError, SynccliError
 from synccli.harness.scenario import PROXY_KINDS, SERVER_KINDS, FaultSpec
+from synccli.history import Fault, Record, ServerLifecycle
 
 
 class Recorder(Protocol):
-    def record(self, client_id: str | None, kind: str, /, **fields: Any) -> None: ...
+    """Where fault records go (``synccli.history.HistoryWriter``)."""
+
+    def write(self, client_id: str | None, record: Record) -> None: ...
 
 
 @dataclass
@@ -72,15 +75,18 @@ class FaultRunner:
         await asyncio.sleep(max(0.0, t0 + spec.at_s - time.monotonic()))
         name = spec.name or f"{spec.kind}#{index}"
         groups = self._pick_groups(index, spec.target)
-        fields = {"kind": spec.kind, "name": name, "target": spec.target, "attrs": spec.attrs}
         # The window opens before the fault is applied: its first effects (the resyncs of an
         # epoch reset, the disconnects of a kill) happen while the apply call is in flight.
-        self.history.record(None, "fault", phase="start", groups=groups, **fields)
+        self.history.write(
+            None, Fault("start", spec.kind, name, spec.target, spec.attrs, groups=groups)
+        )
         try:
             heal = await self._apply(spec, groups)
         except SynccliError as exc:
             self.failed += 1
-            self.history.record(None, "fault", phase="error", error=str(exc), **fields)
+            self.history.write(
+                None, Fault("error", spec.kind, name, spec.target, spec.attrs, error=str(exc))
+            )
             return
         self._heals[name] = heal
         self.active[name] = spec
@@ -97,12 +103,9 @@ class FaultRunner:
         try:
             evidence = await heal()
         except SynccliError as exc:
-            self.history.record(
-                None, "fault", phase="error", kind=spec.kind, name=name, error=f"heal failed: {exc}"
-            )
+            self.history.write(None, Fault("error", spec.kind, name, error=f"heal failed: {exc}"))
             return
-        extra = {"evidence": evidence} if evidence is not None else {}
-        self.history.record(None, "fault", phase="end", kind=spec.kind, name=name, **extra)
+        self.history.write(None, Fault("end", spec.kind, name, evidence=evidence))
 
     def _pick_groups(self, index: int, share: float) -> list[int]:
         """A seeded choice of ``share`` of the proxy groups (at least one)."""
@@ -167,11 +170,11 @@ class FaultRunner:
         if spec.kind == "server_kill":
             pid = server.pid
             await asyncio.to_thread(server.kill)
-            self.history.record(None, "server", event="kill", pid=pid)
+            self.history.write(None, ServerLifecycle("kill", pid))
 
             async def restart() -> None:
                 await server.start()
-                self.history.record(None, "server", event="restart", pid=server.pid)
+                self.history.write(None, ServerLifecycle("restart", server.pid))
 
             return restart
         if spec.kind == "db_fault":

@@ -23,10 +23,17 @@ from websockets.exceptions import InvalidHandshake, InvalidURI
 
 from synccli.errors import EXIT_INFRASTRUCTURE, InfrastructureError
 from synccli.harness.faults import FaultRunner, FaultTargets, cancel_quietly
-from synccli.harness.history import HistoryWriter
 from synccli.harness.progress import ProgressLine
 from synccli.harness.scenario import PROXY_KINDS, Scenario, ServerOptions
 from synccli.harness.server_process import ServerProcess, free_port
+from synccli.history import (
+    HistoryWriter,
+    InfrastructureFailure,
+    RunEnd,
+    RunStart,
+    ServerLifecycle,
+    ServerMetrics,
+)
 from synccli.store import Store, open_store, redact_url
 
 NETNS_SERVER_PORT = 8765
@@ -109,9 +116,9 @@ class Simulation:
                 truth = await asyncio.to_thread(self._read_truth)
         except InfrastructureError as exc:
             infra_error = str(exc)
-            self.history.record(None, "infrastructure_error", error=infra_error)
+            self.history.write(None, InfrastructureFailure(infra_error))
         finally:
-            self.history.record(None, "run_end", **self._end_fields(interrupted or stop.is_set()))
+            self.history.write(None, self._end_record(interrupted or stop.is_set()))
             self.history.close()
         summary = check_run(self.run_dir, truth=truth)
         write_outputs(self.run_dir, summary)
@@ -120,16 +127,11 @@ class Simulation:
             self.say(f"infrastructure error: {infra_error}")
         return RunOutcome(self.run_dir, summary, code, interrupted, self.notes)
 
-    def _end_fields(self, interrupted: bool) -> dict[str, Any]:
-        fields: dict[str, Any] = {"interrupted": interrupted}
+    def _end_record(self, interrupted: bool) -> RunEnd:
         stats = self.fleet_stats
-        if stats is not None:
-            fields |= {
-                "drained": stats.drained,
-                "loop_lag_p99_ms": stats.loop_lag_p99_ms,
-                "loop_lag_max_ms": stats.loop_lag_max_ms,
-            }
-        return fields
+        if stats is None:
+            return RunEnd(interrupted)
+        return RunEnd(interrupted, stats.drained, stats.loop_lag_p99_ms, stats.loop_lag_max_ms)
 
     # ------------------------------------------------------------------ set-up
 
@@ -140,16 +142,17 @@ class Simulation:
         self.dates = tuple(scenario.date_list(datetime.now(UTC).date()))
         targets = FaultTargets(dates=self.dates, groups=scenario.groups)
         db_url = self._db_url()
-        self.history.record(
+        self.history.write(
             None,
-            "run_start",
-            run_id=self.run_id,
-            seed=scenario.seed,
-            config=scenario.to_dict(),
-            db=redact_url(db_url) if db_url else None,
-            url=config.url,
-            server_bugs=list(config.server_bugs),
-            client_bugs=list(config.client_bugs),
+            RunStart(
+                run_id=self.run_id,
+                seed=scenario.seed,
+                config=scenario.to_dict(),
+                db=redact_url(db_url) if db_url else None,
+                url=config.url,
+                server_bugs=list(config.server_bugs),
+                client_bugs=list(config.client_bugs),
+            ),
         )
         kinds = {fault.kind for fault in scenario.faults}
         if config.builtin_default and scenario.faults and "packet_loss" not in kinds:
@@ -254,16 +257,16 @@ class Simulation:
         )
         stack.push_async_callback(self._stop_server, server)
         await server.start()
-        self.history.record(None, "server", event="start", pid=server.pid)
+        self.history.write(None, ServerLifecycle("start", server.pid))
         return server
 
     async def _stop_server(self, server: ServerProcess) -> None:
         assert self.history is not None
         metrics = await server.metrics()
         if metrics:
-            self.history.record(None, "server_metrics", metrics=metrics)
+            self.history.write(None, ServerMetrics(metrics))
         code = await server.stop()
-        self.history.record(None, "server", event="exit", pid=server.pid, code=code)
+        self.history.write(None, ServerLifecycle("exit", server.pid, code))
 
     async def _start_proxies(
         self, stack: contextlib.AsyncExitStack, upstream: str, groups: int

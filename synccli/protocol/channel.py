@@ -20,16 +20,18 @@ Every method returns ``Effects``: messages to send and history records (docs/his
 Acks are cumulative: the state remembers what was applied but not yet acked and
 ``take_ack`` turns it into one ``ack`` for the session to batch.
 
-``bugs`` switches on deliberate client faults for the harness self-test (``CLIENT_BUGS``);
-each one really applies events wrongly so the checker must catch it.
+``policy`` (``synccli.protocol.bugs``) is asked at the three points a deliberate client bug
+can change these rules (resyncs, duplicates, arrival); the default follows them exactly.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from synccli.domain.values import Event, Position, Row
+from synccli.history import records as rec
+from synccli.protocol.bugs import ChannelPolicy
 from synccli.protocol.messages import (
     Ack,
     ClientMessage,
@@ -41,16 +43,9 @@ from synccli.protocol.messages import (
     Subscribed,
 )
 
-Record = dict[str, Any]
-
 SYNCED: Final = "synced"
 SYNCING: Final = "syncing"
 OUT_OF_SYNC: Final = "out_of_sync"
-
-BUG_NO_DEDUPE: Final = "no-dedupe"
-BUG_NO_REORDER: Final = "no-reorder-buffer"
-BUG_IGNORE_RESYNC: Final = "ignore-resync"
-CLIENT_BUGS: Final = frozenset({BUG_NO_DEDUPE, BUG_NO_REORDER, BUG_IGNORE_RESYNC})
 
 
 @dataclass(slots=True)
@@ -58,7 +53,7 @@ class Effects:
     """What the adapter must do after a call: send ``send``, record ``records``."""
 
     send: list[ClientMessage] = field(default_factory=list)
-    records: list[Record] = field(default_factory=list)
+    records: list[rec.Record] = field(default_factory=list)
 
     def extend(self, other: Effects) -> None:
         self.send.extend(other.send)
@@ -74,32 +69,31 @@ class Optimistic:
     confirmed_seq: int | None = None
 
 
-_apply_records: dict[tuple[int, bool], tuple[Event, Record]] = {}
+_apply_records: dict[tuple[int, bool], tuple[Event, rec.Apply]] = {}
 APPLY_RECORD_CACHE = 4096
 
 
-def apply_record(event: Event, replay: bool) -> Record:
+def apply_record(event: Event, replay: bool) -> rec.Apply:
     """The ``apply`` record of ``event``. Clients of one process share parsed events, and
-    every client that applies the same event object gets the same dict (treat it as
-    read-only), so the history serialises it once. Keyed by identity, not by message id:
+    every client that applies the same event object gets the same record, so the history
+    serialises it once. Keyed by identity, not by message id:
     a server that sent two different events under one id must still be caught."""
     key = (id(event), replay)
     cached = _apply_records.get(key)
     if cached is not None and cached[0] is event:
         return cached[1]
     row = event.row
-    record: Record = {
-        "k": "apply",
-        "date": event.date,
-        "epoch": event.epoch,
-        "seq": event.seq,
-        "id": event.message_id,
-        "committedAt": event.committed_at,
-        "replay": replay,
-        "appointmentId": row.appointment_id,
-        "version": row.version,
-        "state": row.state,
-    }
+    record = rec.Apply(
+        date=event.date,
+        epoch=event.epoch,
+        seq=event.seq,
+        message_id=event.message_id,
+        committed_at=event.committed_at,
+        replay=replay,
+        appointment_id=row.appointment_id,
+        version=row.version,
+        state=row.state,
+    )
     if len(_apply_records) >= APPLY_RECORD_CACHE:
         del _apply_records[next(iter(_apply_records))]
     # The cache holds the event, so its id cannot be reused while the entry lives.
@@ -114,13 +108,13 @@ class ChannelState:
         self,
         date: str,
         *,
-        bugs: frozenset[str] = frozenset(),
+        policy: ChannelPolicy | None = None,
         gap_timeout: float = 2.0,
         max_buffer: int = 10_000,
         max_missed_requests: int = 3,
     ) -> None:
         self.date = date
-        self.bugs = bugs
+        self.policy = ChannelPolicy() if policy is None else policy
         self.gap_timeout = gap_timeout
         self.max_buffer = max_buffer
         self.max_missed_requests = max_missed_requests
@@ -139,9 +133,6 @@ class ChannelState:
         self._gap_target: int | None = None
         self._acked = 0
         self._ack_due = False
-        # Only the no-reorder-buffer bug needs every applied seq (and the last snapshot's).
-        self._seen: set[int] = set()
-        self._snapshot_seq = 0
 
     # ------------------------------------------------------------------ status
 
@@ -171,16 +162,15 @@ class ChannelState:
         row = self.rows.get(appointment_id)
         return None if row is None else row.state
 
-    def final_record(self) -> Record:
+    def final_record(self) -> rec.Final:
         """The ``final`` history record: what this client ends up believing."""
-        return {
-            "k": "final",
-            "date": self.date,
-            "epoch": self.epoch,
-            "seq": self.seq,
-            "rows": {aid: [row.version, row.state] for aid, row in sorted(self.rows.items())},
-            "status": self.status,
-        }
+        return rec.Final(
+            date=self.date,
+            epoch=self.epoch,
+            seq=self.seq,
+            rows={aid: [row.version, row.state] for aid, row in sorted(self.rows.items())},
+            status=self.status,
+        )
 
     # ------------------------------------------------------------------ connection
 
@@ -225,19 +215,11 @@ class ChannelState:
         effects = Effects()
         held = self._position_answered()
         effects.records.append(
-            {
-                "k": "subscribed",
-                "date": self.date,
-                "epoch": msg.epoch,
-                "seq": msg.seq,
-                "recovered": msg.recovered,
-                "events": len(msg.events),
-            }
+            rec.Subscribed(self.date, msg.epoch, msg.seq, msg.recovered, len(msg.events))
         )
         if not msg.recovered:
             self._replace(msg.epoch, msg.seq, msg.snapshot or [])
-        elif self.epoch != msg.epoch and BUG_IGNORE_RESYNC not in self.bugs:
-            self._resync("epoch_changed", effects)
+        elif self.epoch != msg.epoch and self.policy.resync(self, "epoch_changed", effects):
             return effects
         for event in msg.events:
             self._receive(event, True, now, effects)
@@ -248,9 +230,7 @@ class ChannelState:
     def on_snapshot(self, msg: Snapshot, now: float) -> Effects:
         effects = Effects()
         held = self._position_answered()
-        effects.records.append(
-            {"k": "snapshot", "date": self.date, "epoch": msg.epoch, "seq": msg.seq}
-        )
+        effects.records.append(rec.SnapshotTaken(self.date, msg.epoch, msg.seq))
         self._replace(msg.epoch, msg.seq, msg.appointments)
         self._apply_held(held, now, effects)
         return effects
@@ -273,8 +253,7 @@ class ChannelState:
         """Apply a replay. One that does not close the gap (a lossy server) is not answered
         with an immediate new request: the deadline stands, ``tick`` re-asks."""
         effects = Effects()
-        if msg.epoch != self.epoch and BUG_IGNORE_RESYNC not in self.bugs:
-            self._resync("epoch_changed", effects)
+        if msg.epoch != self.epoch and self.policy.resync(self, "epoch_changed", effects):
             return effects
         for event in msg.events:
             self._receive(event, True, now, effects)
@@ -283,8 +262,7 @@ class ChannelState:
 
     def on_resync(self, msg: ResyncRequired, now: float) -> Effects:
         effects = Effects()
-        if BUG_IGNORE_RESYNC not in self.bugs:
-            self._resync(msg.reason, effects)
+        self.policy.resync(self, msg.reason, effects)
         return effects
 
     def on_head(self, head: Position, now: float) -> Effects:
@@ -293,8 +271,7 @@ class ChannelState:
         if self.awaiting_subscribe or self.epoch is None:
             return effects
         if head.epoch != self.epoch:
-            if BUG_IGNORE_RESYNC not in self.bugs:
-                self._resync("epoch_changed", effects)
+            self.policy.resync(self, "epoch_changed", effects)
             return effects
         if not self.buffer:
             self._expect_head(head.seq, now, effects, via="heartbeat")
@@ -337,49 +314,35 @@ class ChannelState:
         if self.awaiting_subscribe:
             self.buffer[event.seq] = (event, replay)
             return
-        if event.epoch != self.epoch and BUG_IGNORE_RESYNC not in self.bugs:
-            self._resync("epoch_changed", effects)
+        if event.epoch != self.epoch and self.policy.resync(self, "epoch_changed", effects):
             return
-        if BUG_NO_REORDER in self.bugs:
-            self._receive_unordered(event, replay, effects)
+        if self.policy.receive(self, event, replay, effects):
             return
         if event.seq <= self.seq:
-            effects.records.append(
-                {"k": "dup", "date": self.date, "epoch": event.epoch, "seq": event.seq}
-            )
-            self._ack_due = True
-            if BUG_NO_DEDUPE in self.bugs:
-                self._apply(event, replay, effects, advance=False)
+            self.record_duplicate(event, effects)
+            self.policy.duplicate(self, event, replay, effects)
             return
         if event.seq == self.seq + 1:
-            self._apply(event, replay, effects)
+            self.apply(event, replay, effects)
             self._drain(effects)
             return
         if len(self.buffer) >= self.max_buffer:
-            self._resync("too_far_behind", effects)
+            self.resync("too_far_behind", effects)
             return
         if self._gap_target is None:
-            effects.records.append(
-                {"k": "gap", "date": self.date, "have": self.seq, "got": event.seq}
-            )
+            effects.records.append(rec.Gap(self.date, self.seq, event.seq))
         self.buffer[event.seq] = (event, replay)
         self._gap_target = max(self._gap_target or 0, event.seq)
         if self.missed_deadline is None:
             self._request_missed(now, effects)
 
-    def _receive_unordered(self, event: Event, replay: bool, effects: Effects) -> None:
-        """The ``no-reorder-buffer`` bug: apply whatever arrives, in arrival order."""
-        if event.seq in self._seen or event.seq <= self._snapshot_seq:
-            effects.records.append(
-                {"k": "dup", "date": self.date, "epoch": event.epoch, "seq": event.seq}
-            )
-            self._ack_due = True
-            return
-        self._seen.add(event.seq)
-        self._apply(event, replay, effects, advance=False)
-        self.seq = max(self.seq, event.seq)
+    def record_duplicate(self, event: Event, effects: Effects) -> None:
+        """An event already applied arrived again: record it and ack it (not applied)."""
+        effects.records.append(rec.Dup(self.date, event.epoch, event.seq))
+        self._ack_due = True
 
-    def _apply(self, event: Event, replay: bool, effects: Effects, advance: bool = True) -> None:
+    def apply(self, event: Event, replay: bool, effects: Effects, advance: bool = True) -> None:
+        """Apply ``event`` to the rows (and, with ``advance``, move the position to it)."""
         row = event.row
         self.rows[row.appointment_id] = row
         if advance:
@@ -397,7 +360,7 @@ class ChannelState:
         for seq in [s for s in self.buffer if s <= self.seq]:
             del self.buffer[seq]
         while (held := self.buffer.pop(self.seq + 1, None)) is not None:
-            self._apply(held[0], held[1], effects)
+            self.apply(held[0], held[1], effects)
         self._close_gap_if_filled(effects)
 
     def _close_gap_if_filled(self, effects: Effects) -> None:
@@ -406,7 +369,7 @@ class ChannelState:
         self._gap_target = None
         self.missed_deadline = None
         self._missed_requests = 0
-        effects.records.append({"k": "gap_recovered", "date": self.date, "seq": self.seq})
+        effects.records.append(rec.GapRecovered(self.date, self.seq))
 
     def _expect_head(self, head: int, now: float, effects: Effects, via: str) -> None:
         """The server says events up to ``head`` exist: fetch any we lack."""
@@ -414,9 +377,7 @@ class ChannelState:
             self._close_gap_if_filled(effects)
             return
         if self._gap_target is None:
-            effects.records.append(
-                {"k": "gap", "date": self.date, "have": self.seq, "got": head, "via": via}
-            )
+            effects.records.append(rec.Gap(self.date, self.seq, head, via))
         self._gap_target = max(self._gap_target or 0, head)
         if self.missed_deadline is None:
             self._request_missed(now, effects)
@@ -427,15 +388,15 @@ class ChannelState:
         if self._missed_from != self.seq:
             self._missed_from, self._missed_requests = self.seq, 0
         if self._missed_requests >= self.max_missed_requests:
-            self._resync("gap_unfilled", effects)
+            self.resync("gap_unfilled", effects)
             return
         effects.send.append(RequestMissedEvents(self.date, self.seq, self.epoch))
         self.missed_deadline = now + self.gap_timeout
         self._missed_requests += 1
 
-    def _resync(self, reason: str, effects: Effects) -> None:
+    def resync(self, reason: str, effects: Effects) -> None:
         """Start over from a fresh snapshot: resubscribe without ``since``."""
-        effects.records.append({"k": "resync", "date": self.date, "reason": reason})
+        effects.records.append(rec.Resync(self.date, reason))
         self.buffer.clear()
         self.missed_deadline = None
         self._missed_requests = 0
@@ -463,5 +424,4 @@ class ChannelState:
         self._gap_target = None
         self._acked = seq
         self._ack_due = False
-        self._snapshot_seq = seq
-        self._seen.clear()
+        self.policy.replaced(seq)

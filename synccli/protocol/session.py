@@ -17,7 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from synccli.protocol.channel import CLIENT_BUGS, ChannelState, Effects, Record
+from synccli.history import records as rec
+from synccli.protocol.bugs import ChannelPolicy
+from synccli.protocol.channel import ChannelState, Effects
 from synccli.protocol.messages import (
     Ack,
     ErrorMessage,
@@ -35,7 +37,8 @@ from synccli.protocol.messages import (
 
 @dataclass(frozen=True, slots=True)
 class SessionConfig:
-    """How one client behaves. ``bugs`` is a subset of ``CLIENT_BUGS`` (harness self-test)."""
+    """How one client behaves. ``bugs``: client bug names (``synccli.injection``), each
+    channel gets a ``ChannelPolicy`` for them (harness self-test)."""
 
     client_id: str
     dates: tuple[str, ...]
@@ -43,14 +46,6 @@ class SessionConfig:
     gap_timeout: float = 2.0
     write_timeout: float = 5.0
     max_write_attempts: int = 5
-
-    def __post_init__(self) -> None:
-        unknown = set(self.bugs) - CLIENT_BUGS
-        if unknown:
-            raise ValueError(
-                f"unknown client bug(s) {', '.join(sorted(unknown))}; "
-                f"choose from {', '.join(sorted(CLIENT_BUGS))}"
-            )
 
 
 @dataclass(slots=True)
@@ -81,7 +76,9 @@ class ClientSession:
     def __init__(self, config: SessionConfig) -> None:
         self.config = config
         self.channels = {
-            date: ChannelState(date, bugs=config.bugs, gap_timeout=config.gap_timeout)
+            date: ChannelState(
+                date, policy=ChannelPolicy.for_bugs(config.bugs), gap_timeout=config.gap_timeout
+            )
             for date in config.dates
         }
         self.pending: dict[str, PendingWrite] = {}
@@ -202,14 +199,13 @@ class ClientSession:
         pending.last_sent = now
         effects.send.append(message)
         effects.records.append(
-            {
-                "k": "write",
-                "requestId": message.request_id,
-                "appointmentId": message.appointment_id,
-                "state": message.state,
-                "date": pending.date,
-                "attempt": pending.attempt,
-            }
+            rec.Write(
+                message.request_id,
+                message.appointment_id,
+                message.state,
+                pending.date,
+                pending.attempt,
+            )
         )
 
     def _on_result(self, msg: Result, now: float) -> Effects:
@@ -231,50 +227,38 @@ class ClientSession:
         message = pending.message
         channel = self.channels[pending.date]
         effects.records.append(
-            {
-                "k": "write_result",
-                "requestId": request_id,
-                "ok": ok,
-                "code": code,
-                "seq": seq,
-                "ms": round((now - pending.first_sent) * 1000, 3),
-            }
+            rec.WriteResult(request_id, ok, code, seq, round((now - pending.first_sent) * 1000, 3))
         )
         if ok:
             channel.confirm(message.appointment_id, request_id, seq)
         elif channel.rollback(message.appointment_id, request_id):
-            effects.records.append(
-                {"k": "rollback", "requestId": request_id, "appointmentId": message.appointment_id}
-            )
+            effects.records.append(rec.Rollback(request_id, message.appointment_id))
 
     # ------------------------------------------------------------------ helpers
 
     def _on_error(self, msg: ErrorMessage) -> Effects:
         # A bare error means this client sent something the server refused: worth a record,
         # never a crash.
-        return Effects(
-            records=[{"k": "error", "code": msg.code, "message": msg.message, "ref": msg.ref}]
-        )
+        return Effects(records=[rec.ErrorReceived(msg.code, msg.message, msg.ref)])
 
     def _channel_call(self, date: str, call: ChannelCall) -> Effects:
         channel = self.channels.get(date)
         # Messages for a date this client never subscribed to are ignored.
         return Effects() if channel is None else call(channel)
 
-    def _count(self, records: list[Record]) -> None:
+    def _count(self, records: list[rec.Record]) -> None:
         stats = self.stats
         for record in records:
-            kind = record["k"]
-            if kind == "apply":
+            if isinstance(record, rec.Apply):
                 stats.applied += 1
-            elif kind == "write_result":
-                if record["ok"]:
+            elif isinstance(record, rec.WriteResult):
+                if record.ok:
                     stats.writes_ok += 1
                 else:
                     stats.writes_failed += 1
-            elif kind == "gap":
+            elif isinstance(record, rec.Gap):
                 stats.gaps += 1
-            elif kind == "resync":
+            elif isinstance(record, rec.Resync):
                 stats.resyncs += 1
 
 

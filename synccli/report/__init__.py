@@ -5,8 +5,8 @@ The harness calls ``check_run(run_dir, truth)`` and ``write_outputs(run_dir, sum
 offline. Summary fields are documented in docs/report.md.
 """
 
+from synccli.history import History, load_history, parse_history
 from synccli.report.checker import Anomaly, CheckResult, check_records
-from synccli.report.history import History, load_history, parse_history
 from synccli.report.html_report import render_html
 from synccli.report.render import (
     RENDERERS,

@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synccli.domain.values import parse_iso_ms
-from synccli.errors import ConfigError
-from synccli.report.history import Record
+from synccli.history import Apply, Entry, Final, Record, SnapshotTaken, Subscribed
 from synccli.report.metrics import TRACE_GRACE_S, DeliveryStats, FaultWindow
 from synccli.report.truth import ChannelTruth, Truth
 
 ANOMALY_KINDS = ("lost", "duplicate", "out_of_order", "phantom", "epoch_mixup", "not_converged")
-_CHANNEL_KINDS = frozenset({"subscribed", "snapshot", "apply", "final"})
+_CHANNEL_KINDS = (Subscribed, SnapshotTaken, Apply, Final)
+ChannelRecord = Subscribed | SnapshotTaken | Apply | Final
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,16 +101,6 @@ class _Collector:
             self.anomalies.append(Anomaly(kind, client, date, seq, detail))
 
 
-def _int(r: Record, name: str) -> int:
-    value = r.get(name)
-    if type(value) is not int:
-        raise ConfigError(
-            f"history record {r['k']!r} of client {r.get('c')!r} at t={r.get('t')} has no "
-            f"integer {name!r}: the history does not follow docs/history.md"
-        )
-    return value
-
-
 def iso_to_w(text: object) -> float | None:
     """An ISO ``committedAt`` as Unix seconds, None when absent or malformed."""
     if not isinstance(text, str):
@@ -121,7 +111,7 @@ def iso_to_w(text: object) -> float | None:
         return None
 
 
-def _phantom_reason(ch: ChannelTruth | None, r: Record, seq: int) -> str | None:
+def _phantom_reason(ch: ChannelTruth | None, r: Apply, seq: int) -> str | None:
     if ch is None:
         return "the database has no channel for this date"
     if seq < 1 or seq > ch.head:
@@ -130,7 +120,7 @@ def _phantom_reason(ch: ChannelTruth | None, r: Record, seq: int) -> str | None:
     if event is None:
         # Pruned from the log (or never returned by the server): cannot be compared.
         return None if seq < ch.min_seq else f"seq {seq} is missing from the database log"
-    got = (r.get("id", event.event_id), r.get("appointmentId"), r.get("version"), r.get("state"))
+    got = (r.message_id or event.event_id, r.appointment_id, r.version, r.state)
     want = (event.event_id, event.appointment_id, event.version, event.state)
     if got != want:
         return f"applied {got} but the database committed {want}"
@@ -153,37 +143,39 @@ class _ChannelWalk:
     applied_w: dict[int, float] = field(default_factory=dict)
     record_commit_at: dict[int, object] = field(default_factory=dict)
     covers: list[tuple[int, float]] = field(default_factory=list)
-    final: Record | None = None
+    final: Final | None = None
     final_epoch: str | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.final_epoch = self.truth.epoch if self.truth else None
 
-    def position_record(self, r: Record) -> None:
-        epoch, seq = str(r.get("epoch")), _int(r, "seq")
-        covering = r["k"] == "snapshot" or not r.get("recovered")
-        recovered_from = seq if covering else max(0, seq - int(r.get("events") or 0))
+    def position_record(self, w: float, r: Subscribed | SnapshotTaken) -> None:
+        epoch, seq = r.epoch, r.seq
+        if isinstance(r, SnapshotTaken) or not r.recovered:
+            covering, recovered_from = True, seq
+        else:
+            covering, recovered_from = False, max(0, seq - r.events)
         if self.start is None:
             self.start = recovered_from if epoch == self.final_epoch else 0
         if covering:
             self.epoch, self.position, self.applied = epoch, seq, set()
             if epoch == self.final_epoch:
-                self.covers.append((seq, float(r["w"])))
+                self.covers.append((seq, w))
         elif self.epoch is None:
             self.epoch, self.position = epoch, recovered_from
 
-    def apply(self, r: Record) -> None:
-        epoch, seq = r.get("epoch"), _int(r, "seq")
+    def apply(self, w: float, r: Apply) -> None:
+        epoch, seq = r.epoch, r.seq
         if epoch == self.epoch and seq == self.position + 1 and seq not in self.applied:
             # The common case, kept short: runs can hold millions of applies.
             self.applied.add(seq)
             self.position = seq
             if epoch == self.final_epoch:
-                self._deliver(r, seq)
+                self._deliver(w, r, seq)
             return
-        self._apply_unusual(r, str(epoch), seq)
+        self._apply_unusual(w, r, epoch, seq)
 
-    def _apply_unusual(self, r: Record, epoch: str, seq: int) -> None:
+    def _apply_unusual(self, w: float, r: Apply, epoch: str, seq: int) -> None:
         add = self.sink.add
         if epoch != self.final_epoch and epoch not in self.known_epochs:
             add("phantom", self.client, self.date, seq, f"epoch {epoch} never existed")
@@ -214,18 +206,18 @@ class _ChannelWalk:
         self.applied.add(seq)
         self.position = max(self.position, seq)
         if epoch == self.final_epoch:
-            self._deliver(r, seq)
+            self._deliver(w, r, seq)
 
-    def _deliver(self, r: Record, seq: int) -> None:
+    def _deliver(self, w: float, r: Apply, seq: int) -> None:
         """An apply in the final epoch: a delivery, unless the database never committed it."""
         reason = _phantom_reason(self.truth, r, seq)
         if reason is not None:
             self.sink.add("phantom", self.client, self.date, seq, reason)
             return
         if seq not in self.applied_w:
-            self.applied_w[seq] = float(r["w"])
+            self.applied_w[seq] = w
             # Only needed when the log no longer has the event; parsed then, not here.
-            self.record_commit_at[seq] = r.get("committedAt")
+            self.record_commit_at[seq] = r.committed_at
 
     def converged(self) -> bool:
         final, truth = self.final, self.truth
@@ -233,19 +225,18 @@ class _ChannelWalk:
             self.sink.add("not_converged", self.client, self.date, None, "no final record")
             return False
         head = truth.head if truth else 0
-        if final.get("epoch") != self.final_epoch or final.get("seq") != head:
+        if final.epoch != self.final_epoch or final.seq != head:
             self.sink.add(
                 "not_converged",
                 self.client,
                 self.date,
-                final.get("seq") if isinstance(final.get("seq"), int) else None,
-                f"ended at {final.get('epoch')}:{final.get('seq')}, "
-                f"the database at {self.final_epoch}:{head}",
+                final.seq,
+                f"ended at {final.epoch}:{final.seq}, the database at {self.final_epoch}:{head}",
             )
             return False
         want = truth.rows if truth else {}
         try:
-            got = {str(a): (int(v), str(s)) for a, (v, s) in (final.get("rows") or {}).items()}
+            got = {str(a): (int(v), str(s)) for a, (v, s) in (final.rows or {}).items()}
         except (TypeError, ValueError, AttributeError):
             self.sink.add("not_converged", self.client, self.date, None, "malformed final rows")
             return False
@@ -263,17 +254,18 @@ class _ChannelWalk:
         return False
 
 
-def _known_epochs(records: Iterable[Record]) -> dict[str, set[str]]:
+def _known_epochs(entries: Iterable[Entry[Record]]) -> dict[str, set[str]]:
     """Epochs the server announced per date (in ``subscribed``/``snapshot`` answers)."""
     known: dict[str, set[str]] = {}
-    for r in records:
-        if r["k"] in ("subscribed", "snapshot"):
-            known.setdefault(str(r.get("date")), set()).add(str(r.get("epoch")))
+    for e in entries:
+        r = e.record
+        if isinstance(r, Subscribed | SnapshotTaken):
+            known.setdefault(r.date, set()).add(r.epoch)
     return known
 
 
 def check_records(
-    records: list[Record],
+    entries: list[Entry[Record]],
     truth: Truth,
     *,
     on_time_s: float,
@@ -281,19 +273,19 @@ def check_records(
     dates: Iterable[str] = (),
     max_anomalies: int = 100,
 ) -> CheckResult:
-    """Check every client of ``records`` against ``truth``. ``dates`` are the dates every
+    """Check every client of ``entries`` against ``truth``. ``dates`` are the dates every
     client was meant to follow (beyond those in its own records). Fills the delivery stats of
     ``windows`` with the pairs whose event was committed inside them."""
     sink = _Collector(max_anomalies)
-    known = _known_epochs(records)
-    per_client: dict[str, dict[str, list[Record]]] = {}
-    for r in records:
-        client = r.get("c")
-        if client is None:
+    known = _known_epochs(entries)
+    per_client: dict[str, dict[str, list[tuple[float, ChannelRecord]]]] = {}
+    for e in entries:
+        if e.client is None:
             continue
-        channels = per_client.setdefault(str(client), {})
-        if r["k"] in _CHANNEL_KINDS and isinstance(r.get("date"), str):
-            channels.setdefault(r["date"], []).append(r)
+        channels = per_client.setdefault(e.client, {})
+        r = e.record
+        if isinstance(r, _CHANNEL_KINDS):
+            channels.setdefault(r.date, []).append((e.w, r))
     commit_w = {
         date: {seq: iso_to_w(e.committed_at) for seq, e in ch.events.items()}
         for date, ch in truth.channels.items()
@@ -312,13 +304,13 @@ def check_records(
             walk = _ChannelWalk(
                 client, date, truth.channels.get(date), known.get(date, set()), sink
             )
-            for r in channels.get(date, []):
-                if r["k"] == "apply":
-                    walk.apply(r)
-                elif r["k"] == "final":
+            for w, r in channels.get(date, []):
+                if isinstance(r, Apply):
+                    walk.apply(w, r)
+                elif isinstance(r, Final):
                     walk.final = r
                 else:
-                    walk.position_record(r)
+                    walk.position_record(w, r)
             expected, delivered = _account(walk, commit_w.get(date, {}), result.overall, windows)
             result.channels.append(
                 ChannelCheck(client, date, expected, delivered, walk.converged())

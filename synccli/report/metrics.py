@@ -12,7 +12,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from synccli.report.history import Record
+from synccli.history import (
+    Connect,
+    Entry,
+    Fault,
+    Record,
+    ServerLifecycle,
+    Write,
+    WriteResult,
+)
 
 PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p999", 0.999))
 # A fault leaves its mark shortly after it ends too (a client notices a dead link on its
@@ -151,30 +159,31 @@ class FaultWindow:
         }
 
 
-def _window(r: Record, on_time_s: float) -> FaultWindow:
+def _window(e: Entry[Record], r: Fault, on_time_s: float) -> FaultWindow:
     return FaultWindow(
-        name=str(r.get("name") or f"{r.get('kind')}@{r.get('target')}"),
-        kind=str(r.get("kind")),
-        target=r.get("target"),
-        start_w=float(r["w"]),
+        name=r.name or f"{r.fault_kind}@{r.target}",
+        kind=str(r.fault_kind),
+        target=r.target,
+        start_w=e.w,
         end_w=None,
-        start_t=float(r["t"]),
+        start_t=e.t,
         end_t=None,
         stats=DeliveryStats(on_time_s),
     )
 
 
-def fault_windows(records: Iterable[Record], on_time_s: float) -> list[FaultWindow]:
+def fault_windows(entries: Iterable[Entry[Record]], on_time_s: float) -> list[FaultWindow]:
     """The fault windows of a run, from its ``fault`` records, in start order. A fault with
     no ``end`` lasts to the end of the run; a ``phase: error`` closes its window (or makes a
     new, empty one) and marks it with the error."""
     windows: list[FaultWindow] = []
     open_: dict[str, FaultWindow] = {}
-    for r in records:
-        if r["k"] != "fault":
+    for e in entries:
+        r = e.record
+        if not isinstance(r, Fault):
             continue
-        window = _window(r, on_time_s)
-        phase = r.get("phase")
+        window = _window(e, r, on_time_s)
+        phase = r.phase
         if phase == "start":
             windows.append(window)
             open_[window.name] = window
@@ -187,38 +196,38 @@ def fault_windows(records: Iterable[Record], on_time_s: float) -> list[FaultWind
             continue
         else:
             windows.append(window)
-        window.end_w, window.end_t = float(r["w"]), float(r["t"])
-        evidence = r.get("evidence")
+        window.end_w, window.end_t = e.w, e.t
+        evidence = r.evidence
         if isinstance(evidence, dict):
             window.evidence = {str(k): int(v) for k, v in evidence.items()}
         if phase == "error":
-            window.error = str(r.get("error") or "the fault could not be applied")
+            window.error = r.error or "the fault could not be applied"
     return windows
 
 
-def _trace_kind(r: Record, seen_clients: set[str]) -> str | None:
-    kind = r["k"]
-    if kind == "connect":
-        client = str(r.get("c"))
+def _trace_kind(e: Entry[Record], seen_clients: set[str]) -> str | None:
+    r = e.record
+    if isinstance(r, Connect):
+        client = str(e.client)
         if client in seen_clients:
             return "reconnect"
         seen_clients.add(client)
         return None
-    if kind == "write_result":
-        return None if r.get("ok") else "write_failed"
-    if kind == "server":
-        return "server_restart" if r.get("event") in ("kill", "restart") else None
-    return kind if kind in TRACE_KINDS else None
+    if isinstance(r, WriteResult):
+        return None if r.ok else "write_failed"
+    if isinstance(r, ServerLifecycle):
+        return "server_restart" if r.event in ("kill", "restart") else None
+    return r.kind if r.kind in TRACE_KINDS else None
 
 
-def count_traces(records: Iterable[Record], windows: list[FaultWindow]) -> None:
+def count_traces(entries: Iterable[Entry[Record]], windows: list[FaultWindow]) -> None:
     """Count, per window, the records that show a fault had an effect (``TRACE_KINDS``)."""
     seen: set[str] = set()
-    for r in records:
-        trace = _trace_kind(r, seen)
+    for e in entries:
+        trace = _trace_kind(e, seen)
         if trace is None:
             continue
-        w = float(r["w"])
+        w = e.w
         for window in windows:
             if window.contains(w, TRACE_GRACE_S):
                 window.traces[trace] += 1
@@ -236,27 +245,27 @@ class Counters:
     writes: dict[str, Any]
 
 
-def count_records(records: Iterable[Record]) -> Counters:
+def count_records(entries: Iterable[Entry[Record]]) -> Counters:
     """Gaps, recoveries, resyncs, reconnects (connects after a client's first), rollbacks
     and write outcomes (``sent`` first attempts, ``ok``, ``failed`` by error code)."""
     kinds: Counter[str] = Counter()
     failed: Counter[str] = Counter()
     connected: set[str] = set()
     reconnects = sent = ok = 0
-    for r in records:
-        kind = r["k"]
-        kinds[kind] += 1
-        if kind == "connect":
-            client = str(r.get("c"))
+    for e in entries:
+        r = e.record
+        kinds[r.kind] += 1
+        if isinstance(r, Connect):
+            client = str(e.client)
             reconnects += client in connected
             connected.add(client)
-        elif kind == "write" and int(r.get("attempt") or 1) <= 1:
+        elif isinstance(r, Write) and r.attempt <= 1:
             sent += 1
-        elif kind == "write_result":
-            if r.get("ok"):
+        elif isinstance(r, WriteResult):
+            if r.ok:
                 ok += 1
             else:
-                failed[str(r.get("code") or "unknown")] += 1
+                failed[r.code or "unknown"] += 1
     return Counters(
         gaps_detected=kinds["gap"],
         gap_recoveries=kinds["gap_recovered"],

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from synccli.errors import ConfigError
-from synccli.report.history import load_history
+from synccli.history import load_history
 from synccli.report.html_report import render_html
 from synccli.report.render import render_json, render_junit
 from synccli.report.summary import Summary, infrastructure_error, summarize

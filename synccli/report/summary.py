@@ -23,9 +23,20 @@ from typing import Any
 
 from synccli import __version__
 from synccli.errors import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_INFRASTRUCTURE, EXIT_OK
+from synccli.history import (
+    ClientCreated,
+    Connect,
+    ConnectFailed,
+    Final,
+    History,
+    InfrastructureFailure,
+    RunEnd,
+    RunStart,
+    ServerMetrics,
+)
 from synccli.report.checker import CheckResult, check_records
-from synccli.report.history import History
 from synccli.report.metrics import (
+    Counters,
     count_records,
     count_traces,
     fault_windows,
@@ -57,9 +68,10 @@ VERDICT_EXIT = {
 
 
 @dataclass(frozen=True, slots=True)
-class Summary:
+class Summary(Counters):
     """Everything a run showed; ``to_dict`` is the ``summary.json`` document
-    (every field is documented in docs/report.md)."""
+    (every field is documented in docs/report.md). The counts read straight off the
+    records are the ``Counters`` fields it extends."""
 
     run_id: str | None
     seed: int | None
@@ -83,12 +95,6 @@ class Summary:
     converged_clients: int
     retries: int | None
     ack_timeouts: int | None
-    gaps_detected: int
-    gap_recoveries: int
-    resyncs: int
-    reconnects: int
-    rollbacks: int
-    writes: dict[str, Any]
     latency_ms: dict[str, float | int | None]
     loop_lag_ms: dict[str, float | None]
     faults: list[dict[str, Any]]
@@ -141,21 +147,21 @@ def exit_code_for(summary: Summary) -> int:
 
 def infrastructure_error(history: History) -> str | None:
     """Why the run's infrastructure failed, from the history; None when it did not."""
-    end = history.last("run_end")
-    if end is not None and end.get("error"):
-        return str(end["error"])
-    failure = history.last("infrastructure_error")
+    end = history.last(RunEnd)
+    if end is not None and end.record.error:
+        return end.record.error
+    failure = history.last(InfrastructureFailure)
     if failure is not None:
-        return str(failure.get("error") or "the harness reported an infrastructure error")
-    kinds = {r["k"] for r in history.records if r.get("c") is not None}
-    if "connect_failed" in kinds and "connect" not in kinds:
+        return failure.record.error or "the harness reported an infrastructure error"
+    kinds = {type(e.record) for e in history.entries if e.client is not None}
+    if ConnectFailed in kinds and Connect not in kinds:
         return "no client could ever connect to the server"
     return None
 
 
 def _config(history: History) -> dict[str, Any]:
-    start = history.first("run_start")
-    config = start.get("config") if start else None
+    start = history.first(RunStart)
+    config = start.record.config if start else None
     return config if isinstance(config, dict) else {}
 
 
@@ -171,10 +177,10 @@ def summarize(
     """Check ``history`` against ``truth`` and judge it. Thresholds: the defaults, then the
     run config's ``thresholds``, then ``overrides``. ``on_time_s`` and ``expect_traces``
     default to the run config's values (``on_time_s``, ``expect_traces``)."""
-    records = history.records
+    records = history.entries
     config = _config(history)
-    start = history.first("run_start") or {}
-    end = history.last("run_end")
+    start = history.first(RunStart)
+    end = history.last(RunEnd)
     deadline = float(on_time_s or config.get("on_time_s") or DEFAULT_ON_TIME_S)
     listed = config.get("dates")
     dates = [d for d in listed if isinstance(d, str)] if isinstance(listed, list) else []
@@ -189,20 +195,18 @@ def summarize(
         max_anomalies=max_anomalies,
     )
     counters = count_records(records)
-    scraped = history.last("server_metrics")
-    server = scraped.get("metrics") if scraped else None
+    scraped = history.last(ServerMetrics)
+    server = scraped.record.metrics if scraped else None
     latency = percentiles(result.overall.latencies_ms)
     p50 = latency["p50"]
     faults = [w.to_dict(float(p50) if p50 is not None else None) for w in windows]
-    last_t = end["t"] if end else (records[-1]["t"] if records else None)
+    last_t = end.t if end else (records[-1].t if records else None)
     values: dict[str, Any] = {
-        "run_id": start.get("run_id"),
-        "seed": start.get("seed"),
+        "run_id": start.record.run_id if start else None,
+        "seed": start.record.seed if start else None,
         "clients": len(result.clients),
         "dates": sorted({c.date for c in result.channels}),
-        "duration_s": None
-        if last_t is None
-        else round(float(last_t) - float(start.get("t", 0)), 3),
+        "duration_s": None if last_t is None else round(last_t - (start.t if start else 0.0), 3),
         "events_committed": truth.events_committed,
         "expected_pairs": result.overall.expected,
         "delivered_pairs": result.overall.delivered,
@@ -218,23 +222,20 @@ def summarize(
         "converged_clients": result.converged_clients,
         "retries": server_metric(server, "synccli_retries_total"),
         "ack_timeouts": server_metric(server, "synccli_ack_timeouts_total"),
-        "gaps_detected": counters.gaps_detected,
-        "gap_recoveries": counters.gap_recoveries,
-        "resyncs": counters.resyncs,
-        "reconnects": counters.reconnects,
-        "rollbacks": counters.rollbacks,
-        "writes": counters.writes,
+        **asdict(counters),
         "latency_ms": latency,
         "loop_lag_ms": {
-            "p99": (end or {}).get("loop_lag_p99_ms"),
-            "max": (end or {}).get("loop_lag_max_ms"),
+            "p99": end.record.loop_lag_p99_ms if end else None,
+            "max": end.record.loop_lag_max_ms if end else None,
         },
         "faults": faults,
         "anomalies": [a.to_dict() for a in result.anomalies],
         "anomalies_total": sum(result.counts.values()),
         "history_truncated": history.truncated,
         "truth_source": truth.source,
-        "browser_clients": sum(1 for r in records if r["k"] == "client" and r.get("browser")),
+        "browser_clients": sum(
+            1 for e in records if isinstance(e.record, ClientCreated) and e.record.browser
+        ),
     }
     scenario = config.get("thresholds")
     thresholds = merge(
@@ -269,10 +270,10 @@ def _inconclusive(
             reasons.append(f"fault {fault['name']} could not be applied: {fault['error']}")
         elif fault["no_trace"] and wants_traces:
             reasons.append(f"fault {fault['name']} left no trace in the run (did it apply?)")
-    end = history.last("run_end")
-    if end is None and history.first("final") is None:
+    end = history.last(RunEnd)
+    if end is None and history.first(Final) is None:
         reasons.append("the history ends without run_end and without final states (run cut short)")
-    elif end is not None and end.get("interrupted"):
+    elif end is not None and end.record.interrupted:
         reasons.append("the run was interrupted")
     return reasons
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -24,7 +25,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 
 from synccli.clock import utc_now
 from synccli.errors import DatabaseUnavailable, InfrastructureError, StoreError
-from synccli.server.bugs import Bugs
+from synccli.server.bugs import NO_BUGS, Bugs, ServerPolicy
 from synccli.server.config import ServerConfig
 from synccli.server.connection import Connection
 from synccli.server.db import DbRunner
@@ -32,6 +33,7 @@ from synccli.server.http import Router
 from synccli.server.hub import Hub
 from synccli.server.metrics import Metrics
 from synccli.server.services import Services
+from synccli.server.writes import perform_write, phantom_write
 from synccli.store import Store, open_store, redact_url
 
 log = logging.getLogger(__name__)
@@ -40,8 +42,12 @@ log = logging.getLogger(__name__)
 class SyncServer:
     """The sync server. Use ``async with`` or ``start``/``serve_forever``/``close``."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, policy: ServerPolicy | None = None) -> None:
+        """``policy`` defaults to the bugs ``config.inject_bugs`` names (none: ``NO_BUGS``)."""
         self.config = config
+        if policy is None:
+            policy = Bugs(config.inject_bugs, config.bug_seed) if config.inject_bugs else NO_BUGS
+        self.policy = policy
         self.services: Services | None = None
         self._server: Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -70,13 +76,14 @@ class SyncServer:
         except StoreError:
             await db.close()
             raise
-        bugs = Bugs(config.inject_bugs, config.bug_seed)
-        if bugs:
-            log.warning("INJECTED BUGS ENABLED: %s", ", ".join(sorted(bugs.names)))
-        store = bugs.wrap_store(raw)
+        policy = self.policy
+        if policy.names:
+            log.warning("INJECTED BUGS ENABLED: %s", ", ".join(sorted(policy.names)))
+        store = policy.wrap_store(raw)
         db.store = store
-        services = Services(
-            config, raw, store, db, Hub(config.tail_cache, bugs.live_filter()), Metrics(), bugs
+        services = Services(config, store, db, Hub(config.tail_cache), Metrics(), policy)
+        services.write = policy.wrap_write(
+            functools.partial(perform_write, services), functools.partial(phantom_write, services)
         )
         self.services = services
         try:

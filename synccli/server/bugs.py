@@ -1,22 +1,28 @@
-"""Deliberate bugs for the harness's self-test (``--inject-bug NAME``).
+"""Deliberate bugs for the harness's self-test (``--inject-bug NAME``), as a policy.
 
 A checker that cannot fail is worthless, so the server can be told to misbehave in the ways
 the checker must catch (``skip-events``, ``broadcast-before-commit``, ``stale-epoch``) and in
-legal ways a correct client must absorb (``duplicate-sends``, ``reorder-sends``). All of it
-lives here so the normal path stays clean: with no bug enabled, nothing in this module runs.
+legal ways a correct client must absorb (``duplicate-sends``, ``reorder-sends``). The names
+come from ``synccli.injection``. The server is handed a ``ServerPolicy``; the default one
+changes nothing, and the server's paths carry no bug switches: ``Bugs`` plugs in through the
+same hooks (the store it writes through, its write path, each session's ``SendPolicy``).
 """
 
 from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from synccli.domain.channels import Channel, ChannelStatus, WriteOutcome, WriteRequest
 from synccli.domain.values import Event, Row, iso_ms
 from synccli.errors import WriteRejected
+from synccli.injection import check_bugs
+from synccli.protocol.messages import Result, UpdateAppointmentState
+from synccli.protocol.server_ops import SEND_AS_IS, SendPolicy
 from synccli.store import Store
+from synccli.store.base import WriteHook
 
 SKIP_EVERY = 7  # skip-events: every 7th sequence number of a date is never sent
 PHANTOM_EVERY = 5  # broadcast-before-commit: every 5th write is broadcast, then rolled back
@@ -27,33 +33,62 @@ REORDER_WINDOW = 3  # reorder-sends: live events are shuffled within windows of 
 # no event waits anywhere near a client's gap or on-time deadlines.
 REORDER_FLUSH_S = 0.3
 
+#: The server's write path: a request in, its ``result`` out (``writes.perform_write``).
+WritePath = Callable[[UpdateAppointmentState], Awaitable[Result]]
+#: The broadcast-before-commit phantom: publish what the write would commit, answer failed.
+PhantomWrite = Callable[[UpdateAppointmentState], Awaitable[Result]]
 
-class Bugs:
+
+class ServerPolicy:
+    """What the server lets a policy change; this one changes nothing."""
+
+    names: frozenset[str] = frozenset()
+
+    def wrap_store(self, store: Store) -> Store:
+        """The store the server reads and writes through."""
+        return store
+
+    def wrap_write(self, write: WritePath, phantom: PhantomWrite) -> WritePath:
+        """The write path each ``update_appointment_state`` goes through."""
+        return write
+
+    def send_policy(self) -> SendPolicy:
+        """A new connection's ``SendPolicy``."""
+        return SEND_AS_IS
+
+
+NO_BUGS = ServerPolicy()
+
+
+class Bugs(ServerPolicy):
     """Which bugs are on, and their per-run state (seeded, so a run is reproducible)."""
 
     def __init__(self, names: tuple[str, ...], seed: int = 0) -> None:
+        check_bugs(names, "server")
         self.names = frozenset(names)
         self.seed = seed
         self.duplicate_sends = "duplicate-sends" in self.names
         self.reorder_sends = "reorder-sends" in self.names
+        self.skip_events = "skip-events" in self.names
         self._writes = 0
         self._windows = 0
 
     def __bool__(self) -> bool:
         return bool(self.names)
 
-    def live_filter(self) -> Callable[[Event], bool] | None:
-        """The hub's live filter, or None."""
-        return _skip if "skip-events" in self.names else None
-
-    def replay_filter(self, events: list[Event]) -> list[Event]:
-        """Replays with the skipped events left out (a non-contiguous, lossy replay)."""
-        if "skip-events" not in self.names:
-            return events
-        return [event for event in events if _skip(event)]
-
     def wrap_store(self, store: Store) -> Store:
         return StaleEpochStore(store) if "stale-epoch" in self.names else store
+
+    def wrap_write(self, write: WritePath, phantom: PhantomWrite) -> WritePath:
+        if "broadcast-before-commit" not in self.names:
+            return write
+
+        async def every_fifth_a_phantom(request: UpdateAppointmentState) -> Result:
+            if self.phantom_turn():
+                return await phantom(request)
+            return await write(request)
+
+        return every_fifth_a_phantom
 
     def phantom_turn(self) -> bool:
         """True for every ``PHANTOM_EVERY``-th write when broadcast-before-commit is on."""
@@ -62,6 +97,11 @@ class Bugs:
         self._writes += 1
         return self._writes % PHANTOM_EVERY == 0
 
+    def send_policy(self) -> SendPolicy:
+        if not (self.skip_events or self.duplicate_sends or self.reorder_sends):
+            return SEND_AS_IS
+        return BuggySends(self.skip_events, 2 if self.duplicate_sends else 1, self.reorder_window())
+
     def reorder_window(self) -> ReorderWindow | None:
         """A connection's own reorder window (None unless reorder-sends is on), with its own
         rng derived from the bug seed and the connection's number."""
@@ -69,6 +109,32 @@ class Bugs:
             return None
         self._windows += 1
         return ReorderWindow(random.Random(f"{self.seed}:reorder:{self._windows}"))
+
+
+class BuggySends(SendPolicy):
+    """skip-events (every ``SKIP_EVERY``-th event never sent, live or replayed),
+    duplicate-sends (each live event sent ``copies`` times) and reorder-sends."""
+
+    shapes_live = True
+
+    def __init__(self, skip: bool, copies: int, window: ReorderWindow | None) -> None:
+        self.skip = skip
+        self.copies = copies
+        self.window = window
+
+    def replay(self, events: list[Event]) -> list[Event]:
+        return [event for event in events if _skip(event)] if self.skip else events
+
+    def live(self, event: Event, now: float) -> list[Event]:
+        if self.skip and not _skip(event):
+            return []
+        return [event] if self.window is None else self.window.add(event, now)
+
+    def due(self, now: float) -> list[Event]:
+        return [] if self.window is None else self.window.due(now)
+
+    def deadline(self) -> float | None:
+        return None if self.window is None else self.window.deadline
 
 
 class ReorderWindow:
@@ -134,6 +200,14 @@ class StaleEpochStore(Store):
         self.url = inner.url
         self._writes: dict[str, int] = {}
         self._stale: dict[str, tuple[str, int]] = {}  # date -> (old epoch, seq offset)
+
+    @property  # the fault hook belongs to the backend itself
+    def hook(self) -> WriteHook | None:
+        return self.inner.hook
+
+    @hook.setter
+    def hook(self, value: WriteHook | None) -> None:
+        self.inner.hook = value
 
     def _channel(self, channel: Channel) -> Channel:
         stale = self._stale.get(channel.date)

@@ -5,15 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from synccli.errors import ConfigError
-
-#: Names accepted by ``--inject-bug`` (see ``synccli.server.bugs``).
-BUG_NAMES = (
-    "skip-events",
-    "broadcast-before-commit",
-    "stale-epoch",
-    "duplicate-sends",
-    "reorder-sends",
-)
+from synccli.injection import check_bugs
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +56,4 @@ class ServerConfig:
             raise ConfigError(f"port must be between 0 and 65535 (got {self.port})")
         if self.retention_hours is not None and self.retention_hours <= 0:
             raise ConfigError(f"retention must be more than 0 hours (got {self.retention_hours})")
-        unknown = [name for name in self.inject_bugs if name not in BUG_NAMES]
-        if unknown:
-            raise ConfigError(f"unknown bug {unknown[0]!r}; valid names: {', '.join(BUG_NAMES)}")
+        check_bugs(self.inject_bugs, "server")

@@ -1,32 +1,41 @@
-"""One WebSocket connection: receive loop, one sender task, one timer task.
+"""One WebSocket connection: the I/O around a ``ServerSession``.
 
-The receive loop handles messages one at a time, in order. A frame is written at once when
-nothing is queued ahead of it and the socket keeps up; otherwise it waits in one bounded queue
-drained by the sender task (full → close 4001: the client is too slow and will recover from
-its position). Live events are collected for one event-loop iteration and written together
-(``framing.Fanout``); anything else written to the connection flushes them first. Order is
-kept either way. The timer task drives ack re-sends (``AckTracker``) and
-heartbeats; there is no task or timer per message.
+The protocol rules live in ``synccli.protocol.server_session``; this adapter only reads
+frames and feeds them to the session, sends the frames it returns, runs its store operations
+in the database executor, and runs one timer task for the session's deadlines (ack re-sends,
+heartbeats). Messages are handled one at a time, in order.
+
+A frame is written at once when nothing is queued ahead of it and the socket keeps up;
+otherwise it waits in one bounded queue drained by the sender task (full → close 4001: the
+client is too slow and will recover from its position). Live events are collected for one
+event-loop iteration and written together (``framing.Fanout``); anything else written to the
+connection flushes them first. Order is kept either way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 
-from synccli.domain.values import Event, Position
-from synccli.errors import DatabaseUnavailable, ProtocolError
+from synccli.domain.values import Event
 from synccli.protocol import messages as m
-from synccli.protocol.acks import AckTracker
+from synccli.protocol.server_ops import (
+    Effects,
+    ReadChannel,
+    ReadEvents,
+    ReadSnapshot,
+    ServerSessionConfig,
+    StoreOp,
+    Write,
+)
+from synccli.protocol.server_session import ServerSession
+from synccli.server.config import ServerConfig
 from synccli.server.framing import accepts_shared_frames, write_framed
-from synccli.server.replay import Replay, replay
 from synccli.server.services import Services
-from synccli.server.writes import failed, perform_write
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +45,15 @@ WRITE_BUFFER_LIMIT = 64 * 1024
 SEND_BATCH = 64
 
 
-@dataclass(slots=True)
-class _Subscription:
-    epoch: str = ""
-    pos: int = 0
-    # Live events that arrive while the ``subscribed`` answer is being prepared.
-    buffer: list[tuple[Event, bytes]] | None = field(default_factory=list)
+def session_config(config: ServerConfig) -> ServerSessionConfig:
+    """The protocol limits of a connection, from the server's configuration."""
+    return ServerSessionConfig(
+        heartbeat=config.heartbeat_s,
+        ack_timeout=config.ack_timeout_s,
+        max_retries=config.max_retries,
+        malformed_limit=config.malformed_limit,
+        max_replay=config.max_replay,
+    )
 
 
 class Connection:
@@ -51,13 +63,23 @@ class Connection:
         self.s = services
         self.ws = ws
         config = services.config
-        self.acks = AckTracker(config.ack_timeout_s, config.max_retries)
+        self._loop = asyncio.get_running_loop()
+        self.session = ServerSession(
+            session_config(config),
+            services.hub,
+            self,
+            self._loop.time(),
+            services.policy.send_policy(),
+            services.metrics.counts,
+            services.metrics.writes_failed,
+        )
+        self._ack_timeout = config.ack_timeout_s
+        self._shapes_live = self.session.shapes_live
+        self._accept = self.session.deliver  # bound once: called per delivery
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=config.send_queue)
-        self._subs: dict[str, _Subscription] = {}
-        self._malformed = 0
         self._wake = asyncio.Event()
-        # When the sleeping timer task wakes up anyway: a new ack deadline later than this
-        # needs no wake-up (with the defaults it never does: heartbeats come first).
+        # When the sleeping timer task wakes up anyway: a new deadline later than this
+        # needs no wake-up (with the defaults an ack's never does: heartbeats come first).
         self._timer_wake_at = float("inf")
         self._shared_frames = accepts_shared_frames(ws)
         self._fanout = services.fanout
@@ -66,9 +88,6 @@ class Connection:
         self._close_task: asyncio.Task[None] | None = None
         self._sender_task: asyncio.Task[None] | None = None
         self._in_flight = False  # the sender holds frames taken from the queue
-        self._reorder = services.bugs.reorder_window()
-        self._loop = asyncio.get_running_loop()
-        self._metrics = services.metrics
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -85,9 +104,7 @@ class Connection:
         except ConnectionClosed:
             pass
         finally:
-            for date in list(self._subs):
-                self.s.hub.unsubscribe(date, self)
-            self._subs.clear()
+            self.session.close()
             self._batch.clear()
             sender.cancel()
             timer.cancel()
@@ -123,31 +140,12 @@ class Connection:
             pass
 
     async def _timer(self) -> None:
-        heartbeat_s = self.s.config.heartbeat_s
-        next_heartbeat = self._loop.time() + heartbeat_s
+        session = self.session
         while not self._closing:
-            now = self._loop.time()
-            before = (self.acks.counters.retries, self.acks.counters.timeouts)
-            for event in self.acks.due(now):
-                self._put(event.wire_json(False).encode())
-            exhausted = self.acks.exhausted(now)
-            self.s.metrics.inc("retries_total", self.acks.counters.retries - before[0])
-            self.s.metrics.inc("ack_timeouts_total", self.acks.counters.timeouts - before[1])
-            if exhausted:
-                self.s.metrics.inc("ack_exhausted_closes_total")
-                self.abort(m.CLOSE_ACK_RETRIES, "ack retries exhausted")
+            self._apply(session.tick(self._loop.time()), wake=False)
+            if self._closing:
                 return
-            if now >= next_heartbeat:
-                self._send_heartbeat()
-                next_heartbeat = now + heartbeat_s
-            wake_at = next_heartbeat
-            if self._reorder is not None:
-                self._send_live(self._reorder.due(now))
-                if self._reorder.deadline is not None:
-                    wake_at = min(wake_at, self._reorder.deadline)
-            deadline = self.acks.next_deadline()
-            if deadline is not None:
-                wake_at = min(wake_at, deadline)
+            wake_at = session.next_deadline()
             self._wake.clear()
             self._timer_wake_at = wake_at
             try:
@@ -155,6 +153,47 @@ class Connection:
                     await self._wake.wait()
             except TimeoutError:
                 pass
+
+    # ------------------------------------------------------------------ doing effects
+
+    def _apply(self, effects: Effects, wake: bool = True) -> None:
+        """Send what the session returned, in order, then close if it says so."""
+        for frame in effects.send:
+            self._put(frame)
+        if effects.wake_relay:
+            self.s.relay_wake.set()
+        if effects.close is not None:
+            self.abort(effects.close.code, effects.close.reason)
+        elif wake and self.session.next_deadline() < self._timer_wake_at:
+            self._wake.set()  # a new deadline before the timer's next wake-up
+
+    async def _handle(self, frame: str | bytes) -> None:
+        session = self.session
+        effects = session.receive(frame, self._loop.time())
+        while True:
+            self._apply(effects)
+            op = effects.op
+            if op is None:
+                return
+            try:
+                result = await self._perform(op)
+            except Exception as exc:
+                effects = session.fail(exc, self._loop.time())
+            else:
+                effects = session.resume(result, self._loop.time())
+
+    async def _perform(self, op: StoreOp) -> Any:
+        """Run one store operation the session asked for."""
+        s = self.s
+        if isinstance(op, Write):
+            return await s.write(op.request)
+        if isinstance(op, ReadChannel):
+            return await s.db.run(s.store.channel, op.date)
+        if isinstance(op, ReadSnapshot):
+            return await s.db.run(s.store.snapshot, op.date)
+        if isinstance(op, ReadEvents):
+            return await s.db.run(s.store.events_since, op.date, op.after, op.limit)
+        raise TypeError(f"unknown store operation {op!r}")
 
     # ------------------------------------------------------------------ sending
 
@@ -195,222 +234,27 @@ class Connection:
         for frame in batch:
             self._put(frame)
 
-    def _send(self, message: Any) -> None:
-        self._put(m.dumps(message.to_wire()).encode())
-
-    def _track(self, events: list[Event]) -> None:
-        """Start the ack deadlines of events that were just queued or sent."""
-        now = self._loop.time()
-        if now + self.acks.ack_timeout < self._timer_wake_at:
-            self._wake.set()
-        for event in events:
-            self.acks.track(event, now)
-        self.s.metrics.inc("events_sent_total", len(events))
-
-    def _send_heartbeat(self) -> None:
-        positions: dict[str, Position] = {}
-        for date, sub in self._subs.items():
-            if sub.buffer is not None:
-                continue
-            position = self.s.hub.position(date)
-            if position is not None and position.epoch == sub.epoch:
-                positions[date] = position
-        self._send(m.Heartbeat(positions))
-
-    def _live_with_bugs(self, event: Event) -> None:
-        if self._reorder is None:
-            self._send_live([event])
-            return
-        opens_window = not self._reorder.held
-        self._send_live(self._reorder.add(event, self._loop.time()))
-        if opens_window:
-            self._wake.set()  # the timer must wake for the window's flush deadline
-
-    def _send_live(self, events: list[Event]) -> None:
-        """Send live events as the injected bugs say (twice each with duplicate-sends)."""
-        copies = 2 if self.s.bugs.duplicate_sends else 1
-        for event in events:
-            frame = event.wire_json(False).encode()
-            for _ in range(copies):
-                self._put(frame)
-        if events:
-            self._track(events)
-
     # ------------------------------------------------------------------ hub callbacks
 
     def deliver(self, event: Event, frame: bytes) -> None:
         """A live event from the hub (see ``Subscriber``)."""
-        sub = self._subs.get(event.date)
-        if sub is None:
+        now = self._loop.time()
+        if self._shapes_live:
+            self._apply(self.session.live(event, now))
             return
-        if sub.buffer is not None:
-            sub.buffer.append((event, frame))
+        if not self._accept(event, now):
             return
-        if event.epoch != sub.epoch or event.seq <= sub.pos:
-            return  # already covered by the snapshot or replay this client got
-        sub.pos = event.seq
-        if self.s.bugs:
-            self._live_with_bugs(event)
-            return
-        # The hot path of fan-out, kept inline: batch (or put), then track the ack at once,
-        # so that a later unsubscribe or resync drops it with the others of its date.
+        # The hot path of fan-out: batch (or put) the shared frame; the session tracked
+        # its ack already.
         if not self._shared_frames:
             self._put(frame)
         else:
             if not self._batch:
                 self._fanout.schedule(self._flush)
             self._batch.append(frame)
-        now = self._loop.time()
-        if now + self.acks.ack_timeout < self._timer_wake_at:
+        if now + self._ack_timeout < self._timer_wake_at:
             self._wake.set()
-        self.acks.track(event, now)
-        self._metrics.counts["events_sent_total"] += 1
 
     def resync(self, date: str, reason: str) -> None:
         """The channel's epoch changed: the client must subscribe again."""
-        if self._subs.pop(date, None) is not None:
-            self.acks.drop_date(date)
-            self.s.metrics.inc("resyncs_total")
-            self._send(m.ResyncRequired(date, reason))
-
-    # ------------------------------------------------------------------ receiving
-
-    async def _handle(self, frame: str | bytes) -> None:
-        try:
-            data = m.loads(frame)
-            if data["type"] == m.UpdateAppointmentState.type and _request_id(data):
-                await self._write(data)
-                return
-            message = m.parse_client_message(data)
-        except ProtocolError as exc:
-            self._malformed_message(exc)
-            return
-        self._malformed = 0
-        try:
-            await self._dispatch(message)
-        except DatabaseUnavailable as exc:
-            self.s.metrics.inc("db_errors_total")
-            self._send(
-                m.ErrorMessage(
-                    "db_unavailable", f"the database is unavailable: {exc}", message.type
-                )
-            )
-        except Exception:
-            log.exception("internal error handling %s", message.type)
-            self.s.metrics.inc("internal_errors_total")
-            self._send(
-                m.ErrorMessage(
-                    "internal", "internal server error; the request was not served", message.type
-                )
-            )
-
-    def _malformed_message(self, exc: ProtocolError) -> None:
-        self._malformed += 1
-        self.s.metrics.inc("malformed_total")
-        self._send(m.ErrorMessage(exc.code, exc.message))
-        if self._malformed > self.s.config.malformed_limit:
-            self.s.metrics.inc("policy_closes_total")
-            self.abort(m.CLOSE_POLICY, "too many malformed messages")
-
-    async def _write(self, data: dict[str, Any]) -> None:
-        request_id: str = data["requestId"]
-        try:
-            request = m.UpdateAppointmentState.parse(data)
-        except ProtocolError as exc:
-            self._malformed += 1
-            self.s.metrics.inc("malformed_total")
-            self._send(failed(self.s, request_id, exc.code, exc.message))
-            return
-        try:
-            result = await perform_write(self.s, request)
-        except Exception:
-            log.exception("internal error in write %s", request_id)
-            self.s.metrics.inc("internal_errors_total")
-            result = failed(
-                self.s, request_id, "internal", "internal server error; nothing was stored"
-            )
-        self._malformed = 0
-        self._send(result)
-
-    async def _dispatch(self, message: m.ClientMessage) -> None:
-        if isinstance(message, m.Subscribe):
-            await self._subscribe(message)
-        elif isinstance(message, m.Unsubscribe):
-            if self._subs.pop(message.date, None) is not None:
-                self.s.hub.unsubscribe(message.date, self)
-                self.acks.drop_date(message.date)
-        elif isinstance(message, m.Ack):
-            self._ack(message)
-        elif isinstance(message, m.RequestMissedEvents):
-            await self._missed(message)
-        elif isinstance(message, m.GetSnapshot):
-            channel, rows = await self.s.db.run(self.s.store.snapshot, message.date)
-            self.s.metrics.inc("snapshots_total")
-            self._send(m.Snapshot(message.date, channel.epoch, channel.head_seq, rows))
-
-    def _ack(self, message: m.Ack) -> None:
-        before = self.acks.counters.acked
-        if message.message_id is not None:
-            self.acks.ack_message(message.message_id)
-        elif message.date is not None and message.seq is not None:
-            self.acks.ack_upto(message.date, message.seq, message.epoch)
-        self.s.metrics.inc("acks_total", self.acks.counters.acked - before)
-
-    async def _subscribe(self, message: m.Subscribe) -> None:
-        date, hub = message.date, self.s.hub
-        if self._subs.pop(date, None) is not None:
-            hub.unsubscribe(date, self)
-            self.acks.drop_date(date)
-        if not hub.known(date):
-            channel = await self.s.db.run(self.s.store.channel, date)
-            if hub.sync(channel):
-                self.s.relay_wake.set()
-        # Register before reading (guarantee 5): live events meanwhile go to the buffer.
-        sub = _Subscription()
-        self._subs[date] = sub
-        hub.subscribe(date, self)
-        try:
-            answer = await self._subscribe_answer(message)
-        except BaseException:
-            if self._subs.get(date) is sub:
-                del self._subs[date]
-                hub.unsubscribe(date, self)
-            raise
-        if self._subs.get(date) is not sub:
-            return  # the epoch changed meanwhile; the client was told to resync
-        sub.epoch, sub.pos = answer.epoch, answer.seq
-        self._send(answer)
-        self._track(answer.events)
-        buffered, sub.buffer = sub.buffer or [], None
-        for event, frame in buffered:
-            self.deliver(event, frame)
-
-    async def _subscribe_answer(self, message: m.Subscribe) -> m.Subscribed:
-        date, since = message.date, message.since
-        if since is not None:
-            outcome = await replay(self.s, date, since.epoch, since.seq)
-            if isinstance(outcome, Replay):
-                self.s.metrics.inc("replays_total", len(outcome.events))
-                position = outcome.position
-                return m.Subscribed(date, position.epoch, position.seq, True, outcome.events)
-            self.s.metrics.inc("resyncs_total")
-        channel, rows = await self.s.db.run(self.s.store.snapshot, date)
-        self.s.metrics.inc("snapshots_total")
-        return m.Subscribed(date, channel.epoch, channel.head_seq, False, snapshot=rows)
-
-    async def _missed(self, message: m.RequestMissedEvents) -> None:
-        outcome = await replay(self.s, message.date, message.epoch, message.last_seq)
-        if isinstance(outcome, str):
-            self.s.metrics.inc("resyncs_total")
-            self._send(m.ResyncRequired(message.date, outcome))
-            return
-        self.s.metrics.inc("replays_total", len(outcome.events))
-        position = outcome.position
-        self._send(m.MissedEvents(message.date, position.epoch, position.seq, outcome.events))
-        self._track(outcome.events)
-
-
-def _request_id(data: dict[str, Any]) -> bool:
-    """Whether a write carries a usable string requestId (then it is answered by ``result``)."""
-    request_id = data.get("requestId")
-    return isinstance(request_id, str) and 0 < len(request_id) <= m.MAX_ID_LEN
+        self._apply(self.session.resync(date, reason))

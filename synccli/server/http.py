@@ -164,7 +164,7 @@ class Router:
                     int(arg("seed", "0")),
                     int(arg("delay_ms", "200")),
                 )
-                self.s.raw_store.hook = None if mode == "off" else fault
+                self.s.store.hook = None if mode == "off" else fault
                 return _json(connection, HTTPStatus.OK, {"fault": fault.describe()})
             if path == "/_admin/reset-channel":
                 date = check_date(arg("date", ""))

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -51,9 +50,8 @@ class _Channel:
 class Hub:
     """Every channel this server process knows about."""
 
-    def __init__(self, tail_size: int, live_filter: Callable[[Event], bool] | None = None):
+    def __init__(self, tail_size: int) -> None:
         self._tail_size = tail_size
-        self._live_filter = live_filter
         self._channels: dict[str, _Channel] = {}
 
     def _new(self, epoch: str, head: int, min_seq: int) -> _Channel:
@@ -149,8 +147,6 @@ class Hub:
             channel.tail.clear()
         channel.tail.append(event)
         if not channel.subscribers:
-            return
-        if self._live_filter is not None and not self._live_filter(event):
             return
         frame = event.wire_json(False).encode()
         for subscriber in list(channel.subscribers):

@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from synccli.domain.values import Event
-from synccli.server.bugs import Bugs
+from synccli.server.bugs import NO_BUGS, ServerPolicy, WritePath
 from synccli.server.config import ServerConfig
 from synccli.server.db import DbRunner
 from synccli.server.framing import Fanout
@@ -20,12 +20,14 @@ class Services:
     """One per server; built by ``SyncServer.start``."""
 
     config: ServerConfig
-    raw_store: Store  # the backend itself (fault hooks are installed on it)
-    store: Store  # what the server reads and writes through (maybe wrapped by a bug)
+    store: Store  # what the server reads and writes through (``policy.wrap_store``)
     db: DbRunner
     hub: Hub
     metrics: Metrics
-    bugs: Bugs
+    policy: ServerPolicy = NO_BUGS
+    #: The write path (``writes.perform_write`` through ``policy.wrap_write``); set by
+    #: ``SyncServer.start``.
+    write: WritePath = field(init=False)
     relay_wake: asyncio.Event = field(default_factory=asyncio.Event)
     fanout: Fanout = field(default_factory=Fanout)
 

@@ -31,8 +31,6 @@ def failed(services: Services, request_id: str, code: str, message: str) -> Resu
 
 async def perform_write(services: Services, request: UpdateAppointmentState) -> Result:
     """Run the write transaction in a database thread, publish its event, answer."""
-    if services.bugs.phantom_turn():
-        return await _phantom(services, request)
     outcome: WriteOutcome | None = None
     attempts = services.config.write_retries + 1
     for attempt in range(attempts):
@@ -63,14 +61,15 @@ async def perform_write(services: Services, request: UpdateAppointmentState) -> 
     return Result(request.request_id, True, outcome.row, outcome.seq)
 
 
-async def _phantom(services: Services, request: UpdateAppointmentState) -> Result:
-    """The broadcast-before-commit bug: publish the event the write would make, never commit."""
+async def phantom_write(services: Services, request: UpdateAppointmentState) -> Result:
+    """The broadcast-before-commit bug: publish the event the write would make, never commit
+    (when there is nothing to build it from, the write goes through ``services.write``)."""
     try:
         phantom = await services.db.run(
             build_phantom, services.store, request.to_request(), utc_now()
         )
     except SynccliError:
-        return await perform_write(services, request)
+        return await services.write(request)
     log.warning("inject-bug broadcast-before-commit: phantom %s", phantom.message_id)
     services.publish(phantom)
     return failed(services, request.request_id, "db_unavailable", _UNAVAILABLE.format("verify"))

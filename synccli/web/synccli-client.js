@@ -589,7 +589,8 @@ export class ClientSession {
       message = parseServerMessage(text);
     } catch (exc) {
       if (!(exc instanceof ProtocolError)) throw exc;
-      return new Effects([], [{ k: "error", code: exc.code, message: `server sent: ${exc.message}` }]);
+      const record = { k: "error", code: exc.code, message: `server sent: ${exc.message}`, ref: null };
+      return new Effects([], [record]);
     }
     return this.onMessage(message, now);
   }

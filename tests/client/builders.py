@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from synccli.client.simulated import ClientConfig
 from synccli.domain.values import Event, Row
+from synccli.history import Apply, Record
+from synccli.protocol.session import SessionConfig
 
 DATE = "2026-11-26"
 EPOCH = "e1"
@@ -35,12 +39,30 @@ def event(
     )
 
 
-def kinds(records: list[dict[str, object]]) -> list[object]:
-    return [r["k"] for r in records]
+def kinds(records: list[Record]) -> list[str]:
+    return [r.kind for r in records]
 
 
-def applied(records: list[dict[str, object]]) -> list[object]:
-    return [r["seq"] for r in records if r["k"] == "apply"]
+def applied(records: list[Record]) -> list[int]:
+    return [r.seq for r in records if isinstance(r, Apply)]
+
+
+def as_json(records: list[Record]) -> list[dict[str, Any]]:
+    """The records in their on-disk form (docs/history.md)."""
+    return [r.to_json() for r in records]
+
+
+_SESSION_FIELDS = {f.name for f in dataclasses.fields(SessionConfig)}
+
+
+def client_config(
+    client_id: str, url: str, dates: tuple[str, ...] = (DATE,), **kw: Any
+) -> ClientConfig:
+    """A ``ClientConfig``; ``kw`` may mix session settings (``bugs``, ``gap_timeout``…)
+    and connection settings (``seed``, ``token``…)."""
+    session = {k: v for k, v in kw.items() if k in _SESSION_FIELDS}
+    rest = {k: v for k, v in kw.items() if k not in _SESSION_FIELDS}
+    return ClientConfig(SessionConfig(client_id, dates, **session), url, **rest)
 
 
 class RecordingSink:
@@ -50,8 +72,8 @@ class RecordingSink:
         self.records: list[dict[str, Any]] = []
         self._changed = asyncio.Event()
 
-    def record_dict(self, client_id: str | None, record: dict[str, Any]) -> None:
-        self.records.append({"c": client_id, **record})
+    def write(self, client_id: str | None, record: Record) -> None:
+        self.records.append({"c": client_id, **record.to_json()})
         self._changed.set()
 
     def of(self, kind: str) -> list[dict[str, Any]]:

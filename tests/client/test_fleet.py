@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from synccli.client.connection import ClientConfig, SimulatedClient
 from synccli.client.fleet import FleetConfig, live_counters, run_fleet
+from synccli.client.simulated import SimulatedClient
 from synccli.domain.values import Position
-from synccli.harness.history import HistoryWriter, read_history
+from synccli.history import HistoryWriter, RunEnd, RunStart, load_history
 from synccli.store import Store, open_store
-from tests.client.builders import RecordingSink
+from tests.client.builders import RecordingSink, client_config
 from tests.conftest import seconds
 
 try:
@@ -66,6 +66,12 @@ def heads_of(store: Store) -> Callable[[], Awaitable[dict[str, tuple[str, int]]]
         return {date: (c.epoch, c.head_seq) for date, c in channels.items()}
 
     return heads
+
+
+def read_history(path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """The history's lines in their JSON form, and whether the last one was cut off."""
+    history = load_history(path)
+    return [e.to_json() for e in history.entries], history.truncated
 
 
 def assert_exactly_once_and_converged(records: list[dict[str, Any]], store: Store) -> None:
@@ -149,7 +155,7 @@ def test_fleet_split_over_two_worker_processes_merges_one_ordered_history(tmp_pa
     async def body() -> None:
         async with server(db_url) as srv:
             history = HistoryWriter(tmp_path / "history.jsonl", t0=time.monotonic())
-            history.record(None, "run_start", seed=7)
+            history.write(None, RunStart(seed=7))
             config = FleetConfig(
                 urls=[srv.url],
                 clients=4,
@@ -162,7 +168,7 @@ def test_fleet_split_over_two_worker_processes_merges_one_ordered_history(tmp_pa
                 drain_timeout_s=seconds(15),
             )
             result = await run_fleet(config, history, asyncio.Event(), None, heads_of(store))
-            history.record(None, "run_end", interrupted=False, drained=result.drained)
+            history.write(None, RunEnd(interrupted=False, drained=result.drained))
             history.close()
         assert result.drained and result.workers == 2
         assert sorted(result.seeds) == ["c000", "c001", "c002", "c003"]
@@ -230,10 +236,10 @@ def test_killed_connection_reconnects_and_recovers_the_missed_events_via_since(
             await relay.start()
             writer_sink, victim_sink = RecordingSink(), RecordingSink()
             writer = SimulatedClient(
-                ClientConfig("w", srv.url, (date,), seed=1, write_rate=100), writer_sink
+                client_config("w", srv.url, (date,), seed=1, write_rate=100), writer_sink
             )
             victim = SimulatedClient(
-                ClientConfig(
+                client_config(
                     "v", f"ws://127.0.0.1:{relay.port}/ws", (date,), seed=2, backoff_max=0.2
                 ),
                 victim_sink,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from synccli.client.fleet import FleetConfig, client_config, client_seed, furthest
+from synccli.client.local import FleetConfig, client_config, client_seed, furthest
 from synccli.domain.values import Position
 from synccli.errors import ConfigError
 
@@ -45,12 +45,15 @@ def test_bad_fleet_config_is_a_config_error(change: dict[str, Any], message: str
 def test_clients_get_stable_distinct_seeds_urls_and_writer_shares() -> None:
     config = FleetConfig(**(BASE | {"urls": ["ws://a/ws", "ws://b/ws"]}))
     clients = [client_config(config, i) for i in range(4)]
-    assert [c.client_id for c in clients] == ["c000", "c001", "c002", "c003"]
+    assert [c.session.client_id for c in clients] == ["c000", "c001", "c002", "c003"]
     assert [c.url for c in clients] == ["ws://a/ws", "ws://b/ws", "ws://a/ws", "ws://b/ws"]
     assert [c.write_rate for c in clients] == [5.0, 5.0, 0.0, 0.0]
     assert len({c.seed for c in clients}) == 4
     assert client_seed(5, 1) == clients[1].seed == client_seed(5, 1)
     assert client_seed(6, 1) != client_seed(5, 1)
+    # Session settings pass down once, nested, not copied field by field.
+    assert {c.session.dates for c in clients} == {tuple(config.dates)}
+    assert {c.session.gap_timeout for c in clients} == {config.gap_timeout_s}
 
 
 def test_furthest_position_per_date() -> None:

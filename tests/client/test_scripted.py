@@ -14,10 +14,10 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from synccli.client.connection import ClientConfig, SimulatedClient
+from synccli.client.simulated import SimulatedClient
 from synccli.domain.values import Event
 from synccli.protocol.messages import MissedEvents, Subscribed
-from tests.client.builders import DATE, EPOCH, RecordingSink, event, row
+from tests.client.builders import DATE, EPOCH, RecordingSink, client_config, event, row
 from tests.conftest import seconds
 
 Script = Callable[["Peer"], Awaitable[None]]
@@ -111,7 +111,7 @@ async def scripted(
 @asynccontextmanager
 async def running(url: str, **kw: Any) -> AsyncIterator[tuple[SimulatedClient, RecordingSink]]:
     sink = RecordingSink()
-    client = SimulatedClient(ClientConfig("c001", url, (DATE,), seed=1, **kw), sink)
+    client = SimulatedClient(client_config("c001", url, seed=1, **kw), sink)
     client.start()
     try:
         yield client, sink

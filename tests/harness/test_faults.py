@@ -11,14 +11,15 @@ from synccli.harness.faults import FaultRunner, FaultTargets
 from synccli.harness.run import server_options
 from synccli.harness.scenario import FaultSpec, ServerOptions
 from synccli.harness.server_process import parse_prometheus
+from synccli.history import Record, Resync
 
 
 class Recorder:
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
 
-    def record(self, client_id: str | None, kind: str, /, **fields: Any) -> None:
-        self.records.append({"c": client_id, "k": kind, **fields})
+    def write(self, client_id: str | None, record: Record) -> None:
+        self.records.append({"c": client_id, **record.to_json()})
 
 
 class FakeProxies:
@@ -153,7 +154,7 @@ class FakeServer:
         self.history = history
 
     async def admin(self, path: str, **params: Any) -> dict[str, Any]:
-        self.history.record("c000", "resync", date="2026-11-26", reason="epoch_changed")
+        self.history.write("c000", Resync("2026-11-26", "epoch_changed"))
         return {}
 
 

@@ -4,27 +4,10 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import { ClientSession, Effects } from "../../synccli/web/synccli-client.js";
+import { newSession, runStep } from "./run_vector.mjs";
 
 const DIR = new URL("../vectors/", import.meta.url);
 const FILES = readdirSync(DIR).filter((name) => name.endsWith(".json")).sort();
-
-function runStep(session, step) {
-  const now = step.at;
-  if (step.connect) return session.onConnected(now);
-  if (step.disconnect) {
-    session.onDisconnected();
-    return new Effects();
-  }
-  if (step.tick) return session.tick(now);
-  if (step.flushAcks) return new Effects(session.flushAcks());
-  if (step.write) {
-    const { appointmentId, state, requestId } = step.write;
-    return session.beginWrite(appointmentId, state, requestId, now);
-  }
-  const frame = "frame" in step ? step.frame : JSON.stringify(step.receive);
-  return session.onFrame(frame, now);
-}
 
 function check(session, effects, expect, where) {
   assert.deepEqual(effects.send, expect.send ?? [], where);
@@ -54,8 +37,7 @@ function check(session, effects, expect, where) {
 }
 
 export function runVector(vector, name) {
-  const { clientId, dates, gapTimeout, writeTimeout } = vector.config;
-  const session = new ClientSession({ clientId, dates, gapTimeout, writeTimeout });
+  const session = newSession(vector.config);
   vector.steps.forEach((step, index) => {
     const effects = runStep(session, step);
     check(session, effects, step.expect ?? {}, `${name} step ${index}`);

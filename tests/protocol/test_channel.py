@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from synccli.domain.values import Position
+from synccli.protocol.bugs import IGNORE_RESYNC as BUG_IGNORE_RESYNC
+from synccli.protocol.bugs import NO_DEDUPE as BUG_NO_DEDUPE
+from synccli.protocol.bugs import NO_REORDER as BUG_NO_REORDER
+from synccli.protocol.bugs import ChannelPolicy
 from synccli.protocol.channel import (
-    BUG_IGNORE_RESYNC,
-    BUG_NO_DEDUPE,
-    BUG_NO_REORDER,
     OUT_OF_SYNC,
     SYNCED,
     SYNCING,
@@ -23,12 +24,13 @@ from synccli.protocol.messages import (
     Subscribe,
     Subscribed,
 )
-from tests.client.builders import DATE, EPOCH, applied, event, kinds, row
+from tests.client.builders import DATE, EPOCH, applied, as_json, event, kinds, row
 
 
 def synced(seq: int = 0, bugs: frozenset[str] = frozenset(), **kw: float) -> ChannelState:
     """A channel that subscribed fresh and got a snapshot at ``seq``."""
-    channel = ChannelState(DATE, bugs=bugs, gap_timeout=kw.get("gap_timeout", 2.0))
+    policy = ChannelPolicy.for_bugs(bugs)
+    channel = ChannelState(DATE, policy=policy, gap_timeout=kw.get("gap_timeout", 2.0))
     assert channel.subscribe() == Subscribe(DATE)
     channel.on_subscribed(Subscribed(DATE, EPOCH, seq, False, snapshot=[row("a1"), row("a2")]), 0)
     return channel
@@ -39,7 +41,7 @@ def test_fresh_subscribe_takes_the_snapshot() -> None:
     assert channel.status == SYNCING
     channel.subscribe()
     effects = channel.on_subscribed(Subscribed(DATE, EPOCH, 7, False, snapshot=[row("a1")]), 0)
-    assert effects.records == [
+    assert as_json(effects.records) == [
         {"k": "subscribed", "date": DATE, "epoch": EPOCH, "seq": 7, "recovered": False, "events": 0}
     ]
     assert channel.position == Position(EPOCH, 7)
@@ -73,7 +75,7 @@ def test_gap_buffers_asks_once_and_reasks_only_after_timeout() -> None:
     channel = synced(gap_timeout=2.0)
     first = channel.on_event(event(3), False, 10.0)
     assert kinds(first.records) == ["gap"]
-    assert first.records[0] == {"k": "gap", "date": DATE, "have": 0, "got": 3}
+    assert first.records[0].to_json() == {"k": "gap", "date": DATE, "have": 0, "got": 3}
     assert first.send == [RequestMissedEvents(DATE, 0, EPOCH)]
     assert channel.on_event(event(4), False, 10.5).send == []
     assert channel.status == SYNCING
@@ -88,7 +90,7 @@ def test_missed_events_fill_the_gap_in_order() -> None:
     channel.on_event(event(3, "a2"), False, 0)
     effects = channel.on_missed(MissedEvents(DATE, EPOCH, 3, [event(1), event(2)]), 0)
     assert applied(effects.records) == [1, 2, 3]
-    assert effects.records[-1] == {"k": "gap_recovered", "date": DATE, "seq": 3}
+    assert effects.records[-1].to_json() == {"k": "gap_recovered", "date": DATE, "seq": 3}
     assert channel.status == SYNCED
     assert channel.missed_deadline is None
     assert channel.take_ack() == Ack(date=DATE, seq=3, epoch=EPOCH)
@@ -99,14 +101,14 @@ def test_a_late_live_event_fills_the_gap_too() -> None:
     channel.on_event(event(2), False, 0)
     effects = channel.on_event(event(1), False, 0)
     assert applied(effects.records) == [1, 2]
-    assert [r["replay"] for r in effects.records if r["k"] == "apply"] == [False, False]
+    assert [r["replay"] for r in as_json(effects.records) if r["k"] == "apply"] == [False, False]
     assert kinds(effects.records)[-1] == "gap_recovered"
 
 
 def test_event_of_another_epoch_resubscribes_fresh_and_keeps_later_events() -> None:
     channel = synced(seq=5)
     effects = channel.on_event(event(1, epoch="e2"), False, 0)
-    assert effects.records == [{"k": "resync", "date": DATE, "reason": "epoch_changed"}]
+    assert as_json(effects.records) == [{"k": "resync", "date": DATE, "reason": "epoch_changed"}]
     assert effects.send == [Subscribe(DATE)]
     assert channel.status == OUT_OF_SYNC
     # Events that arrive before the answer wait for it.
@@ -156,7 +158,7 @@ def test_resync_required_resubscribes_without_since() -> None:
     channel = synced(seq=3)
     effects = channel.on_resync(ResyncRequired(DATE, "too_far_behind"), 0)
     assert effects.send == [Subscribe(DATE)]
-    assert effects.records == [{"k": "resync", "date": DATE, "reason": "too_far_behind"}]
+    assert as_json(effects.records) == [{"k": "resync", "date": DATE, "reason": "too_far_behind"}]
     assert channel.status == OUT_OF_SYNC
 
 
@@ -165,7 +167,7 @@ def test_heartbeat_ahead_with_nothing_buffered_requests_missed_events() -> None:
     assert channel.on_head(Position(EPOCH, 3), 0).send == []
     effects = channel.on_head(Position(EPOCH, 4), 0)
     assert effects.send == [RequestMissedEvents(DATE, 3, EPOCH)]
-    assert effects.records[0]["k"] == "gap"
+    assert effects.records[0].to_json()["k"] == "gap"
     assert channel.on_head(Position(EPOCH, 4), 0.1).send == []
     recovered = channel.on_missed(MissedEvents(DATE, EPOCH, 4, [event(4)]), 0.2)
     assert kinds(recovered.records) == ["apply", "gap_recovered"]
@@ -212,7 +214,7 @@ def test_optimistic_write_shows_until_confirmed_event_or_rollback() -> None:
 def test_final_record_lists_versions_and_states() -> None:
     channel = synced()
     channel.on_event(event(1, version=2), False, 0)
-    assert channel.final_record() == {
+    assert channel.final_record().to_json() == {
         "k": "final",
         "date": DATE,
         "epoch": EPOCH,
@@ -220,6 +222,15 @@ def test_final_record_lists_versions_and_states() -> None:
         "rows": {"a1": [2, "Present"], "a2": [1, "Scheduled"]},
         "status": SYNCED,
     }
+
+
+def test_caught_up_only_once_the_head_itself_is_applied() -> None:
+    channel = synced(seq=4)
+    assert not channel.caught_up(Position(EPOCH, 5))
+    channel.on_event(event(5), False, 0)
+    assert channel.caught_up(Position(EPOCH, 5))
+    assert channel.caught_up(Position(EPOCH, 4))
+    assert not channel.caught_up(Position("e2", 5))
 
 
 def test_buffer_overflow_resyncs_instead_of_growing() -> None:
@@ -267,6 +278,13 @@ def test_bug_ignore_resync_keeps_mixing_epochs() -> None:
     assert channel.epoch == EPOCH
 
 
+def test_bugs_combine_in_one_policy_and_the_default_policy_has_none() -> None:
+    assert ChannelState(DATE).policy.names == frozenset()
+    channel = synced(seq=5, bugs=frozenset({BUG_NO_DEDUPE, BUG_IGNORE_RESYNC}))
+    assert channel.on_resync(ResyncRequired(DATE, "epoch_changed"), 0).send == []
+    assert applied(channel.on_event(event(5), False, 0).records) == [5]  # applied again
+
+
 @pytest.mark.parametrize("bug", [BUG_NO_DEDUPE, BUG_NO_REORDER, BUG_IGNORE_RESYNC])
 def test_each_bug_changes_behaviour_on_its_trigger(bug: str) -> None:
     triggers = {
@@ -295,7 +313,7 @@ def test_lossy_replay_is_not_re_asked_at_once_and_ends_in_a_resync() -> None:
     assert channel.tick(2.0).send == [RequestMissedEvents(DATE, 0, EPOCH)]
     gave_up = channel.tick(3.0)
     assert gave_up.send == [Subscribe(DATE)]
-    assert gave_up.records == [{"k": "resync", "date": DATE, "reason": "gap_unfilled"}]
+    assert as_json(gave_up.records) == [{"k": "resync", "date": DATE, "reason": "gap_unfilled"}]
 
 
 def test_one_gap_record_per_gap_not_one_per_event_held_behind_it() -> None:
@@ -305,7 +323,7 @@ def test_one_gap_record_per_gap_not_one_per_event_held_behind_it() -> None:
         records += channel.on_event(event(seq), False, 0).records
     # A lossy replay re-sends the held events: still the same gap.
     records += channel.on_missed(MissedEvents(DATE, EPOCH, 4, [event(2), event(3)]), 0.1).records
-    assert records == [{"k": "gap", "date": DATE, "have": 0, "got": 2}]
+    assert as_json(records) == [{"k": "gap", "date": DATE, "have": 0, "got": 2}]
     filled = channel.on_event(event(1), False, 0.2)
     assert applied(filled.records) == [1, 2, 3, 4]
     assert kinds(channel.on_event(event(6), False, 0.3).records) == ["gap"]  # a new gap
@@ -325,7 +343,7 @@ def test_unfillable_gap_gives_up_even_when_reconnects_come_between_requests() ->
     channel.subscribe()
     gave_up = channel.on_subscribed(Subscribed(DATE, EPOCH, 2, True, events=[event(2)]), 30.0)
     assert gave_up.send == [Subscribe(DATE)]
-    assert gave_up.records[-1] == {"k": "resync", "date": DATE, "reason": "gap_unfilled"}
+    assert gave_up.records[-1].to_json() == {"k": "resync", "date": DATE, "reason": "gap_unfilled"}
 
 
 def test_progress_renews_the_request_budget() -> None:
@@ -363,5 +381,5 @@ def test_a_lossy_server_gets_a_bounded_number_of_requests() -> None:
             break
     assert requests == [0.06, 1.06, 2.06]
     assert kinds(records).count("gap") == 1
-    assert records[-1] == {"k": "resync", "date": DATE, "reason": "gap_unfilled"}
+    assert records[-1].to_json() == {"k": "resync", "date": DATE, "reason": "gap_unfilled"}
     assert now == 3.06

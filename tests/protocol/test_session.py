@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synccli.domain.values import Event, Position, Row
-from synccli.protocol.channel import BUG_NO_DEDUPE
+from synccli.errors import ConfigError
+from synccli.protocol.bugs import NO_DEDUPE as BUG_NO_DEDUPE
 from synccli.protocol.messages import (
     Ack,
     EventMessage,
@@ -23,7 +24,7 @@ from synccli.protocol.messages import (
     UpdateAppointmentState,
 )
 from synccli.protocol.session import ClientSession, SessionConfig
-from tests.client.builders import DATE, EPOCH, applied, event, kinds, row
+from tests.client.builders import DATE, EPOCH, applied, as_json, event, kinds, row
 
 OTHER = "2026-11-27"
 
@@ -75,7 +76,7 @@ def test_write_is_optimistic_then_confirmed() -> None:
     s = session()
     effects = s.begin_write("a1", "Present", "c001-1", 1.0)
     assert effects.send == [UpdateAppointmentState("c001-1", "a1", "Present")]
-    assert effects.records == [
+    assert as_json(effects.records) == [
         {
             "k": "write",
             "requestId": "c001-1",
@@ -87,7 +88,7 @@ def test_write_is_optimistic_then_confirmed() -> None:
     ]
     assert s.channels[DATE].view_state("a1") == "Present"
     result = s.on_message(Result("c001-1", True, row("a1", 2, "Present"), 1), 1.25)
-    assert result.records == [
+    assert as_json(result.records) == [
         {
             "k": "write_result",
             "requestId": "c001-1",
@@ -106,7 +107,11 @@ def test_refused_write_is_rolled_back() -> None:
     s.begin_write("a2", "Seated", "c001-2", 0)
     effects = s.on_message(Result("c001-2", False, error_code="invalid_transition"), 0.1)
     assert kinds(effects.records) == ["write_result", "rollback"]
-    assert effects.records[1] == {"k": "rollback", "requestId": "c001-2", "appointmentId": "a2"}
+    assert effects.records[1].to_json() == {
+        "k": "rollback",
+        "requestId": "c001-2",
+        "appointmentId": "a2",
+    }
     assert s.channels[DATE].view_state("a2") == "Scheduled"
     assert s.stats.writes_failed == 1
 
@@ -117,8 +122,8 @@ def test_pending_write_is_resent_with_the_same_request_id_after_reconnect() -> N
     s.on_disconnected()
     effects = s.on_connected(1)
     assert effects.send[-1] == UpdateAppointmentState("c001-3", "a1", "Present")
-    assert effects.records[-1]["attempt"] == 2
-    assert effects.records[-1]["requestId"] == "c001-3"
+    assert effects.records[-1].to_json()["attempt"] == 2
+    assert effects.records[-1].to_json()["requestId"] == "c001-3"
 
 
 def test_a_reconnect_gives_up_writes_out_of_attempts_and_resends_the_others() -> None:
@@ -130,7 +135,7 @@ def test_a_reconnect_gives_up_writes_out_of_attempts_and_resends_the_others() ->
     s.begin_write("b1", "Present", "c001-7", 1)
     s.on_disconnected()
     effects = s.on_connected(2)  # c001-5 and c001-6 are out of attempts; c001-7 is not
-    given_up = [r["requestId"] for r in effects.records if r["k"] == "write_result"]
+    given_up = [r["requestId"] for r in as_json(effects.records) if r["k"] == "write_result"]
     assert given_up == ["c001-5", "c001-6"]
     assert effects.send[-1] == UpdateAppointmentState("c001-7", "b1", "Present")
     assert list(s.pending) == ["c001-7"]
@@ -145,7 +150,7 @@ def test_unanswered_write_is_resent_after_timeout_then_given_up() -> None:
     given_up = s.tick(2.0)
     assert given_up.send == []
     assert kinds(given_up.records) == ["write_result", "rollback"]
-    assert given_up.records[0]["code"] == "timeout"
+    assert given_up.records[0].to_json()["code"] == "timeout"
     assert not s.pending
 
 
@@ -159,8 +164,10 @@ def test_unknown_appointment_or_reused_request_id_is_refused() -> None:
 
 
 def test_unknown_bug_name_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown client bug"):
-        SessionConfig("c", (DATE,), frozenset({"no-such-bug"}))
+    with pytest.raises(ConfigError, match="unknown client bug 'no-such-bug'"):
+        ClientSession(SessionConfig("c", (DATE,), frozenset({"no-such-bug"})))
+    with pytest.raises(ConfigError, match="unknown client bug 'skip-events'"):
+        ClientSession(SessionConfig("c", (DATE,), frozenset({"skip-events"})))
 
 
 def test_session_bug_no_dedupe_applies_twice() -> None:

@@ -8,15 +8,19 @@ does: a malformed one becomes an ``error`` record, never an exception.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from synccli.errors import ProtocolError
+from synccli.history import ErrorReceived
 from synccli.protocol.channel import Effects
 from synccli.protocol.messages import parse_server_message
 from synccli.protocol.session import ClientSession, SessionConfig
+from tests.conftest import require
 from tests.vectors.generate import VECTORS
 
 VECTOR_DIR = Path(__file__).parents[1] / "vectors"
@@ -41,7 +45,8 @@ def run_step(session: ClientSession, step: dict[str, Any]) -> Effects:
     try:
         message = parse_server_message(frame)
     except ProtocolError as exc:
-        return Effects(records=[{"k": "error", "code": exc.code, "message": exc.message}])
+        # As the simulated client's adapter records it (client/simulated.py).
+        return Effects(records=[ErrorReceived(exc.code, f"server sent: {exc.message}")])
     return session.on_message(message, now)
 
 
@@ -50,7 +55,8 @@ def check(session: ClientSession, effects: Effects, expect: dict[str, Any], wher
     if "records" in expect:
         wanted = expect["records"]
         assert len(effects.records) == len(wanted), f"{where}: {effects.records}"
-        for got, want in zip(effects.records, wanted, strict=True):
+        for record, want in zip(effects.records, wanted, strict=True):
+            got = record.to_json()  # the history's JSON form, as the JS client makes it
             assert {k: got.get(k) for k in want} == want, f"{where}: {got}"
     for date, status in expect.get("status", {}).items():
         assert session.channels[date].status == status, where
@@ -69,6 +75,17 @@ def check(session: ClientSession, effects: Effects, expect: dict[str, Any], wher
         assert sorted(session.pending) == sorted(expect["pending"]), where
 
 
+def new_session(config: dict[str, Any]) -> ClientSession:
+    return ClientSession(
+        SessionConfig(
+            client_id=config["clientId"],
+            dates=tuple(config["dates"]),
+            gap_timeout=config["gapTimeout"],
+            write_timeout=config["writeTimeout"],
+        )
+    )
+
+
 def test_every_rule_has_a_vector_and_the_files_are_current() -> None:
     assert {path.stem for path in FILES} == set(VECTORS)
     for path in FILES:
@@ -78,15 +95,7 @@ def test_every_rule_has_a_vector_and_the_files_are_current() -> None:
 @pytest.mark.parametrize("path", FILES, ids=[path.stem for path in FILES])
 def test_vector(path: Path) -> None:
     vector = json.loads(path.read_text())
-    config = vector["config"]
-    session = ClientSession(
-        SessionConfig(
-            client_id=config["clientId"],
-            dates=tuple(config["dates"]),
-            gap_timeout=config["gapTimeout"],
-            write_timeout=config["writeTimeout"],
-        )
-    )
+    session = new_session(vector["config"])
     for index, step in enumerate(vector["steps"]):
         effects = run_step(session, step)
         check(session, effects, step.get("expect", {}), f"{path.stem} step {index}")
@@ -102,3 +111,37 @@ def test_a_wrong_expectation_fails() -> None:
     dup = steps[5]
     with pytest.raises(AssertionError):
         check(session, run_step(session, dup), {"records": [{"k": "apply", "seq": 1}]}, "bad")
+
+
+def comparable(record: dict[str, Any]) -> dict[str, Any]:
+    """A record without what the two languages may word differently: a JSON parser's
+    message (the code and the ``server sent:`` prefix stay)."""
+    if record["k"] == "error" and record["message"].startswith("server sent: "):
+        return {**record, "message": "server sent: …"}
+    return record
+
+
+@pytest.mark.parametrize("path", FILES, ids=[path.stem for path in FILES])
+def test_the_js_client_makes_the_same_messages_and_records(path: Path) -> None:
+    """Step by step, every message and every history record of the JS client equals the
+    Python core's JSON form, field for field (beyond what the vectors spell out)."""
+    node = shutil.which("node")
+    require(node is not None, "node is not installed")
+    assert node is not None
+    runner = Path(__file__).parents[1] / "js" / "run_vector.mjs"
+    script = (
+        f"import({json.dumps(runner.as_uri())})"
+        f".then((m) => console.log(JSON.stringify(m.effectsOf({json.dumps(str(path))}))))"
+    )
+    done = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    js_steps = json.loads(done.stdout)
+    vector = json.loads(path.read_text())
+    session = new_session(vector["config"])
+    for index, (step, js) in enumerate(zip(vector["steps"], js_steps, strict=True)):
+        effects = run_step(session, step)
+        where = f"{path.stem} step {index}"
+        assert js["send"] == [m.to_wire() for m in effects.send], where
+        assert [comparable(r) for r in js["records"]] == [
+            comparable(r.to_json()) for r in effects.records
+        ], where

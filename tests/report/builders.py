@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from synccli.domain.values import iso_ms, message_id
-from synccli.report.history import History
+from synccli.history import History, entry_from_json
 from synccli.report.summary import Summary, summarize
 from synccli.report.thresholds import Threshold
 from synccli.report.truth import ChannelTruth, CommittedEvent, Truth, write_truth
@@ -184,7 +184,7 @@ class Run:
                     "drained": True,
                 }
             )
-        return History(sorted(records, key=lambda r: r["w"]))
+        return History([entry_from_json(r) for r in sorted(records, key=lambda r: r["w"])])
 
     def summary(self, *, overrides: list[Threshold] | None = None, **kwargs: Any) -> Summary:
         return summarize(self.history(**kwargs), self.truth(), overrides=overrides or ())
@@ -192,7 +192,7 @@ class Run:
     def write(self, folder: Path, *, truth: bool = True, **kwargs: Any) -> Path:
         """Write ``history.jsonl`` (and ``truth.json``) into ``folder``."""
         folder.mkdir(parents=True, exist_ok=True)
-        lines = [json.dumps(r) for r in self.history(**kwargs).records]
+        lines = [json.dumps(e.to_json()) for e in self.history(**kwargs).entries]
         (folder / "history.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
         if truth:
             write_truth(folder / "truth.json", self.truth())

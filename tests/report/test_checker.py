@@ -414,3 +414,27 @@ def test_a_fault_s_own_evidence_decides_its_trace() -> None:
     run.records[-1]["evidence"] = {"packets_dropped": 3}
     assert run.summary().faults[0]["evidence"] == {"packets_dropped": 3}
     assert run.summary().faults[0]["no_trace"] is False
+
+
+def test_an_old_event_applied_again_after_later_ones_is_a_duplicate_not_out_of_order() -> None:
+    run = Run()
+    run.commit(3)
+    run.subscribed("c001", 0, w=BASE_W + 0.01)
+    run.apply("c001", 1, 2, 3)
+    run.apply("c001", 1, delay=0.4)  # after 3 (applied at +0.35)
+    run.final("c001")
+    summary = run.summary()
+    assert (summary.duplicates, summary.out_of_order) == (1, 0)
+    assert summary.verdict == "fail"
+
+
+def test_each_snapshot_covers_only_the_events_after_the_previous_one() -> None:
+    run = Run()
+    run.commit(5)
+    run.subscribed("c001", 0, w=BASE_W + 0.01)
+    run.snapshot("c001", 3, w=BASE_W + 0.4)  # 1-3 covered on time
+    run.snapshot("c001", 5, w=BASE_W + 10.0)  # 4-5 covered late; 3 must keep its time
+    run.final("c001")
+    summary = run.summary()
+    assert (summary.expected_pairs, summary.delivered_pairs) == (5, 5)
+    assert summary.on_time_rate == 0.6

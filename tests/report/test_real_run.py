@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from synccli.client.fleet import FleetConfig, run_fleet
-from synccli.harness.history import HistoryWriter
+from synccli.history import HistoryWriter, RunEnd, RunStart
 from synccli.report import check_run, truth_from_store, write_outputs
 from synccli.report.summary import Summary
 from synccli.server.app import SyncServer
@@ -33,7 +33,7 @@ async def _run(folder: Path, server_bugs: tuple[str, ...]) -> Summary:
     await server.start()
     history = HistoryWriter(folder / "history.jsonl", time.monotonic())
     config = {"dates": [DATE]}
-    history.record(None, "run_start", seed=3, run_id=folder.name, config=config, db=url, url=None)
+    history.write(None, RunStart(seed=3, run_id=folder.name, config=config, db=url))
 
     async def heads() -> dict[str, tuple[str, int]]:
         return {d: (c.epoch, c.head_seq) for d, c in store.heads().items()}
@@ -54,7 +54,7 @@ async def _run(folder: Path, server_bugs: tuple[str, ...]) -> Summary:
             result = await run_fleet(fleet, history, asyncio.Event(), target_heads=heads)
         drained = result.drained
     finally:
-        history.record(None, "run_end", interrupted=False, drained=drained)
+        history.write(None, RunEnd(interrupted=False, drained=drained))
         history.close()
         await server.close()
     try:

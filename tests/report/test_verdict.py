@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from synccli.report.summary import summarize
 from tests.report.builders import BASE_W, Run, clean_run
 
@@ -46,7 +48,8 @@ def test_history_cut_short_without_finals_is_inconclusive() -> None:
 def test_interrupted_run_is_inconclusive() -> None:
     run = clean_run(clients=1, events=2)
     history = run.history()
-    history.records[-1]["interrupted"] = True
+    end = history.entries[-1]
+    history.entries[-1] = replace(end, record=replace(end.record, interrupted=True))
     assert summarize(history, run.truth()).verdict == "inconclusive"
 
 

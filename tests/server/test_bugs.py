@@ -6,7 +6,12 @@ import itertools
 import random
 from pathlib import Path
 
-from synccli.server.bugs import REORDER_FLUSH_S, Bugs, ReorderWindow
+import pytest
+
+from synccli.errors import ConfigError
+from synccli.protocol.server_ops import SEND_AS_IS
+from synccli.server.bugs import NO_BUGS, REORDER_FLUSH_S, Bugs, ReorderWindow
+from synccli.server.config import ServerConfig
 from synccli.store import open_store
 from tests.client.builders import event
 from tests.server.helpers import DATE, aio, client, db_url, running_server, seeded_store
@@ -167,3 +172,11 @@ async def test_duplicate_sends_still_duplicates_with_reorder_sends(tmp_path: Pat
         seqs = [(await a.expect("appointments_updated"))["sequenceNum"] for _ in range(6)]
         assert sorted(seqs) == [1, 1, 2, 2, 3, 3]
         assert seqs != sorted(seqs)
+
+
+def test_server_policies_take_only_server_bug_names() -> None:
+    with pytest.raises(ConfigError, match="unknown server bug 'no-dedupe'"):
+        Bugs(("no-dedupe",))
+    with pytest.raises(ConfigError, match="unknown server bug 'nope'"):
+        ServerConfig(db_url="sqlite:///x.db", inject_bugs=("nope",))
+    assert NO_BUGS.send_policy() is SEND_AS_IS and not NO_BUGS.names

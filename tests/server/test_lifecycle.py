@@ -66,7 +66,7 @@ async def test_healthz_503_when_database_unreachable(tmp_path: Path) -> None:
         os.rename(tmp_path, tmp_path.with_name(tmp_path.name + "-gone"))
         try:
             assert server.services is not None
-            server.services.raw_store.close()  # drop open handles so the next call reconnects
+            server.services.store.close()  # drop open handles so the next call reconnects
             for _ in range(200):
                 status, body = await http_get(server.port, "/healthz")
                 if status == 503:

@@ -1,10 +1,10 @@
-"""The run history: JSONL records appended in batches (format in docs/history.md).
+"""``HistoryWriter``: records appended to ``history.jsonl`` in batches (docs/history.md).
 
-``HistoryWriter`` buffers serialised records and writes them with one ``write`` call per
-batch (every ``flush_every`` records, or when ``flush_interval`` has passed since the last
-flush, checked on every record and by ``flush_if_due``), and on ``close``. Each record gets
-``t`` (monotonic seconds since ``t0``), ``w`` (``time.time()``), ``c`` (client id or None)
-and ``k`` (kind).
+The writer buffers serialised records and writes them with one ``write`` call per batch
+(every ``flush_every`` records, or when ``flush_interval`` has passed since the last flush,
+checked on every record and by ``flush_if_due``), and on ``close``. Each line gets ``t``
+(monotonic seconds since ``t0``), ``w`` (``time.time()``), ``c`` (client id or None) and the
+record's JSON form (``k`` and its fields).
 
 Threads may share one writer (a lock guards the buffer). Processes may not: each worker
 process writes its own part file with the same ``t0`` (``time.monotonic`` is system-wide on
@@ -20,11 +20,9 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-from synccli.errors import SynccliError
-
-Record = dict[str, Any]
+from synccli.history.records import Record
 
 BODY_CACHE_SIZE = 4096
 
@@ -51,13 +49,8 @@ class HistoryWriter:
         self._bodies: dict[int, tuple[Record, str]] = {}
         self.count = 0
 
-    def record(self, client_id: str | None, kind: str, /, **fields: Any) -> None:
-        """Append one record of ``kind`` for ``client_id`` (None: the harness itself)."""
-        self.record_dict(client_id, {"k": kind, **fields})
-
-    def record_dict(self, client_id: str | None, record: Record) -> None:
-        """Append ``record`` (which holds ``k`` and the kind's fields). The record must not
-        be changed afterwards: the same dict recorded again reuses its serialised form."""
+    def write(self, client_id: str | None, record: Record) -> None:
+        """Append ``record`` for ``client_id`` (None: the harness itself)."""
         now = time.monotonic()
         line = (
             f'{{"t":{round(now - self.t0, 6)!r},"w":{time.time()!r},'
@@ -74,23 +67,19 @@ class HistoryWriter:
             self.flush()
 
     def _body(self, record: Record) -> str:
-        """``record`` as JSON without its opening brace, serialised once per dict object.
+        """``record`` as JSON without its opening brace, serialised once per object.
 
-        Hundreds of clients in one process record the very same ``apply`` dict for an event
+        Hundreds of clients in one process record the very same ``Apply`` for an event
         (``protocol.channel`` shares it), so this saves most of the history's cost."""
         cached = self._bodies.get(id(record))
         if cached is not None and cached[0] is record:
             return cached[1]
-        body = json.dumps(record, separators=(",", ":"), default=str)[1:]
+        body = json.dumps(record.to_json(), separators=(",", ":"), default=str)[1:]
         if len(self._bodies) >= BODY_CACHE_SIZE:
             del self._bodies[next(iter(self._bodies))]
         # Keeping a reference to the record keeps its id from being reused while cached.
         self._bodies[id(record)] = (record, body)
         return body
-
-    def record_many(self, client_id: str | None, records: Iterable[Record]) -> None:
-        for record in records:
-            self.record_dict(client_id, record)
 
     def flush_if_due(self) -> None:
         """Flush when the interval has passed; call it from a periodic task when idle."""
@@ -150,29 +139,3 @@ def _keyed_lines(lines: Iterable[str]) -> Iterator[tuple[float, str]]:
             # A torn line from a killed worker sorts last instead of breaking the merge.
             t = float("inf")
         yield t, line
-
-
-def read_history(path: Path | str) -> tuple[list[Record], bool]:
-    """All records of a history, and whether its last line was truncated (then dropped).
-
-    A broken line anywhere but at the end is corruption and raises ``SynccliError``."""
-    records: list[Record] = []
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().split("\n")
-    # A complete file ends with "\n", so the final element is empty.
-    last = len(lines) - 1
-    for number, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            if not isinstance(record, dict):
-                raise ValueError("not an object")
-        except ValueError:
-            if number == last:
-                return records, True
-            raise SynccliError(
-                f"{path}:{number + 1} is not a JSON record; the history is corrupt"
-            ) from None
-        records.append(record)
-    return records, False

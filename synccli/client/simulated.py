@@ -27,8 +27,9 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from synccli.domain.states import allowed_targets
 from synccli.domain.values import Position
 from synccli.errors import ProtocolError
+from synccli.history import records as rec
 from synccli.protocol.backoff import backoff
-from synccli.protocol.channel import SYNCED, Effects, Record
+from synccli.protocol.channel import SYNCED, Effects
 from synccli.protocol.messages import ClientMessage, ServerMessage, dumps, parse_server_message
 from synccli.protocol.session import ClientSession, SessionConfig
 
@@ -43,9 +44,9 @@ PARSE_CACHE_LARGE = 8
 
 
 class HistorySink(Protocol):
-    """Where records go (``synccli.harness.history.HistoryWriter``)."""
+    """Where records go (``synccli.history.HistoryWriter``)."""
 
-    def record_dict(self, client_id: str | None, record: Record) -> None: ...
+    def write(self, client_id: str | None, record: rec.Record) -> None: ...
 
 
 # How long a client holds back its cumulative ack so one ack covers several events. Far
@@ -56,18 +57,15 @@ DEFAULT_ACK_DELAY_S = 0.25
 
 @dataclass(frozen=True, slots=True)
 class ClientConfig:
-    """One simulated client. ``write_rate`` > 0 makes it a writer (writes per second)."""
+    """One simulated client: its protocol behaviour (``session``: id, dates, bugs, time-outs)
+    and its connection. ``write_rate`` > 0 makes it a writer (writes per second)."""
 
-    client_id: str
+    session: SessionConfig
     url: str
-    dates: tuple[str, ...]
     seed: int
     token: str | None = None
     write_rate: float = 0.0
     expected_version: bool = False
-    bugs: frozenset[str] = frozenset()
-    gap_timeout: float = 2.0
-    write_timeout: float = 5.0
     open_timeout: float = 5.0
     ack_delay: float = DEFAULT_ACK_DELAY_S
     backoff_initial: float = 0.05
@@ -81,15 +79,8 @@ class SimulatedClient:
         self.config = config
         self.history = history
         self.rng = random.Random(config.seed)
-        self.session = ClientSession(
-            SessionConfig(
-                config.client_id,
-                config.dates,
-                config.bugs,
-                gap_timeout=config.gap_timeout,
-                write_timeout=config.write_timeout,
-            )
-        )
+        self.client_id = config.session.client_id
+        self.session = ClientSession(config.session)
         self.attempts = 0
         self.connects = 0
         self._ws: ClientConnection | None = None
@@ -110,7 +101,7 @@ class SimulatedClient:
 
     def start(self, delay: float = 0.0) -> None:
         """Start the reconnect loop after ``delay`` seconds (and the write loop of a writer)."""
-        self._task = asyncio.create_task(self._run(delay), name=f"client-{self.config.client_id}")
+        self._task = asyncio.create_task(self._run(delay), name=f"client-{self.client_id}")
         if self.config.write_rate > 0:
             self._writing = True
             self._writer = asyncio.create_task(self._write_loop())
@@ -155,7 +146,7 @@ class SimulatedClient:
     def write_final(self) -> None:
         """Record the ``final`` state of every date."""
         for channel in self.session.channels.values():
-            self.history.record_dict(self.config.client_id, channel.final_record())
+            self.history.write(self.client_id, channel.final_record())
 
     async def close(self) -> None:
         """Stop writing, close the connection (1000) and wait for the loop to end."""
@@ -186,7 +177,7 @@ class SimulatedClient:
                     proxy=None,
                 )
             except (OSError, TimeoutError, InvalidHandshake) as exc:
-                self._record("connect_failed", attempt=self.attempts, error=_describe(exc))
+                self._record(rec.ConnectFailed(self.attempts, _describe(exc)))
                 await self._pause(next(delays))
                 continue
             if self._closing.is_set():
@@ -194,7 +185,7 @@ class SimulatedClient:
                 await ws.close()
                 return
             self.connects += 1
-            self._record("connect", attempt=self.attempts)
+            self._record(rec.Connect(self.attempts))
             opened = time.monotonic()
             await self._serve(ws)
             if time.monotonic() - opened >= HEALTHY_AFTER_S:
@@ -219,13 +210,13 @@ class SimulatedClient:
                 await pump
             self._ws = None
             self.session.on_disconnected()
-            self._record("disconnect", code=ws.close_code, reason=ws.close_reason or "")
+            self._record(rec.Disconnect(ws.close_code, ws.close_reason or ""))
 
     def _on_frame(self, frame: str | bytes) -> None:
         try:
             message = parse_frame(frame)
         except ProtocolError as exc:
-            self._record("error", code=exc.code, message=f"server sent: {exc.message}")
+            self._record(rec.ErrorReceived(exc.code, f"server sent: {exc.message}"))
             return
         self._handle(self.session.on_message(message, time.monotonic()))
         self._wake.set()
@@ -271,7 +262,8 @@ class SimulatedClient:
         config = self.config
         interval = 1.0 / config.write_rate
         # Bounded: the session gives a write up after its last attempt times out.
-        wait_limit = config.write_timeout * (self.session.config.max_write_attempts + 1)
+        session = config.session
+        wait_limit = session.write_timeout * (session.max_write_attempts + 1)
         next_at = time.monotonic() + self.rng.uniform(0, interval)
         while self._writing:
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
@@ -284,7 +276,7 @@ class SimulatedClient:
                 continue
             appointment_id, state, version = choice
             self._writes += 1
-            request_id = f"{config.client_id}-{self._writes}"
+            request_id = f"{self.client_id}-{self._writes}"
             future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
             self._write_waiters[request_id] = future
             self._handle(
@@ -322,16 +314,16 @@ class SimulatedClient:
 
     def _handle(self, effects: Effects) -> None:
         self._outbox.extend(effects.send)
-        client_id = self.config.client_id
+        client_id = self.client_id
         for record in effects.records:
-            self.history.record_dict(client_id, record)
-            if record["k"] == "write_result":
-                future = self._write_waiters.get(record["requestId"])
+            self.history.write(client_id, record)
+            if isinstance(record, rec.WriteResult):
+                future = self._write_waiters.get(record.request_id)
                 if future is not None and not future.done():
-                    future.set_result(bool(record["ok"]))
+                    future.set_result(record.ok)
 
-    def _record(self, kind: str, **fields: object) -> None:
-        self.history.record_dict(self.config.client_id, {"k": kind, **fields})
+    def _record(self, record: rec.Record) -> None:
+        self.history.write(self.client_id, record)
 
 
 _parsed: dict[str | bytes, ServerMessage] = {}

@@ -1,0 +1,71 @@
+"""The run history: record types, the writer and the reader (format in docs/history.md).
+
+Shared by the simulated clients, the harness and the report; it imports only
+``synccli.errors`` and the standard library.
+"""
+
+from synccli.history.reader import Entry, History, entry_from_json, load_history, parse_history
+from synccli.history.records import (
+    KINDS,
+    Apply,
+    ClientCreated,
+    Connect,
+    ConnectFailed,
+    Disconnect,
+    Dup,
+    ErrorReceived,
+    Fault,
+    Final,
+    Gap,
+    GapRecovered,
+    InfrastructureFailure,
+    OtherRecord,
+    Record,
+    Resync,
+    Rollback,
+    RunEnd,
+    RunStart,
+    ServerLifecycle,
+    ServerMetrics,
+    SnapshotTaken,
+    Subscribed,
+    Write,
+    WriteResult,
+    record_from_json,
+)
+from synccli.history.writer import HistoryWriter
+
+__all__ = [
+    "KINDS",
+    "Apply",
+    "ClientCreated",
+    "Connect",
+    "ConnectFailed",
+    "Disconnect",
+    "Dup",
+    "Entry",
+    "ErrorReceived",
+    "Fault",
+    "Final",
+    "Gap",
+    "GapRecovered",
+    "History",
+    "HistoryWriter",
+    "InfrastructureFailure",
+    "OtherRecord",
+    "Record",
+    "Resync",
+    "Rollback",
+    "RunEnd",
+    "RunStart",
+    "ServerLifecycle",
+    "ServerMetrics",
+    "SnapshotTaken",
+    "Subscribed",
+    "Write",
+    "WriteResult",
+    "entry_from_json",
+    "load_history",
+    "parse_history",
+    "record_from_json",
+]

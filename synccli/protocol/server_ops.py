@@ -1,0 +1,134 @@
+"""What a ``ServerSession`` is given and asks its adapter to do, and its sending hook.
+
+The session never touches a socket, a clock or the database. Each call returns ``Effects``:
+frames to send (in order), at most one close, and at most one store operation. The adapter
+runs the operation (in its database executor) and feeds the result back with
+``ServerSession.resume`` (or the exception with ``ServerSession.fail``), which returns the
+next ``Effects``. A connection serves one request at a time, so one operation is pending at
+most.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from synccli.domain.channels import Channel
+from synccli.domain.values import Event, Position
+from synccli.protocol.messages import UpdateAppointmentState
+
+
+class Subscriber(Protocol):
+    """What the hub calls on a connection (``synccli.server.hub.Subscriber``)."""
+
+    def deliver(self, event: Event, frame: bytes) -> None: ...
+
+    def resync(self, date: str, reason: str) -> None: ...
+
+
+class Channels(Protocol):
+    """What the session needs from the hub (pure bookkeeping, shared by connections)."""
+
+    def known(self, date: str) -> bool: ...
+
+    def sync(self, durable: Channel) -> bool: ...
+
+    def position(self, date: str) -> Position | None: ...
+
+    def cached(self, date: str, epoch: str, after: int) -> list[Event] | None: ...
+
+    def subscribe(self, date: str, subscriber: Subscriber) -> None: ...
+
+    def unsubscribe(self, date: str, subscriber: Subscriber) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSessionConfig:
+    """The protocol limits of one connection (from ``ServerConfig``)."""
+
+    heartbeat: float = 5.0
+    ack_timeout: float = 5.0
+    max_retries: int = 3
+    malformed_limit: int = 10
+    max_replay: int = 10000
+
+
+@dataclass(frozen=True, slots=True)
+class ReadChannel:
+    """``Store.channel(date)``; resume with the ``Channel``."""
+
+    date: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReadSnapshot:
+    """``Store.snapshot(date)``; resume with its ``(Channel, rows)``."""
+
+    date: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReadEvents:
+    """``Store.events_since(date, after, limit)``; resume with the events."""
+
+    date: str
+    after: int
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """The server's write path (commit, publish); resume with its ``Result``."""
+
+    request: UpdateAppointmentState
+
+
+StoreOp = ReadChannel | ReadSnapshot | ReadEvents | Write
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close the connection with this code and reason."""
+
+    code: int
+    reason: str
+
+
+@dataclass(slots=True)
+class Effects:
+    """What to do now: send ``send`` in order, then close or run ``op``; wake the relay
+    when a channel read showed the hub behind the log."""
+
+    send: list[bytes] = field(default_factory=list)
+    close: Close | None = None
+    op: StoreOp | None = None
+    wake_relay: bool = False
+
+
+class SendPolicy:
+    """How a session shapes the events it sends. This one sends every event once, as it
+    is; the server's bug injection (``synccli.server.bugs``) subclasses it, so the
+    session's own paths carry no bug switches. With ``shapes_live`` False, the live path
+    never calls ``live``, ``due`` or ``deadline`` (the fan-out fast path)."""
+
+    shapes_live = False
+    copies = 1
+
+    def replay(self, events: list[Event]) -> list[Event]:
+        """The events of a replay, as sent."""
+        return events
+
+    def live(self, event: Event, now: float) -> list[Event]:
+        """The live events to send now that ``event`` arrived."""
+        return [event]
+
+    def due(self, now: float) -> list[Event]:
+        """Live events held back whose time has come."""
+        return []
+
+    def deadline(self) -> float | None:
+        """When ``due`` has something to release, or None."""
+        return None
+
+
+SEND_AS_IS = SendPolicy()

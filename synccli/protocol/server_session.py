@@ -1,0 +1,404 @@
+"""The server half of the protocol for one connection, without I/O: ``ServerSession``.
+
+The session owns the connection's subscriptions, its ack tracker, its malformed-message
+budget and its heartbeat clock. The adapter (``synccli.server.connection``) feeds it what
+happens, always with ``now`` (monotonic seconds), and does what comes back (``Effects``):
+
+* ``receive(frame, now)``: one client frame. Subscribes, resumes, snapshots and writes need
+  the store: their ``Effects`` carry a store operation; the adapter runs it and calls
+  ``resume(result, now)`` or ``fail(exc, now)``, until an ``Effects`` has no operation.
+* ``deliver(event, now)``: a live event from the hub (the fan-out fast path: True means
+  "send the event's shared frame"); ``live(event, now)`` when the send policy shapes live
+  traffic. ``resync(date, reason)``: the hub saw a new epoch.
+* ``tick(now)``: ack re-sends, the 4000 close, heartbeats; ``next_deadline()`` says when.
+
+Rules kept here: a subscription is registered in the hub before its answer is read, and live
+events meanwhile are buffered and then sent only past the answer's position (guarantee 5);
+a live event at or below a subscription's position is never sent (dedupe against the
+snapshot or replay); a write with a usable ``requestId`` is always answered by ``result``,
+even when malformed; more than ``malformed_limit`` malformed messages in a row close 1008.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+from synccli.domain.values import Event, Position
+from synccli.errors import DatabaseUnavailable, ProtocolError
+from synccli.protocol import messages as m
+from synccli.protocol.acks import AckTracker
+from synccli.protocol.replay import Replay, serve_replay
+from synccli.protocol.server_ops import (
+    SEND_AS_IS,
+    Channels,
+    Close,
+    Effects,
+    ReadChannel,
+    ReadSnapshot,
+    SendPolicy,
+    ServerSessionConfig,
+    StoreOp,
+    Subscriber,
+    Write,
+)
+
+log = logging.getLogger(__name__)
+
+#: A request being served: yields store operations, is sent their results.
+Step = Generator[StoreOp, Any, None]
+
+
+@dataclass(slots=True)
+class _Subscription:
+    epoch: str = ""
+    pos: int = 0
+    # Live events that arrive while the ``subscribed`` answer is being prepared.
+    buffer: list[Event] | None = field(default_factory=list)
+
+
+class ServerSession:
+    """One connection's protocol state. ``subscriber`` is what the session registers in
+    ``channels`` (the adapter, which hands live events back to ``deliver``)."""
+
+    def __init__(
+        self,
+        config: ServerSessionConfig,
+        channels: Channels,
+        subscriber: Subscriber,
+        now: float,
+        policy: SendPolicy = SEND_AS_IS,
+        counts: Counter[str] | None = None,
+        writes_failed: Counter[str] | None = None,
+    ) -> None:
+        self.config = config
+        self.channels = channels
+        self.subscriber = subscriber
+        self.policy = policy
+        self.shapes_live = policy.shapes_live
+        self.acks = AckTracker(config.ack_timeout, config.max_retries)
+        self.counts: Counter[str] = Counter() if counts is None else counts
+        self.writes_failed: Counter[str] = Counter() if writes_failed is None else writes_failed
+        self.subs: dict[str, _Subscription] = {}
+        self.malformed = 0
+        self.next_heartbeat = now + config.heartbeat
+        self._step: Step | None = None
+        self._out = Effects()
+        self._now = now
+
+    # ------------------------------------------------------------------ requests
+
+    def receive(self, frame: str | bytes, now: float) -> Effects:
+        """One client frame. The previous request must be finished (no operation pending)."""
+        if self._step is not None:
+            raise RuntimeError("a request is still waiting for its store operation")
+        step = self._handle(frame)
+        return self._run(step, lambda: next(step), now)
+
+    def resume(self, result: Any, now: float) -> Effects:
+        """The result of the pending store operation."""
+        step = self._pending()
+        return self._run(step, lambda: step.send(result), now)
+
+    def fail(self, exc: BaseException, now: float) -> Effects:
+        """The pending store operation raised ``exc``."""
+        step = self._pending()
+        return self._run(step, lambda: step.throw(exc), now)
+
+    def close(self) -> None:
+        """The connection is gone: abandon the pending request, leave every channel."""
+        if self._step is not None:
+            step, self._step = self._step, None
+            step.close()
+        for date in list(self.subs):
+            self.channels.unsubscribe(date, self.subscriber)
+        self.subs.clear()
+
+    def _pending(self) -> Step:
+        if self._step is None:
+            raise RuntimeError("no store operation is pending")
+        step, self._step = self._step, None
+        return step
+
+    def _run(self, step: Step, advance: Callable[[], StoreOp], now: float) -> Effects:
+        saved, out = self._out, Effects()
+        self._out, self._now = out, now
+        try:
+            out.op = advance()
+            self._step = step
+        except StopIteration:
+            pass
+        finally:
+            self._out = saved
+        return out
+
+    def _handle(self, frame: str | bytes) -> Step:
+        try:
+            data = m.loads(frame)
+            if data["type"] == m.UpdateAppointmentState.type and _request_id(data):
+                yield from self._write(data)
+                return
+            message = m.parse_client_message(data)
+        except ProtocolError as exc:
+            self._malformed_message(exc)
+            return
+        self.malformed = 0
+        try:
+            yield from self._dispatch(message)
+        except DatabaseUnavailable as exc:
+            self.counts["db_errors_total"] += 1
+            self._send(
+                m.ErrorMessage(
+                    "db_unavailable", f"the database is unavailable: {exc}", message.type
+                )
+            )
+        except Exception:
+            log.exception("internal error handling %s", message.type)
+            self.counts["internal_errors_total"] += 1
+            self._send(
+                m.ErrorMessage(
+                    "internal", "internal server error; the request was not served", message.type
+                )
+            )
+
+    def _malformed_message(self, exc: ProtocolError) -> None:
+        self.malformed += 1
+        self.counts["malformed_total"] += 1
+        self._send(m.ErrorMessage(exc.code, exc.message))
+        if self.malformed > self.config.malformed_limit:
+            self.counts["policy_closes_total"] += 1
+            self._out.close = Close(m.CLOSE_POLICY, "too many malformed messages")
+
+    def _failed(self, request_id: str, code: str, message: str) -> m.Result:
+        self.writes_failed[code] += 1
+        return m.Result(request_id, False, error_code=code, error_message=message)
+
+    def _write(self, data: dict[str, Any]) -> Step:
+        request_id: str = data["requestId"]
+        try:
+            request = m.UpdateAppointmentState.parse(data)
+        except ProtocolError as exc:
+            self.malformed += 1
+            self.counts["malformed_total"] += 1
+            self._send(self._failed(request_id, exc.code, exc.message))
+            return
+        try:
+            result = yield Write(request)
+        except Exception:
+            log.exception("internal error in write %s", request_id)
+            self.counts["internal_errors_total"] += 1
+            result = self._failed(
+                request_id, "internal", "internal server error; nothing was stored"
+            )
+        self.malformed = 0
+        self._send(result)
+
+    def _dispatch(self, message: m.ClientMessage) -> Step:
+        if isinstance(message, m.Subscribe):
+            yield from self._subscribe(message)
+        elif isinstance(message, m.Unsubscribe):
+            self._leave(message.date)
+        elif isinstance(message, m.Ack):
+            self._ack(message)
+        elif isinstance(message, m.RequestMissedEvents):
+            yield from self._missed(message)
+        elif isinstance(message, m.GetSnapshot):
+            channel, rows = yield ReadSnapshot(message.date)
+            self.counts["snapshots_total"] += 1
+            self._send(m.Snapshot(message.date, channel.epoch, channel.head_seq, rows))
+
+    def _leave(self, date: str) -> None:
+        if self.subs.pop(date, None) is not None:
+            self.channels.unsubscribe(date, self.subscriber)
+            self.acks.drop_date(date)
+
+    def _ack(self, message: m.Ack) -> None:
+        before = self.acks.counters.acked
+        if message.message_id is not None:
+            self.acks.ack_message(message.message_id)
+        elif message.date is not None and message.seq is not None:
+            self.acks.ack_upto(message.date, message.seq, message.epoch)
+        self.counts["acks_total"] += self.acks.counters.acked - before
+
+    def _subscribe(self, message: m.Subscribe) -> Step:
+        date, channels = message.date, self.channels
+        self._leave(date)
+        if not channels.known(date):
+            channel = yield ReadChannel(date)
+            if channels.sync(channel):
+                self._out.wake_relay = True
+        # Register before reading (guarantee 5): live events meanwhile go to the buffer.
+        sub = _Subscription()
+        self.subs[date] = sub
+        channels.subscribe(date, self.subscriber)
+        try:
+            answer = yield from self._subscribe_answer(message)
+        except BaseException:
+            if self.subs.get(date) is sub:
+                del self.subs[date]
+                channels.unsubscribe(date, self.subscriber)
+            raise
+        if self.subs.get(date) is not sub:
+            return  # the epoch changed meanwhile; the client was told to resync
+        sub.epoch, sub.pos = answer.epoch, answer.seq
+        self._send(answer)
+        self._track(answer.events)
+        buffered, sub.buffer = sub.buffer or [], None
+        for event in buffered:
+            self._live(event)
+
+    def _subscribe_answer(self, message: m.Subscribe) -> Generator[StoreOp, Any, m.Subscribed]:
+        date, since = message.date, message.since
+        if since is not None:
+            outcome = yield from self._replay(date, since.epoch, since.seq)
+            if isinstance(outcome, Replay):
+                self.counts["replays_total"] += len(outcome.events)
+                position = outcome.position
+                return m.Subscribed(date, position.epoch, position.seq, True, outcome.events)
+            self.counts["resyncs_total"] += 1
+        channel, rows = yield ReadSnapshot(date)
+        self.counts["snapshots_total"] += 1
+        return m.Subscribed(date, channel.epoch, channel.head_seq, False, snapshot=rows)
+
+    def _missed(self, message: m.RequestMissedEvents) -> Step:
+        outcome = yield from self._replay(message.date, message.epoch, message.last_seq)
+        if isinstance(outcome, str):
+            self.counts["resyncs_total"] += 1
+            self._send(m.ResyncRequired(message.date, outcome))
+            return
+        self.counts["replays_total"] += len(outcome.events)
+        position = outcome.position
+        self._send(m.MissedEvents(message.date, position.epoch, position.seq, outcome.events))
+        self._track(outcome.events)
+
+    def _replay(
+        self, date: str, epoch: str | None, after: int
+    ) -> Generator[StoreOp, Any, Replay | str]:
+        return serve_replay(self.channels, self.policy, self.config.max_replay, date, epoch, after)
+
+    # ------------------------------------------------------------------ live events
+
+    def deliver(self, event: Event, now: float) -> bool:
+        """A live event from the hub, on the fast path (the policy does not shape live
+        traffic): True when its shared frame must be sent; its ack is tracked already."""
+        sub = self.subs.get(event.date)
+        if sub is None:
+            return False
+        if sub.buffer is not None:
+            sub.buffer.append(event)
+            return False
+        if event.epoch != sub.epoch or event.seq <= sub.pos:
+            return False  # already covered by the snapshot or replay this client got
+        sub.pos = event.seq
+        self.acks.track(event, now)
+        self.counts["events_sent_total"] += 1
+        return True
+
+    def live(self, event: Event, now: float) -> Effects:
+        """A live event from the hub, for any policy: the frames to send."""
+        saved, out = self._out, Effects()
+        self._out, self._now = out, now
+        try:
+            sub = self.subs.get(event.date)
+            if sub is not None and sub.buffer is not None:
+                sub.buffer.append(event)
+            elif sub is not None:
+                self._live(event)
+        finally:
+            self._out = saved
+        return out
+
+    def _live(self, event: Event) -> None:
+        sub = self.subs[event.date]
+        if event.epoch != sub.epoch or event.seq <= sub.pos:
+            return
+        sub.pos = event.seq
+        self._send_events(self.policy.live(event, self._now))
+
+    def _send_events(self, events: list[Event]) -> None:
+        copies = self.policy.copies
+        for event in events:
+            frame = event.wire_json(False).encode()
+            self._out.send.extend([frame] * copies)
+        self._track(events)
+
+    def resync(self, date: str, reason: str) -> Effects:
+        """The channel's epoch changed: the client must subscribe again."""
+        out = Effects()
+        if self.subs.pop(date, None) is not None:
+            self.acks.drop_date(date)
+            self.counts["resyncs_total"] += 1
+            out.send.append(_frame(m.ResyncRequired(date, reason)))
+        return out
+
+    # ------------------------------------------------------------------ time
+
+    def tick(self, now: float) -> Effects:
+        """Re-send overdue events, close 4000 once retries are exhausted, send heartbeats
+        and held-back live events that are due."""
+        saved, out = self._out, Effects()
+        self._out, self._now = out, now
+        try:
+            acks = self.acks
+            before = (acks.counters.retries, acks.counters.timeouts)
+            out.send.extend(event.wire_json(False).encode() for event in acks.due(now))
+            exhausted = acks.exhausted(now)
+            self.counts["retries_total"] += acks.counters.retries - before[0]
+            self.counts["ack_timeouts_total"] += acks.counters.timeouts - before[1]
+            if exhausted:
+                self.counts["ack_exhausted_closes_total"] += 1
+                out.close = Close(m.CLOSE_ACK_RETRIES, "ack retries exhausted")
+                return out
+            if now >= self.next_heartbeat:
+                self._send(self.heartbeat())
+                self.next_heartbeat = now + self.config.heartbeat
+            if self.shapes_live:
+                self._send_events(self.policy.due(now))
+        finally:
+            self._out = saved
+        return out
+
+    def next_deadline(self) -> float:
+        """The earliest ``now`` at which ``tick`` has something to do."""
+        wake_at = self.next_heartbeat
+        if self.shapes_live:
+            held = self.policy.deadline()
+            if held is not None:
+                wake_at = min(wake_at, held)
+        deadline = self.acks.next_deadline()
+        return wake_at if deadline is None else min(wake_at, deadline)
+
+    def heartbeat(self) -> m.Heartbeat:
+        """The published position of every subscribed date whose answer was sent, in the
+        epoch the client follows."""
+        positions: dict[str, Position] = {}
+        for date, sub in self.subs.items():
+            if sub.buffer is not None:
+                continue
+            position = self.channels.position(date)
+            if position is not None and position.epoch == sub.epoch:
+                positions[date] = position
+        return m.Heartbeat(positions)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _send(self, message: Any) -> None:
+        self._out.send.append(_frame(message))
+
+    def _track(self, events: list[Event]) -> None:
+        for event in events:
+            self.acks.track(event, self._now)
+        self.counts["events_sent_total"] += len(events)
+
+
+def _frame(message: Any) -> bytes:
+    return m.dumps(message.to_wire()).encode()
+
+
+def _request_id(data: dict[str, Any]) -> bool:
+    """Whether a write carries a usable string requestId (then it is answered by ``result``)."""
+    request_id = data.get("requestId")
+    return isinstance(request_id, str) and 0 < len(request_id) <= m.MAX_ID_LEN
