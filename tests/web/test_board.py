@@ -80,16 +80,16 @@ def test_a_pending_write_shows_processing_until_confirmed(
     browser: Any, board: Board, proxied: Proxied
 ) -> None:
     page = open_page(browser, board.page_url(proxied.listen))
-    delay = round(seconds(0.8) * 1000)
+    delay = round(seconds(2) * 1000)
     proxied.faults.add_toxic([0], "latency", "upstream", {"latency": delay})
     page.get_by_role("button", name="Check in: Patient 0004").click()
     pending = page.locator(f'#rows tr.processing[data-id="{appt(4)}"]')
-    pending.wait_for(timeout=ms(0.5))
+    pending.wait_for(timeout=ms(1))
     assert pending.get_attribute("data-state") == "Present"
     assert pending.get_attribute("aria-busy") == "true"
     assert pending.locator("button:disabled").count() == 2
     assert board.truth()[1][appt(4)] == (1, "Scheduled"), "shown before the server has it"
-    pending.wait_for(state="detached", timeout=ms(5))
+    pending.wait_for(state="detached", timeout=ms(8))
     assert_matches_database(page, board)
     assert board.truth()[1][appt(4)] == (2, "Present")
 
@@ -122,7 +122,8 @@ def test_a_refused_write_shows_the_error_then_rolls_back(browser: Any, board: Bo
     assert row(page, 3).get_attribute("data-state") == "Present"
     row(page, 3).and_(page.locator('[data-state="Scheduled"]')).wait_for(timeout=ms(6))
     held = time.monotonic() - shown_at
-    assert seconds(2.5) <= held <= seconds(5), held
+    # The board holds the error for 3 s (its own clock, not scaled); seeing it takes a moment.
+    assert 2.0 <= held <= 3.0 + seconds(3), held
     assert error.count() == 0
     assert board.truth()[1][appt(3)] == (1, "Scheduled")
 
