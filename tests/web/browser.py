@@ -26,6 +26,8 @@ from tests.server.helpers import ServerProcess
 DATE = "2026-11-26"
 APPOINTMENTS = 10
 XSS_NAME = "<img src=x onerror=alert(1)>"
+# Every page passes the server's token on with ``?token=``, as a browser must.
+TOKEN = "board-token"
 ARTIFACTS = Path(os.environ.get("SYNCCLI_TEST_ARTIFACTS", "reports/test-artifacts"))
 
 
@@ -70,8 +72,9 @@ class Board:
         """``host:port`` of the server."""
         return self.ws_url.removeprefix("ws://").removesuffix("/ws")
 
-    def page_url(self, address: str | None = None) -> str:
-        return f"http://{address or self.address}/?date={DATE}&history=1"
+    def page_url(self, address: str | None = None, token: str | None = TOKEN) -> str:
+        url = f"http://{address or self.address}/?date={DATE}&history=1"
+        return url if token is None else f"{url}&token={token}"
 
     def restart(self) -> None:
         port = self.address.rsplit(":", 1)[1]
@@ -99,7 +102,7 @@ def board_fixture(tmp_path: Path) -> Iterator[Board]:
     with sqlite3.connect(path) as db:
         rename = "UPDATE appointments SET patient = ? WHERE appointment_id = ?"
         db.execute(rename, (XSS_NAME, appt(1)))
-    extra = ("--fault-hooks", "--heartbeat", str(seconds(1)))
+    extra = ("--fault-hooks", "--heartbeat", str(seconds(1)), "--token", TOKEN)
     server = Board(url, ServerProcess(url, *extra), extra)
     try:
         yield server

@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import seconds
 from tests.web.browser import (
     ARTIFACTS,
+    TOKEN,
     XSS_NAME,
     Board,
     Proxied,
@@ -59,6 +60,16 @@ def test_a_check_in_on_one_page_shows_on_the_other(browser: Any, board: Board) -
     row(one, 2).and_(one.locator('[data-state="Seated"]')).wait_for(timeout=ms(5))
     assert_matches_database(one, board)
     assert_matches_database(other, board)
+
+
+def test_a_page_without_the_token_never_syncs(browser: Any, board: Board) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(board.page_url(token=None))
+    page.locator("#banner").wait_for(state="visible", timeout=ms(5))
+    assert page.locator("#badge").get_attribute("data-status") == "syncing"
+    assert page.locator("#rows tr").count() == 0
+    context.close()
 
 
 def test_a_page_cut_off_catches_up_exactly(browser: Any, board: Board, proxied: Proxied) -> None:
@@ -111,7 +122,7 @@ def test_a_reload_resumes_from_the_stored_position(browser: Any, board: Board) -
 
 def test_a_refused_write_shows_the_error_then_rolls_back(browser: Any, board: Board) -> None:
     page = open_page(browser, board.page_url())
-    admin = f"http://{board.address}/_admin/db-fault?mode=verify&rate=1"
+    admin = f"http://{board.address}/_admin/db-fault?mode=verify&rate=1&token={TOKEN}"
     with urllib.request.urlopen(admin, timeout=seconds(5)):
         pass
     page.get_by_role("button", name="Check in: Patient 0003").click()
