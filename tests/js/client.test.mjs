@@ -227,3 +227,32 @@ test("a damaged storage entry is dropped, not trusted", () => {
   assert.equal(client.position(D), null);
   assert.equal(storage.getItem(`synccli:v1:${D}`), null);
 });
+
+test("a write made while offline shows at once and goes out on the next connection", () => {
+  const { clock, sockets, client } = setup({ backoffInitial: 1 });
+  const rows = [];
+  client.on("rows", () => rows.push(client.rows(D)[0].state));
+  client.start();
+  sockets[0].open();
+  sockets[0].receive({ type: "subscribed", date: D, epoch: E, sequenceNum: 0, recovered: false, snapshot: [row(1)] });
+  sockets[0].drop();
+  client.write(`${D}-1`, "NoShow");
+  assert.equal(rows.at(-1), "NoShow");
+  assert.equal(client.rows(D)[0].pending, true);
+  clock.advance(1);
+  sockets[1].open();
+  assert.deepEqual(sockets[1].sent.at(-1), {
+    type: "update_appointment_state", requestId: "b-1", appointmentId: `${D}-1`, state: "NoShow",
+  });
+});
+
+test("close() stops for good: no reconnect, the position is saved", () => {
+  const { clock, sockets, client, storage } = setup();
+  client.start();
+  sockets[0].open();
+  sockets[0].receive({ type: "subscribed", date: D, epoch: E, sequenceNum: 7, recovered: false, snapshot: [] });
+  client.close();
+  clock.advance(60);
+  assert.equal(sockets.length, 1);
+  assert.deepEqual(JSON.parse(storage.getItem(`synccli:v1:${D}`)), { epoch: E, seq: 7, rows: [] });
+});
