@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from synccli.errors import SynccliError
+from synccli.harness.scenario_fields import parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,3 +52,27 @@ def db_option(func: F) -> F:
         show_default=True,
         help="Database URL: sqlite:///PATH, mssql+pyodbc://… or postgresql+pyodbc://…",
     )(func)
+
+
+class Duration(click.types.FloatParamType):
+    """Seconds, bare (``15``) or with units (``30s``, ``2m``, ``1m30s``), within bounds."""
+
+    name = "duration"
+
+    def __init__(self, minimum: float, maximum: float) -> None:
+        self.minimum, self.maximum = minimum, maximum
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            seconds = parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(f"{exc}.", param, ctx)
+        if not self.minimum <= seconds <= self.maximum:
+            self.fail(
+                f"{value} is not between {self.minimum:g} s and {self.maximum:g} s.", param, ctx
+            )
+        return seconds

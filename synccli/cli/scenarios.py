@@ -78,7 +78,7 @@ def show_command(ref: str, as_json: bool, directory: Path) -> None:
 @scenarios.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate_command(files: tuple[Path, ...]) -> None:
-    """Check scenario FILES; print OK or the error (file:line: field: problem) for each.
+    """Check scenario FILES; print OK, or every error (file:line: field: problem), for each.
 
     Exit code 2 if any file is invalid.
     """
@@ -88,7 +88,8 @@ def validate_command(files: tuple[Path, ...]) -> None:
             scenario = load_scenario(path)
         except ConfigError as exc:
             invalid += 1
-            click.echo(f"INVALID {exc}", err=True)
+            for problem in str(exc).splitlines():
+                click.echo(f"INVALID {problem}", err=True)
             continue
         click.echo(
             f"OK {path} ({scenario.name}: {scenario.duration_s:g} s, {scenario.clients} "

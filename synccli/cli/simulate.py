@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import signal
 import sys
@@ -12,11 +11,11 @@ from typing import Any
 
 import click
 
-from synccli.cli.common import handle_errors
+from synccli.cli.common import Duration, handle_errors
 from synccli.errors import ConfigError, InfrastructureError
 from synccli.harness.browsers import browsers_unavailable
 from synccli.harness.run import RunConfig, RunOutcome, run_simulation
-from synccli.harness.scenario import Scenario, default_scenario, find_scenario
+from synccli.harness.scenario import default_scenario, find_scenario
 from synccli.injection import CLIENT_BUGS, SERVER_BUGS, split_bugs
 from synccli.report import render_table
 
@@ -25,7 +24,9 @@ from synccli.report import render_table
 @click.option("--clients", type=click.IntRange(1, 5000), help="Simulated clients [default: 10].")
 @click.option("--writers", type=click.IntRange(0, 5000), help="How many clients also write.")
 @click.option("--dates", type=click.IntRange(1, 31), help="How many dates (channels) to use.")
-@click.option("--duration", type=click.FloatRange(0.5, 24 * 3600), help="Seconds of load.")
+@click.option(
+    "--duration", type=Duration(0.5, 24 * 3600), help="Load time: seconds, or 30s, 2m, 1m30s."
+)
 @click.option("--rate", type=click.FloatRange(0, 10_000), help="Writes per second, in total.")
 @click.option("--seed", type=int, help="Seed for every random choice (recorded in the report).")
 @click.option(
@@ -104,11 +105,8 @@ def simulate_command(
         raise InfrastructureError(missing)
     if url is not None and not url.startswith(("ws://", "wss://")):
         raise ConfigError(f"--url must be a WebSocket URL like ws://127.0.0.1:8765/ws, not {url!r}")
-    base: Scenario = (
-        find_scenario(scenario_ref) if scenario_ref else default_scenario(clients or 10)
-    )
-    if no_faults:
-        base = dataclasses.replace(base, faults=())
+    # The options apply over the file before it is validated: what they set need not be
+    # valid in the file alone (a late fault with a longer --duration).
     overrides: dict[str, Any] = {
         "clients": clients,
         "writers": writers,
@@ -116,8 +114,13 @@ def simulate_command(
         "duration_s": duration,
         "rate": rate,
         "seed": seed,
+        "faults": () if no_faults else None,
     }
-    scenario = base.with_overrides(**{k: v for k, v in overrides.items() if v is not None})
+    scenario = (
+        find_scenario(scenario_ref, **overrides)
+        if scenario_ref
+        else default_scenario(clients or 10).with_overrides(**overrides)
+    )
     server_bugs, client_bugs = split_bugs(bugs)
     config = RunConfig(
         scenario=scenario,

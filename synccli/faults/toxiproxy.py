@@ -27,6 +27,7 @@ from toxiproxy.api import APIConsumer
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
 from synccli.errors import ConfigError, FaultError, InfrastructureError
+from synccli.faults.kinds import FaultKind, fault_kinds
 
 T = TypeVar("T")
 
@@ -36,25 +37,22 @@ _CLIENT_LOCK = threading.Lock()
 
 STREAMS = ("upstream", "downstream")
 
-# Every toxic type and its attributes: name -> required?
-TOXIC_ATTRIBUTES: dict[str, dict[str, bool]] = {
-    "latency": {"latency": True, "jitter": False},
-    "bandwidth": {"rate": True},
-    "slow_close": {"delay": True},
-    "timeout": {"timeout": True},
-    "reset_peer": {"timeout": False},
-    "slicer": {"average_size": True, "size_variation": False, "delay": False},
-    "limit_data": {"bytes": True},
-    "noop": {},
-}
+#: Toxiproxy's pass-through toxic: no attributes, and no fault kind of its own.
+NOOP = "noop"
+
+
+def _toxic_kinds() -> dict[str, FaultKind]:
+    return {name: kind for name, kind in fault_kinds().items() if kind.toxic}
 
 
 def validate_toxic(
     type: str, stream: str, attributes: Mapping[str, Any], toxicity: float
-) -> dict[str, int]:
-    """The attributes to send, or ``ConfigError`` naming the first bad field."""
-    if type not in TOXIC_ATTRIBUTES:
-        known = ", ".join(sorted(TOXIC_ATTRIBUTES))
+) -> dict[str, Any]:
+    """The attributes to send (defaults filled, from the fault-kind registry), or
+    ``ConfigError`` naming the first bad field."""
+    kinds = _toxic_kinds()
+    if type not in kinds and type != NOOP:
+        known = ", ".join(sorted([*kinds, NOOP]))
         raise ConfigError(f"unknown toxic type {type!r}: use one of {known}")
     if stream not in STREAMS:
         raise ConfigError(f"toxic stream must be 'upstream' or 'downstream', not {stream!r}")
@@ -62,26 +60,18 @@ def validate_toxic(
         raise ConfigError(f"toxicity must be a number from 0 to 1, not {toxicity!r}")
     if not 0.0 <= toxicity <= 1.0:
         raise ConfigError(f"toxicity must be from 0 to 1, not {toxicity}")
-    spec = TOXIC_ATTRIBUTES[type]
+    kind = kinds.get(type)
+    allowed = kind.attr_names if kind is not None else []
     for key in attributes:
-        if key not in spec:
-            allowed = ", ".join(spec) or "none"
-            raise ConfigError(f"{type} toxic has no attribute {key!r} (allowed: {allowed})")
-    values: dict[str, int] = {}
-    for key, required in spec.items():
-        if key not in attributes:
-            if required:
-                raise ConfigError(f"{type} toxic needs the attribute {key!r}")
-            continue
-        value = attributes[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConfigError(f"{type} attribute {key!r} must be an integer >= 0, not {value!r}")
-        values[key] = value
-    if type == "slicer":
-        if values["average_size"] < 1:
-            raise ConfigError("slicer attribute 'average_size' must be at least 1")
-        if values.get("size_variation", 0) >= values["average_size"]:
-            raise ConfigError("slicer attribute 'size_variation' must be below 'average_size'")
+        if key not in allowed:
+            listed = ", ".join(allowed) or "none"
+            raise ConfigError(f"{type} toxic has no attribute {key!r} (allowed: {listed})")
+    if kind is None:
+        return {}
+    values, problems = kind.resolve(attributes)
+    if problems:
+        key, problem = problems[0]
+        raise ConfigError(f"{type} toxic attribute {key!r} {problem}")
     return values
 
 

@@ -22,9 +22,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake, InvalidURI
 
 from synccli.errors import EXIT_INFRASTRUCTURE, InfrastructureError
-from synccli.harness.faults import FaultRunner, FaultTargets, cancel_quietly
+from synccli.faults.kinds import PROXY_KINDS
 from synccli.harness.progress import ProgressLine
-from synccli.harness.scenario import PROXY_KINDS, Scenario, ServerOptions
+from synccli.harness.scenario import Scenario, ServerOptions
+from synccli.harness.schedule import FaultRunner, FaultTargets, cancel_quietly
 from synccli.harness.server_process import ServerProcess, free_port
 from synccli.history import (
     HistoryWriter,

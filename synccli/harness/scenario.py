@@ -3,10 +3,15 @@
 A scenario is TOML (read with stdlib ``tomllib``); its keys are the field names of
 ``Scenario``, ``ServerOptions`` and ``FaultSpec`` (``[server]``, ``[[faults]]``,
 ``[thresholds]``). A fault's attributes sit in its own ``[[faults]]`` table next to
-``kind``, ``at_s`` and ``for_s``. Every mistake is a ``ConfigError`` that names the file,
-the line and the field: ``scenarios/x.toml:12: faults[2].target: ...`` (``faults[2]`` is the
-second ``[[faults]]`` table). tomllib reports no positions for values, so the line comes
-from a scan of the text (``_key_lines``).
+``kind``, ``at_s`` and ``for_s``; the kinds and their attributes come from the fault-kind
+registry (``synccli.faults.kinds``). A key left out takes the value ``synccli simulate``
+uses without options (``DEFAULTS``), so a file need only say what differs. Durations are
+seconds or strings like ``"1m30s"``.
+
+Every mistake of a file is reported at once, each naming the file, the line and the field:
+``scenarios/x.toml:12: faults[2].target: ...`` (``faults[2]`` is the second ``[[faults]]``
+table), as one ``ScenarioError`` (a ``ConfigError``). tomllib reports no positions for
+values, so the line comes from a scan of the text (``scenario_fields.key_lines``).
 """
 
 from __future__ import annotations
@@ -16,50 +21,37 @@ import importlib.resources
 import json
 import re
 import tomllib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from synccli.errors import ConfigError
-from synccli.harness.scenario_fields import MISSING, KeyPath, Located, Table
+from synccli.faults.kinds import FaultKind, fault_kind, fault_kinds
+from synccli.harness.scenario_fields import MISSING, KeyPath, Located, Seconds, Table
 from synccli.report.thresholds import parse_threshold
 
 SCENARIO_DIR = Path("scenarios")
 DEFAULT_NAME = "default"
 
-#: Toxiproxy toxics, then our own kinds. Each maps an attribute to (type, default);
-#: ``None`` as default means required. Units follow Toxiproxy (ms, KB/s, bytes, µs).
-FAULT_KINDS: dict[str, dict[str, tuple[type, Any]]] = {
-    "latency": {"latency": (int, None), "jitter": (int, 0)},
-    "bandwidth": {"rate": (int, None)},
-    "slicer": {"average_size": (int, None), "size_variation": (int, 0), "delay": (int, 0)},
-    "timeout": {"timeout": (int, None)},
-    "reset_peer": {"timeout": (int, 0)},
-    "limit_data": {"bytes": (int, None)},
-    "slow_close": {"delay": (int, None)},
-    "down": {},
-    "packet_loss": {"percent": (float, None)},
-    "server_kill": {},
-    "db_fault": {"mode": (str, None), "rate": (float, 1.0), "delay_ms": (int, 0)},
-    "epoch_reset": {},
-}
-TOXIC_KINDS = frozenset({"latency", "bandwidth", "slicer", "timeout", "reset_peer"} | {
-    "limit_data", "slow_close"
-})  # fmt: skip
-#: Kinds that act on the clients' proxies: the toxics and ``down``.
-PROXY_KINDS = TOXIC_KINDS | {"down"}
-#: Kinds that act on the server, not on groups of clients: no target share, no stream.
-SERVER_KINDS = frozenset({"server_kill", "db_fault", "epoch_reset"})
 STREAMS = ("both", "downstream", "upstream")
-DB_FAULT_MODES = ("verify", "deadlock", "slow_commit")
-
+#: What a file leaves out: the load ``synccli simulate`` runs without options (the built-in
+#: default scenario's). ``writers`` is at most ``clients``; ``rate`` is 0 without writers.
+DEFAULTS: dict[str, Any] = {
+    "seed": 1, "duration_s": 36.0, "clients": 10, "writers": 3, "dates": 1, "rate": 15.0,
+    "appointments": 30, "drain_timeout_s": 30.0, "on_time_s": 5.0,
+}  # fmt: skip
+#: The longest load, as ``simulate --duration`` allows.
+MAX_DURATION_S = 24 * 3600.0
+#: Keys whose default follows other keys: an override re-derives them unless the file set them.
+DERIVED = ("writers", "rate", "expect_traces")
 DEFAULT_THRESHOLDS = {"delivery_rate": ">= 0.995"}
 OVERRIDABLE = (
     "name", "seed", "duration_s", "clients", "writers", "dates", "rate", "appointments",
-    "drain_timeout_s", "on_time_s", "groups", "expect_traces",
+    "drain_timeout_s", "on_time_s", "groups", "expect_traces", "faults",
 )  # fmt: skip
 
 
@@ -106,14 +98,16 @@ class Scenario:
     writers: int
     dates: int | tuple[str, ...]
     rate: float
-    appointments: int = 30
-    drain_timeout_s: float = 30.0
-    on_time_s: float = 5.0
+    appointments: int = DEFAULTS["appointments"]
+    drain_timeout_s: float = DEFAULTS["drain_timeout_s"]
+    on_time_s: float = DEFAULTS["on_time_s"]
     server: ServerOptions = field(default_factory=ServerOptions)
     groups: int = 1
     faults: tuple[FaultSpec, ...] = ()
     thresholds: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     expect_traces: bool = False
+    #: The keys the file (or an override) set; the rest took their defaults.
+    explicit: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     def date_list(self, today: date) -> list[str]:
         """The channel dates: the explicit list, or ``dates`` consecutive days from today."""
@@ -123,22 +117,16 @@ class Scenario:
 
     def with_overrides(self, **options: Any) -> Scenario:
         """A copy with command-line options applied (``None`` values are ignored), validated
-        again. Fewer clients also lower ``groups``; fewer writers than clients is an error."""
-        unknown = sorted(set(options) - set(OVERRIDABLE))
-        if unknown:
-            raise ConfigError(f"cannot override {', '.join(unknown)}; use {', '.join(OVERRIDABLE)}")
-        given = {key: value for key, value in options.items() if value is not None}
-        raw = self.to_dict()
-        if "dates" in given and isinstance(given["dates"], list | tuple):
-            given["dates"] = list(given["dates"])
-        raw.update(given)
-        if "clients" in given and "groups" not in given:
-            raw["groups"] = min(self.groups, given["clients"])
-        return _build(raw, Located("command line", ""))
+        again. Fewer clients also lower ``groups``; ``writers``, ``rate`` and
+        ``expect_traces`` the file left out follow the new values; more writers than clients
+        is an error."""
+        raw = {k: v for k, v in self.to_dict().items() if k not in DERIVED or k in self.explicit}
+        return _build(_merge(raw, options), Located("command line", ""))
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved scenario as plain data, in the file's own key names."""
         data = dataclasses.asdict(self)
+        del data["explicit"]
         data["dates"] = list(self.dates) if isinstance(self.dates, tuple) else self.dates
         data["server"] = {k: v for k, v in data["server"].items() if v is not None}
         order = ("name", "kind", "at_s", "for_s", "target", "stream")
@@ -152,19 +140,17 @@ class Scenario:
     def to_toml(self) -> str:
         """The resolved scenario as a TOML file that loads back to an equal ``Scenario``."""
         data = self.to_dict()
-        tables = {key: data.pop(key) for key in ("server", "thresholds", "faults")}
-        out = [f"{key} = {_toml_value(value)}" for key, value in data.items()]
-        for key in ("server", "thresholds"):
-            if tables[key]:
-                out += ["", f"[{key}]"]
-                out += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in tables[key].items()]
-        for fault in tables["faults"]:
-            out += ["", "[[faults]]"] + [f"{k} = {_toml_value(v)}" for k, v in fault.items()]
-        return "\n".join(out) + "\n"
+        faults = data.pop("faults")
+        if not data["server"]:
+            del data["server"]
+        # Each fault as a [[faults]] table: tomli-w would inline the short ones.
+        tables = ["\n[[faults]]\n" + tomli_w.dumps(fault) for fault in faults]
+        return tomli_w.dumps(data) + "".join(tables)
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate the scenario file at ``path``."""
+def load_scenario(path: str | Path, **overrides: Any) -> Scenario:
+    """Read the scenario file at ``path`` and validate it with ``overrides`` (command-line
+    options, as for ``Scenario.with_overrides``) over it."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -172,12 +158,12 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ConfigError(f"scenario file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read scenario file {path}: {exc}") from None
-    return parse_scenario(text, str(path))
+    return parse_scenario(text, str(path), **overrides)
 
 
-def parse_scenario(text: str, source: str) -> Scenario:
-    """Validate scenario TOML ``text``; ``source`` (a path) names it in errors and gives the
-    default ``name`` (its stem)."""
+def parse_scenario(text: str, source: str, **overrides: Any) -> Scenario:
+    """Validate scenario TOML ``text`` with ``overrides`` over it; ``source`` (a path) names
+    it in errors and gives the default ``name`` (its stem)."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -188,7 +174,8 @@ def parse_scenario(text: str, source: str) -> Scenario:
             raise ConfigError(f"{source}:{where[1]}:{where[2]}: invalid TOML: {detail}") from None
         raise ConfigError(f"{source}: invalid TOML: {message}") from None
     raw.setdefault("name", Path(source).stem)
-    return _build(raw, Located(source, text))
+    overridden = frozenset(key for key, value in overrides.items() if value is not None)
+    return _build(_merge(raw, overrides), Located(source, text, overridden))
 
 
 def list_scenarios(directory: str | Path = SCENARIO_DIR) -> list[tuple[str, Path, str]]:
@@ -199,22 +186,25 @@ def list_scenarios(directory: str | Path = SCENARIO_DIR) -> list[tuple[str, Path
         try:
             scenario = load_scenario(path)
         except ConfigError as exc:
-            found.append((path.stem, path, f"INVALID: {exc}"))
+            first, *more = str(exc).splitlines()
+            extra = f" (and {len(more)} more)" if more else ""
+            found.append((path.stem, path, f"INVALID: {first}{extra}"))
         else:
             found.append((path.stem, path, scenario.description))
     return found
 
 
-def find_scenario(ref: str, directory: str | Path = SCENARIO_DIR) -> Scenario:
-    """A scenario by file path, by name in ``directory``, or ``default`` (built in)."""
+def find_scenario(ref: str, directory: str | Path = SCENARIO_DIR, **overrides: Any) -> Scenario:
+    """A scenario by file path, by name in ``directory``, or ``default`` (built in), with
+    ``overrides`` (command-line options) over it."""
     as_path = Path(ref)
     if as_path.suffix == ".toml" or as_path.is_file():
-        return load_scenario(as_path)
+        return load_scenario(as_path, **overrides)
     candidate = Path(directory) / f"{ref}.toml"
     if candidate.is_file():
-        return load_scenario(candidate)
+        return load_scenario(candidate, **overrides)
     if ref == DEFAULT_NAME:
-        return default_scenario()
+        return default_scenario().with_overrides(**overrides)
     known = [name for name, _, _ in list_scenarios(directory)] + [DEFAULT_NAME]
     raise ConfigError(
         f"no scenario named {ref!r} in {directory}/ (known: {', '.join(known)}); "
@@ -245,55 +235,77 @@ def default_scenario(clients: int = 10, packet_loss: bool | None = None) -> Scen
 # ------------------------------------------------------------------------- validation
 
 
+def _merge(raw: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with the options that are not ``None`` over it; fewer clients also lower
+    ``groups``."""
+    unknown = sorted(set(options) - set(OVERRIDABLE))
+    if unknown:
+        raise ConfigError(f"cannot override {', '.join(unknown)}; use {', '.join(OVERRIDABLE)}")
+    given = {key: value for key, value in options.items() if value is not None}
+    for key in ("dates", "faults"):
+        if isinstance(given.get(key), list | tuple):
+            given[key] = list(given[key])
+    groups = raw.get("groups")
+    if "clients" in given and "groups" not in given and isinstance(groups, int):
+        given["groups"] = min(groups, given["clients"])
+    return raw | given
+
+
 def _build(raw: dict[str, Any], ctx: Located) -> Scenario:
+    """Validate ``raw``, reporting every problem at once (``Located.check``)."""
     top = Table(ctx, raw, ())
-    clients = top.get("clients", int, minimum=1)
-    writers = top.get("writers", int, 0)
-    if writers > clients:
-        raise top.error("writers", f"{writers} writers is more than the {clients} clients")
-    rate = top.get("rate", float, 0.0)
-    if rate > 0 and writers == 0:
-        raise top.error("rate", "writes need at least one writer; set writers")
-    duration = top.get("duration_s", float)
-    if duration <= 0:
-        raise top.error("duration_s", "must be more than 0")
-    groups = top.get("groups", int, min(clients, 10), minimum=1)
-    if groups > clients:
-        raise top.error("groups", f"{groups} groups is more than the {clients} clients")
+    clients = top.get("clients", int, DEFAULTS["clients"], minimum=1)
+    writers = top.get("writers", int, min(DEFAULTS["writers"], clients or 1))
+    if writers is not None and clients is not None and writers > clients:
+        top.report("writers", f"{writers} writers is more than the {clients} clients")
+    rate = top.get("rate", float, DEFAULTS["rate"] if writers else 0.0)
+    if rate is not None and rate > 0 and writers == 0:
+        top.report("rate", "writes need at least one writer; set writers")
+    duration = top.get("duration_s", Seconds, DEFAULTS["duration_s"], maximum=MAX_DURATION_S)
+    if duration is not None and duration <= 0:
+        top.report("duration_s", "must be more than 0")
+    groups = top.get("groups", int, min(clients or 1, 10), minimum=1)
+    if groups is not None and clients is not None and groups > clients:
+        top.report("groups", f"{groups} groups is more than the {clients} clients")
     faults = _faults(ctx, raw.get("faults", []), duration)
-    top.read.add("faults")
-    scenario = Scenario(
-        name=top.get("name", str),
-        description=top.get("description", str, ""),
-        seed=top.get("seed", int, 1),
+    values = {
+        "name": top.get("name", str),
+        "description": top.get("description", str, ""),
+        "seed": top.get("seed", int, DEFAULTS["seed"]),
+        "dates": _dates(top),
+        "appointments": top.get("appointments", int, DEFAULTS["appointments"], minimum=1),
+        "drain_timeout_s": top.get("drain_timeout_s", Seconds, DEFAULTS["drain_timeout_s"]),
+        "on_time_s": top.get("on_time_s", Seconds, DEFAULTS["on_time_s"]),
+        "server": _server(ctx, raw.get("server", {})),
+        "thresholds": _thresholds(ctx, raw.get("thresholds", DEFAULT_THRESHOLDS)),
+        "expect_traces": top.get("expect_traces", bool, bool(faults)),
+    }
+    top.read |= {"faults", "server", "thresholds"}
+    top.done()
+    ctx.check()
+    return Scenario(
         duration_s=duration,
         clients=clients,
         writers=writers,
-        dates=_dates(top),
         rate=rate,
-        appointments=top.get("appointments", int, 30, minimum=1),
-        drain_timeout_s=top.get("drain_timeout_s", float, 30.0),
-        on_time_s=top.get("on_time_s", float, 5.0),
-        server=_server(ctx, raw.get("server", {})),
         groups=groups,
         faults=faults,
-        thresholds=_thresholds(ctx, raw.get("thresholds", DEFAULT_THRESHOLDS)),
-        expect_traces=top.get("expect_traces", bool, bool(faults)),
+        explicit=frozenset(raw),
+        **values,
     )
-    top.read |= {"server", "thresholds"}
-    top.done()
-    return scenario
 
 
-def _dates(top: Table) -> int | tuple[str, ...]:
+def _dates(top: Table) -> int | tuple[str, ...] | None:
     top.read.add("dates")
-    value = top.data.get("dates", 1)
+    value = top.data.get("dates", DEFAULTS["dates"])
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 1:
-            raise top.error("dates", "must be at least 1 (a count of days from today)")
+            top.report("dates", "must be at least 1 (a count of days from today)")
+            return None
         return value
     if not isinstance(value, list) or not value:
-        raise top.error("dates", 'must be a count of days or a list like ["2026-11-26"]')
+        top.report("dates", 'must be a count of days or a list like ["2026-11-26"]')
+        return None
     dates = []
     for item in value:
         text = item.isoformat() if isinstance(item, date) else item
@@ -303,18 +315,20 @@ def _dates(top: Table) -> int | tuple[str, ...]:
         except (TypeError, ValueError):
             valid = False
         if not valid:
-            raise top.error("dates", f"{item!r} is not a date YYYY-MM-DD")
+            top.report("dates", f"{item!r} is not a date YYYY-MM-DD")
+            return None
         dates.append(text)
     if len(set(dates)) != len(dates):
-        raise top.error("dates", "lists a date twice")
+        top.report("dates", "lists a date twice")
+        return None
     return tuple(dates)
 
 
 def _server(ctx: Located, data: Any) -> ServerOptions:
     table = Table(ctx, data, ("server",))
     options = ServerOptions(
-        heartbeat_s=table.get("heartbeat_s", float, None, minimum=0.01),
-        ack_timeout_s=table.get("ack_timeout_s", float, None, minimum=0.01),
+        heartbeat_s=table.get("heartbeat_s", Seconds, None, minimum=0.01),
+        ack_timeout_s=table.get("ack_timeout_s", Seconds, None, minimum=0.01),
         max_retries=table.get("max_retries", int, None),
         send_queue=table.get("send_queue", int, None, minimum=1),
         max_replay=table.get("max_replay", int, None, minimum=1),
@@ -326,57 +340,67 @@ def _server(ctx: Located, data: Any) -> ServerOptions:
 def _thresholds(ctx: Located, data: Any) -> dict[str, str]:
     table = Table(ctx, data, ("thresholds",))
     for metric in table.data:
+        text = table.get(metric, str)
+        if text is None:
+            continue
         try:
-            parse_threshold(metric, table.get(metric, str))
+            parse_threshold(metric, text)
         except ConfigError as exc:
-            raise table.error(metric, str(exc)) from None
+            table.report(metric, str(exc))
     return dict(table.data)
 
 
-def _faults(ctx: Located, data: Any, duration: float) -> tuple[FaultSpec, ...]:
+def _faults(ctx: Located, data: Any, duration: float | None) -> tuple[FaultSpec, ...]:
     if not isinstance(data, list):
-        raise ctx.error(("faults",), "must be [[faults]] tables")
-    faults = tuple(_fault(ctx, item, ("faults", i), duration) for i, item in enumerate(data))
-    names: dict[str, int] = {}
-    for i, fault in enumerate(faults):
+        ctx.report(("faults",), "must be [[faults]] tables")
+        return ()
+    checked = [(i, _fault(ctx, item, ("faults", i), duration)) for i, item in enumerate(data)]
+    faults = [(i, fault) for i, fault in checked if fault is not None]
+    names: set[str] = set()
+    for i, fault in faults:
         if fault.name in names:
-            raise ctx.error(("faults", i, "name"), f"{fault.name!r} is used twice")
-        names[fault.name] = i
-    # The server has one life and the namespace one loss rule at a time.
-    for kind in ("server_kill", "packet_loss"):
-        spans = sorted((f.at_s, f.end_s, i) for i, f in enumerate(faults) if f.kind == kind)
+            ctx.report(("faults", i, "name"), f"{fault.name!r} is used twice")
+        names.add(fault.name)
+    for kind in (name for name, kind in fault_kinds().items() if kind.exclusive):
+        spans = sorted((f.at_s, f.end_s, i) for i, f in faults if f.kind == kind)
         for (_, end, _), (start, _, i) in pairwise(spans):
             if start < end:
-                raise ctx.error(("faults", i, "at_s"), f"overlaps another {kind} fault")
-    return faults
+                ctx.report(("faults", i, "at_s"), f"overlaps another {kind} fault")
+    return tuple(fault for _, fault in faults)
 
 
-def _fault(ctx: Located, data: Any, path: KeyPath, duration: float) -> FaultSpec:
+def _fault(ctx: Located, data: Any, path: KeyPath, duration: float | None) -> FaultSpec | None:
     table = Table(ctx, data, path)
-    kind = table.get("kind", str)
-    if kind not in FAULT_KINDS:
-        raise table.error("kind", f"unknown fault kind {kind!r} (known: {', '.join(FAULT_KINDS)})")
-    at = table.get("at_s", float)
-    length = table.get("for_s", float, 0.0 if kind == "epoch_reset" else MISSING)
-    if at + length > duration:
-        raise table.error("for_s", f"the fault ends at {at + length:g} s, after duration_s")
+    kind_name = table.get("kind", str)
+    kind = fault_kind(kind_name) if kind_name is not None else None
+    if kind is None:
+        if kind_name is not None:
+            known = ", ".join(fault_kinds())
+            table.report("kind", f"unknown fault kind {kind_name!r} (known: {known})")
+        return None  # its other keys cannot be judged without a kind
+    at = table.get("at_s", Seconds)
+    length = table.get("for_s", Seconds, MISSING if kind.span else 0.0)
+    ends = at + length if at is not None and length is not None else None
+    if ends is not None and duration is not None and ends > duration:
+        table.report("for_s", f"the fault ends at {ends:g} s, after duration_s")
     target = _target(table, kind)
-    stream = table.get("stream", str, "both")
-    if stream not in STREAMS:
-        raise table.error("stream", f"must be one of {', '.join(STREAMS)}")
-    if stream != "both" and kind not in TOXIC_KINDS | {"packet_loss"}:
-        raise table.error("stream", f"a {kind} fault has no stream")
-    attrs = {
-        attr: table.get(attr, kind_, MISSING if default is None else default)
-        for attr, (kind_, default) in FAULT_KINDS[kind].items()
-    }
-    _check_attrs(table, kind, attrs)
-    name = table.get("name", str, f"{kind}-{path[-1] + 1}" if isinstance(path[-1], int) else kind)
+    stream = table.get("stream", str, "both", choices=STREAMS)
+    if stream not in (None, "both") and not kind.streams:
+        table.report("stream", f"a {kind.name} fault has no stream")
+    table.read.update(kind.attr_names)
+    attrs, problems = kind.resolve({k: v for k, v in table.data.items() if k in kind.attr_names})
+    for attr, problem in problems:
+        table.report(attr, problem)
+    name = table.get(
+        "name", str, f"{kind.name}-{path[-1] + 1}" if isinstance(path[-1], int) else kind.name
+    )
     table.done()
-    return FaultSpec(at, length, kind, target, stream, attrs, name)
+    if table.failed or target is None:
+        return None
+    return FaultSpec(at, length, kind.name, target, stream, attrs, name)
 
 
-def _target(table: Table, kind: str) -> float:
+def _target(table: Table, kind: FaultKind) -> float | None:
     table.read.add("target")
     value = table.data.get("target", 1.0)
     if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*%\s*", value):
@@ -384,30 +408,12 @@ def _target(table: Table, kind: str) -> float:
     elif isinstance(value, int | float) and not isinstance(value, bool):
         share = float(value)
     else:
-        raise table.error("target", f'must be a share like 0.5 or "50%", not {value!r}')
+        table.report("target", f'must be a share like 0.5 or "50%", not {value!r}')
+        return None
     if not 0 < share <= 1:
-        raise table.error("target", f"must be a share in (0, 1] of the groups, not {value!r}")
-    if share != 1 and (kind in SERVER_KINDS or kind == "packet_loss"):
-        raise table.error("target", f"a {kind} fault hits the server: target must be 1.0")
+        table.report("target", f"must be a share in (0, 1] of the groups, not {value!r}")
+        return None
+    if share != 1 and kind.target != "proxy":
+        table.report("target", f"a {kind.name} fault hits the server: target must be 1.0")
+        return None
     return share
-
-
-def _check_attrs(table: Table, kind: str, attrs: Mapping[str, Any]) -> None:
-    if kind == "packet_loss" and attrs["percent"] > 100:
-        raise table.error("percent", "must be at most 100")
-    if kind == "db_fault":
-        if attrs["mode"] not in DB_FAULT_MODES:
-            raise table.error("mode", f"must be one of {', '.join(DB_FAULT_MODES)}")
-        if not 0 < attrs["rate"] <= 1:
-            raise table.error("rate", "must be a share in (0, 1] of the commits")
-        if attrs["mode"] == "slow_commit" and attrs["delay_ms"] <= 0:
-            raise table.error("delay_ms", "a slow_commit fault needs delay_ms > 0")
-
-
-def _toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[\w-]+", key) else json.dumps(key)
-
-
-def _toml_value(value: Any) -> str:
-    # JSON's string escapes and number forms are valid TOML; booleans and lists agree too.
-    return json.dumps(value)

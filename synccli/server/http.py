@@ -9,9 +9,6 @@ from __future__ import annotations
 import hmac
 import importlib.resources
 import json
-import random
-import time
-from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -20,10 +17,11 @@ from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
 from synccli.domain.values import check_date
-from synccli.errors import DatabaseUnavailable, ProtocolError, TransientDatabaseError
+from synccli.errors import DatabaseUnavailable, ProtocolError
+from synccli.faults.kinds.db_fault import MODES, DbFault
 from synccli.server.services import Services
 
-FAULT_MODES = ("verify", "deadlock", "slow_commit", "off")
+FAULT_MODES = (*MODES, "off")
 
 # The browser half, served from package data (synccli/web): path -> (file, content type).
 WEB_FILES = {
@@ -67,32 +65,6 @@ def authorised(request: Request, query: dict[str, list[str]], token: str | None)
     if header.startswith("Bearer "):
         offered = header[len("Bearer ") :]
     return hmac.compare_digest(offered.encode(), token.encode())
-
-
-@dataclass(slots=True)
-class DbFault:
-    """A seeded share of write transactions fails or stalls (installed as ``Store.hook``)."""
-
-    mode: str
-    rate: float
-    seed: int
-    delay_ms: int
-
-    _rng: random.Random = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._rng = random.Random(self.seed)
-
-    def __call__(self, stage: str) -> None:
-        if self.mode == "verify" and stage == "verify" and self._rng.random() < self.rate:
-            raise DatabaseUnavailable("verification failed (injected fault)")
-        if self.mode == "deadlock" and stage == "commit" and self._rng.random() < self.rate:
-            raise TransientDatabaseError("deadlock victim (injected fault)")
-        if self.mode == "slow_commit" and stage == "commit" and self._rng.random() < self.rate:
-            time.sleep(self.delay_ms / 1000)  # runs in the DB thread: it is the point
-
-    def describe(self) -> dict[str, Any]:
-        return {"mode": self.mode, "rate": self.rate, "seed": self.seed, "delay_ms": self.delay_ms}
 
 
 class Router:

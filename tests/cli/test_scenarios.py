@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from synccli.cli.common import Duration
 from synccli.cli.main import cli
 from synccli.harness.scenario import parse_scenario
+from tests.conftest import seconds
 
 SHIPPED = Path(__file__).parents[2] / "scenarios"
 GOOD = 'description = "two clients"\nduration_s = 5\nclients = 2\n'
@@ -116,3 +118,91 @@ def test_the_installed_command_exits_2_without_a_traceback(folder: Path) -> None
     )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
+
+
+THREE_ERRORS = """\
+clients = 0
+duration_s = "soon"
+
+[[faults]]
+kind = "latency"
+at_s = 1
+for_s = 2
+"""
+MINIMAL = 'name = "minimal"\n\n[[faults]]\nkind = "down"\nat_s = "1s"\nfor_s = "1s"\n'
+
+
+def test_validate_reports_every_error_of_a_file_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "three.toml"
+    path.write_text(THREE_ERRORS)
+    code, _, err = run("validate", str(path))
+    assert code == 2
+    assert err.splitlines() == [
+        f"INVALID {path}:1: clients: must be at least 1, not 0",
+        f"INVALID {path}:2: duration_s: 'soon' is not a duration: use seconds (15) or a "
+        'duration like "30s", "2m", "1m30s"',
+        f"INVALID {path}:4: faults[1].latency: is missing",
+        "1 of 1 scenario files are invalid",
+    ]
+
+
+def test_a_minimal_file_validates(tmp_path: Path) -> None:
+    path = tmp_path / "minimal.toml"
+    path.write_text(MINIMAL)
+    code, out, _ = run("validate", str(path))
+    assert code == 0
+    assert out == f"OK {path} (minimal: 36 s, 10 clients, 1 faults)\n"
+
+
+@pytest.mark.parametrize("path", sorted(SHIPPED.glob("*.toml")), ids=lambda p: p.stem)
+def test_show_output_validates_and_loads_back(path: Path, tmp_path: Path) -> None:
+    code, out, _ = run("show", str(path))
+    assert code == 0
+    shown = tmp_path / path.name
+    shown.write_text(out)
+    code, _, err = run("validate", str(shown))
+    assert code == 0, err
+    assert parse_scenario(out, str(path)) == parse_scenario(path.read_text(), str(path))
+
+
+def test_show_writes_infinity_as_toml(tmp_path: Path) -> None:
+    path = tmp_path / "patient.toml"
+    path.write_text("on_time_s = inf\n")
+    code, out, _ = run("show", str(path))
+    assert code == 0 and "on_time_s = inf\n" in out and "Infinity" not in out
+    assert parse_scenario(out, str(path)).on_time_s == float("inf")
+
+
+def test_duration_option_takes_units_and_refuses_bad_ones_in_one_sentence() -> None:
+    option = Duration(0.5, 24 * 3600)
+    assert [option.convert(text, None, None) for text in ("15", "1m30s", "2m")] == [15, 90, 120]
+    result = CliRunner().invoke(cli, ["simulate", "--duration", "1x"])
+    assert result.exit_code == 2
+    error = result.output.splitlines()[-1]
+    assert error == (
+        "Error: Invalid value for '--duration': '1x' is not a duration: use seconds (15) or a "
+        'duration like "30s", "2m", "1m30s".'
+    )
+    result = CliRunner().invoke(cli, ["simulate", "--duration", "0.1s"])
+    assert result.exit_code == 2 and "0.1s is not between 0.5 s and 86400 s" in result.output
+
+
+@pytest.mark.slow
+def test_a_minimal_file_runs_with_options_over_it(tmp_path: Path) -> None:
+    path = tmp_path / "minimal.toml"
+    path.write_text(MINIMAL)
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "synccli", "simulate", "--scenario", str(path), "--quiet",
+         "--clients", "2", "--duration", "4s", "--out", str(out)],
+        capture_output=True, text=True, timeout=seconds(120),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["verdict"] == "pass"
+    records = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    start = next(r for r in records if r["k"] == "run_start")
+    config = start["config"]
+    assert (config["clients"], config["writers"], config["duration_s"]) == (2, 2, 4.0)
+    phases = [r["phase"] for r in records if r["k"] == "fault"]
+    assert phases == ["start", "end"]

@@ -129,10 +129,10 @@ def test_create_proxies_refuses_an_existing_name_and_undoes(
     [
         ({"type": "gremlins"}, "unknown toxic type 'gremlins'"),
         ({"type": "latency", "stream": "both", "attributes": {"latency": 1}}, "stream"),
-        ({"type": "latency"}, "needs the attribute 'latency'"),
+        ({"type": "latency"}, "latency toxic attribute 'latency' is missing"),
         ({"type": "latency", "attributes": {"latency": "5"}}, "'latency' must be an integer"),
         ({"type": "latency", "attributes": {"latency": 1.5}}, "'latency' must be an integer"),
-        ({"type": "bandwidth", "attributes": {"rate": -1}}, "'rate' must be an integer >= 0"),
+        ({"type": "bandwidth", "attributes": {"rate": -1}}, "'rate' must be at least 0, not -1"),
         ({"type": "latency", "attributes": {"latncy": 5}}, "no attribute 'latncy'"),
         ({"type": "latency", "attributes": {"latency": 1}, "toxicity": 1.5}, "toxicity"),
         ({"type": "slicer", "attributes": {"average_size": 0}}, "average_size"),

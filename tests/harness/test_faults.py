@@ -7,9 +7,9 @@ import asyncio
 import time
 from typing import Any
 
-from synccli.harness.faults import FaultRunner, FaultTargets
 from synccli.harness.run import server_options
 from synccli.harness.scenario import FaultSpec, ServerOptions
+from synccli.harness.schedule import FaultRunner, FaultTargets
 from synccli.harness.server_process import parse_prometheus
 from synccli.history import Record, Resync
 
@@ -168,3 +168,41 @@ def test_the_window_opens_before_the_fault_acts() -> None:
         ("resync", None),
         ("fault", "end"),
     ]
+
+
+class FakeDbServer:
+    """Answers the db-fault hook and counts database errors while the fault is on."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.errors = 4  # errors before the window must not count for it
+
+    async def admin(self, path: str, **params: Any) -> dict[str, Any]:
+        self.calls.append((path, params))
+        if params.get("mode") == "off":
+            self.errors += 3
+        return {}
+
+    async def metrics(self) -> dict[str, float]:
+        return {"synccli_db_errors_total": float(self.errors)}
+
+
+def test_db_fault_is_dispatched_with_its_attributes_and_counts_its_errors() -> None:
+    history, server = Recorder(), FakeDbServer()
+    spec = FaultSpec(at_s=0, for_s=0.01, kind="db_fault", name="dl",
+                     attrs={"mode": "deadlock", "rate": 0.5, "delay_ms": 0})  # fmt: skip
+    runner = FaultRunner((spec,), FaultTargets(server=server), history, seed=9)
+    _run(runner)
+    assert server.calls == [
+        ("db-fault", {"mode": "deadlock", "seed": 9, "rate": 0.5, "delay_ms": 0}),
+        ("db-fault", {"mode": "off"}),
+    ]
+    assert history.records[-1]["evidence"] == {"db_errors": 3}
+
+
+def test_a_kind_without_a_runner_is_recorded_as_an_error() -> None:
+    history = Recorder()
+    runner = FaultRunner((FaultSpec(0, 0.01, "gremlins", name="g"),), FaultTargets(), history, 1)
+    _run(runner)
+    assert runner.failed == 1
+    assert history.records[-1]["error"] == "unknown fault kind 'gremlins'"

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from synccli.errors import ConfigError
+from synccli.faults.kinds import fault_kinds
 from synccli.harness.scenario import (
+    DEFAULTS,
     FaultSpec,
     Scenario,
     default_scenario,
@@ -18,7 +20,12 @@ from synccli.harness.scenario import (
     load_scenario,
     parse_scenario,
 )
-from synccli.harness.scenario_fields import key_lines
+from synccli.harness.scenario_fields import (
+    DURATION_HINT,
+    ScenarioError,
+    key_lines,
+    parse_duration,
+)
 
 SHIPPED = sorted((Path(__file__).parents[2] / "scenarios").glob("*.toml"))
 
@@ -184,6 +191,9 @@ def test_fault_kind_specific_rules() -> None:
     assert mode.startswith("s.toml:8: faults[1].mode:") and "verify, deadlock, slow_commit" in mode
     slow = error_of(head + 'kind = "db_fault"\nat_s = 1\nfor_s = 2\nmode = "slow_commit"\n')
     assert "faults[1].delay_ms:" in slow and "delay_ms > 0" in slow
+    slices = error_of(head + 'kind = "slicer"\nat_s = 1\nfor_s = 2\naverage_size = 4\n'
+                      'size_variation = 4\n')  # fmt: skip
+    assert slices.startswith("s.toml:9: faults[1].size_variation: must be smaller than")
     no_for = error_of(head + 'kind = "server_kill"\nat_s = 1\n')
     assert no_for.startswith("s.toml:4: faults[1].for_s: is missing")
     reset = parse_scenario(head + 'kind = "epoch_reset"\nat_s = 1\n', "s.toml")
@@ -205,8 +215,95 @@ def test_rate_without_writers_is_refused() -> None:
     )
 
 
-def test_missing_required_top_level_key_names_the_field() -> None:
-    assert error_of("duration_s = 5\n") == "s.toml: clients: is missing"
+def test_a_minimal_file_takes_the_default_run_s_load() -> None:
+    text = 'name = "minimal"\n\n[[faults]]\nkind = "down"\nat_s = 5\nfor_s = 5\n'
+    scenario = parse_scenario(text, "minimal.toml")
+    builtin = default_scenario(packet_loss=False)
+    for key in ("seed", "duration_s", "clients", "writers", "dates", "rate", "appointments"):
+        assert getattr(scenario, key) == getattr(builtin, key) == DEFAULTS[key], key
+    assert scenario.faults == (FaultSpec(5.0, 5.0, "down", 1.0, "both", {}, "down-1"),)
+    assert scenario.groups == 10 and scenario.expect_traces is True
+
+
+def test_defaults_that_follow_other_fields() -> None:
+    few = parse_scenario("clients = 2\n", "s.toml")
+    assert (few.writers, few.rate) == (2, 15.0)
+    readers = parse_scenario("writers = 0\n", "s.toml")
+    assert (readers.clients, readers.writers, readers.rate) == (10, 0, 0.0)
+    # An override re-derives what the file left out, and keeps what it set.
+    assert few.with_overrides(clients=1).writers == 1
+    with pytest.raises(ConfigError, match="writers: 2 writers is more than the 1 clients"):
+        parse_scenario("clients = 2\nwriters = 2\n", "s.toml").with_overrides(clients=1)
+
+
+def test_every_error_of_a_file_is_reported_at_once_by_line() -> None:
+    text = """\
+        clients = 0
+        duration_s = "1x"
+
+        [[faults]]
+        kind = "latency"
+        at_s = 1
+        for_s = 2
+        latency = -3
+        """
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(textwrap.dedent(text), "s.toml")
+    assert info.value.problems == [
+        "s.toml:1: clients: must be at least 1, not 0",
+        "s.toml:2: duration_s: '1x' is not a duration: use seconds (15) or a duration like "
+        '"30s", "2m", "1m30s"',
+        "s.toml:8: faults[1].latency: must be at least 0, not -3",
+    ]
+    assert str(info.value) == "\n".join(info.value.problems)
+
+
+def test_an_error_does_not_pile_up_others_that_follow_from_it() -> None:
+    # An unknown kind's attributes are not called unknown keys; a bad duration_s does not
+    # make every fault "end after duration_s".
+    text = BASE.replace('kind = "latency"', 'kind = "lag"').replace(
+        "duration_s = 30", "duration_s = -1"
+    )
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, "s.toml")
+    assert [p.split(": ")[1] for p in info.value.problems] == ["duration_s", "faults[2].kind"]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("15", 15.0), ("2.5", 2.5), ("30s", 30.0), ("2m", 120.0), ("1m30s", 90.0),
+     ("1h", 3600.0), ("500ms", 0.5), ("1m0.5s", 60.5), (" 45s ", 45.0)],
+)  # fmt: skip
+def test_durations_parse(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "s", "1x", "30 s", "1s30m", "1m1m", "-5", "1.2.3s", "1e3"])
+def test_bad_durations_are_one_sentence(text: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_duration(text)
+    assert str(info.value) == f"{text!r} is not a duration: use {DURATION_HINT}"
+
+
+def test_durations_in_a_file() -> None:
+    text = 'duration_s = "1m30s"\ndrain_timeout_s = "10s"\n\n[server]\nheartbeat_s = "500ms"\n'
+    text += '\n[[faults]]\nkind = "down"\nat_s = "1m"\nfor_s = "15s"\n'
+    scenario = parse_scenario(text, "s.toml")
+    assert (scenario.duration_s, scenario.drain_timeout_s) == (90.0, 10.0)
+    assert scenario.server.heartbeat_s == 0.5
+    assert (scenario.faults[0].at_s, scenario.faults[0].for_s) == (60.0, 15.0)
+    assert scenario.with_overrides(duration_s="2m").duration_s == 120.0
+    message = error_of('duration_s = "forever"\n')
+    assert message.startswith("s.toml:1: duration_s: 'forever' is not a duration")
+
+
+def test_non_finite_numbers() -> None:
+    assert error_of("duration_s = nan\n").startswith("s.toml:1: duration_s: must be a number")
+    assert error_of("duration_s = inf\n").startswith("s.toml:1: duration_s: must be at most")
+    # Infinity where it means "never" is kept, and written back as TOML's inf.
+    scenario = parse_scenario("on_time_s = inf\n", "s.toml")
+    assert "on_time_s = inf" in scenario.to_toml()
+    assert parse_scenario(scenario.to_toml(), "s.toml") == scenario
 
 
 def test_toml_syntax_error_passes_line_and_column() -> None:
@@ -276,10 +373,13 @@ def test_date_list_counts_from_today_or_keeps_the_list() -> None:
 
 def test_list_and_find(tmp_path: Path) -> None:
     (tmp_path / "good.toml").write_text('description = "fine"\nduration_s = 5\nclients = 1\n')
-    (tmp_path / "bad.toml").write_text("duration_s = 5\n")
+    (tmp_path / "bad.toml").write_text("duration_s = 5\nclients = 0\nseed = -1\n")
     listed = list_scenarios(tmp_path)
     assert [(name, desc) for name, _, desc in listed] == [
-        ("bad", f"INVALID: {tmp_path / 'bad.toml'}: clients: is missing"),
+        (
+            "bad",
+            f"INVALID: {tmp_path / 'bad.toml'}:2: clients: must be at least 1, not 0 (and 1 more)",
+        ),
         ("good", "fine"),
     ]
     assert find_scenario("good", tmp_path).description == "fine"
@@ -287,3 +387,28 @@ def test_list_and_find(tmp_path: Path) -> None:
     assert isinstance(find_scenario("default", tmp_path), Scenario)
     with pytest.raises(ConfigError, match=r"no scenario named 'nope'.*known: bad, good, default"):
         find_scenario("nope", tmp_path)
+
+
+def test_options_apply_over_the_file_before_it_is_validated(tmp_path: Path) -> None:
+    path = tmp_path / "late.toml"
+    path.write_text('[[faults]]\nkind = "down"\nat_s = 40\nfor_s = 5\n\n[[faults]]\nkind = "x"\n')
+    with pytest.raises(ConfigError) as alone:
+        load_scenario(path)
+    assert str(alone.value).splitlines() == [
+        f"{path}:4: faults[1].for_s: the fault ends at 45 s, after duration_s",
+        f"{path}:7: faults[2].kind: unknown fault kind 'x' (known: {', '.join(fault_kinds())})",
+    ]
+    late = find_scenario(str(path), duration_s=60, faults=[])
+    assert (late.duration_s, late.faults, late.expect_traces) == (60.0, (), False)
+    path.write_text('groups = 4\n[[faults]]\nkind = "down"\nat_s = 40\nfor_s = 5\n')
+    assert load_scenario(path, duration_s=60, seed=None).faults[0].end_s == 45
+    few = load_scenario(path, clients=2, duration_s=60)  # fewer clients lower groups too
+    assert few.groups == 2
+    with pytest.raises(ConfigError) as both:
+        load_scenario(path, clients=2, writers=5)
+    assert str(both.value).splitlines() == [
+        "command line: writers: 5 writers is more than the 2 clients",
+        f"{path}:5: faults[1].for_s: the fault ends at 45 s, after duration_s",
+    ]
+    with pytest.raises(ConfigError, match="cannot override colour"):
+        load_scenario(path, colour="red")
