@@ -73,38 +73,25 @@ def ev(
     }
 
 
+def answer(kind: str, seq: int, epoch: str = E, date: str = D, **fields: Any) -> Msg:
+    """A server message that states a position: ``subscribed``, ``missed_events``."""
+    return {"type": kind, "date": date, "epoch": epoch, "sequenceNum": seq, **fields}
+
+
+def replayed(events: list[Msg]) -> list[Msg]:
+    return [{**e, "replay": True} for e in events]
+
+
 def snap(seq: int, rows: list[Msg], epoch: str = E, date: str = D) -> Msg:
-    return {
-        "type": "subscribed",
-        "date": date,
-        "epoch": epoch,
-        "sequenceNum": seq,
-        "recovered": False,
-        "snapshot": rows,
-    }
+    return answer("subscribed", seq, epoch, date, recovered=False, snapshot=rows)
 
 
 def recovered(seq: int, events: list[Msg], epoch: str = E) -> Msg:
-    replayed = [{**e, "replay": True} for e in events]
-    return {
-        "type": "subscribed",
-        "date": D,
-        "epoch": epoch,
-        "sequenceNum": seq,
-        "recovered": True,
-        "events": replayed,
-    }
+    return answer("subscribed", seq, epoch, recovered=True, events=replayed(events))
 
 
 def missed(seq: int, events: list[Msg], epoch: str = E) -> Msg:
-    replayed = [{**e, "replay": True} for e in events]
-    return {
-        "type": "missed_events",
-        "date": D,
-        "epoch": epoch,
-        "sequenceNum": seq,
-        "events": replayed,
-    }
+    return answer("missed_events", seq, epoch, events=replayed(events))
 
 
 def heartbeat(seq: int, epoch: str = E) -> Msg:
