@@ -131,6 +131,8 @@ def test_a_refused_write_shows_the_error_then_rolls_back(browser: Any, board: Bo
     shown_at = time.monotonic()
     assert "Not saved" in error.inner_text()
     assert row(page, 3).get_attribute("data-state") == "Present"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "board-refused.png"))
     row(page, 3).and_(page.locator('[data-state="Scheduled"]')).wait_for(timeout=ms(6))
     held = time.monotonic() - shown_at
     # The board holds the error for 3 s (its own clock, not scaled); seeing it takes a moment.
