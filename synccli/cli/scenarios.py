@@ -25,7 +25,7 @@ _DIR_OPTION = click.option(
     "directory",
     type=click.Path(file_okay=False, path_type=Path),
     default=SCENARIO_DIR,
-    show_default=True,
+    show_default="the shipped scenarios",
     help="Folder of scenario files looked up by name.",
 )
 
@@ -34,8 +34,8 @@ _DIR_OPTION = click.option(
 def scenarios() -> None:
     """Scenario files: load, fault schedule and thresholds of a run (see docs/scenarios.md).
 
-    A scenario is named by its file (scenarios/NAME.toml) or given as a path; `default`
-    is the built-in one `synccli simulate` runs without --scenario.
+    A scenario is named by a shipped file (synccli/scenarios/NAME.toml, or --dir) or given
+    as a path; `default` is the built-in one `synccli simulate` runs without --scenario.
     """
 
 

@@ -15,12 +15,18 @@ from typing import Any
 
 from synccli.errors import ProtocolError
 
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+# C0 and C1 controls (a newline forges a log line), lone surrogates (not encodable as UTF-8,
+# so no database or log can hold them) and the Unicode line separators.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+MAX_FIELD_LEN = 64
+MAX_ID_LEN = 128
 
 
 def check_date(value: object, field_name: str = "date") -> str:
     """Return ``value`` if it is a valid ``YYYY-MM-DD`` date, else raise ``bad_message``."""
-    if not isinstance(value, str) or not _DATE_RE.match(value):
+    if not isinstance(value, str) or not _DATE_RE.fullmatch(value):
         raise ProtocolError("bad_message", f"{field_name!r} must be a date YYYY-MM-DD")
     try:
         date.fromisoformat(value)
@@ -28,6 +34,35 @@ def check_date(value: object, field_name: str = "date") -> str:
         raise ProtocolError(
             "bad_message", f"{field_name!r} is not a calendar date: {value}"
         ) from None
+    return value
+
+
+def check_text(value: object, field_name: str, limit: int = MAX_FIELD_LEN) -> str:
+    """Return ``value`` if it is a non-empty string of at most ``limit`` characters with no
+    control character or lone surrogate (it names something), else raise ``bad_message``."""
+    if not isinstance(value, str) or not value:
+        raise ProtocolError("bad_message", f"{field_name!r} must be a non-empty string")
+    if len(value) > limit:
+        raise ProtocolError("bad_message", f"{field_name!r} is longer than {limit} characters")
+    if _UNSAFE.search(value):
+        raise ProtocolError(
+            "bad_message", f"{field_name!r} contains a control character or a lone surrogate"
+        )
+    return value
+
+
+def check_object(value: object, what: str) -> dict[str, Any]:
+    """Return ``value`` if it is a JSON object, else raise ``bad_message`` naming ``what``."""
+    if not isinstance(value, dict):
+        raise ProtocolError("bad_message", f"{what} must be an object")
+    return value
+
+
+def check_seq(value: object, field_name: str) -> int:
+    """Return ``value`` if it is an integer in ``[0, 2**53)`` (exact in JavaScript too), else
+    raise ``bad_message``."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**53:
+        raise ProtocolError("bad_message", f"{field_name!r} must be an integer >= 0")
     return value
 
 
@@ -72,24 +107,18 @@ class Row:
         }
 
     @classmethod
-    def from_wire(cls, data: Any) -> Row:
-        if not isinstance(data, dict):
-            raise ProtocolError("bad_message", "an appointment must be an object")
-        try:
-            row = cls(
-                appointment_id=data["appointmentId"],
-                date=data["date"],
-                patient=data["patient"],
-                state=data["state"],
-                state_time=data.get("stateTime"),
-                version=data["version"],
-                updated_at=data["updatedAt"],
-            )
-        except KeyError as missing:
-            raise ProtocolError("bad_message", f"appointment lacks {missing}") from None
-        if not isinstance(row.appointment_id, str) or not isinstance(row.version, int):
-            raise ProtocolError("bad_message", "appointmentId must be a string, version an int")
-        return row
+    def from_wire(cls, value: Any) -> Row:
+        data = check_object(value, "an appointment")
+        state_time = data.get("stateTime")
+        return cls(
+            appointment_id=_string(data, "appointmentId"),
+            date=check_date(data.get("date")),
+            patient=_string(data, "patient"),
+            state=_string(data, "state"),
+            state_time=None if state_time is None else _string(data, "stateTime"),
+            version=check_seq(data.get("version"), "version"),
+            updated_at=_string(data, "updatedAt"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,29 +169,21 @@ class Event:
         return cached
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> Event:
-        try:
-            return cls(
-                date=check_date(data["date"]),
-                epoch=_str(data, "epoch"),
-                seq=_int(data, "sequenceNum"),
-                row=Row.from_wire(data["appointment"]),
-                action_id=data.get("actionId"),
-                committed_at=_str(data, "committedAt"),
-            )
-        except KeyError as missing:
-            raise ProtocolError("bad_message", f"event lacks {missing}") from None
+    def from_wire(cls, value: Any) -> Event:
+        data = check_object(value, "an event")
+        action_id = data.get("actionId")
+        return cls(
+            date=check_date(data.get("date")),
+            epoch=check_text(data.get("epoch"), "epoch"),
+            seq=check_seq(data.get("sequenceNum"), "sequenceNum"),
+            row=Row.from_wire(data.get("appointment")),
+            action_id=None if action_id is None else check_text(action_id, "actionId", MAX_ID_LEN),
+            committed_at=check_text(data.get("committedAt"), "committedAt"),
+        )
 
 
-def _str(data: dict[str, Any], name: str) -> str:
+def _string(data: dict[str, Any], name: str) -> str:
     value = data.get(name)
     if not isinstance(value, str):
         raise ProtocolError("bad_message", f"{name!r} must be a string")
-    return value
-
-
-def _int(data: dict[str, Any], name: str) -> int:
-    value = data.get(name)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ProtocolError("bad_message", f"{name!r} must be an integer")
     return value

@@ -1,16 +1,20 @@
 """Real packet loss: nftables drop rules inside a network namespace.
 
-The run creates a namespace ``synccli-<run id>`` joined to the host by a veth pair on a
-link-local /30 that the namespace owns (``169.254.X.1`` host side, ``169.254.X.2``
-inside), so the traffic never leaves the machine. The embedded server runs inside
-(``wrap_command``) and the clients reach it across the veth. ``set_loss`` installs a table
-``inet synccli`` whose rules drop a random share of TCP packets with ``numgen random``: the
-kernel really discards them and TCP really retransmits; no proxy can fake that.
+As root, the run creates a namespace ``synccli-<run id>`` joined to the host by a veth pair
+on a link-local /30 that the namespace owns (``169.254.X.1`` host side, ``169.254.X.2``
+inside), so the traffic never leaves the machine. The server *process* stays in the host's
+namespace, so it reaches any database the machine can (PostgreSQL on the host's
+127.0.0.1, SQL Server elsewhere); only its listening socket is made inside the namespace,
+by a helper (``nshelper``), and handed over (``listener``). The clients connect to it
+across the veth. ``set_loss`` installs a table ``inet synccli`` whose rules drop a random
+share of TCP packets with ``numgen random``: the kernel really discards them and TCP really
+retransmits; no proxy can fake that.
 
-This needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN): an unprivileged ``unshare -rn``
-namespace cannot be joined to the host's network without root, so ``check_available``
-says so instead of pretending. A namespace left behind by a killed run is found by its
-owner file and removed by ``cleanup_stale``.
+Without root, a namespace cannot be joined to the host's network, so where the kernel
+allows unprivileged user namespaces the run uses ``userns.UserNamespaceLink`` instead (the
+lossy link across the namespace's own loopback); ``check_available`` says which is possible
+here, or why neither is. A root namespace left behind by a killed run is found by its owner
+file and removed by ``cleanup_stale``.
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from synccli.errors import ConfigError, FaultError
+from synccli.faults.nshelper import NamespaceHelper
 
 NAME_PREFIX = "synccli-"
 #: Where each namespace's owner (pid and start time) is recorded, for ``cleanup_stale``.
@@ -36,6 +42,8 @@ STATE_DIR = Path("/run/synccli-netns")
 #: Bound on every ``ip``/``nft`` call; they normally take milliseconds.
 COMMAND_TIMEOUT_S = 10.0
 TABLE = "synccli"
+#: The server's port inside a namespace (the namespace is the run's own, so it is free).
+SERVER_PORT = 8765
 #: The ``tune_rto`` value the harness should use: at 10 % loss it cut 200 echo round trips
 #: across the veth from ~9.4 s to ~3.1 s (docs/faults.md). 20 ms was faster still (~1.6 s)
 #: but leaves little margin for scheduling delays on a busy machine: spurious resends.
@@ -54,13 +62,34 @@ _CAP_NET_ADMIN = 12
 _CAP_SYS_ADMIN = 21
 
 
+class LossLink(Protocol):
+    """What a run needs of a packet-loss link: ``PacketLossNamespace`` (root, a veth) or
+    ``userns.UserNamespaceLink`` (no root, a relay across a user namespace's loopback)."""
+
+    @property
+    def front(self) -> tuple[str, int]:
+        """Where clients reach the server across the lossy link."""
+        ...
+
+    def listener(self) -> socket.socket:
+        """A new listening socket for the server process, made inside the namespace."""
+        ...
+
+    def create(self) -> None: ...
+    def destroy(self) -> None: ...
+    def tune_rto(self, min_ms: int) -> None: ...
+    def set_loss(self, percent: float, direction: Direction = "both") -> None: ...
+    def clear_loss(self) -> None: ...
+    def dropped(self) -> int: ...
+
+
 def check_available() -> str | None:
-    """None if packet loss can be done here, else the reason it cannot (one sentence)."""
+    """None if packet loss can be done here (as root, or in a user namespace), else the
+    reason it cannot (one sentence)."""
     if not _has_capabilities():
-        return (
-            "packet loss needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) to create a network "
-            "namespace reachable from the host; run as root or skip this fault"
-        )
+        from synccli.faults.userns import check_unprivileged
+
+        return check_unprivileged()
     for tool, package in (("ip", "iproute2"), ("nft", "nftables"), ("unshare", "util-linux")):
         if shutil.which(tool) is None:
             return f"packet loss needs the `{tool}` command; install the {package} package"
@@ -77,11 +106,25 @@ def check_available() -> str | None:
     return None
 
 
-def loss_ruleset(percent: float, direction: Direction = "both") -> str:
+def open_link(run_id: str) -> LossLink:
+    """The packet-loss link for run ``run_id``, not yet created: a veth namespace as root,
+    else a user namespace (call ``check_available`` first)."""
+    if _has_capabilities():
+        return PacketLossNamespace.for_run(run_id)
+    from synccli.faults.userns import UserNamespaceLink
+
+    return UserNamespaceLink()
+
+
+def loss_ruleset(
+    percent: float, direction: Direction = "both", loopback_port: int | None = None
+) -> str:
     """The nft script that replaces table ``inet synccli`` with drop rules for ``percent``.
 
     The ``add table``/``delete table`` pair makes the replacement one atomic transaction
-    whether the table exists or not. 0 % just deletes it.
+    whether the table exists or not. 0 % just deletes it. With ``loopback_port`` both ends
+    of the link are in the namespace (a user namespace's loopback): every packet passes both
+    hooks, so one output chain tells direction by the server's port instead.
     """
     per_mille = _per_mille(percent)
     if direction not in DIRECTIONS:
@@ -89,15 +132,19 @@ def loss_ruleset(percent: float, direction: Direction = "both") -> str:
     lines = [f"add table inet {TABLE}", f"delete table inet {TABLE}"]
     if per_mille == 0:
         return "\n".join(lines) + "\n"
-    hooks = {"both": ("input", "output"), "upstream": ("input",), "downstream": ("output",)}
+    drop = f"numgen random mod 1000 < {per_mille} counter drop"
+    chains: dict[str, list[str]]
+    if loopback_port is None:
+        hooks = {"both": ("input", "output"), "upstream": ("input",), "downstream": ("output",)}
+        chains = {hook: [f"meta l4proto tcp {drop}"] for hook in hooks[direction]}
+    else:
+        ports = {"both": ("dport", "sport"), "upstream": ("dport",), "downstream": ("sport",)}
+        chains = {"output": [f"tcp {port} {loopback_port} {drop}" for port in ports[direction]]}
     lines.append(f"table inet {TABLE} {{")
-    for hook in hooks[direction]:
-        lines += [
-            f"  chain {hook} {{",
-            f"    type filter hook {hook} priority 0; policy accept;",
-            f"    meta l4proto tcp numgen random mod 1000 < {per_mille} counter drop",
-            "  }",
-        ]
+    for hook, rules in chains.items():
+        lines += [f"  chain {hook} {{", f"    type filter hook {hook} priority 0; policy accept;"]
+        lines += [f"    {rule}" for rule in rules]
+        lines.append("  }")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -130,6 +177,7 @@ class PacketLossNamespace:
         self.inner_if = f"scl{tag}n"
         self._octet: int | None = None
         self._dropped_before = 0
+        self._helper: NamespaceHelper | None = None
 
     @classmethod
     def for_run(cls, run_id: str) -> PacketLossNamespace:
@@ -148,6 +196,20 @@ class PacketLossNamespace:
     def host_address(self) -> str:
         """The host-side IPv4 address (the clients' source address across the veth)."""
         return f"169.254.{self._require_octet()}.1"
+
+    @property
+    def front(self) -> tuple[str, int]:
+        """Where clients reach the server: its port inside, across the veth."""
+        return self.address, SERVER_PORT
+
+    def listener(self) -> socket.socket:
+        """A new listening socket on ``front``, made inside the namespace, for the server
+        process (which stays outside). The helper that makes it starts on first use."""
+        if self._helper is None:
+            helper = NamespaceHelper(self.wrap_command([]), self.address, SERVER_PORT)
+            helper.start()
+            self._helper = helper
+        return self._helper.listener()
 
     @property
     def subnet(self) -> str:
@@ -195,7 +257,7 @@ class PacketLossNamespace:
         any previous loss rule; 0 clears."""
         script = loss_ruleset(percent, direction)
         self._dropped_before = self.dropped()
-        _run(["ip", "netns", "exec", self.name, "nft", "-f", "-"], stdin=script)
+        run_command(["ip", "netns", "exec", self.name, "nft", "-f", "-"], stdin=script)
 
     def clear_loss(self) -> None:
         """Stop dropping packets."""
@@ -205,10 +267,10 @@ class PacketLossNamespace:
         """Packets the loss rules have dropped since ``create()`` (the fault's trace)."""
         if self._octet is None:
             return self._dropped_before
-        listing = _run(
+        listing = run_command(
             ["ip", "netns", "exec", self.name, "nft", "-j", "list", "ruleset"], check=False
         )
-        return self._dropped_before + _count_drops(listing)
+        return self._dropped_before + count_drops(listing)
 
     def tune_rto(self, min_ms: int) -> None:
         """Lower TCP's minimum retransmission timeout (default 200 ms) on both ends of the
@@ -227,10 +289,14 @@ class PacketLossNamespace:
 
     def destroy(self) -> None:
         """Delete the veth pair and the namespace. Idempotent; safe in ``finally``."""
+        helper, self._helper = self._helper, None
+        if helper is not None:
+            with contextlib.suppress(FaultError):
+                helper.close()
         # Deleting the host end removes its peer at once; deleting only the namespace
         # frees the veth asynchronously, after the last process inside has gone.
-        _run(["ip", "link", "del", self.host_if], check=False)
-        _run(["ip", "netns", "del", self.name], check=False)
+        run_command(["ip", "link", "del", self.host_if], check=False)
+        run_command(["ip", "netns", "del", self.name], check=False)
         with contextlib.suppress(FileNotFoundError):
             (STATE_DIR / f"{self.name}.owner").unlink()
         if self.name in list_namespaces():
@@ -247,7 +313,7 @@ class PacketLossNamespace:
 
 def list_namespaces() -> list[str]:
     """Names of the network namespaces ``ip netns`` knows."""
-    out = _run(["ip", "netns", "list"], check=False)
+    out = run_command(["ip", "netns", "list"], check=False)
     return [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
@@ -258,7 +324,7 @@ def cleanup_stale(prefix: str = NAME_PREFIX) -> list[str]:
     for name in list_namespaces():
         if not name.startswith(prefix) or _owner_alive(STATE_DIR / f"{name}.owner"):
             continue
-        for pid in _run(["ip", "netns", "pids", name], check=False).split():
+        for pid in run_command(["ip", "netns", "pids", name], check=False).split():
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid), signal.SIGKILL)
         PacketLossNamespace(name).destroy()
@@ -274,7 +340,7 @@ def _per_mille(percent: float) -> int:
     return round(percent * 10)
 
 
-def _count_drops(nft_json: str) -> int:
+def count_drops(nft_json: str) -> int:
     try:
         items = json.loads(nft_json).get("nftables", [])
     except (ValueError, AttributeError):
@@ -303,7 +369,7 @@ def _has_capabilities() -> bool:
 
 
 def _used_octets() -> set[int]:
-    text = _run(["ip", "-4", "addr", "show"]) + _run(["ip", "-4", "route", "show", "table", "all"])
+    text = _ip("-4", "addr", "show") + _ip("-4", "route", "show", "table", "all")
     return {int(m) for m in re.findall(r"169\.254\.(\d+)\.\d+", text)}
 
 
@@ -343,10 +409,12 @@ def _owner_alive(path: Path) -> bool:
 
 
 def _ip(*args: str) -> str:
-    return _run(["ip", *args])
+    return run_command(["ip", *args])
 
 
-def _run(argv: list[str], stdin: str | None = None, check: bool = True) -> str:
+def run_command(argv: list[str], stdin: str | None = None, check: bool = True) -> str:
+    """``argv``'s stdout; a failure (with ``check``), a hang or a missing tool is a
+    ``FaultError`` naming the command."""
     command = " ".join(argv)
     try:
         done = subprocess.run(

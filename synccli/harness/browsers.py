@@ -72,6 +72,8 @@ class BrowserConfig:
     dates: tuple[str, ...]
     run_dir: Path
     token: str | None = None
+    #: Per-client tokens (``--jwt``/``--tls``): the page's client id -> its own token.
+    mint: Callable[[str], str] | None = None
     chromium: str = CHROMIUM
     load_timeout_s: float = 20.0
 
@@ -82,8 +84,9 @@ class BrowserConfig:
         query = {"date": self.dates[0], "history": "1", "client": client_id(index)}
         if len(self.dates) > 1:
             query["follow"] = ",".join(self.dates[1:])
-        if self.token is not None:
-            query["token"] = self.token
+        token = self.mint(client_id(index)) if self.mint is not None else self.token
+        if token is not None:
+            query["token"] = token
         return f"{scheme}://{parts.netloc}/?{urlencode(query)}"
 
 
@@ -118,7 +121,11 @@ class BrowserFleet:
         url = self.config.page_url(index)
         record = ClientCreated(url=url.split("?")[0], dates=list(self.config.dates), browser=True)
         self.history.write(client_id(index), record)
-        context = await self._browser.new_context(viewport={"width": 1280, "height": 800})
+        # With --tls the run's own throwaway CA signed the server's certificate.
+        tls = url.startswith("https:")
+        context = await self._browser.new_context(
+            viewport={"width": 1280, "height": 800}, ignore_https_errors=tls
+        )
         context.set_default_timeout(self.config.load_timeout_s * 1000)
         name = client_id(index)
 

@@ -21,7 +21,7 @@ from synccli.harness.scenario import FaultSpec
 from synccli.history import Record, ServerLifecycle
 
 if TYPE_CHECKING:
-    from synccli.faults.netns import Direction, PacketLossNamespace
+    from synccli.faults.netns import Direction, LossLink
     from synccli.faults.toxiproxy import ToxiproxyFaults
     from synccli.harness.server_process import ServerProcess
 
@@ -39,7 +39,7 @@ class FaultTargets:
     proxies: ToxiproxyFaults | None = None
     groups: int = 1
     server: ServerProcess | None = None
-    netns: PacketLossNamespace | None = None
+    netns: LossLink | None = None
     dates: tuple[str, ...] = ()
     #: Why packet loss is unavailable here, when it is.
     netns_unavailable: str | None = None

@@ -34,7 +34,8 @@ from synccli.faults.kinds import FaultKind, fault_kind, fault_kinds
 from synccli.harness.scenario_fields import MISSING, KeyPath, Located, Seconds, Table
 from synccli.report.thresholds import parse_threshold
 
-SCENARIO_DIR = Path("scenarios")
+#: The shipped scenarios (package data), where a name is looked up by default.
+SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 DEFAULT_NAME = "default"
 
 STREAMS = ("both", "downstream", "upstream")

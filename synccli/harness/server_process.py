@@ -1,7 +1,12 @@
 """The embedded sync server as a separate process, so that a fault can SIGKILL it.
 
-The harness starts ``python -m synccli serve`` (optionally inside a network namespace),
-waits for ``/healthz``, and talks to its HTTP side (metrics, fault hooks).
+The harness starts ``python -m synccli serve``, waits for ``/healthz``, and talks to its HTTP
+side (metrics, fault hooks). For packet loss the process stays on the host (it reaches the
+database) and is handed a listening socket made inside the network namespace: ``listener``
+makes a fresh one for every start, so while a killed server is down, connections are refused.
+With ``tls`` (certificate and key files) it serves wss:// and https://, trusted through
+``ca_file``; with ``jwt_secret`` it verifies per-user tokens and ``token`` is the harness's
+own (admin) one.
 """
 
 from __future__ import annotations
@@ -10,19 +15,22 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synccli.client.tls import client_context
 from synccli.errors import FaultError, InfrastructureError
 
 HEALTH_TIMEOUT_S = 20.0
@@ -45,39 +53,69 @@ class ServerProcess:
     port: int
     log_path: Path
     options: Sequence[str] = ()
-    token: str | None = None
-    wrap: Sequence[str] = ()
+    token: str | None = field(default=None, repr=False)
+    listener: Callable[[], socket.socket] | None = None
+    #: ``(certificate, key)`` PEM files: serve wss:// and https://.
+    tls: tuple[str, str] | None = None
+    #: What the harness trusts for TLS (the self-signed certificate).
+    ca_file: str | None = None
+    #: Per-user tokens: the server's HS256 secret (passed in the environment, not argv).
+    jwt_secret: str | None = field(default=None, repr=False)
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
     def http_base(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}/ws"
+        return f"{'wss' if self.tls else 'ws'}://{self.host}:{self.port}/ws"
+
+    @property
+    def _ssl(self) -> ssl.SSLContext | None:
+        return client_context(self.http_base, self.ca_file)
 
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    def command(self) -> list[str]:
+    def command(self, listen_fd: int | None = None) -> list[str]:
         argv = [sys.executable, "-m", "synccli", "serve", "--db", self.db_url]
         argv += ["--host", self.host, "--port", str(self.port), "--fault-hooks", *self.options]
-        return [*self.wrap, *argv]
+        if self.tls is not None:
+            argv += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
+        if listen_fd is None:
+            return argv
+        argv += ["--listen-fd", str(listen_fd)]
+        if shutil.which("setpriv"):
+            # Killed with the harness: it used to run inside the namespace, where cleanup of
+            # a crashed run's namespace found and killed it; outside, nothing else would.
+            return ["setpriv", "--pdeathsig", "KILL", "--", *argv]
+        return argv
 
     async def start(self) -> None:
         """Start the process and wait until ``/healthz`` answers 200."""
         env = dict(os.environ)
-        if self.token:
+        if self.jwt_secret:
+            env["SYNCCLI_JWT_SECRET"] = self.jwt_secret
+        elif self.token:
             env["SYNCCLI_TOKEN"] = self.token
+        sock = await asyncio.to_thread(self.listener) if self.listener else None
+        fds = (sock.fileno(),) if sock else ()
         log = self.log_path.open("ab")
         try:
             self._proc = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, env=env
+                self.command(fds[0] if fds else None),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                pass_fds=fds,
             )
         finally:
             log.close()
+            if sock is not None:
+                # The server's copy is its only one: killed, it stops accepting at once.
+                sock.close()
         await self._wait_healthy()
 
     async def _wait_healthy(self) -> None:
@@ -98,7 +136,8 @@ class ServerProcess:
 
     def _healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(self.http_base + "/healthz", timeout=1) as response:
+            url = self.http_base + "/healthz"
+            with urllib.request.urlopen(url, timeout=1, context=self._ssl) as response:
                 return bool(response.status == 200)
         except (OSError, urllib.error.URLError):
             return False
@@ -136,7 +175,7 @@ class ServerProcess:
         request = urllib.request.Request(self.http_base + path + query)
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=self._ssl) as response:
             body: bytes = response.read()
         return body.decode()
 

@@ -1,23 +1,53 @@
-"""Wire protocol v1: one dataclass per message type, with ``parse`` and ``to_wire``.
+"""Wire protocol v1: one dataclass per message type, each declaring its fields once.
 
-Frames are JSON text, one message per frame, each with a ``type``. Client messages are
-validated strictly (the server faces the world); a field that is missing, of the wrong type
-or oversized raises ``ProtocolError("bad_message")``, a frame that is not JSON ``bad_json``
-and an unknown type ``unknown_type``.
+Frames are JSON text, one message per frame, each with a ``type``. A message's ``FIELDS``
+table (``Field``, ``Group``, ``Variant``, ``Inline``) drives both ``parse`` and ``to_wire``,
+so the two cannot drift apart. Client messages are validated strictly (the server faces the
+world); a field that is missing, of the wrong type, oversized or holding a control
+character or a lone surrogate raises ``ProtocolError("bad_message")``, a frame that is not
+JSON or nests deeper than ``MAX_DEPTH`` ``bad_json`` and an unknown type ``unknown_type``.
+Both parsers raise nothing but ``ProtocolError`` on any input.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any, ClassVar
 
 from synccli.domain.channels import WriteRequest
-from synccli.domain.values import Event, Position, Row, check_date
+from synccli.domain.values import MAX_ID_LEN as MAX_ID_LEN  # re-exported: the id limit
+from synccli.domain.values import (
+    Event,
+    Position,
+    Row,
+    check_text,
+)
 from synccli.errors import ProtocolError
+from synccli.protocol.fields import (
+    DATE,
+    EVENT,
+    EVENTS,
+    FLAG,
+    ID,
+    NOTE,
+    POSITION,
+    POSITIONS,
+    ROW,
+    ROWS,
+    SEQ,
+    TEXT,
+    Field,
+    Group,
+    Inline,
+    Variant,
+    WireMessage,
+)
 
-MAX_ID_LEN = 128
-MAX_FIELD_LEN = 64
+#: The deepest nesting a frame may have (v1 needs 4: ``events[].appointment``).
+MAX_DEPTH = 32
 
 ERROR_CODES = frozenset(
     {
@@ -31,6 +61,7 @@ ERROR_CODES = frozenset(
         "request_id_reused",
         "db_unavailable",
         "rate_limited",
+        "forbidden",
         "internal",
     }
 )
@@ -42,8 +73,14 @@ CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
 CLOSE_ACK_RETRIES = 4000
 CLOSE_SLOW_CONSUMER = 4001
+CLOSE_TOKEN_EXPIRED = 4003
 
 RESYNC_REASONS = frozenset({"epoch_changed", "history_truncated", "too_far_behind"})
+
+
+_STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKETS = re.compile(r"[\[\]{}]")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 def dumps(message: dict[str, Any]) -> str:
@@ -53,6 +90,10 @@ def dumps(message: dict[str, Any]) -> str:
 def loads(text: str | bytes) -> dict[str, Any]:
     """Decode one frame into a dict with a string ``type``."""
     try:
+        if isinstance(text, bytes):
+            text = text.decode(json.detect_encoding(text), "surrogatepass")
+        if _too_deep(text):
+            raise ProtocolError("bad_json", f"frame nests deeper than {MAX_DEPTH} levels")
         data = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError("bad_json", f"frame is not valid JSON: {exc}") from None
@@ -63,168 +104,114 @@ def loads(text: str | bytes) -> dict[str, Any]:
     return data
 
 
-def _str(data: dict[str, Any], name: str, limit: int = MAX_FIELD_LEN) -> str:
-    value = data.get(name)
-    if not isinstance(value, str) or not value:
-        raise ProtocolError("bad_message", f"{name!r} must be a non-empty string")
-    if len(value) > limit:
-        raise ProtocolError("bad_message", f"{name!r} is longer than {limit} characters")
-    return value
+def _too_deep(text: str) -> bool:
+    """Whether ``text`` nests deeper than ``MAX_DEPTH``, found without recursion (the JSON
+    decoder recurses once per level and a small frame can hold thousands)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return False
+    brackets = _BRACKETS.findall(_STRINGS.sub("", text))
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > MAX_DEPTH
 
 
-def _opt_str(data: dict[str, Any], name: str, limit: int = MAX_FIELD_LEN) -> str | None:
-    return None if data.get(name) is None else _str(data, name, limit)
+def valid_id(value: object) -> bool:
+    """Whether ``value`` is usable as a ``requestId`` (then a write is answered by ``result``)."""
+    try:
+        check_text(value, "requestId", MAX_ID_LEN)
+    except ProtocolError:
+        return False
+    return True
 
 
-def _seq(data: dict[str, Any], name: str) -> int:
-    value = data.get(name)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0 or value >= 2**53:
-        raise ProtocolError("bad_message", f"{name!r} must be an integer >= 0")
-    return value
-
-
-def _opt_int(data: dict[str, Any], name: str) -> int | None:
-    return None if data.get(name) is None else _seq(data, name)
+ON_DATE = Field("date", "date", DATE)
+AT = (ON_DATE, Field("epoch", "epoch", TEXT), Field("seq", "sequenceNum", SEQ))
+EPOCH_IF_ANY = Field("epoch", "epoch", TEXT, optional=True)
 
 
 # --------------------------------------------------------------------------- client -> server
 
 
 @dataclass(frozen=True, slots=True)
-class Subscribe:
+class Subscribe(WireMessage):
+    """Follow a date, from ``since`` when the client already holds part of it."""
+
     type: ClassVar[str] = "subscribe"
+    FIELDS = (ON_DATE, Field("since", "since", POSITION, optional=True))
     date: str
     since: Position | None = None
 
-    @classmethod
-    def parse(cls, data: dict[str, Any]) -> Subscribe:
-        since = data.get("since")
-        position = None
-        if since is not None:
-            if not isinstance(since, dict):
-                raise ProtocolError("bad_message", "'since' must be {epoch, sequenceNum}")
-            position = Position(_str(since, "epoch"), _seq(since, "sequenceNum"))
-        return cls(check_date(data.get("date")), position)
-
-    def to_wire(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.type, "date": self.date}
-        if self.since is not None:
-            out["since"] = {"epoch": self.since.epoch, "sequenceNum": self.since.seq}
-        return out
-
 
 @dataclass(frozen=True, slots=True)
-class Unsubscribe:
+class Unsubscribe(WireMessage):
+    """Stop following a date."""
+
     type: ClassVar[str] = "unsubscribe"
+    FIELDS = (ON_DATE,)
     date: str
 
-    @classmethod
-    def parse(cls, data: dict[str, Any]) -> Unsubscribe:
-        return cls(check_date(data.get("date")))
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"type": self.type, "date": self.date}
-
 
 @dataclass(frozen=True, slots=True)
-class Ack:
+class Ack(WireMessage):
     """Either one event (``message_id``) or everything of ``date`` up to ``seq`` (cumulative)."""
 
     type: ClassVar[str] = "ack"
+    FIELDS = (
+        Field("message_id", "messageId", ID, optional=True),
+        Variant(
+            "message_id",
+            when=(),
+            otherwise=(ON_DATE, Field("seq", "sequenceNum", SEQ), EPOCH_IF_ANY),
+        ),
+    )
     message_id: str | None = None
     date: str | None = None
     seq: int | None = None
     epoch: str | None = None
 
-    @classmethod
-    def parse(cls, data: dict[str, Any]) -> Ack:
-        if data.get("messageId") is not None:
-            return cls(message_id=_str(data, "messageId", MAX_ID_LEN))
-        if data.get("date") is None or data.get("sequenceNum") is None:
-            raise ProtocolError("bad_message", "an ack needs 'messageId' or 'date'+'sequenceNum'")
-        return cls(
-            date=check_date(data.get("date")),
-            seq=_seq(data, "sequenceNum"),
-            epoch=_opt_str(data, "epoch"),
-        )
-
-    def to_wire(self) -> dict[str, Any]:
-        if self.message_id is not None:
-            return {"type": self.type, "messageId": self.message_id}
-        out: dict[str, Any] = {"type": self.type, "date": self.date, "sequenceNum": self.seq}
-        if self.epoch is not None:
-            out["epoch"] = self.epoch
-        return out
-
 
 @dataclass(frozen=True, slots=True)
-class RequestMissedEvents:
+class RequestMissedEvents(WireMessage):
+    """The events of ``date`` after ``last_seq``."""
+
     type: ClassVar[str] = "request_missed_events"
+    FIELDS = (ON_DATE, Field("last_seq", "lastSequenceNum", SEQ), EPOCH_IF_ANY)
     date: str
     last_seq: int
     epoch: str | None = None
 
-    @classmethod
-    def parse(cls, data: dict[str, Any]) -> RequestMissedEvents:
-        return cls(
-            check_date(data.get("date")), _seq(data, "lastSequenceNum"), _opt_str(data, "epoch")
-        )
-
-    def to_wire(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "type": self.type,
-            "date": self.date,
-            "lastSequenceNum": self.last_seq,
-        }
-        if self.epoch is not None:
-            out["epoch"] = self.epoch
-        return out
-
 
 @dataclass(frozen=True, slots=True)
-class GetSnapshot:
+class GetSnapshot(WireMessage):
+    """Every appointment of ``date`` as it stands."""
+
     type: ClassVar[str] = "get_snapshot"
+    FIELDS = (ON_DATE,)
     date: str
 
-    @classmethod
-    def parse(cls, data: dict[str, Any]) -> GetSnapshot:
-        return cls(check_date(data.get("date")))
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"type": self.type, "date": self.date}
-
 
 @dataclass(frozen=True, slots=True)
-class UpdateAppointmentState:
+class UpdateAppointmentState(WireMessage):
+    """A write: move one appointment to ``state`` (idempotent by ``request_id``)."""
+
     type: ClassVar[str] = "update_appointment_state"
+    FIELDS = (
+        Field("request_id", "requestId", ID),
+        Field("appointment_id", "appointmentId", TEXT),
+        Field("state", "state", TEXT),
+        Field("expected_version", "expectedVersion", SEQ, optional=True),
+    )
     request_id: str
     appointment_id: str
     state: str
     expected_version: int | None = None
-
-    @classmethod
-    def parse(cls, data: dict[str, Any]) -> UpdateAppointmentState:
-        return cls(
-            _str(data, "requestId", MAX_ID_LEN),
-            _str(data, "appointmentId"),
-            _str(data, "state"),
-            _opt_int(data, "expectedVersion"),
-        )
+    #: Who asks (the token's ``sub``): set by the server from the connection's credential,
+    #: never read from or written to the wire.
+    actor: str | None = None
 
     def to_request(self) -> WriteRequest:
         """The domain write this message asks for."""
-        return WriteRequest(self.request_id, self.appointment_id, self.state, self.expected_version)
-
-    def to_wire(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "type": self.type,
-            "requestId": self.request_id,
-            "appointmentId": self.appointment_id,
-            "state": self.state,
-        }
-        if self.expected_version is not None:
-            out["expectedVersion"] = self.expected_version
-        return out
+        return WriteRequest(
+            self.request_id, self.appointment_id, self.state, self.expected_version, self.actor
+        )
 
 
 ClientMessage = (
@@ -245,52 +232,44 @@ CLIENT_TYPES: dict[str, Any] = {
 
 def parse_client_message(data: dict[str, Any]) -> ClientMessage:
     """Validate a decoded client frame (from ``loads``) into its message object."""
-    cls = CLIENT_TYPES.get(data["type"])
+    message: ClientMessage = _parse(CLIENT_TYPES, data)
+    return message
+
+
+def _parse(types: dict[str, Any], data: dict[str, Any]) -> Any:
+    cls = types.get(data["type"])
     if cls is None:
         raise ProtocolError("unknown_type", f"unknown message type {data['type'][:64]!r}")
-    message: ClientMessage = cls.parse(data)
-    return message
+    return cls.parse(data)
 
 
 # --------------------------------------------------------------------------- server -> client
 
 
-def _events_wire(events: list[Event], replay: bool = True) -> list[dict[str, Any]]:
-    return [event.to_wire(replay) for event in events]
-
-
-def _events_parse(data: dict[str, Any]) -> list[Event]:
-    events = data.get("events")
-    if not isinstance(events, list):
-        raise ProtocolError("bad_message", "'events' must be a list")
-    return [Event.from_wire(item) for item in events]
-
-
-def _rows_parse(items: Any) -> list[Row]:
-    if not isinstance(items, list):
-        raise ProtocolError("bad_message", "a snapshot must be a list of appointments")
-    return [Row.from_wire(item) for item in items]
-
-
 @dataclass(frozen=True, slots=True)
-class EventMessage:
+class EventMessage(WireMessage):
     """``appointments_updated``: one event, live or replayed."""
 
     type: ClassVar[str] = "appointments_updated"
+    FIELDS = (Inline("event", EVENT), Field("replay", "replay", FLAG))
     event: Event
     replay: bool = False
 
-    @classmethod
-    def parse(cls, data: dict[str, Any]) -> EventMessage:
-        return cls(Event.from_wire(data), bool(data.get("replay", False)))
-
-    def to_wire(self) -> dict[str, Any]:
-        return self.event.to_wire(self.replay)
-
 
 @dataclass(frozen=True, slots=True)
-class Subscribed:
+class Subscribed(WireMessage):
+    """The answer to ``subscribe``: the missed events if ``recovered``, else a snapshot."""
+
     type: ClassVar[str] = "subscribed"
+    FIELDS = (
+        *AT,
+        Field("recovered", "recovered", FLAG),
+        Variant(
+            "recovered",
+            when=(Field("events", "events", EVENTS),),
+            otherwise=(Field("snapshot", "snapshot", ROWS),),
+        ),
+    )
     date: str
     epoch: str
     seq: int
@@ -298,104 +277,66 @@ class Subscribed:
     events: list[Event] = field(default_factory=list)
     snapshot: list[Row] | None = None
 
-    @classmethod
-    def parse(cls, data: dict[str, Any]) -> Subscribed:
-        recovered = bool(data.get("recovered"))
-        return cls(
-            check_date(data.get("date")),
-            _str(data, "epoch"),
-            _seq(data, "sequenceNum"),
-            recovered,
-            _events_parse(data) if recovered else [],
-            None if recovered else _rows_parse(data.get("snapshot")),
-        )
-
-    def to_wire(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "type": self.type,
-            "date": self.date,
-            "epoch": self.epoch,
-            "sequenceNum": self.seq,
-            "recovered": self.recovered,
-        }
-        if self.recovered:
-            out["events"] = _events_wire(self.events)
-        else:
-            out["snapshot"] = [row.to_wire() for row in self.snapshot or []]
-        return out
-
 
 @dataclass(frozen=True, slots=True)
-class MissedEvents:
+class MissedEvents(WireMessage):
+    """The answer to ``request_missed_events``."""
+
     type: ClassVar[str] = "missed_events"
+    FIELDS = (*AT, Field("events", "events", EVENTS))
     date: str
     epoch: str
     seq: int
     events: list[Event]
 
-    @classmethod
-    def parse(cls, data: dict[str, Any]) -> MissedEvents:
-        return cls(
-            check_date(data.get("date")),
-            _str(data, "epoch"),
-            _seq(data, "sequenceNum"),
-            _events_parse(data),
-        )
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "date": self.date,
-            "epoch": self.epoch,
-            "sequenceNum": self.seq,
-            "events": _events_wire(self.events),
-        }
-
 
 @dataclass(frozen=True, slots=True)
-class ResyncRequired:
+class ResyncRequired(WireMessage):
+    """The date's log cannot bring the client up to date: subscribe again."""
+
     type: ClassVar[str] = "resync_required"
+    FIELDS = (ON_DATE, Field("reason", "reason", TEXT))
     date: str
     reason: str
 
-    @classmethod
-    def parse(cls, data: dict[str, Any]) -> ResyncRequired:
-        return cls(check_date(data.get("date")), _str(data, "reason"))
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"type": self.type, "date": self.date, "reason": self.reason}
-
 
 @dataclass(frozen=True, slots=True)
-class Snapshot:
+class Snapshot(WireMessage):
+    """The answer to ``get_snapshot``."""
+
     type: ClassVar[str] = "snapshot"
+    FIELDS = (*AT, Field("appointments", "appointments", ROWS))
     date: str
     epoch: str
     seq: int
     appointments: list[Row]
 
-    @classmethod
-    def parse(cls, data: dict[str, Any]) -> Snapshot:
-        return cls(
-            check_date(data.get("date")),
-            _str(data, "epoch"),
-            _seq(data, "sequenceNum"),
-            _rows_parse(data.get("appointments")),
-        )
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "date": self.date,
-            "epoch": self.epoch,
-            "sequenceNum": self.seq,
-            "appointments": [row.to_wire() for row in self.appointments],
-        }
-
 
 @dataclass(frozen=True, slots=True)
-class Result:
+class Result(WireMessage):
+    """The answer to a write: the committed row and its sequence number, or an error."""
+
     type: ClassVar[str] = "result"
+    FIELDS = (
+        Field("request_id", "requestId", ID),
+        Field("ok", "ok", FLAG),
+        Variant(
+            "ok",
+            when=(
+                Field("row", "appointment", ROW),
+                Field("seq", "sequenceNum", SEQ, optional=True, omit=False),
+            ),
+            otherwise=(
+                Group(
+                    "error",
+                    (
+                        Field("error_code", "code", TEXT, optional=True, omit=False),
+                        Field("error_message", "message", NOTE, optional=True, omit=False),
+                    ),
+                ),
+            ),
+        ),
+    )
     request_id: str
     ok: bool
     row: Row | None = None
@@ -403,70 +344,29 @@ class Result:
     error_code: str | None = None
     error_message: str | None = None
 
-    @classmethod
-    def parse(cls, data: dict[str, Any]) -> Result:
-        request_id = _str(data, "requestId", MAX_ID_LEN)
-        if data.get("ok"):
-            row = Row.from_wire(data.get("appointment"))
-            return cls(request_id, True, row, _opt_int(data, "sequenceNum"))
-        raw = data.get("error")
-        error: dict[str, Any] = raw if isinstance(raw, dict) else {}
-        return cls(
-            request_id, False, error_code=error.get("code"), error_message=error.get("message")
-        )
-
-    def to_wire(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.type, "requestId": self.request_id, "ok": self.ok}
-        if self.ok:
-            out["appointment"] = self.row.to_wire() if self.row else None
-            out["sequenceNum"] = self.seq
-        else:
-            out["error"] = {"code": self.error_code, "message": self.error_message}
-        return out
-
 
 @dataclass(frozen=True, slots=True)
-class Heartbeat:
+class Heartbeat(WireMessage):
+    """Every subscribed date's head, so an idle client notices what it missed."""
+
     type: ClassVar[str] = "heartbeat"
+    FIELDS = (Field("positions", "positions", POSITIONS),)
     positions: dict[str, Position]
 
-    @classmethod
-    def parse(cls, data: dict[str, Any]) -> Heartbeat:
-        raw = data.get("positions")
-        if not isinstance(raw, dict):
-            raise ProtocolError("bad_message", "'positions' must be an object")
-        positions = {}
-        for date_, pos in raw.items():
-            if not isinstance(pos, dict):
-                raise ProtocolError("bad_message", "a position must be {epoch, sequenceNum}")
-            positions[check_date(date_)] = Position(_str(pos, "epoch"), _seq(pos, "sequenceNum"))
-        return cls(positions)
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "positions": {
-                d: {"epoch": p.epoch, "sequenceNum": p.seq} for d, p in self.positions.items()
-            },
-        }
-
 
 @dataclass(frozen=True, slots=True)
-class ErrorMessage:
+class ErrorMessage(WireMessage):
+    """A refused message; ``ref`` names what it answers when known."""
+
     type: ClassVar[str] = "error"
+    FIELDS = (
+        Field("code", "code", TEXT),
+        Field("message", "message", NOTE),
+        Field("ref", "ref", ID, optional=True),
+    )
     code: str
     message: str
     ref: str | None = None
-
-    @classmethod
-    def parse(cls, data: dict[str, Any]) -> ErrorMessage:
-        return cls(_str(data, "code"), str(data.get("message", "")), data.get("ref"))
-
-    def to_wire(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.type, "code": self.code, "message": self.message}
-        if self.ref is not None:
-            out["ref"] = self.ref
-        return out
 
 
 ServerMessage = (
@@ -496,9 +396,5 @@ SERVER_TYPES: dict[str, Any] = {
 
 def parse_server_message(text: str | bytes) -> ServerMessage:
     """Decode and validate one frame the server sent."""
-    data = loads(text)
-    cls = SERVER_TYPES.get(data["type"])
-    if cls is None:
-        raise ProtocolError("unknown_type", f"unknown message type {data['type'][:64]!r}")
-    message: ServerMessage = cls.parse(data)
+    message: ServerMessage = _parse(SERVER_TYPES, loads(text))
     return message

@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass
 from statistics import fmean
 from typing import Any
 
-from synccli import __version__
 from synccli.errors import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_INFRASTRUCTURE, EXIT_OK
 from synccli.history import (
     ClientCreated,
@@ -56,6 +55,7 @@ from synccli.report.thresholds import (
     percentile_of,
 )
 from synccli.report.truth import Truth
+from synccli.version import __version__
 
 SUMMARY_SCHEMA = "synccli.summary/1"
 DEFAULT_ON_TIME_S = 5.0

@@ -6,11 +6,9 @@ URLs follow SQLAlchemy's form: ``sqlite:///relative.db``, ``sqlite:////absolute/
 
 from __future__ import annotations
 
-import re
-from urllib.parse import quote_plus, unquote_plus
-
 from synccli.errors import ConfigError
 from synccli.store.base import Store, WriteHook
+from synccli.store.urls import redact_url
 
 __all__ = [
     "Store",
@@ -18,20 +16,6 @@ __all__ = [
     "open_store",
     "redact_url",
 ]
-
-_USERINFO_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
-_ODBC_PASSWORD = re.compile(r"((?:PWD|Password)=)(\{[^}]*\}|[^;&]*)", re.IGNORECASE)
-_ODBC_CONNECT = re.compile(r"(odbc_connect=)([^&]*)", re.IGNORECASE)
-
-
-def redact_url(url: str) -> str:
-    """``url`` with every password replaced by ``***`` (userinfo and ODBC ``PWD=``, also
-    inside a URL-encoded ``odbc_connect=``)."""
-    url = _ODBC_CONNECT.sub(
-        lambda m: m.group(1) + quote_plus(_ODBC_PASSWORD.sub(r"\1***", unquote_plus(m.group(2)))),
-        url,
-    )
-    return _ODBC_PASSWORD.sub(r"\1***", _USERINFO_PASSWORD.sub(r"\1***@", url))
 
 
 def open_store(url: str) -> Store:

@@ -12,18 +12,18 @@ from types import ModuleType
 from typing import Any
 
 from synccli.errors import DatabaseUnavailable, InfrastructureError
-from synccli.store import redact_url
 from synccli.store.dialect import DIALECTS, Dialect, odbc_state
 from synccli.store.pool import Connection
 from synccli.store.sql import SqlStore
-from synccli.store.urls import OdbcTarget, parse_odbc_url, scrub
+from synccli.store.urls import OdbcTarget, parse_odbc_url, redact_url, scrub
 
 #: Seconds a connection attempt may take before the database counts as unreachable.
 LOGIN_TIMEOUT = 5
 
 _INSTALL_HINT = (
     "install unixODBC and a driver: `apt-get install unixodbc odbc-postgresql` for PostgreSQL, "
-    "Microsoft ODBC Driver 18 or FreeTDS (tdsodbc) for SQL Server, then `pip install pyodbc`"
+    "Microsoft ODBC Driver 18 or FreeTDS (tdsodbc) for SQL Server, then "
+    "`pip install 'synccli[odbc]'` (pyodbc)"
 )
 
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
+from urllib.parse import parse_qsl, quote_plus, unquote, unquote_plus, urlsplit
 
 from synccli.errors import ConfigError
-from synccli.store import redact_url
 
 #: The ODBC driver used when the URL names none.
 DEFAULT_DRIVERS = {
@@ -29,6 +28,21 @@ DEFAULT_ATTRIBUTES = {
     "mssql": {},
     "postgresql": {"Protocol": "7.4-0", "UseServerSidePrepare": "0"},
 }
+
+_USERINFO_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
+_ODBC_PASSWORD = re.compile(r"((?:PWD|Password)=)(\{[^}]*\}|[^;&]*)", re.IGNORECASE)
+_ODBC_CONNECT = re.compile(r"(odbc_connect=)([^&]*)", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with every password replaced by ``***`` (userinfo and ODBC ``PWD=``, also
+    inside a URL-encoded ``odbc_connect=``)."""
+    url = _ODBC_CONNECT.sub(
+        lambda m: m.group(1) + quote_plus(_ODBC_PASSWORD.sub(r"\1***", unquote_plus(m.group(2)))),
+        url,
+    )
+    return _ODBC_PASSWORD.sub(r"\1***", _USERINFO_PASSWORD.sub(r"\1***@", url))
+
 
 _ODBC_SCHEMES = {"mssql+pyodbc": "mssql", "postgresql+pyodbc": "postgresql"}
 _SECRET_KEYS = re.compile(r"^(pwd|password)$", re.IGNORECASE)

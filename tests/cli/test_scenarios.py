@@ -12,10 +12,10 @@ from click.testing import CliRunner
 
 from synccli.cli.common import Duration
 from synccli.cli.main import cli
-from synccli.harness.scenario import parse_scenario
+from synccli.harness.scenario import SCENARIO_DIR, parse_scenario
 from tests.conftest import seconds
 
-SHIPPED = Path(__file__).parents[2] / "scenarios"
+SHIPPED = SCENARIO_DIR
 GOOD = 'description = "two clients"\nduration_s = 5\nclients = 2\n'
 BAD = "duration_s = 5\nclients = 2\nwriters = 3\n"
 

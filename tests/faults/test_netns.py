@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from synccli.errors import ConfigError, FaultError
 from synccli.faults import netns
 from synccli.faults.netns import PacketLossNamespace, cleanup_stale, list_namespaces, loss_ruleset
+from synccli.faults.userns import UserNamespaceLink, check_unprivileged
 from tests.conftest import require, seconds
+
+LossyLink = PacketLossNamespace | UserNamespaceLink
 
 ECHO_SERVER = r"""
 import os, socket, sys
@@ -46,6 +51,21 @@ def test_ruleset_one_direction_has_one_hook(direction: netns.Direction, hook: st
     assert f"hook {hook}" in script
     assert script.count("hook ") == 1
     assert "< 25 counter drop" in script
+
+
+@pytest.mark.parametrize(
+    ("direction", "matches"),
+    [("both", ["tcp dport 8765", "tcp sport 8765"]), ("upstream", ["tcp dport 8765"]),
+     ("downstream", ["tcp sport 8765"])],
+)  # fmt: skip
+def test_loopback_ruleset_tells_direction_by_port(
+    direction: netns.Direction, matches: list[str]
+) -> None:
+    # Both ends share the loopback: each packet passes both hooks, so one hook and the port.
+    script = loss_ruleset(10, direction, loopback_port=8765)
+    assert script.count("hook ") == 1 and "hook output" in script
+    drops = [line.strip() for line in script.splitlines() if line.strip().endswith("drop")]
+    assert drops == [f"{m} numgen random mod 1000 < 100 counter drop" for m in matches]
 
 
 def test_zero_loss_only_deletes_the_table() -> None:
@@ -84,6 +104,22 @@ def test_for_run_names_the_namespace_from_the_run_id() -> None:
 def test_address_before_create_is_a_fault_error() -> None:
     with pytest.raises(FaultError, match="not been created"):
         _ = PacketLossNamespace("synccli-never").address
+
+
+def test_a_kernel_without_user_namespaces_is_one_clear_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stand-in `unshare` that fails as a kernel forbidding user namespaces makes it fail.
+    fake = tmp_path / "unshare"
+    fake.write_text(
+        "#!/bin/sh\necho 'unshare: unshare failed: Operation not permitted' >&2\nexit 1\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    reason = check_unprivileged()
+    assert reason is not None
+    assert reason.startswith("packet loss needs root, or a kernel that lets this user create")
+    assert "Operation not permitted" in reason and "\n" not in reason
 
 
 # ---------------------------------------------------------------- real namespaces (root)
@@ -176,22 +212,28 @@ def test_echo_server_inside_is_reachable_from_host(
     assert space.dropped() == 0
 
 
-def test_loss_really_drops_and_tcp_still_delivers(
-    space: PacketLossNamespace, conn: socket.socket
-) -> None:
-    space.tune_rto(20)  # keeps the retransmissions of this test fast
-    space.set_loss(30)
+def check_loss_drops_and_tcp_delivers(link: LossyLink, conn: socket.socket) -> None:
+    """30 % loss on ``link`` drops packets in the kernel while every byte of ``conn`` (to
+    an echo server behind it) still arrives; clearing it stops the drops."""
+    link.tune_rto(20)  # keeps the retransmissions of this test fast
+    link.set_loss(30)
     # Few request/response turns: at 30 % both ways a lost resend doubles the timeout,
     # so long serial exchanges have a heavy tail; a bulk echo recovers by SACK instead.
     round_trips(conn, 5)
     round_trips(conn, 1, size=32_000)
-    dropped = space.dropped()
+    dropped = link.dropped()
     assert dropped > 3, "30 % loss over ~50 packets must drop some in the kernel"
 
-    space.clear_loss()
-    assert space.dropped() == dropped  # the trace survives the rule's removal
+    link.clear_loss()
+    assert link.dropped() == dropped  # the trace survives the rule's removal
     round_trips(conn, 40)
-    assert space.dropped() == dropped
+    assert link.dropped() == dropped
+
+
+def test_loss_really_drops_and_tcp_still_delivers(
+    space: PacketLossNamespace, conn: socket.socket
+) -> None:
+    check_loss_drops_and_tcp_delivers(space, conn)
 
 
 def test_upstream_loss_only_counts_one_hook(
@@ -212,29 +254,40 @@ def test_upstream_loss_only_counts_one_hook(
 
 def test_cleanup_after_a_crashed_owner(root: None) -> None:
     name = f"synccli-k{os.getpid()}"
+    # The child says "inside" once ``ip netns exec`` has entered the namespace and before it
+    # execs ``sleep`` (same pid): only then does the owner crash. Crashing earlier raced
+    # the child's setns(): cleanup could not see it in the namespace, and it outlived the test.
     crash = (
         "import os, signal, subprocess, sys\n"
         "from synccli.faults.netns import PacketLossNamespace\n"
         f"ns = PacketLossNamespace({name!r}); ns.create()\n"
-        "child = subprocess.Popen(ns.wrap_command(['sleep', '600']), "
-        "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "child = subprocess.Popen(ns.wrap_command(['sh', '-c', 'echo inside; exec sleep 600']), "
+        "stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)\n"
+        "assert child.stdout.readline() == 'inside\\n'\n"
         "print(child.pid, flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    owner = subprocess.run(
-        [sys.executable, "-c", crash], capture_output=True, text=True, timeout=seconds(20)
+    # Its own session, so whatever it started can be ended by process group if all fails.
+    owner = subprocess.Popen(
+        [sys.executable, "-c", crash], stdout=subprocess.PIPE, text=True, start_new_session=True
     )
-    assert owner.returncode == -signal.SIGKILL
-    orphan = int(owner.stdout.split()[0])
+    orphan: int | None = None
     try:
+        out, _ = owner.communicate(timeout=seconds(20))
+        assert owner.returncode == -signal.SIGKILL
+        orphan = int(out.split()[0])
+        gone = os.pidfd_open(orphan)
         assert name in list_namespaces()
         assert cleanup_stale(prefix=name) == [name]
         assert name not in list_namespaces()
-        deadline = time.monotonic() + seconds(5)
-        while _alive(orphan) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert not _alive(orphan), "the orphaned process inside must be killed"
+        assert _wait_exit(gone, seconds(5)), "the orphaned process inside must be killed"
     finally:
+        _kill_group(owner.pid)
+        if orphan is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(orphan, signal.SIGKILL)
+        owner.kill()
+        owner.wait(seconds(5))
         PacketLossNamespace(name).destroy()
 
 
@@ -243,9 +296,17 @@ def test_cleanup_spares_a_live_owner(space: PacketLossNamespace) -> None:
     assert space.name in list_namespaces()
 
 
-def _alive(pid: int) -> bool:
+def _wait_exit(pidfd: int, timeout: float) -> bool:
+    """Whether the process behind ``pidfd`` ends within ``timeout`` (its pidfd turns
+    readable when it exits, zombie or reaped: an event, not a poll of /proc)."""
     try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        return bool(poller.poll(timeout * 1000))
+    finally:
+        os.close(pidfd)
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)

@@ -12,6 +12,7 @@ from synccli.errors import ConfigError
 from synccli.faults.kinds import fault_kinds
 from synccli.harness.scenario import (
     DEFAULTS,
+    SCENARIO_DIR,
     FaultSpec,
     Scenario,
     default_scenario,
@@ -27,7 +28,7 @@ from synccli.harness.scenario_fields import (
     parse_duration,
 )
 
-SHIPPED = sorted((Path(__file__).parents[2] / "scenarios").glob("*.toml"))
+SHIPPED = sorted(SCENARIO_DIR.glob("*.toml"))
 
 BASE = """\
 name = "base"
@@ -110,14 +111,14 @@ def test_the_checklist_is_shipped() -> None:
 
 
 def test_ci_gate_has_disconnections_loss_and_a_kill_within_two_minutes() -> None:
-    gate = load_scenario(Path(__file__).parents[2] / "scenarios" / "ci-gate.toml")
+    gate = load_scenario(SCENARIO_DIR / "ci-gate.toml")
     kinds = {fault.kind for fault in gate.faults}
     assert {"down", "packet_loss", "server_kill"} <= kinds
     assert gate.duration_s + gate.drain_timeout_s < 100  # leaves room for start and report
 
 
 def test_over_100_missed_events_writes_enough_while_offline() -> None:
-    scenario = load_scenario(Path(__file__).parents[2] / "scenarios/over-100-missed-events.toml")
+    scenario = load_scenario(SCENARIO_DIR / "over-100-missed-events.toml")
     (offline,) = scenario.faults
     # Even with one writer inside the offline group, the others write > 150 meanwhile.
     others = scenario.rate * (scenario.writers - 1) / scenario.writers

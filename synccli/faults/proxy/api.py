@@ -6,6 +6,7 @@ Only this module knows HTTP; the proxies and toxics it drives know nothing of it
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import re
 from collections.abc import Awaitable, Callable
@@ -89,15 +90,18 @@ class ToxiproxyApi:
             route = methods.get(request.method)
             if route is None:
                 return Response(405)
-            if request.headers.get("user-agent", "").startswith("Mozilla/"):
-                # Blocks browsers, so a web page cannot drive the API (CSRF).
-                return Response(403, b"User agent not allowed\n", ERROR_TYPE, headers=NOSNIFF)
-            async with self._lock:
-                try:
-                    return await route(request, *match.groups())
-                except ApiError as exc:
-                    return error_response(exc)
+            return dataclasses.replace(await self._routed(request, route, match), routed=True)
         return Response(404, b"404 page not found\n", ERROR_TYPE, headers=NOSNIFF)
+
+    async def _routed(self, request: Request, route: Route, match: re.Match[str]) -> Response:
+        if request.headers.get("user-agent", "").startswith("Mozilla/"):
+            # Blocks browsers, so a web page cannot drive the API (CSRF).
+            return Response(403, b"User agent not allowed\n", ERROR_TYPE, headers=NOSNIFF)
+        async with self._lock:
+            try:
+                return await route(request, *match.groups())
+            except ApiError as exc:
+                return error_response(exc)
 
     async def close(self) -> None:
         """Stop every proxy and connection."""

@@ -1,7 +1,9 @@
 """A small HTTP/1.1 server: request line, headers, Content-Length or chunked body, keep-alive.
 
-Enough for Toxiproxy's JSON API and its clients (requests, urllib, curl). Every response
-carries ``X-Toxiproxy-Request-Id`` (an xid, as the real server's middleware adds).
+Enough for Toxiproxy's JSON API and its clients (requests, urllib, curl). A routed
+response carries ``X-Toxiproxy-Request-Id`` (an xid). The real server adds it in a router
+middleware, which runs only once a route and its method matched: its 404, 405 and 400
+answers have none, and neither do ours.
 """
 
 from __future__ import annotations
@@ -43,12 +45,14 @@ class Request:
 
 @dataclass
 class Response:
-    """What a handler returns; ``content_type`` ``None`` sends no Content-Type."""
+    """What a handler returns; ``content_type`` ``None`` sends no Content-Type. ``routed``
+    says a route handled it (only those get a request id)."""
 
     status: int
     body: bytes = b""
     content_type: str | None = None
     headers: list[tuple[str, str]] = field(default_factory=list)
+    routed: bool = False
 
 
 class BadRequest(Exception):
@@ -138,14 +142,15 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
             raise BadRequest("body too large")
 
 
-def render(response: Response, request_id: str, keep_alive: bool) -> bytes:
-    """The response's bytes on the wire."""
+def render(response: Response, request_id: str | None, keep_alive: bool) -> bytes:
+    """The response's bytes on the wire; ``request_id`` ``None`` sends none."""
     reason = HTTPStatus(response.status).phrase
     lines = [f"HTTP/1.1 {response.status} {reason}"]
     if response.content_type is not None:
         lines.append(f"Content-Type: {response.content_type}")
     lines.extend(f"{name}: {value}" for name, value in response.headers)
-    lines.append(f"X-Toxiproxy-Request-Id: {request_id}")
+    if request_id is not None:
+        lines.append(f"X-Toxiproxy-Request-Id: {request_id}")
     lines.append(f"Date: {formatdate(usegmt=True)}")
     if response.status != 204:
         lines.append(f"Content-Length: {len(response.body)}")
@@ -167,14 +172,15 @@ async def serve_connection(
                 request = await read_request(reader, writer)
             except (BadRequest, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
                 bad = Response(400, b"400 Bad Request", "text/plain; charset=utf-8")
-                writer.write(render(bad, ids.next(), keep_alive=False))
+                writer.write(render(bad, None, keep_alive=False))
                 await writer.drain()
                 return
             if request is None:
                 return
             response = await handler(request)
             keep_alive = request.keep_alive()
-            writer.write(render(response, ids.next(), keep_alive))
+            request_id = ids.next() if response.routed else None
+            writer.write(render(response, request_id, keep_alive))
             await writer.drain()
             if not keep_alive:
                 return
