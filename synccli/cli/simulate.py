@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import sys
@@ -19,6 +20,7 @@ from synccli.harness.run import RunConfig, RunOutcome, run_simulation
 from synccli.harness.scenario import default_scenario, find_scenario
 from synccli.injection import CLIENT_BUGS, SERVER_BUGS, split_bugs
 from synccli.report import render_table
+from synccli.report.render import colour_wanted
 
 
 @click.command("simulate")
@@ -145,6 +147,9 @@ def simulate_command(
         if scenario_ref
         else default_scenario(clients or 10).with_overrides(**overrides)
     )
+    if no_faults:
+        # Named for what ran: `default-no-faults` is not the default scenario.
+        scenario = dataclasses.replace(scenario, name=f"{scenario.name}-no-faults")
     server_bugs, client_bugs = split_bugs(bugs)
     config = RunConfig(
         scenario=scenario,
@@ -196,7 +201,7 @@ async def _run(config: RunConfig) -> RunOutcome:
 
 
 def _print_outcome(outcome: RunOutcome) -> None:
-    click.echo(render_table(outcome.summary))
+    click.echo(render_table(outcome.summary, colour=colour_wanted(sys.stdout, os.environ)))
     click.echo(f"run folder: {outcome.run_dir}")
     if outcome.interrupted:
         click.echo("the run was interrupted: this is a partial report", err=True)
