@@ -122,6 +122,16 @@ def update(rid: str, n: int, state: str) -> Msg:
     }
 
 
+def result_ok(rid: str, appointment: Msg, seq: int) -> Msg:
+    return {
+        "type": "result",
+        "requestId": rid,
+        "ok": True,
+        "appointment": appointment,
+        "sequenceNum": seq,
+    }
+
+
 def applied(*seqs: int) -> list[Msg]:
     return [{"k": "apply", "seq": s} for s in seqs]
 
@@ -464,13 +474,7 @@ VECTORS: dict[str, Msg] = {
             },
             {
                 "at": 1.1,
-                "receive": {
-                    "type": "result",
-                    "requestId": "t-1",
-                    "ok": True,
-                    "appointment": row(1, "Present", 2),
-                    "sequenceNum": 1,
-                },
+                "receive": result_ok("t-1", row(1, "Present", 2), 1),
                 "expect": {
                     "records": [{"k": "write_result", "requestId": "t-1", "ok": True, "seq": 1}],
                     "view": {aid(1): "Present"},
@@ -533,24 +537,12 @@ VECTORS: dict[str, Msg] = {
             },
             {
                 "at": 8.2,
-                "receive": {
-                    "type": "result",
-                    "requestId": "t-7",
-                    "ok": True,
-                    "appointment": row(2, "Cancelled", 2),
-                    "sequenceNum": 1,
-                },
+                "receive": result_ok("t-7", row(2, "Cancelled", 2), 1),
                 "expect": {"records": [{"k": "write_result", "ok": True}], "pending": []},
             },
             {
                 "at": 8.3,
-                "receive": {
-                    "type": "result",
-                    "requestId": "t-7",
-                    "ok": True,
-                    "appointment": row(2, "Cancelled", 2),
-                    "sequenceNum": 1,
-                },
+                "receive": result_ok("t-7", row(2, "Cancelled", 2), 1),
                 "expect": {"records": []},
             },
         ],
