@@ -21,7 +21,8 @@ from synccli.cli.common import (
     threshold_option,
 )
 from synccli.cli.secrets import resolve_secret, secret_options
-from synccli.errors import ConfigError
+from synccli.errors import ConfigError, InfrastructureError
+from synccli.harness.browsers import browsers_unavailable
 from synccli.harness.run import RunConfig, RunOutcome, run_simulation
 from synccli.harness.selection import is_builtin, scenario_for_run
 from synccli.injection import CLIENT_BUGS, SERVER_BUGS, split_bugs
@@ -134,6 +135,12 @@ def scenario_overrides(func: F) -> F:
     help="Server processes on one database; 2+ adds a Redis bus and HAProxy (if installed)"
     " [default: the scenario's, else 1].",
 )
+@option(
+    "--browsers",
+    type=click.IntRange(0, 50),
+    default=0,
+    help="Also run N headless Chromium pages on the board as clients (needs chromium).",
+)
 @option("-q", "--quiet", is_flag=True, help="No live progress line.")
 @option(
     "--inject-bug",
@@ -158,6 +165,7 @@ def simulate_command(
     token_file: Path | None,
     workers: int,
     nodes: int | None,
+    browsers: int,
     quiet: bool,
     bugs: tuple[str, ...],
     **overrides: Any,
@@ -174,6 +182,8 @@ def simulate_command(
     Exit codes: 0 pass, 1 fail, 2 usage error, 3 inconclusive,
     4 infrastructure error.
     """
+    if browsers and (missing := browsers_unavailable()) is not None:
+        raise InfrastructureError(missing)
     if url is not None and not url.startswith(("ws://", "wss://")):
         raise ConfigError(f"--url must be a WebSocket URL like ws://127.0.0.1:8765/ws, not {url!r}")
     if nodes is not None and nodes > 1 and (url is not None or tls or jwt):
@@ -207,6 +217,7 @@ def simulate_command(
         ca_file=ca_file,
         workers=workers,
         nodes=nodes,
+        browsers=browsers,
         progress=not quiet,
         builtin_default=is_builtin(scenario_ref),
     )

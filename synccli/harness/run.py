@@ -67,6 +67,8 @@ class RunConfig:
     #: Server processes on one database (None: the scenario's ``[server] nodes``, else 1);
     #: more than one runs a cluster (Redis bus, HAProxy).
     nodes: int | None = None
+    #: Headless Chromium pages on the board, as clients ``b000``… (synccli.harness.browsers).
+    browsers: int = 0
     progress: bool = True
     #: The scenario is the built-in default, which leaves packet loss out where this machine
     #: cannot inject it; the run then says so.
@@ -117,6 +119,7 @@ class Simulation:
         self.ca_file = config.ca_file
         #: Per-client tokens (``--jwt``/``--tls``): one ``sub`` per client.
         self.tokens: TokenSource | None = None
+        self.browsers: Any = None
 
     def say(self, message: str) -> None:
         self.notes.append(message)
@@ -204,6 +207,25 @@ class Simulation:
         self.faults = FaultRunner(scenario.faults, targets, self.history, scenario.seed)
         stack.push_async_callback(self.faults.heal_all)
         self._fleet_urls = urls
+        if config.browsers:
+            await self._start_browsers(stack, urls)
+
+    async def _start_browsers(self, stack: contextlib.AsyncExitStack, urls: list[str]) -> None:
+        from synccli.harness.browsers import BrowserConfig, BrowserFleet
+
+        assert self.history is not None
+        tokens = self.tokens
+        config = BrowserConfig(
+            self.config.browsers,
+            tuple(urls),
+            self.dates,
+            self.run_dir,
+            self.token,
+            mint=None if tokens is None else lambda sub: tokens.for_sub(sub).token(),
+        )
+        self.browsers = BrowserFleet(config, self.history)
+        stack.push_async_callback(self.browsers.close)
+        await self.browsers.start()
 
     def _db_url(self) -> str | None:
         if self.config.db_url:
@@ -443,6 +465,9 @@ class Simulation:
                 target_heads=self._target_heads,
                 before_drain=heal_then_drain,
             )
+            if self.browsers is not None:
+                await self.browsers.drain(self._target_heads, scenario.drain_timeout_s)
+                await self.browsers.close()
         finally:
             await heal_faults()
             await cancel_quietly(ticker)
