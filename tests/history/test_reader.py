@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,27 @@ def test_a_corrupt_line_in_a_loaded_file_is_reported_when_it_is_opened(tmp_path:
     path.write_text(GOOD + "not json\n" + GOOD)
     with pytest.raises(ConfigError, match=r"history\.jsonl line 3 .*corrupt"):
         load_history(path)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"t":3,"w":4,"c":"c002","k":"apply","ref":"7.0.0"}',
+        '{"t":3.5e-3,"w":-4,"c":null,"k":"apply","ref":"7.0.0"}',
+        '{"t": 3, "w": 4, "c": "c002", "k": "apply", "ref": "7.0.0"}',
+        '{"t":3,"w":4,"c":"c\\u0030\\"2","k":"apply","ref":"7.0.0"}',
+        '{"w":4,"t":3,"c":"c002","k":"apply","ref":"7.0.0"}',
+    ],
+)
+def test_reference_lines_mean_the_same_however_they_are_spelled(line: str, tmp_path: Path) -> None:
+    """The writer's own spelling is read without the JSON parser; any other takes the
+    general path: both give what the JSON says."""
+    data = json.loads(line)
+    want = (float(data["t"]), float(data["w"]), data["c"])
+    history = parse_history(APPLY + line + "\n")
+    path = tmp_path / "history.jsonl"
+    path.write_text(APPLY + line + "\n")
+    for entries in (history.entries, list(load_history(path).entries)):
+        entry = entries[1]
+        assert (entry.t, entry.w, entry.client) == want
+        assert entry.record is entries[0].record
