@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from synccli.domain.values import Event, Position
@@ -396,6 +396,14 @@ class ServerSession:
 
 
 def _frame(message: Any) -> bytes:
+    events = getattr(message, "events", None)
+    if events and isinstance(message, m.Subscribed | m.MissedEvents):
+        # A resume carries up to max_replay events: splice each event's serialised form,
+        # shared with every other answer that sends it, instead of encoding them again.
+        head = m.dumps(replace(message, events=[]).to_wire())
+        if head.endswith('"events":[]}'):
+            body = ",".join(event.wire_json(True) for event in events)
+            return f"{head[:-2]}{body}]}}".encode()
     return m.dumps(message.to_wire()).encode()
 
 
