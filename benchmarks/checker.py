@@ -4,6 +4,7 @@ loop over the same file, in the same run.
     python benchmarks/checker.py                       # 10 M applies, a few minutes
     python benchmarks/checker.py --applies 1000000     # quick
     python benchmarks/checker.py --applies 300000 --before
+    python benchmarks/checker.py --no-report           # 10 M applies, the check only
 
 It writes a run folder (``--out``, default a temporary folder): a history of ``--clients``
 clients (default 100) that each apply every event of one date, through the real
@@ -183,7 +184,10 @@ def measure(run: Path, case: str) -> tuple[float, float]:
 @click.option("--rate", default=40.0, show_default=True, help="Events per second of run time.")
 @click.option("--before", is_flag=True, help="Also time the in-memory path it replaced.")
 @click.option("--out", type=click.Path(path_type=Path), help="Run folder to write (kept).")
-def main(applies: int, clients: int, rate: float, before: bool, out: Path | None) -> None:
+@click.option("--no-report", is_flag=True, help="Skip the whole report (the slowest case).")
+def main(
+    applies: int, clients: int, rate: float, before: bool, out: Path | None, no_report: bool
+) -> None:
     events = max(1, applies // clients)
     with tempfile.TemporaryDirectory(prefix="synccli-bench-") as scratch:
         run = out or Path(scratch)
@@ -196,7 +200,8 @@ def main(applies: int, clients: int, rate: float, before: bool, out: Path | None
             f"{events:,} events), {size / 1e6:.0f} MB, {size / (events * clients):.1f} bytes "
             f"per apply; written in {time.perf_counter() - started:.0f} s"
         )
-        cases = [c for c in CASES if c != "report (before)"]
+        skipped = {"report (before)", *(["report (stream)"] if no_report else [])}
+        cases = [c for c in CASES if c not in skipped]
         if before:
             write_full(run)
             full = (run / "full.jsonl").stat().st_size

@@ -28,12 +28,12 @@ from pathlib import Path
 
 import click
 from tabulate import tabulate
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 
 from synccli.domain.channels import WriteRequest
 from synccli.protocol.channel import ChannelState
-from synccli.protocol.messages import dumps, parse_server_message
+from synccli.protocol.messages import Subscribed, dumps, parse_server_message
 from synccli.server.app import SyncServer
 from synccli.server.config import ServerConfig
 from synccli.store import open_store
@@ -56,18 +56,23 @@ def prepare(db: Path, appointments: int, missed: int) -> None:
     store.close()
 
 
+async def _subscribe(ws: ClientConnection, state: ChannelState) -> None:
+    """Send ``state``'s subscribe and apply the answer with the real client core."""
+    await ws.send(dumps(state.subscribe().to_wire()))
+    while True:
+        msg = parse_server_message(await ws.recv())
+        if isinstance(msg, Subscribed):
+            state.on_subscribed(msg, time.monotonic())
+            return
+
+
 async def _resume(url: str, epoch: str, since: int) -> float:
     """Seconds from ``subscribe`` (since ``since``) to the ack of everything after it."""
     state = ChannelState(DATE, max_buffer=1_000_000)
     state.epoch, state.seq = epoch, since
     async with connect(url, max_size=None) as ws:
         started = time.perf_counter()
-        await ws.send(dumps(state.subscribe().to_wire()))
-        while True:
-            msg = parse_server_message(await ws.recv())
-            if msg.type == "subscribed":
-                state.on_subscribed(msg, time.monotonic())  # type: ignore[arg-type]
-                break
+        await _subscribe(ws, state)
         ack = state.take_ack()
         assert ack is not None and ack.seq > since, "nothing was resumed"
         await ws.send(dumps(ack.to_wire()))
@@ -79,12 +84,7 @@ async def _snapshot(url: str, rows: int) -> float:
     state = ChannelState(DATE)
     async with connect(url, max_size=None) as ws:
         started = time.perf_counter()
-        await ws.send(dumps(state.subscribe().to_wire()))
-        while True:
-            msg = parse_server_message(await ws.recv())
-            if msg.type == "subscribed":
-                state.on_subscribed(msg, time.monotonic())  # type: ignore[arg-type]
-                break
+        await _subscribe(ws, state)
         elapsed = time.perf_counter() - started
         assert len(state.rows) == rows, f"snapshot of {len(state.rows)} rows, not {rows}"
         return elapsed
