@@ -10,7 +10,10 @@ apply in order and, for the full protocol, ack cumulatively like the real client
 two phases of ``--seconds`` each: writes at a fixed ``--rate``, and saturation (as many writes
 as the system absorbs, with at most ``BACKLOG_WRITES`` writes' worth of deliveries not yet
 applied, so queues stay bounded). Variants: ``full``, ``bare`` (no acks) and ``bare-acks``
-(the bare server, receivers acking; the server parses and drops the acks).
+(the bare server, receivers acking; the server parses and drops the acks) and ``secure``
+(the full protocol over wss:// with a self-signed certificate, every receiver and writer
+holding its own signed token: the cost of TLS per delivery and of authorisation per message
+is ``secure`` minus ``full``).
 
 Measured per phase: delivered events per second (applied by receivers / time to the last
 apply), commit→apply p50/p99 (receiver clock minus ``committedAt``, which has millisecond
@@ -43,11 +46,14 @@ from tabulate import tabulate
 from websockets.asyncio.client import ClientConnection, connect
 
 from synccli.client.simulated import DEFAULT_ACK_DELAY_S
+from synccli.client.tls import client_context
+from synccli.harness.certs import self_signed
 from synccli.harness.server_process import ServerProcess, free_port
 from synccli.protocol.messages import dumps
 from synccli.store import open_store
+from synccli.tokens import TokenSource
 
-VARIANTS = ("bare", "bare-acks", "full")
+VARIANTS = ("bare", "bare-acks", "full", "secure")
 DATE = "2099-01-01"
 #: Appointments the writer cycles through (Scheduled ⇄ Present); more than ``WINDOW``, so an
 #: appointment never has two writes in flight.
@@ -59,6 +65,22 @@ WRITERS = 4
 BACKLOG_WRITES = 32
 DRAIN_TIMEOUT_S = 20.0
 _FORK = multiprocessing.get_context("fork")
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """How clients reach a server: the CA to trust (wss://) and the token minter."""
+
+    ca_file: str | None = None
+    tokens: TokenSource | None = None
+
+    def headers(self, sub: str) -> dict[str, str] | None:
+        if self.tokens is None:
+            return None
+        return {"Authorization": f"Bearer {self.tokens.for_sub(sub).token()}"}
+
+
+PLAIN = Access()
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,11 +138,13 @@ class ReceiverPool:
             pipe.send(command)
         return [pipe.recv() for pipe in self._pipes]
 
-    async def connect(self, url: str, clients: int, ack_delay: float | None) -> None:
+    async def connect(
+        self, url: str, clients: int, ack_delay: float | None, access: Access = PLAIN
+    ) -> None:
         shares = [clients // len(self._pipes)] * len(self._pipes)
         shares[0] += clients - sum(shares)
         for pipe, share in zip(self._pipes, shares, strict=True):
-            pipe.send(("connect", url, share, DATE, ack_delay))
+            pipe.send(("connect", url, share, DATE, ack_delay, access.ca_file, access.tokens))
         await asyncio.to_thread(lambda: [pipe.recv() for pipe in self._pipes])
 
     async def command(self, *command: object) -> list[object]:
@@ -139,8 +163,9 @@ class Writer:
     Several connections, like several front desks: the server answers one connection's
     messages in order, so one connection alone would measure write latency, not fan-out."""
 
-    def __init__(self, url: str, clients: int, pool: ReceiverPool) -> None:
+    def __init__(self, url: str, clients: int, pool: ReceiverPool, access: Access = PLAIN) -> None:
         self.url = url
+        self.access = access
         self.clients = clients
         self.pool = pool
         self.states = {f"{DATE}-{n:04d}": "Scheduled" for n in range(1, APPOINTMENTS + 1)}
@@ -156,9 +181,17 @@ class Writer:
         self.ok, self.answered = 0, 0
         slots = asyncio.Semaphore(WINDOW)
         async with contextlib.AsyncExitStack() as stack:
+            tls = client_context(self.url, self.access.ca_file)
             sockets = [
-                await stack.enter_async_context(connect(self.url, compression=None))
-                for _ in range(WRITERS)
+                await stack.enter_async_context(
+                    connect(
+                        self.url,
+                        compression=None,
+                        ssl=tls,
+                        additional_headers=self.access.headers(f"writer{i}"),
+                    )
+                )
+                for i in range(WRITERS)
             ]
             readers = [asyncio.create_task(self._read(ws, slots)) for ws in sockets]
             try:
@@ -261,19 +294,26 @@ async def _phase(
 
 
 @contextlib.asynccontextmanager
-async def _server(variant: str, workdir: Path) -> AsyncIterator[tuple[str, int]]:
+async def _server(variant: str, workdir: Path) -> AsyncIterator[tuple[str, int, Access]]:
     port = free_port()
-    if variant == "full":
+    if variant in ("full", "secure"):
         db_url = f"sqlite:///{workdir / 'fanout.db'}"
         store = open_store(db_url)
         store.init_schema()
         store.seed(DATE, APPOINTMENTS)
         store.close()
         server = ServerProcess(db_url, "127.0.0.1", port, workdir / "server.log")
+        access = PLAIN
+        if variant == "secure":
+            cert, key = self_signed(workdir / "tls")
+            secret = uuid.uuid4().hex + uuid.uuid4().hex
+            access = Access(str(cert), TokenSource(secret, "bench", (DATE,), True, 3600))
+            server.tls, server.ca_file, server.jwt_secret = (str(cert), str(key)), str(cert), secret
+            server.token = TokenSource(secret, "bench", ("*",), True, 3600).token()
         await server.start()
         try:
             assert server.pid is not None
-            yield server.ws_url, server.pid
+            yield server.ws_url, server.pid, access
         finally:
             await server.stop()
         return
@@ -284,7 +324,7 @@ async def _server(variant: str, workdir: Path) -> AsyncIterator[tuple[str, int]]
     try:
         await asyncio.to_thread(mine.recv)
         assert proc.pid is not None
-        yield f"ws://127.0.0.1:{port}/ws", proc.pid
+        yield f"ws://127.0.0.1:{port}/ws", proc.pid, PLAIN
     finally:
         mine.send("stop")
         await asyncio.to_thread(proc.join, 10)
@@ -294,10 +334,10 @@ async def _case(
     pool: ReceiverPool, clients: int, variant: str, seconds: float, rate: float, ack_delay: float
 ) -> list[Phase]:
     with tempfile.TemporaryDirectory(prefix="fanout-") as tmp:
-        async with _server(variant, Path(tmp)) as (url, pid):
-            await pool.connect(url, clients, None if variant == "bare" else ack_delay)
+        async with _server(variant, Path(tmp)) as (url, pid, access):
+            await pool.connect(url, clients, None if variant == "bare" else ack_delay, access)
             try:
-                writer = Writer(url, clients, pool)
+                writer = Writer(url, clients, pool, access)
                 return [
                     await _phase(pool, writer, pid, variant, seconds, rate),
                     await _phase(pool, writer, pid, variant, seconds, None),
@@ -324,6 +364,26 @@ def _ratios(phases: list[Phase]) -> list[list[object]]:
                 f"{p.cpu_us / bare.cpu_us:.2f}",
             ]
         rows.append(row)
+    return rows
+
+
+def _security_costs(phases: list[Phase]) -> list[list[object]]:
+    """``secure`` against ``full`` in the same run: what TLS and per-user tokens cost."""
+    by_key = {(p.clients, p.load, p.variant): p for p in phases}
+    rows: list[list[object]] = []
+    for (clients, load, variant), full in by_key.items():
+        secure = by_key.get((clients, load, "secure"))
+        if variant != "full" or secure is None:
+            continue
+        rows.append(
+            [
+                clients,
+                load,
+                f"{secure.delivered_per_s / full.delivered_per_s:.2f}",
+                f"{secure.p99_ms / full.p99_ms:.2f}",
+                f"{secure.cpu_us - full.cpu_us:+.1f}",
+            ]
+        )
     return rows
 
 
@@ -375,6 +435,12 @@ def main(
     ratio_headers = ["N", "load", "full/bare delivered", "full/bare p99", "full/bare CPU"]
     ratio_headers += ["acks/bare delivered", "acks/bare p99", "acks/bare CPU"]
     click.echo(tabulate(_ratios(phases), headers=ratio_headers))
+    costs = _security_costs(phases)
+    if costs:
+        click.echo()
+        cost_headers = ["N", "load", "secure/full delivered", "secure/full p99"]
+        cost_headers += ["TLS+JWT server CPU µs/delivery"]
+        click.echo(tabulate(costs, headers=cost_headers))
 
 
 if __name__ == "__main__":

@@ -30,9 +30,11 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
+from synccli.client.tls import client_context
 from synccli.clock import utc_now
 from synccli.domain.values import Event, Row, iso_ms, parse_iso_ms
 from synccli.protocol.messages import Result, dumps
+from synccli.tokens import TokenSource
 
 CONNECT_TIMEOUT_S = 60.0
 
@@ -92,10 +94,30 @@ class _Receivers:
             else:
                 return
 
-    async def _connect(self, url: str, count: int, date: str, ack_delay: float | None) -> None:
+    async def _connect(
+        self,
+        url: str,
+        count: int,
+        date: str,
+        ack_delay: float | None,
+        ca_file: str | None = None,
+        tokens: TokenSource | None = None,
+    ) -> None:
+        tls = client_context(url, ca_file)
         async with asyncio.timeout(CONNECT_TIMEOUT_S):
-            for _ in range(count):
-                ws = await connect(url, compression=None, max_queue=None, open_timeout=30)
+            for i in range(count):
+                headers = None
+                if tokens is not None:
+                    token = tokens.for_sub(f"r{len(self.peers) + i}").token()
+                    headers = {"Authorization": f"Bearer {token}"}
+                ws = await connect(
+                    url,
+                    compression=None,
+                    max_queue=None,
+                    open_timeout=30,
+                    ssl=tls,
+                    additional_headers=headers,
+                )
                 await ws.send(dumps({"type": "subscribe", "date": date}))
                 peer = _Peer(ws, date)
                 answer = json.loads(await ws.recv())

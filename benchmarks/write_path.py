@@ -8,6 +8,8 @@ Each writer thread owns its own appointments and moves them Scheduled ⇄ Presen
 never conflict and every write is valid. The database gets a schema and rows for far-future
 dates (``2099-…``): point it at a scratch database. For SQLite, ``--synchronous FULL,NORMAL``
 measures both durability settings. The budget (DESIGN.md) is a ratio of at most 2.
+``--actor NAME`` adds the path a per-user token takes (``Store.write`` recording the actor
+with the outcome), alternating with the others in the same rounds.
 """
 
 from __future__ import annotations
@@ -113,8 +115,8 @@ def _measure(writers: int, per_writer: int, op: Callable[[int, int], None]) -> R
 
 
 def _bench(
-    store: SqlStore, writers: int, count: int, rounds: int, date: str
-) -> tuple[Result, Result]:
+    store: SqlStore, writers: int, count: int, rounds: int, date: str, actor: str | None = None
+) -> tuple[Result, Result, Result | None]:
     """The best of ``rounds`` alternating rounds of each path (the machine is shared: the
     best round is the one least disturbed by others)."""
     store.init_schema()
@@ -129,10 +131,11 @@ def _bench(
 
     run_id = f"{date}-{time.time_ns()}"
 
-    def store_write(index: int, n: int) -> None:
+    def store_write(index: int, n: int, who: str | None = None) -> None:
         key = appointment(index, n)
         target = "Present" if states[key] == "Scheduled" else "Scheduled"
-        store.write(WriteRequest(f"{run_id}-{index}-{n}", key, target), utc_now())
+        request_id = f"{run_id}-{index}-{n}" + ("" if who is None else "-a")
+        store.write(WriteRequest(request_id, key, target, None, who), utc_now())
         states[key] = target
 
     connections = [store.connect() for _ in range(writers)]
@@ -151,6 +154,7 @@ def _bench(
 
     bares: list[Result] = []
     fulls: list[Result] = []
+    actors: list[Result] = []
     try:
         for r in range(rounds):
             bares.append(_measure(writers, per_writer, bare_write))
@@ -160,6 +164,12 @@ def _bench(
                 store_write(index, offset + n)
 
             fulls.append(_measure(writers, per_writer, shifted))
+            if actor is not None:
+
+                def as_actor(index: int, n: int, offset: int = offset) -> None:
+                    store_write(index, offset + n, actor)
+
+                actors.append(_measure(writers, per_writer, as_actor))
         offset = rounds * per_writer
         trips = _round_trips(store, lambda index, n: store_write(index, offset + n))
     finally:
@@ -167,8 +177,19 @@ def _bench(
             conn.close()
     bare = max(bares, key=lambda x: x.ops_per_s)
     full = max(fulls, key=lambda x: x.ops_per_s)
+    with_actor = max(actors, key=lambda x: x.ops_per_s) if actors else None
+    if with_actor is not None:
+        with_actor = replace(with_actor, round_trips=trips)  # the same statements
     # bare_write sends exactly three statements: BEGIN, UPDATE, COMMIT.
-    return replace(bare, round_trips=3.0), replace(full, round_trips=trips)
+    return replace(bare, round_trips=3.0), replace(full, round_trips=trips), with_actor
+
+
+def _cells(result: Result, bare: Result | None = None) -> tuple[object, ...]:
+    """A table row's measurements, and their cost against ``bare`` when given."""
+    costs: tuple[object, ...] = ("", "")
+    if bare is not None:
+        costs = (bare.ops_per_s / result.ops_per_s, result.p50_ms / bare.p50_ms)
+    return (result.ops_per_s, result.p50_ms, result.p99_ms, result.round_trips, *costs)
 
 
 @click.command()
@@ -182,7 +203,10 @@ def _bench(
     show_default=True,
     help="SQLite only: synchronous settings to compare, e.g. FULL,NORMAL.",
 )
-def main(db_url: str, writers: str, count: int, rounds: int, synchronous: str) -> None:
+@click.option("--actor", default=None, help="Also measure writes recorded under this actor.")
+def main(
+    db_url: str, writers: str, count: int, rounds: int, synchronous: str, actor: str | None
+) -> None:
     """Print check-ins per second and latency, store versus bare UPDATE; COMMIT."""
     table: list[tuple[object, ...]] = []
     counts = [int(x) for x in writers.split(",")]
@@ -202,37 +226,18 @@ def main(db_url: str, writers: str, count: int, rounds: int, synchronous: str) -
                 assert isinstance(opened, SqlStore)
                 store = opened
             try:
-                bare, full = _bench(store, w, count, rounds, f"2099-{m:02d}-{w:02d}")
+                bare, full, with_actor = _bench(
+                    store, w, count, rounds, f"2099-{m:02d}-{w:02d}", actor
+                )
             finally:
                 store.close()
-            table.append(
-                (
-                    store.dialect.name,
-                    mode,
-                    w,
-                    "bare UPDATE;COMMIT",
-                    bare.ops_per_s,
-                    bare.p50_ms,
-                    bare.p99_ms,
-                    bare.round_trips,
-                    "",
-                    "",
-                )
-            )
-            table.append(
-                (
-                    store.dialect.name,
-                    mode,
-                    w,
-                    "Store.write",
-                    full.ops_per_s,
-                    full.p50_ms,
-                    full.p99_ms,
-                    full.round_trips,
-                    bare.ops_per_s / full.ops_per_s,
-                    full.p50_ms / bare.p50_ms,
-                )
-            )
+            paths = [("Store.write", full), ("Store.write +actor", with_actor)]
+            table.append((store.dialect.name, mode, w, "bare UPDATE;COMMIT", *_cells(bare)))
+            table += [
+                (store.dialect.name, mode, w, path, *_cells(result, bare))
+                for path, result in paths
+                if result is not None
+            ]
     click.echo(
         tabulate(
             table,

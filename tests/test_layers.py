@@ -30,6 +30,8 @@ LAYERS: dict[str, int] = {
     "synccli.protocol": 1,
     "synccli.faults.kinds": 1,
     "synccli.store": 2,
+    # minting and reading JWTs: above the rights rules (protocol.authz), below server and clients
+    "synccli.tokens": 2,
     "synccli.server": 3,
     "synccli.client": 3,
     "synccli.faults": 3,

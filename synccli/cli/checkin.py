@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import click
 
 from synccli.cli.common import handle_errors
+from synccli.cli.secrets import resolve_secret, secret_options
 from synccli.client.operator import update_state
 from synccli.domain.states import STATES
 from synccli.errors import EXIT_FAILED
@@ -26,9 +28,16 @@ from synccli.errors import EXIT_FAILED
     envvar="SYNCCLI_URL",
     default="ws://127.0.0.1:8765/ws",
     show_default=True,
-    help="WebSocket URL of the sync server.",
+    help="WebSocket URL of the sync server (wss:// with TLS).",
 )
-@click.option("--token", envvar="SYNCCLI_TOKEN", default=None, help="Bearer token of the server.")
+@secret_options("token", "SYNCCLI_TOKEN", "bearer token (static, or a signed one)")
+@click.option(
+    "--ca",
+    "ca_file",
+    envvar="SYNCCLI_CA",
+    type=click.Path(exists=True, dir_okay=False),
+    help="CA certificate to trust for a wss:// URL (a private CA or self-signed server).",
+)
 @click.option(
     "--expected-version",
     type=click.IntRange(min=0),
@@ -53,21 +62,25 @@ def checkin(
     state: str,
     url: str,
     token: str | None,
+    token_file: Path | None,
+    ca_file: str | None,
     expected_version: int | None,
     request_id: str | None,
     timeout: float,
 ) -> None:
     """Move APPOINTMENT_ID to --state through the server at --url.
 
-    Exit codes: 0 done, 1 rejected by the rules (not_found, invalid_transition, conflict, …),
-    2 usage error, 4 server unreachable.
+    Exit codes: 0 done, 1 rejected (not_found, invalid_transition, conflict, forbidden, …),
+    2 usage error, wrong token or untrusted certificate (--ca), 4 server unreachable.
     """
+    credential = resolve_secret(token, token_file, "SYNCCLI_TOKEN", "token")
     result = asyncio.run(
         update_state(
             url,
             appointment_id,
             state,
-            token=token,
+            token=credential.value,
+            ca_file=ca_file,
             expected_version=expected_version,
             request_id=request_id,
             timeout=timeout,

@@ -13,6 +13,7 @@ from synccli import __version__
 COMMANDS = (
     ("synccli.cli.serve", "serve"),
     ("synccli.cli.checkin", "checkin"),
+    ("synccli.cli.token", "token"),
     ("synccli.cli.db", "db"),
     ("synccli.cli.simulate", "simulate"),
     ("synccli.cli.report", "report"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import click
@@ -9,6 +11,7 @@ import click
 from synccli.cli.common import handle_errors
 from synccli.errors import EXIT_OK, ConfigError
 from synccli.report import RENDERERS, check_run, latest_run, parse_override, write_outputs
+from synccli.report.render import colour_wanted, render_table
 from synccli.report.truth import Truth, truth_from_store
 from synccli.store import open_store
 from synccli.store.urls import parse_sqlite_url
@@ -61,22 +64,39 @@ def _truth_from_db(url: str) -> Truth:
     metavar="METRIC=EXPR",
     help="Override a threshold, e.g. 'delivery_rate=>=0.99' or 'latency_ms.p99<500'. Repeatable.",
 )
+@click.option(
+    "--write",
+    is_flag=True,
+    help="Rewrite the run's summary.json, junit.xml and report.html (and save the --db "
+    "truth as truth.json when the run has none) from this check.",
+)
 @handle_errors
 def report(
-    run_dir: Path | None, fmt: str, gate: bool, db_url: str | None, thresholds: tuple[str, ...]
+    run_dir: Path | None,
+    fmt: str,
+    gate: bool,
+    db_url: str | None,
+    thresholds: tuple[str, ...],
+    write: bool,
 ) -> None:
     """Re-check a run's history against the truth and print its summary.
 
     RUN_DIR defaults to the newest run folder under ./reports. The history is checked
-    again (summary.json, junit.xml and report.html are rewritten). Without --gate the
-    command exits 0 once the report is printed; bad input exits 2 (or 4 when a database
-    given with --db cannot be read).
+    again; the run's files are left as they are unless --write is given. Without --gate
+    the command exits 0 once the report is printed; bad input exits 2 (or 4 when a
+    database given with --db cannot be read). The table is coloured only on a terminal,
+    and never when NO_COLOR is set.
     """
     overrides = [parse_override(text) for text in thresholds]
     folder = run_dir if run_dir is not None else latest_run(DEFAULT_REPORTS)
     truth = _truth_from_db(db_url) if db_url else None
-    summary = check_run(folder, truth, overrides=overrides)
-    write_outputs(folder, summary)
-    click.echo(RENDERERS[fmt](summary), nl=False)
+    summary = check_run(folder, truth, overrides=overrides, save_truth=write)
+    if write:
+        write_outputs(folder, summary)
+    if fmt == "table":
+        text = render_table(summary, colour=colour_wanted(sys.stdout, os.environ))
+    else:
+        text = RENDERERS[fmt](summary)
+    click.echo(text, nl=False)
     ctx = click.get_current_context()
     ctx.exit(summary.exit_code if gate else EXIT_OK)

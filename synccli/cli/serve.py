@@ -5,13 +5,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
+from pathlib import Path
 
 import click
 
 from synccli.cli.common import db_option, handle_errors
+from synccli.cli.secrets import read_pem, resolve_secret, secret_options
 from synccli.errors import ConfigError
 from synccli.injection import SERVER_BUGS, check_bugs
 from synccli.server.app import SyncServer, run_server
+from synccli.server.auth import install_redaction
 from synccli.server.config import ServerConfig
 from synccli.store import redact_url
 
@@ -44,11 +47,47 @@ def _announce(server: SyncServer) -> None:
     show_default=True,
     help="Port to listen on (0 picks a free one).",
 )
+@secret_options("token", "SYNCCLI_TOKEN", "single-user bearer token (header or ?token=)")
+@secret_options("jwt-secret", "SYNCCLI_JWT_SECRET", "HS256 secret of per-user tokens")
 @click.option(
-    "--token",
-    envvar="SYNCCLI_TOKEN",
+    "--jwt-public-key",
+    envvar="SYNCCLI_JWT_PUBLIC_KEY",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="PEM public key of per-user RS256/ES256 tokens.",
+)
+@click.option(
+    "--tls-cert",
+    envvar="SYNCCLI_TLS_CERT",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="PEM certificate chain: serve wss:// and https://.",
+)
+@click.option(
+    "--tls-key",
+    envvar="SYNCCLI_TLS_KEY",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="PEM private key of --tls-cert.",
+)
+@click.option(
+    "--allowed-origin",
+    "allowed_origins",
+    envvar="SYNCCLI_ALLOWED_ORIGINS",
+    multiple=True,
+    metavar="ORIGIN",
+    help="Browser origin allowed to connect besides the server's own (repeatable).",
+)
+@click.option(
+    "--metrics-port",
+    envvar="SYNCCLI_METRICS_PORT",
+    type=click.IntRange(0, 65535),
     default=None,
-    help="Require this bearer token (header or ?token=).",
+    help="Serve /metrics and health details without a token on this port instead.",
+)
+@click.option(
+    "--metrics-host",
+    envvar="SYNCCLI_METRICS_HOST",
+    default=DEFAULTS["metrics_host"],
+    show_default=True,
+    help="Interface of --metrics-port.",
 )
 @click.option(
     "--heartbeat",
@@ -141,6 +180,15 @@ def serve(
     host: str,
     port: int,
     token: str | None,
+    token_file: Path | None,
+    jwt_secret: str | None,
+    jwt_secret_file: Path | None,
+    jwt_public_key: Path | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    allowed_origins: tuple[str, ...],
+    metrics_port: int | None,
+    metrics_host: str,
     heartbeat: float,
     ack_timeout: float,
     max_retries: int,
@@ -157,18 +205,31 @@ def serve(
     """Run the sync server: WebSocket endpoint /ws, GET /healthz and /metrics on one port.
 
     Creates or migrates the database schema at start. Stops cleanly on Ctrl+C or SIGTERM
-    (a second Ctrl+C forces exit). Exit codes: 0 stopped, 2 usage error, 4 port in use or
-    database unreachable.
+    (a second Ctrl+C forces exit). Auth: --jwt-secret (per-user tokens, see `synccli
+    token`) or --token; secrets also from files or the environment. Exit codes: 0 stopped,
+    2 usage error (also an empty token or secret), 4 port in use or database unreachable.
     """
     try:
         check_bugs(inject_bugs, "server")
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--inject-bug") from None
+    static = resolve_secret(token, token_file, "SYNCCLI_TOKEN", "token")
+    secret = resolve_secret(jwt_secret, jwt_secret_file, "SYNCCLI_JWT_SECRET", "JWT secret")
     logging.basicConfig(
         level=log_level.upper(),
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Before anything logs: tokens never reach the log, at any level.
+    install_redaction([s for s in (static.value, secret.value) if s])
+    for given, option in ((static, "--token"), (secret, "--jwt-secret")):
+        if given.on_command_line:
+            logging.getLogger("synccli.serve").warning(
+                "%s on the command line is visible to every user of this machine (ps); "
+                "use %s-file or the environment instead",
+                option,
+                option,
+            )
     if log_level != "debug":
         # websockets logs every HTTP probe and connection at INFO: noise for operators.
         logging.getLogger("websockets").setLevel(logging.WARNING)
@@ -176,7 +237,14 @@ def serve(
         db_url=db_url,
         host=host,
         port=port,
-        token=token or None,
+        token=static.value,
+        jwt_secret=secret.value,
+        jwt_public_key=read_pem(jwt_public_key, "JWT public key"),
+        tls_cert=None if tls_cert is None else str(tls_cert),
+        tls_key=None if tls_key is None else str(tls_key),
+        allowed_origins=allowed_origins,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
         heartbeat_s=heartbeat,
         ack_timeout_s=ack_timeout,
         max_retries=max_retries,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import sys
@@ -12,11 +13,13 @@ from typing import Any
 import click
 
 from synccli.cli.common import Duration, handle_errors
+from synccli.cli.secrets import resolve_secret, secret_options
 from synccli.errors import ConfigError
 from synccli.harness.run import RunConfig, RunOutcome, run_simulation
 from synccli.harness.scenario import default_scenario, find_scenario
 from synccli.injection import CLIENT_BUGS, SERVER_BUGS, split_bugs
 from synccli.report import render_table
+from synccli.report.render import colour_wanted
 
 
 @click.command("simulate")
@@ -38,7 +41,21 @@ from synccli.report import render_table
     type=click.Path(file_okay=False, path_type=Path),
     help="Run folder [default: reports/<timestamp>-<scenario>].",
 )
-@click.option("--url", help="Test an external server (ws://HOST:PORT/ws) instead of starting one.")
+@click.option(
+    "--url", help="Test an external server (ws:// or wss://HOST:PORT/ws) instead of starting one."
+)
+@click.option(
+    "--tls",
+    is_flag=True,
+    help="Serve wss:// with a throwaway self-signed certificate (implies --jwt).",
+)
+@click.option("--jwt", is_flag=True, help="Per-user signed tokens: one minted per client.")
+@click.option(
+    "--ca",
+    "ca_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="CA certificate to trust for a wss:// --url.",
+)
 @click.option(
     "--db",
     "db_url",
@@ -51,7 +68,7 @@ from synccli.report import render_table
     envvar="TOXIPROXY_URL",
     help="Use a running Toxiproxy (http://HOST:8474) instead of the embedded proxy.",
 )
-@click.option("--token", envvar="SYNCCLI_TOKEN", help="Bearer token for the server.")
+@secret_options("token", "SYNCCLI_TOKEN", "bearer token of the server")
 @click.option(
     "--workers",
     type=click.IntRange(1, 16),
@@ -79,9 +96,13 @@ def simulate_command(
     no_faults: bool,
     out_dir: Path | None,
     url: str | None,
+    tls: bool,
+    jwt: bool,
+    ca_file: str | None,
     db_url: str | None,
     toxiproxy_url: str | None,
     token: str | None,
+    token_file: Path | None,
     workers: int,
     quiet: bool,
     bugs: tuple[str, ...],
@@ -95,6 +116,11 @@ def simulate_command(
     """
     if url is not None and not url.startswith(("ws://", "wss://")):
         raise ConfigError(f"--url must be a WebSocket URL like ws://127.0.0.1:8765/ws, not {url!r}")
+    if url is not None and (tls or jwt):
+        raise ConfigError("--tls and --jwt set up the embedded server; with --url use --ca/--token")
+    credential = resolve_secret(token, token_file, "SYNCCLI_TOKEN", "token")
+    if credential.value is not None and (tls or jwt):
+        raise ConfigError("--tls and --jwt mint their own tokens; leave --token out")
     # The options apply over the file before it is validated: what they set need not be
     # valid in the file alone (a late fault with a longer --duration).
     overrides: dict[str, Any] = {
@@ -111,6 +137,9 @@ def simulate_command(
         if scenario_ref
         else default_scenario(clients or 10).with_overrides(**overrides)
     )
+    if no_faults:
+        # Named for what ran: `default-no-faults` is not the default scenario.
+        scenario = dataclasses.replace(scenario, name=f"{scenario.name}-no-faults")
     server_bugs, client_bugs = split_bugs(bugs)
     config = RunConfig(
         scenario=scenario,
@@ -120,7 +149,10 @@ def simulate_command(
         toxiproxy_url=toxiproxy_url,
         server_bugs=server_bugs,
         client_bugs=client_bugs,
-        token=token,
+        token=credential.value,
+        tls=tls,
+        jwt=jwt,
+        ca_file=ca_file,
         workers=workers,
         progress=not quiet,
         builtin_default=scenario_ref is None,
@@ -158,7 +190,7 @@ async def _run(config: RunConfig) -> RunOutcome:
 
 
 def _print_outcome(outcome: RunOutcome) -> None:
-    click.echo(render_table(outcome.summary))
+    click.echo(render_table(outcome.summary, colour=colour_wanted(sys.stdout, os.environ)))
     click.echo(f"run folder: {outcome.run_dir}")
     if outcome.interrupted:
         click.echo("the run was interrupted: this is a partial report", err=True)

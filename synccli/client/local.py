@@ -27,6 +27,7 @@ from synccli.errors import ConfigError, ProtocolError
 from synccli.history import ClientCreated
 from synccli.injection import check_bugs
 from synccli.protocol.session import SessionConfig
+from synccli.tokens import TokenSource
 
 HeadsSource = Callable[[], Awaitable[dict[str, tuple[str, int]] | None]]
 Counters = dict[str, int]
@@ -47,6 +48,9 @@ class FleetConfig:
     duration_s: float
     seed: int
     token: str | None = None
+    #: Per-client tokens: client ``cNNN`` gets its own, ``sub`` = its id, on every connect.
+    tokens: TokenSource | None = None
+    ca_file: str | None = None
     client_bugs: tuple[str, ...] = ()
     drain_timeout_s: float = 30.0
     workers: int = 1
@@ -130,6 +134,8 @@ def client_config(config: FleetConfig, index: int) -> ClientConfig:
         url=config.urls[index % len(config.urls)],
         seed=client_seed(config.seed, index),
         token=config.token,
+        tokens=None if config.tokens is None else config.tokens.for_sub(client_id(index)),
+        ca_file=config.ca_file,
         write_rate=config.rate / config.writers if writer else 0.0,
         expected_version=config.expected_version,
         ack_delay=config.ack_delay_s,

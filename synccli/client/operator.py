@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import uuid
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
+from synccli.client.tls import client_context
 from synccli.errors import ConfigError, InfrastructureError, ProtocolError
 from synccli.protocol.messages import Result, UpdateAppointmentState, dumps, parse_server_message
 
@@ -18,6 +20,7 @@ async def update_state(
     state: str,
     *,
     token: str | None = None,
+    ca_file: str | None = None,
     expected_version: int | None = None,
     request_id: str | None = None,
     timeout: float = 10.0,
@@ -25,7 +28,8 @@ async def update_state(
     """Send one ``update_appointment_state`` and return the server's ``result`` for it.
 
     Raises ``InfrastructureError`` when the server cannot be reached or does not answer in
-    ``timeout`` seconds, ``ConfigError`` when it refuses the token.
+    ``timeout`` seconds, ``ConfigError`` when it refuses the token (or the certificate
+    cannot be verified: ``ca_file`` trusts a private CA for a wss:// URL).
     """
     request = UpdateAppointmentState(
         request_id or f"checkin-{uuid.uuid4()}", appointment_id, state, expected_version
@@ -33,7 +37,12 @@ async def update_state(
     headers = {"Authorization": f"Bearer {token}"} if token else None
     try:
         async with asyncio.timeout(timeout):
-            async with connect(url, additional_headers=headers, compression=None) as ws:
+            async with connect(
+                url,
+                additional_headers=headers,
+                compression=None,
+                ssl=client_context(url, ca_file),
+            ) as ws:
                 await ws.send(dumps(request.to_wire()))
                 async for frame in ws:
                     message = parse_server_message(frame)
@@ -44,8 +53,15 @@ async def update_state(
             raise ConfigError(
                 f"the server at {url} refused the token; pass the right --token"
             ) from None
+        if exc.response.status_code == 403:
+            raise ConfigError(f"the server at {url} refused this client's origin") from None
         raise InfrastructureError(
             f"the server at {url} answered HTTP {exc.response.status_code}; check the URL (…/ws)"
+        ) from None
+    except ssl.SSLCertVerificationError as exc:
+        raise ConfigError(
+            f"the server at {url} has a certificate this machine does not trust "
+            f"({exc.verify_message}); pass its CA with --ca"
         ) from None
     except TimeoutError:
         raise InfrastructureError(

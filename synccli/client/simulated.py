@@ -24,6 +24,7 @@ from typing import Protocol
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from synccli.client.tls import client_context
 from synccli.domain.states import allowed_targets
 from synccli.domain.values import Position
 from synccli.errors import ProtocolError
@@ -32,6 +33,7 @@ from synccli.protocol.backoff import backoff
 from synccli.protocol.channel import SYNCED, Effects
 from synccli.protocol.messages import ClientMessage, ServerMessage, dumps, parse_server_message
 from synccli.protocol.session import ClientSession, SessionConfig
+from synccli.tokens import TokenSource
 
 # A connection that lived this long counts as healthy: the backoff starts over.
 HEALTHY_AFTER_S = 1.0
@@ -64,6 +66,10 @@ class ClientConfig:
     url: str
     seed: int
     token: str | None = None
+    #: Mints a fresh per-user token for every connection attempt (instead of ``token``).
+    tokens: TokenSource | None = None
+    #: CA certificate(s) to trust for a wss:// URL (default: the system's).
+    ca_file: str | None = None
     write_rate: float = 0.0
     expected_version: bool = False
     open_timeout: float = 5.0
@@ -163,13 +169,16 @@ class SimulatedClient:
         await self._pause(delay)
         config = self.config
         delays = backoff(config.backoff_initial, config.backoff_max, rng=self.rng)
-        headers = {"Authorization": f"Bearer {config.token}"} if config.token else None
+        tls = client_context(config.url, config.ca_file)
         while not self._closing.is_set():
             self.attempts += 1
+            token = config.tokens.token() if config.tokens is not None else config.token
+            headers = {"Authorization": f"Bearer {token}"} if token else None
             try:
                 ws = await connect(
                     config.url,
                     additional_headers=headers,
+                    ssl=tls,
                     compression=None,
                     open_timeout=config.open_timeout,
                     close_timeout=CLOSE_TIMEOUT_S,

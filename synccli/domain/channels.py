@@ -10,16 +10,20 @@ from synccli.domain.values import Event, Row
 @dataclass(frozen=True, slots=True)
 class WriteRequest:
     """One requested state change of one appointment. ``request_id`` makes it idempotent;
-    ``expected_version``, when given, must match the row's version."""
+    ``expected_version``, when given, must match the row's version. ``actor`` is who asked
+    (a signed token's ``sub``; None without per-user tokens), stored with the outcome."""
 
     request_id: str
     appointment_id: str
     state: str
     expected_version: int | None = None
+    actor: str | None = None
 
     def fingerprint(self) -> str:
-        """What makes two writes with one request id "the same content"."""
-        return f"{self.appointment_id}|{self.state}|{self.expected_version}"
+        """What makes two writes with one request id "the same content" (another user's
+        request id is not the same write: its stored outcome is not theirs to read)."""
+        base = f"{self.appointment_id}|{self.state}|{self.expected_version}"
+        return base if self.actor is None else f"{base}|{self.actor}"
 
 
 @dataclass(frozen=True, slots=True)

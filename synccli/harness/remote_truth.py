@@ -8,6 +8,7 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 
+from synccli.client.tls import client_context
 from synccli.domain.values import Event, Row
 from synccli.errors import InfrastructureError
 from synccli.protocol.messages import (
@@ -24,12 +25,20 @@ from synccli.protocol.messages import (
 TIMEOUT_S = 30.0
 
 
-async def _fetch(url: str, token: str | None, dates: tuple[str, ...]) -> dict[str, Any]:
+async def _fetch(
+    url: str, token: str | None, dates: tuple[str, ...], ca_file: str | None = None
+) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {token}"} if token else None
     result: dict[str, Any] = {}
     async with (
         asyncio.timeout(TIMEOUT_S),
-        connect(url, additional_headers=headers, compression=None, max_size=None) as ws,
+        connect(
+            url,
+            additional_headers=headers,
+            compression=None,
+            max_size=None,
+            ssl=client_context(url, ca_file),
+        ) as ws,
     ):
 
         async def answer(kinds: tuple[type, ...]) -> ServerMessage:
@@ -50,12 +59,14 @@ async def _fetch(url: str, token: str | None, dates: tuple[str, ...]) -> dict[st
     return result
 
 
-def truth_from_server(url: str, token: str | None, dates: tuple[str, ...]) -> Any:
+def truth_from_server(
+    url: str, token: str | None, dates: tuple[str, ...], ca_file: str | None = None
+) -> Any:
     """The truth of ``dates`` as the server at ``url`` reports it."""
     from synccli.report.truth import truth_from_data
 
     try:
-        data = asyncio.run(_fetch(url, token, dates))
+        data = asyncio.run(_fetch(url, token, dates, ca_file))
     except (OSError, TimeoutError) as exc:
         raise InfrastructureError(f"could not read the server's log at {url}: {exc}") from None
     return truth_from_data(data)

@@ -21,8 +21,10 @@ from typing import Any
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake, InvalidURI
 
+from synccli.client.tls import client_context
 from synccli.errors import EXIT_INFRASTRUCTURE, InfrastructureError
 from synccli.faults.kinds import PROXY_KINDS
+from synccli.harness.certs import self_signed
 from synccli.harness.progress import ProgressLine
 from synccli.harness.scenario import Scenario, ServerOptions
 from synccli.harness.schedule import FaultRunner, FaultTargets, cancel_quietly
@@ -36,6 +38,7 @@ from synccli.history import (
     ServerMetrics,
 )
 from synccli.store import Store, open_store, redact_url
+from synccli.tokens import TokenSource
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,13 @@ class RunConfig:
     server_bugs: tuple[str, ...] = ()
     client_bugs: tuple[str, ...] = ()
     token: str | None = None
+    #: The embedded server serves wss:// with a throwaway self-signed certificate (and
+    #: per-user tokens: ``jwt`` is implied).
+    tls: bool = False
+    #: The embedded server verifies signed tokens; the harness mints one per client.
+    jwt: bool = False
+    #: CA to trust for a wss:// ``url``.
+    ca_file: str | None = None
     workers: int = 1
     progress: bool = True
     #: The scenario is the built-in default, which leaves packet loss out where this machine
@@ -91,6 +101,11 @@ class Simulation:
         self.dates: tuple[str, ...] = ()
         self._store: Store | None = None
         self._fleet_urls: list[str] = []
+        #: The harness's own credential (health, metrics, fault hooks, truth) and trust.
+        self.token = config.token
+        self.ca_file = config.ca_file
+        #: Per-client tokens (``--jwt``/``--tls``): one ``sub`` per client.
+        self.tokens: TokenSource | None = None
 
     def say(self, message: str) -> None:
         self.notes.append(message)
@@ -168,7 +183,7 @@ class Simulation:
             targets.server = self.server
             upstream = f"{self.server.host}:{self.server.port}"
         else:
-            await check_reachable(config.url, config.token)
+            await check_reachable(config.url, config.token, config.ca_file)
             upstream = _host_port(config.url)
         urls = [self.server.ws_url if self.server else str(config.url)]
         if kinds & PROXY_KINDS:
@@ -233,19 +248,40 @@ class Simulation:
             (host, port), listener = netns.front, netns.listener
         else:
             host, port, listener = "127.0.0.1", free_port(), None
+        tls, jwt_secret = self._security(host)
         server = ServerProcess(
             db_url=db_url,
             host=host,
             port=port,
             log_path=self.run_dir / "server.log",
             options=options,
-            token=self.config.token,
+            token=self.token,
             listener=listener,
+            tls=tls,
+            ca_file=self.ca_file,
+            jwt_secret=jwt_secret,
         )
         stack.push_async_callback(self._stop_server, server)
         await server.start()
         self.history.write(None, ServerLifecycle("start", server.pid))
         return server
+
+    def _security(self, host: str) -> tuple[tuple[str, str] | None, str | None]:
+        """With ``tls``: a certificate for ``host`` (trusted by the harness); with ``jwt``
+        (or ``tls``): a fresh secret, the harness's admin token and the clients' minter."""
+        config = self.config
+        tls = None
+        if config.tls:
+            cert, key = self_signed(self.run_dir / "tls", [host])
+            tls, self.ca_file = (str(cert), str(key)), str(cert)
+        if not (config.jwt or config.tls):
+            return tls, None
+        secret = secrets.token_hex(32)
+        # Long enough for any run: the clients' tokens are minted per connection attempt.
+        ttl = self.scenario.duration_s + self.scenario.drain_timeout_s + 3600
+        self.tokens = TokenSource(secret, "harness", ("*",), True, ttl)
+        self.token = self.tokens.token()
+        return tls, secret
 
     async def _stop_server(self, server: ServerProcess) -> None:
         assert self.history is not None
@@ -271,7 +307,10 @@ class Simulation:
         await asyncio.to_thread(proxies.check)
         stack.push_async_callback(asyncio.to_thread, proxies.destroy)
         listens = await asyncio.to_thread(proxies.create_proxies, upstream, groups)
-        return proxies, [f"ws://{listen}/ws" for listen in listens]
+        scheme = "wss" if self.server is not None and self.server.tls else "ws"
+        if self.server is None and self.config.url is not None:
+            scheme = self.config.url.split("://", 1)[0]
+        return proxies, [f"{scheme}://{listen}/ws" for listen in listens]
 
     def _read_truth(self) -> Any:
         """The committed history of the run's dates: from the database, or with only
@@ -282,7 +321,7 @@ class Simulation:
             return truth_from_store(self._store, self.dates)
         from synccli.harness.remote_truth import truth_from_server
 
-        return truth_from_server(str(self.config.url), self.config.token, self.dates)
+        return truth_from_server(str(self.config.url), self.token, self.dates, self.ca_file)
 
     # ------------------------------------------------------------------ the run
 
@@ -301,7 +340,9 @@ class Simulation:
             duration_s=scenario.duration_s,
             drain_timeout_s=scenario.drain_timeout_s,
             seed=scenario.seed,
-            token=config.token,
+            token=self.token,
+            tokens=self.tokens,
+            ca_file=self.ca_file,
             client_bugs=tuple(config.client_bugs),
             workers=config.workers,
         )
@@ -382,12 +423,17 @@ def server_options(server: ServerOptions) -> list[str]:
     ]
 
 
-async def check_reachable(url: str, token: str | None) -> None:
+async def check_reachable(url: str, token: str | None, ca_file: str | None = None) -> None:
     """Fail fast, before any client starts, when the server at ``url`` cannot be reached."""
     headers = {"Authorization": f"Bearer {token}"} if token else None
     try:
         async with asyncio.timeout(10):
-            connection = await connect(url, additional_headers=headers, compression=None)
+            connection = await connect(
+                url,
+                additional_headers=headers,
+                compression=None,
+                ssl=client_context(url, ca_file),
+            )
             await connection.close()
     except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
         raise InfrastructureError(

@@ -4,6 +4,9 @@ The harness starts ``python -m synccli serve``, waits for ``/healthz``, and talk
 side (metrics, fault hooks). For packet loss the process stays on the host (it reaches the
 database) and is handed a listening socket made inside the network namespace: ``listener``
 makes a fresh one for every start, so while a killed server is down, connections are refused.
+With ``tls`` (certificate and key files) it serves wss:// and https://, trusted through
+``ca_file``; with ``jwt_secret`` it verifies per-user tokens and ``token`` is the harness's
+own (admin) one.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synccli.client.tls import client_context
 from synccli.errors import FaultError, InfrastructureError
 
 HEALTH_TIMEOUT_S = 20.0
@@ -48,17 +53,27 @@ class ServerProcess:
     port: int
     log_path: Path
     options: Sequence[str] = ()
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
     listener: Callable[[], socket.socket] | None = None
+    #: ``(certificate, key)`` PEM files: serve wss:// and https://.
+    tls: tuple[str, str] | None = None
+    #: What the harness trusts for TLS (the self-signed certificate).
+    ca_file: str | None = None
+    #: Per-user tokens: the server's HS256 secret (passed in the environment, not argv).
+    jwt_secret: str | None = field(default=None, repr=False)
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
     def http_base(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}/ws"
+        return f"{'wss' if self.tls else 'ws'}://{self.host}:{self.port}/ws"
+
+    @property
+    def _ssl(self) -> ssl.SSLContext | None:
+        return client_context(self.http_base, self.ca_file)
 
     @property
     def pid(self) -> int | None:
@@ -67,6 +82,8 @@ class ServerProcess:
     def command(self, listen_fd: int | None = None) -> list[str]:
         argv = [sys.executable, "-m", "synccli", "serve", "--db", self.db_url]
         argv += ["--host", self.host, "--port", str(self.port), "--fault-hooks", *self.options]
+        if self.tls is not None:
+            argv += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
         if listen_fd is None:
             return argv
         argv += ["--listen-fd", str(listen_fd)]
@@ -79,7 +96,9 @@ class ServerProcess:
     async def start(self) -> None:
         """Start the process and wait until ``/healthz`` answers 200."""
         env = dict(os.environ)
-        if self.token:
+        if self.jwt_secret:
+            env["SYNCCLI_JWT_SECRET"] = self.jwt_secret
+        elif self.token:
             env["SYNCCLI_TOKEN"] = self.token
         sock = await asyncio.to_thread(self.listener) if self.listener else None
         fds = (sock.fileno(),) if sock else ()
@@ -117,7 +136,8 @@ class ServerProcess:
 
     def _healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(self.http_base + "/healthz", timeout=1) as response:
+            url = self.http_base + "/healthz"
+            with urllib.request.urlopen(url, timeout=1, context=self._ssl) as response:
                 return bool(response.status == 200)
         except (OSError, urllib.error.URLError):
             return False
@@ -155,7 +175,7 @@ class ServerProcess:
         request = urllib.request.Request(self.http_base + path + query)
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=self._ssl) as response:
             body: bytes = response.read()
         return body.decode()
 

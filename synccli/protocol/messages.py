@@ -61,6 +61,7 @@ ERROR_CODES = frozenset(
         "request_id_reused",
         "db_unavailable",
         "rate_limited",
+        "forbidden",
         "internal",
     }
 )
@@ -72,6 +73,7 @@ CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
 CLOSE_ACK_RETRIES = 4000
 CLOSE_SLOW_CONSUMER = 4001
+CLOSE_TOKEN_EXPIRED = 4003
 
 RESYNC_REASONS = frozenset({"epoch_changed", "history_truncated", "too_far_behind"})
 
@@ -201,10 +203,15 @@ class UpdateAppointmentState(WireMessage):
     appointment_id: str
     state: str
     expected_version: int | None = None
+    #: Who asks (the token's ``sub``): set by the server from the connection's credential,
+    #: never read from or written to the wire.
+    actor: str | None = None
 
     def to_request(self) -> WriteRequest:
         """The domain write this message asks for."""
-        return WriteRequest(self.request_id, self.appointment_id, self.state, self.expected_version)
+        return WriteRequest(
+            self.request_id, self.appointment_id, self.state, self.expected_version, self.actor
+        )
 
 
 ClientMessage = (

@@ -17,10 +17,13 @@ events meanwhile are buffered and then sent only past the answer's position (gua
 a live event at or below a subscription's position is never sent (dedupe against the
 snapshot or replay); a write with a usable ``requestId`` is always answered by ``result``,
 even when malformed; more than ``malformed_limit`` malformed messages in a row close 1008.
+The connection's ``Authorisation`` (``protocol.authz``) is applied to every request: outside
+it, ``forbidden`` and no store operation; once it has expired, close 4003.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Callable, Generator
@@ -31,6 +34,7 @@ from synccli.domain.values import Event, Position
 from synccli.errors import DatabaseUnavailable, ProtocolError
 from synccli.protocol import messages as m
 from synccli.protocol.acks import AckTracker
+from synccli.protocol.authz import FULL_ACCESS, Authorisation
 from synccli.protocol.replay import Replay, serve_replay
 from synccli.protocol.server_ops import (
     SEND_AS_IS,
@@ -73,11 +77,13 @@ class ServerSession:
         policy: SendPolicy = SEND_AS_IS,
         counts: Counter[str] | None = None,
         writes_failed: Counter[str] | None = None,
+        auth: Authorisation = FULL_ACCESS,
     ) -> None:
         self.config = config
         self.channels = channels
         self.subscriber = subscriber
         self.policy = policy
+        self.auth = auth
         self.shapes_live = policy.shapes_live
         self.acks = AckTracker(config.ack_timeout, config.max_retries)
         self.counts: Counter[str] = Counter() if counts is None else counts
@@ -136,6 +142,8 @@ class ServerSession:
         return out
 
     def _handle(self, frame: str | bytes) -> Step:
+        if self._expired():
+            return
         try:
             data = m.loads(frame)
             if data["type"] == m.UpdateAppointmentState.type and _request_id(data):
@@ -186,6 +194,13 @@ class ServerSession:
             self.counts["malformed_total"] += 1
             self._send(self._failed(request_id, exc.code, exc.message))
             return
+        if not self.auth.may_write(request.appointment_id):
+            self.counts["forbidden_total"] += 1
+            self.malformed = 0
+            self._send(self._failed(request_id, "forbidden", _FORBIDDEN_WRITE))
+            return
+        if self.auth.actor is not None:
+            request = dataclasses.replace(request, actor=self.auth.actor)
         try:
             result = yield Write(request)
         except Exception:
@@ -198,6 +213,10 @@ class ServerSession:
         self._send(result)
 
     def _dispatch(self, message: m.ClientMessage) -> Step:
+        if isinstance(message, _READS) and not self.auth.may_read(message.date):
+            self.counts["forbidden_total"] += 1
+            self._send(m.ErrorMessage("forbidden", _FORBIDDEN_READ, message.type))
+            return
         if isinstance(message, m.Subscribe):
             yield from self._subscribe(message)
         elif isinstance(message, m.Unsubscribe):
@@ -343,6 +362,8 @@ class ServerSession:
         saved, out = self._out, Effects()
         self._out, self._now = out, now
         try:
+            if self._expired():
+                return out
             acks = self.acks
             before = (acks.counters.retries, acks.counters.timeouts)
             out.send.extend(event.wire_json(False).encode() for event in acks.due(now))
@@ -369,6 +390,8 @@ class ServerSession:
             held = self.policy.deadline()
             if held is not None:
                 wake_at = min(wake_at, held)
+        if self.auth.expires is not None:
+            wake_at = min(wake_at, self.auth.expires)
         deadline = self.acks.next_deadline()
         return wake_at if deadline is None else min(wake_at, deadline)
 
@@ -386,6 +409,16 @@ class ServerSession:
 
     # ------------------------------------------------------------------ helpers
 
+    def _expired(self) -> bool:
+        """Close 4003 once the credential has expired (the client reconnects with a fresh
+        one); nothing more is served."""
+        if not self.auth.expired(self._now):
+            return False
+        if self._out.close is None:
+            self.counts["token_expired_closes_total"] += 1
+            self._out.close = Close(m.CLOSE_TOKEN_EXPIRED, "token expired")
+        return True
+
     def _send(self, message: Any) -> None:
         self._out.send.append(_frame(message))
 
@@ -393,6 +426,11 @@ class ServerSession:
         for event in events:
             self.acks.track(event, self._now)
         self.counts["events_sent_total"] += len(events)
+
+
+_READS = (m.Subscribe, m.GetSnapshot, m.RequestMissedEvents)
+_FORBIDDEN_READ = "this date is outside the channels your token grants"
+_FORBIDDEN_WRITE = "your token does not allow writes to this appointment's date; nothing was stored"
 
 
 def _frame(message: Any) -> bytes:

@@ -1,8 +1,9 @@
 """The checker (history vs database), metrics, thresholds and the verdict, and renderers.
 
 The harness calls ``check_run(run_dir, truth)`` and ``write_outputs(run_dir, summary)``
-(after ``write_truth(run_dir / "truth.json", truth)``); ``synccli report`` does the same
-offline. Summary fields are documented in docs/report.md.
+(after ``write_truth(run_dir / "truth.json", truth)``); ``synccli report`` checks the same
+way offline and writes the outputs only with ``--write``. Summary fields are documented in
+docs/report.md.
 """
 
 from synccli.history import History, load_history, parse_history

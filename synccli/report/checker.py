@@ -43,6 +43,7 @@ from synccli.domain.values import parse_iso_ms
 from synccli.history import Apply, Entry, Final, Record, SnapshotTaken, Subscribed
 from synccli.history.reader import HistoryFile
 from synccli.report.metrics import TRACE_GRACE_S, DeliveryStats, FaultWindow
+from synccli.report.recovery import note_catch_up
 from synccli.report.truth import ChannelTruth, Truth
 
 ANOMALY_KINDS = ("lost", "duplicate", "out_of_order", "phantom", "epoch_mixup", "not_converged")
@@ -59,6 +60,8 @@ class Anomaly:
     date: str
     seq: int | None
     detail: str
+    #: When it happened (wall clock): the record that showed it, the commit of a lost event.
+    w: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -105,11 +108,13 @@ class _Collector:
     limit: int
     anomalies: list[Anomaly] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    #: The time of the record being checked, set by the walk so the rules need not pass it.
+    at: float | None = None
 
     def add(self, kind: str, client: str, date: str, seq: int | None, detail: str) -> None:
         self.counts[kind] += 1
         if len(self.anomalies) < self.limit:
-            self.anomalies.append(Anomaly(kind, client, date, seq, detail))
+            self.anomalies.append(Anomaly(kind, client, date, seq, detail, self.at))
 
 
 class _SeqSet:
@@ -200,6 +205,7 @@ class _ChannelWalk:
     last_checked: list[Any] = field(default_factory=lambda: [None, None])
     covers: list[tuple[int, float]] = field(default_factory=list)
     final: Final | None = None
+    final_w: float | None = None
     final_epoch: str | None = field(init=False)
 
     def __post_init__(self) -> None:
@@ -383,18 +389,22 @@ def check_records(
             continue
         clients.add(client)
         r = e.record
-        if type(r) is Apply:
-            (walks.get((client, r.date)) or walk_of(client, r.date)).apply(e.w, r)
-        elif isinstance(r, _CHANNEL_KINDS):
+        if isinstance(r, _CHANNEL_KINDS):
             walk = walks.get((client, r.date)) or walk_of(client, r.date)
+            walk.sink.at = e.w
             if isinstance(r, Apply):
                 walk.apply(e.w, r)
             elif isinstance(r, Final):
-                walk.final = r
+                walk.final, walk.final_w = r, e.w
             else:
                 walk.position_record(e.w, r)
-    # Latency samples as 8-byte floats, not float objects: millions in a long run.
-    overall = DeliveryStats(on_time_s, latencies_ms=cast(list[float], array("d")))
+    # Latency samples and their times as 8-byte floats, not float objects: millions in a
+    # long run.
+    overall = DeliveryStats(
+        on_time_s,
+        latencies_ms=cast(list[float], array("d")),
+        applied_at=cast(list[float], array("d")),
+    )
     result = CheckResult(sorted(clients), [], overall)
     sink = _Collector(max_anomalies)
     for date in set(dates):
@@ -404,6 +414,7 @@ def check_records(
     for client, date in sorted(walks):
         walk = walks.pop((client, date))
         expected, delivered = _account(walk, walk.commit_w, result.overall, windows)
+        walk.sink.at = walk.final_w
         result.channels.append(ChannelCheck(client, date, expected, delivered, walk.converged()))
         sink.counts.update(walk.sink.counts)
         room = sink.limit - len(sink.anomalies)
@@ -428,6 +439,7 @@ def _account(
             covered[s] = w
         reached = max(reached, seq)
     delivered = 0
+    pairs: list[tuple[float | None, float | None]] = []
     for seq in range(start + 1, head + 1):
         applied = walk.first_apply(seq)
         cover = covered.get(seq)
@@ -438,12 +450,15 @@ def _account(
         inside = [w for w in windows if committed is not None and w.contains(committed)]
         steady = _steady(committed, when, windows, overall.on_time_s)
         overall.add(committed, when, applied, steady=steady)
+        pairs.append((committed, when))
         for window in inside:
             window.stats.add(committed, when, applied)
         if when is None:
+            walk.sink.at = committed
             walk.sink.add("lost", walk.client, walk.date, seq, f"seq {seq} never delivered")
         else:
             delivered += 1
+    note_catch_up(walk.client, pairs, windows)
     return max(0, head - start), delivered
 
 

@@ -9,24 +9,30 @@ from typing import Any
 
 from synccli.report.render import (
     FAULT_HEADERS,
+    RECOVERY_HEADERS,
+    THRESHOLD_HEADERS,
     anomaly_rows,
     fault_rows,
     headline_rows,
+    recovery_rows,
     threshold_rows,
 )
 from synccli.report.summary import Summary
+from synccli.report.timeline import Timeline
+from synccli.report.timeline_svg import render_timeline
 
 _CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1120px;color:#222}
 h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.6em}
 table{border-collapse:collapse;margin:.5em 0}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
 th{background:#f3f3f3}.verdict{display:inline-block;padding:.2em .8em;border-radius:4px;color:#fff}
 .pass{background:#2a7d2a}.fail{background:#b3261e}
 .inconclusive{background:#a66a00}.error{background:#5b2b8c}
+code{font-size:12px}.excerpt h3{font-size:1em;margin-bottom:.2em}
+svg text{font-family:sans-serif}
 .PASS{color:#2a7d2a;font-weight:bold}.FAIL{color:#b3261e;font-weight:bold}.N\\/A{color:#777}
 """
-_COLOURS = {"pass": "#2a7d2a", "fail": "#b3261e", "inconclusive": "#a66a00", "error": "#5b2b8c"}
 
 
 def _table(
@@ -43,25 +49,41 @@ def _table(
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
-def _latency_svg(latency: dict[str, Any], verdict: str) -> str:
-    """A bar per percentile, scaled to the maximum."""
-    keys = [k for k in ("p50", "p90", "p99", "p999", "max") if latency.get(k) is not None]
-    if not keys:
-        return "<p>No latency samples.</p>"
-    top = max(float(latency[k]) for k in keys) or 1.0
-    bars = []
-    for i, key in enumerate(keys):
-        width = 600 * float(latency[key]) / top
-        y = i * 26
-        bars.append(
-            f'<text x="0" y="{y + 16}">{key}</text>'
-            f'<rect x="50" y="{y + 4}" width="{width:.1f}" height="16" fill="{_COLOURS[verdict]}"/>'
-            f'<text x="{56 + width:.1f}" y="{y + 16}">{float(latency[key]):.1f} ms</text>'
-        )
-    height = 26 * len(keys)
-    return (
-        f'<svg width="760" height="{height}" role="img" aria-label="latency">{"".join(bars)}</svg>'
+def _anomalies(summary: Summary) -> list[str]:
+    """The anomaly table, each row linking to its client's records around it."""
+    rows = "".join(
+        "<tr>"
+        + "".join(f"<td>{escape(str(cell))}</td>" for cell in row)
+        + f'<td><a href="#anomaly-{i}">records around it</a></td></tr>'
+        for i, row in enumerate(anomaly_rows(summary, limit=len(summary.anomalies)))
     )
+    head = "".join(
+        f"<th>{h}</th>" for h in ("kind", "client", "date", "seq", "detail", "client's records")
+    )
+    return [
+        f"<h2>Anomalies ({summary.anomalies_total}, first {len(summary.anomalies)})</h2>",
+        f"<table><tr>{head}</tr>{rows}</table>",
+    ]
+
+
+def _excerpts(timeline: Timeline) -> list[str]:
+    """Per anomaly, its client's records around it (the targets of the anomaly links)."""
+    parts = ["<h2>Records around each anomaly</h2>"]
+    for i, ex in enumerate(timeline.excerpts):
+        a = ex.anomaly
+        at = "at the end" if ex.t is None else f"at {ex.t:.3f} s"
+        rows = "".join(
+            f"<tr><td>{t:.3f}</td><td><code>{escape(text)}</code></td></tr>"
+            for t, text in ex.records
+        )
+        parts.append(
+            f'<section class="excerpt" id="anomaly-{i}"><h3>{escape(a.kind)} · '
+            f"{escape(a.client)} · {escape(a.date)} · seq {escape(str(a.seq))} {at}</h3>"
+            f"<p>{escape(a.detail)}</p>"
+            f"<table><tr><th>t (s)</th><th>record of {escape(a.client)}</th></tr>{rows}</table>"
+            "</section>"
+        )
+    return parts
 
 
 def render_html(summary: Summary) -> str:
@@ -86,23 +108,24 @@ def render_html(summary: Summary) -> str:
         parts.append(
             "<p><strong>The history's last line was truncated (the run was killed).</strong></p>"
         )
+    # What happened over time first, then the judgement, then the details.
+    if summary.timeline is not None:
+        parts += ["<h2>Timeline</h2>", render_timeline(summary.timeline)]
     parts += [
-        "<h2>Metrics</h2>",
-        _table(("metric", "value"), headline_rows(summary)),
         "<h2>Thresholds</h2>",
-        _table(("metric", "expr", "observed", "result"), threshold_rows(summary), status_col=3),
-        "<h2>Latency commit → apply</h2>",
-        _latency_svg(summary.latency_ms, verdict),
+        _table(THRESHOLD_HEADERS, threshold_rows(summary), status_col=3),
     ]
     if summary.faults:
-        parts += ["<h2>Fault windows</h2>", _table(FAULT_HEADERS, fault_rows(summary))]
-    if summary.anomalies:
         parts += [
-            f"<h2>Anomalies ({summary.anomalies_total}, first {len(summary.anomalies)})</h2>",
-            _table(
-                ("kind", "client", "date", "seq", "detail"),
-                anomaly_rows(summary, limit=len(summary.anomalies)),
-            ),
+            "<h2>Fault windows</h2>",
+            _table(FAULT_HEADERS, fault_rows(summary)),
+            "<h3>Time to recover after each fault healed</h3>",
+            _table(RECOVERY_HEADERS, recovery_rows(summary)),
         ]
+    if summary.anomalies:
+        parts += _anomalies(summary)
+    parts += ["<h2>Metrics</h2>", _table(("metric", "value"), headline_rows(summary))]
+    if summary.anomalies and summary.timeline is not None:
+        parts += _excerpts(summary.timeline)
     parts.append("</body></html>\n")
     return "\n".join(parts)

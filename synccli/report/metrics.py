@@ -18,6 +18,8 @@ from synccli.history import (
     Fault,
     Record,
     ServerLifecycle,
+    SnapshotTaken,
+    Subscribed,
     Write,
     WriteResult,
 )
@@ -44,13 +46,18 @@ TRACE_KINDS = (
 )
 
 
+def nearest_rank(ordered: Sequence[float], q: float) -> float:
+    """The ``q`` quantile of the sorted, non-empty ``ordered`` by nearest rank."""
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
 def percentiles(samples: Sequence[float]) -> dict[str, float | int | None]:
     """``{p50, p90, p99, p999, max, count}`` by nearest rank; values are None without samples."""
     ordered = sorted(samples)
     count = len(ordered)
     out: dict[str, float | int | None] = {}
     for name, q in PERCENTILES:
-        out[name] = round(ordered[max(0, math.ceil(q * count) - 1)], 3) if count else None
+        out[name] = round(nearest_rank(ordered, q), 3) if count else None
     out["max"] = round(ordered[-1], 3) if count else None
     out["count"] = count
     return out
@@ -74,6 +81,8 @@ class DeliveryStats:
     steady: int = 0
     on_time: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    #: When each latency sample was applied (wall clock), for the report's timeline.
+    applied_at: list[float] = field(default_factory=list)
 
     def add(
         self,
@@ -93,6 +102,7 @@ class DeliveryStats:
             self.on_time += 1
         if applied_w is not None and committed_w is not None:
             self.latencies_ms.append((applied_w - committed_w) * 1000.0)
+            self.applied_at.append(applied_w)
 
     @property
     def delivery_rate(self) -> float:
@@ -122,6 +132,9 @@ class FaultWindow:
     #: They are direct proof, so when present they alone decide whether the fault acted:
     #: a neighbouring fault's records must not vouch for a loss rule that dropped nothing.
     evidence: dict[str, int] | None = None
+    #: Per client behind when the fault healed: seconds from the window's end until it had
+    #: every expected event committed before that end; None when it never caught up.
+    caught_up: dict[str, float | None] = field(default_factory=dict)
 
     def contains(self, w: float, grace: float = 0.0) -> bool:
         end = math.inf if self.end_w is None else self.end_w + grace
@@ -235,10 +248,16 @@ def count_traces(entries: Iterable[Entry[Record]], windows: list[FaultWindow]) -
 
 @dataclass(frozen=True, slots=True)
 class Counters:
-    """Counts read straight off the records."""
+    """Counts read straight off the records. A client gets back to the head three ways:
+    replay on resume (a ``subscribed`` answer with ``recovered: true``, ``replayed_events``
+    in all), an in-stream gap fill (``gap_recovered``) or a snapshot resync (a ``snapshot``,
+    or a ``subscribed`` with ``recovered: false`` after the client's first for that date)."""
 
     gaps_detected: int
     gap_recoveries: int
+    replay_resumes: int
+    replayed_events: int
+    snapshot_resyncs: int
     resyncs: int
     reconnects: int
     rollbacks: int
@@ -246,16 +265,26 @@ class Counters:
 
 
 def count_records(entries: Iterable[Entry[Record]]) -> Counters:
-    """Gaps, recoveries, resyncs, reconnects (connects after a client's first), rollbacks
-    and write outcomes (``sent`` first attempts, ``ok``, ``failed`` by error code)."""
+    """Gaps, recoveries (each way), resyncs, reconnects (connects after a client's first),
+    rollbacks and write outcomes (``sent`` first attempts, ``ok``, ``failed`` by error code)."""
     kinds: Counter[str] = Counter()
     failed: Counter[str] = Counter()
     connected: set[str] = set()
-    reconnects = sent = ok = 0
+    subscribed: set[tuple[str | None, str]] = set()
+    reconnects = sent = ok = replays = replayed = snapshots = 0
     for e in entries:
         r = e.record
         kinds[r.kind] += 1
-        if isinstance(r, Connect):
+        if isinstance(r, Subscribed):
+            if r.recovered:
+                replays += 1
+                replayed += r.events
+            elif (e.client, r.date) in subscribed:
+                snapshots += 1
+            subscribed.add((e.client, r.date))
+        elif isinstance(r, SnapshotTaken):
+            snapshots += 1
+        elif isinstance(r, Connect):
             client = str(e.client)
             reconnects += client in connected
             connected.add(client)
@@ -269,6 +298,9 @@ def count_records(entries: Iterable[Entry[Record]]) -> Counters:
     return Counters(
         gaps_detected=kinds["gap"],
         gap_recoveries=kinds["gap_recovered"],
+        replay_resumes=replays,
+        replayed_events=replayed,
+        snapshot_resyncs=snapshots,
         resyncs=kinds["resync"],
         reconnects=reconnects,
         rollbacks=kinds["rollback"],

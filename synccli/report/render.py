@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TextIO
 
 from tabulate import tabulate
 
@@ -34,11 +34,17 @@ HEADLINE = (
     ("retries", "retries"),
     ("ack timeouts", "ack_timeouts"),
     ("gaps detected", "gaps_detected"),
-    ("gap recoveries", "gap_recoveries"),
-    ("resyncs", "resyncs"),
+    ("resyncs required", "resyncs"),
     ("reconnects", "reconnects"),
     ("rollbacks", "rollbacks"),
 )
+LATENCY_ROWS = (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p99.9", "p999"), ("max", "max"))
+RECOVERY_ROWS = (("p50", "p50"), ("p99", "p99"), ("max", "max"))
+RATES = frozenset({"delivery_rate", "on_time_rate"})
+STATUS = {True: "PASS", False: "FAIL", None: "N/A"}
+# ANSI colours of the terminal table (only on a terminal, and never with NO_COLOR).
+_ANSI = {"PASS": "32", "FAIL": "31", "N/A": "2", "pass": "32", "fail": "31"}
+_ANSI |= {"inconclusive": "33", "error": "35"}
 
 
 def _fmt(value: Any) -> str:
@@ -53,36 +59,103 @@ def _pct(value: float) -> str:
     return f"{value * 100:.2f}%"
 
 
+def _ms(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):.1f} ms"
+
+
+def format_metric(metric: str, value: Any) -> str:
+    """``value`` of ``metric`` in its unit: a rate as a percentage, a time in ms or s, a
+    count as a number (``delivery_rate`` 1.0 reads ``100.00%``, not ``1``)."""
+    if value is None:
+        return "n/a"
+    name = metric.split(".")[0]
+    if name in RATES:
+        return _pct(float(value))
+    if name.endswith("_ms") and not metric.endswith(".count"):
+        return _ms(value)
+    if name.endswith("_s"):
+        return f"{_fmt(value)} s"
+    return _fmt(value)
+
+
+def paint(text: str, key: str, colour: bool) -> str:
+    """``text`` in the colour of ``key`` (a status or a verdict) when ``colour`` is on."""
+    code = _ANSI.get(key)
+    return f"\x1b[{code}m{text}\x1b[0m" if colour and code else text
+
+
+def colour_wanted(stream: TextIO, environ: Mapping[str, str]) -> bool:
+    """Colour only on a terminal, and never when ``NO_COLOR`` is set (https://no-color.org:
+    any non-empty value)."""
+    if environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
 def headline_rows(summary: Summary) -> list[tuple[str, str]]:
-    """(label, value) pairs of the headline metrics, formatted for people."""
+    """(label, value) pairs of the headline metrics, formatted for people: one value per
+    row (each latency percentile on its own row), each in its unit."""
     data = summary.to_dict()
     rows = []
     for label, key in HEADLINE:
-        value = data[key]
-        text = _pct(value) if key in ("delivery_rate", "on_time_rate") else _fmt(value)
+        text = format_metric(key, data[key])
         if key == "converged_clients":
-            text = f"{value}/{summary.clients}"
+            text = f"{data[key]}/{summary.clients}"
         rows.append((label, text))
     writes = summary.writes
     failed = ", ".join(f"{code} {n}" for code, n in writes["failed"].items()) or "none"
-    rows.append(("writes sent / ok / failed", f"{writes['sent']} / {writes['ok']} / {failed}"))
+    rows += [
+        ("writes sent", str(writes["sent"])),
+        ("writes ok", str(writes["ok"])),
+        ("writes failed", failed),
+    ]
     lat = summary.latency_ms
-    rows.append(
+    rows += [(f"latency commit→apply {label}", _ms(lat[key])) for label, key in LATENCY_ROWS]
+    rows.append(("latency samples", str(lat["count"])))
+    rows += [
         (
-            "latency ms p50/p90/p99/p99.9/max",
-            "/".join(_fmt(lat[k]) for k in ("p50", "p90", "p99", "p999", "max"))
-            + f" ({lat['count']} samples)",
-        )
-    )
+            "recovered by replay on resume",
+            f"{summary.replay_resumes} ({summary.replayed_events} events)",
+        ),
+        ("recovered by in-stream gap fill", str(summary.gap_recoveries)),
+        ("recovered by snapshot resync", str(summary.snapshot_resyncs)),
+    ]
+    rec = summary.recovery_ms
+    rows += [(f"time to recover {label}", _ms(rec[key])) for label, key in RECOVERY_ROWS]
+    rows.append(("clients that never recovered", str(summary.never_recovered)))
     return rows
 
 
-def threshold_rows(summary: Summary) -> list[tuple[str, str, str, str]]:
-    """(metric, expression, observed, PASS/FAIL/N/A) per threshold."""
-    label = {True: "PASS", False: "FAIL", None: "N/A"}
+THRESHOLD_HEADERS = ("threshold", "expr", "observed", "result")
+
+
+def threshold_rows(summary: Summary, colour: bool = False) -> list[tuple[str, str, str, str]]:
+    """(metric, expression, observed in the metric's unit, PASS/FAIL/N/A) per threshold."""
     return [
-        (t["metric"], t["expr"], _fmt(t["observed"]), label[t["ok"]]) for t in summary.thresholds
+        (
+            t["metric"],
+            t["expr"],
+            format_metric(t["metric"], t["observed"]),
+            paint(STATUS[t["ok"]], STATUS[t["ok"]], colour),
+        )
+        for t in summary.thresholds
     ]
+
+
+RECOVERY_HEADERS = ("fault", "clients behind", "never", "p50", "p99", "max")
+
+
+def recovery_rows(summary: Summary) -> list[tuple[Any, ...]]:
+    """Per fault window that healed: the time its clients took to catch up."""
+    rows = []
+    for f in summary.faults:
+        rec = f["recovery"]
+        ms = rec["ms"]
+        rows.append(
+            (f["name"], rec["behind"], rec["never"], _ms(ms["p50"]), _ms(ms["p99"]), _ms(ms["max"]))
+        )
+    return rows
 
 
 def fault_rows(summary: Summary) -> list[tuple[Any, ...]]:
@@ -99,7 +172,7 @@ def fault_rows(summary: Summary) -> list[tuple[Any, ...]]:
                 f["events_committed"],
                 _pct(f["delivery_rate"]),
                 _pct(f["on_time_rate"]),
-                _fmt(f["latency_ms"]["p99"]),
+                _ms(f["latency_ms"]["p99"]),
                 trace,
             )
         )
@@ -117,7 +190,7 @@ def _trace_text(fault: dict[str, Any]) -> str:
     return text or "latency"
 
 
-FAULT_HEADERS = ("fault", "kind", "t (s)", "committed", "delivered", "on time", "p99 ms", "trace")
+FAULT_HEADERS = ("fault", "kind", "t (s)", "committed", "delivered", "on time", "p99", "trace")
 
 
 def anomaly_rows(summary: Summary, limit: int = ANOMALIES_SHOWN) -> list[tuple[Any, ...]]:
@@ -127,17 +200,27 @@ def anomaly_rows(summary: Summary, limit: int = ANOMALIES_SHOWN) -> list[tuple[A
     ]
 
 
-def _title(summary: Summary) -> str:
-    verdict = summary.verdict.upper()
+def _title(summary: Summary, colour: bool = False) -> str:
+    verdict = paint(summary.verdict.upper(), summary.verdict, colour)
     return f"synccli run {summary.run_id or '?'} (seed {_fmt(summary.seed)}): {verdict}"
 
 
-def render_table(summary: Summary) -> str:
-    """The human summary for a terminal."""
-    parts = [_title(summary), "", tabulate(headline_rows(summary), tablefmt="simple")]
-    parts += ["", tabulate(threshold_rows(summary), headers=("threshold", "expr", "observed", ""))]
+def render_table(summary: Summary, colour: bool = False) -> str:
+    """The human summary for a terminal; ``colour`` paints the verdict and PASS/FAIL (the
+    command turns it on only when stdout is a terminal and ``NO_COLOR`` is not set)."""
+    parts = [
+        _title(summary, colour),
+        "",
+        tabulate(headline_rows(summary), headers=("metric", "value")),
+    ]
+    parts += ["", tabulate(threshold_rows(summary, colour), headers=THRESHOLD_HEADERS)]
     if summary.faults:
         parts += ["", tabulate(fault_rows(summary), headers=FAULT_HEADERS)]
+        parts += [
+            "",
+            "time to recover after each fault healed:",
+            tabulate(recovery_rows(summary), headers=RECOVERY_HEADERS),
+        ]
     if summary.anomalies:
         parts += [
             "",
@@ -165,11 +248,7 @@ def render_markdown(summary: Summary) -> str:
     parts += [
         "### Thresholds",
         "",
-        tabulate(
-            threshold_rows(summary),
-            headers=("metric", "expr", "observed", "result"),
-            tablefmt="github",
-        ),
+        tabulate(threshold_rows(summary), headers=THRESHOLD_HEADERS, tablefmt="github"),
         "",
     ]
     if summary.faults:
@@ -177,6 +256,10 @@ def render_markdown(summary: Summary) -> str:
             "### Faults",
             "",
             tabulate(fault_rows(summary), headers=FAULT_HEADERS, tablefmt="github"),
+            "",
+            "### Time to recover after each fault healed",
+            "",
+            tabulate(recovery_rows(summary), headers=RECOVERY_HEADERS, tablefmt="github"),
             "",
         ]
     if summary.anomalies:
@@ -207,9 +290,8 @@ def render_junit(summary: Summary) -> str:
         )
         if t["ok"] is False:
             failures += 1
-            ET.SubElement(
-                case, "failure", message=f"observed {_fmt(t['observed'])}, required {t['expr']}"
-            )
+            observed = format_metric(t["metric"], t["observed"])
+            ET.SubElement(case, "failure", message=f"observed {observed}, required {t['expr']}")
         elif t["ok"] is None:
             skipped += 1
             ET.SubElement(case, "skipped", message="not measured")

@@ -30,17 +30,18 @@ def check_run(
     *,
     overrides: Iterable[Threshold] = (),
     on_time_s: float | None = None,
+    save_truth: bool = True,
 ) -> Summary:
     """Check the run in ``run_dir`` against ``truth`` (default: its ``truth.json``).
 
-    A ``truth`` given for a folder without ``truth.json`` is saved there, so the run can be
-    re-checked offline later. A run whose infrastructure failed may have no truth; it is
-    judged ``error`` without one.
+    A ``truth`` given for a folder without ``truth.json`` is saved there (unless
+    ``save_truth`` is false), so the run can be re-checked offline later. A run whose
+    infrastructure failed may have no truth; it is judged ``error`` without one.
     """
     if not run_dir.is_dir():
         raise ConfigError(f"run folder {run_dir} does not exist: pass the folder of a run")
     history = load_history(run_dir / HISTORY_FILE)
-    if truth is not None and not (run_dir / TRUTH_FILE).exists():
+    if save_truth and truth is not None and not (run_dir / TRUTH_FILE).exists():
         write_truth(run_dir / TRUTH_FILE, truth)
     if truth is None:
         truth_path = run_dir / TRUTH_FILE

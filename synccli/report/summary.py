@@ -15,9 +15,9 @@ Verdicts, in order of precedence:
 
 from __future__ import annotations
 
-import math
+import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from statistics import fmean
 from typing import Any
 
@@ -38,14 +38,17 @@ from synccli.report.metrics import (
     count_records,
     count_traces,
     fault_windows,
+    nearest_rank,
     percentiles,
     server_metric,
 )
+from synccli.report.recovery import overall_recovery, window_recovery
 from synccli.report.thresholds import (
     ALIASES,
     DEFAULT_THRESHOLDS,
     INVARIANTS,
     PLAIN_METRICS,
+    RECOVERY_KEYS,
     Threshold,
     ThresholdResult,
     evaluate,
@@ -53,6 +56,7 @@ from synccli.report.thresholds import (
     parse_thresholds,
     percentile_of,
 )
+from synccli.report.timeline import Timeline, build_timeline
 from synccli.report.truth import Truth
 from synccli.version import __version__
 
@@ -95,6 +99,8 @@ class Summary(Counters):
     retries: int | None
     ack_timeouts: int | None
     latency_ms: dict[str, float | int | None]
+    recovery_ms: dict[str, float | int | None]
+    never_recovered: int
     loop_lag_ms: dict[str, float | None]
     faults: list[dict[str, Any]]
     thresholds: list[dict[str, Any]]
@@ -102,6 +108,8 @@ class Summary(Counters):
     anomalies_total: int
     history_truncated: bool
     truth_source: str
+    #: What the HTML report's timeline draws; not part of ``summary.json``.
+    timeline: Timeline | None = field(default=None, compare=False, repr=False)
 
     @property
     def exit_code(self) -> int:
@@ -109,7 +117,15 @@ class Summary(Counters):
         return VERDICT_EXIT[self.verdict]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": SUMMARY_SCHEMA, "synccli_version": __version__, **asdict(self)}
+        values = {
+            f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "timeline"
+        }
+        return {"schema": SUMMARY_SCHEMA, "synccli_version": __version__, **values}
+
+
+def _plain(value: Any) -> Any:
+    """A summary field as JSON data (a copy, so the document cannot change the summary)."""
+    return json.loads(json.dumps(value))
 
 
 def _flat_metrics(
@@ -128,13 +144,15 @@ def _flat_metrics(
     flat["latency_ms.mean"] = fmean(latencies_ms) if latencies_ms else None
     for key, value in values["loop_lag_ms"].items():
         flat[f"loop_lag_ms.{key}"] = value
+    for key in RECOVERY_KEYS:
+        flat[f"recovery_ms.{key}"] = values["recovery_ms"][key]
     for alias, name in ALIASES.items():
         flat[alias] = flat[name]
     ordered = sorted(latencies_ms)
     for name in names:
         q = percentile_of(name)
         if q is not None and name not in flat:
-            flat[name] = ordered[max(0, math.ceil(q * len(ordered)) - 1)] if ordered else None
+            flat[name] = nearest_rank(ordered, q) if ordered else None
     return flat
 
 
@@ -197,7 +215,11 @@ def summarize(
     server = scraped.record.metrics if scraped else None
     latency = percentiles(result.overall.latencies_ms)
     p50 = latency["p50"]
-    faults = [w.to_dict(float(p50) if p50 is not None else None) for w in windows]
+    faults = [
+        w.to_dict(float(p50) if p50 is not None else None) | {"recovery": window_recovery(w)}
+        for w in windows
+    ]
+    recovery, never_recovered = overall_recovery(windows)
     last_t = end.t if end else (records[-1].t if records else None)
     values: dict[str, Any] = {
         "run_id": start.record.run_id if start else None,
@@ -222,6 +244,8 @@ def summarize(
         "ack_timeouts": server_metric(server, "synccli_ack_timeouts_total"),
         **asdict(counters),
         "latency_ms": latency,
+        "recovery_ms": recovery,
+        "never_recovered": never_recovered,
         "loop_lag_ms": {
             "p99": end.record.loop_lag_p99_ms if end else None,
             "max": end.record.loop_lag_max_ms if end else None,
@@ -240,6 +264,9 @@ def summarize(
     )
     flat = _flat_metrics(values, result.overall.latencies_ms, (t.metric for t in thresholds))
     checked = evaluate(thresholds, flat)
+    if infrastructure_error(history) is not None:
+        # Nothing a broken run measured can pass a threshold: every one reads n/a.
+        checked = [ThresholdResult(t.metric, t.expr, None, None) for t in checked]
     wants_traces = bool(
         config.get("expect_traces", False) if expect_traces is None else expect_traces
     )
@@ -248,6 +275,7 @@ def summarize(
         verdict=verdict,
         reasons=reasons,
         thresholds=[t.to_dict() for t in checked],
+        timeline=build_timeline(history, result, windows),
         **values,
     )
 

@@ -36,6 +36,7 @@ ALIASES = {
     "write_errors": "writes.failed",
 }
 LATENCY_KEYS = ("p50", "p90", "p99", "p999", "max", "count")
+RECOVERY_KEYS = ("p50", "p99", "max", "count")
 # Summary fields that are threshold metrics under their own name.
 PLAIN_METRICS = (
     "clients",
@@ -56,6 +57,10 @@ PLAIN_METRICS = (
     "ack_timeouts",
     "gaps_detected",
     "gap_recoveries",
+    "replay_resumes",
+    "replayed_events",
+    "snapshot_resyncs",
+    "never_recovered",
     "resyncs",
     "reconnects",
     "rollbacks",
@@ -73,6 +78,7 @@ METRICS = frozenset(
     }
     | set(ALIASES)
     | {f"latency_ms.{key}" for key in LATENCY_KEYS}
+    | {f"recovery_ms.{key}" for key in RECOVERY_KEYS}
 )
 _PERCENTILE = re.compile(r"^latency_ms\.p(\d{1,4})$")
 

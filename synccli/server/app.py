@@ -27,6 +27,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 
 from synccli.clock import utc_now
 from synccli.errors import DatabaseUnavailable, InfrastructureError, StoreError
+from synccli.server.auth import Gate, authenticator_for, is_loopback, origin_policy
 from synccli.server.bugs import NO_BUGS, Bugs, ServerPolicy
 from synccli.server.config import ServerConfig
 from synccli.server.connection import Connection
@@ -35,6 +36,7 @@ from synccli.server.http import Router
 from synccli.server.hub import Hub
 from synccli.server.metrics import Metrics
 from synccli.server.services import Services
+from synccli.server.tls import server_context
 from synccli.server.writes import perform_write, phantom_write
 from synccli.store import Store, open_store, redact_url
 
@@ -52,6 +54,8 @@ class SyncServer:
         self.policy = policy
         self.services: Services | None = None
         self._server: Server | None = None
+        self._metrics_server: Server | None = None
+        self.gate: Gate | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
         self._closed = False
@@ -66,11 +70,32 @@ class SyncServer:
 
     @property
     def url(self) -> str:
-        return f"ws://{self.config.host}:{self.port}/ws"
+        scheme = "wss" if self.config.tls else "ws"
+        return f"{scheme}://{self.config.host}:{self.port}/ws"
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The metrics listener's bound port (None without ``metrics_port``)."""
+        if self._metrics_server is None:
+            return None
+        port: int = next(iter(self._metrics_server.sockets)).getsockname()[1]
+        return port
 
     async def start(self) -> None:
         """Open the store, create or migrate the schema, bind the port."""
         config = self.config
+        # Credentials and certificates first: a bad one is a usage error before anything opens.
+        gate = self.gate = Gate(
+            authenticator_for(
+                config.token, config.jwt_secret, config.jwt_public_key, config.jwt_leeway_s
+            ),
+            origin_policy(config.allowed_origins, config.host),
+        )
+        tls = (
+            None
+            if config.tls_cert is None or config.tls_key is None
+            else server_context(config.tls_cert, config.tls_key)
+        )
         raw: Store = open_store(config.db_url)
         db = DbRunner(raw, timeout=config.db_timeout_s)
         try:
@@ -95,21 +120,64 @@ class SyncServer:
             self._server = await serve(
                 self._handle,
                 **where,
-                process_request=Router(services),
+                process_request=Router(services, gate),
                 compression=None,
                 max_size=config.max_frame_bytes,
                 max_queue=64,
+                ssl=tls,
             )
+            if config.metrics_port is not None:
+                self._metrics_server = await serve(
+                    self._handle,
+                    config.metrics_host,
+                    config.metrics_port,
+                    process_request=Router(services, gate, metrics_only=True),
+                    ssl=tls,
+                )
         except OSError as exc:
+            if self._server is not None:
+                self._server.close()
             await db.close()
             raise InfrastructureError(
-                f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}; "
-                "choose another --port or stop the process using it"
+                f"cannot listen on {config.host}:{config.port}"
+                f"{'' if config.metrics_port is None else f' and {config.metrics_port}'}: "
+                f"{exc.strerror or exc}; choose another port or stop the process using it"
             ) from None
         self._tasks = [asyncio.create_task(self._relay(services))]
         if config.retention_hours is not None:
             self._tasks.append(asyncio.create_task(self._pruner(services)))
         log.info("listening on %s (db %s)", self.url, redact_url(config.db_url))
+        self._log_security(gate)
+
+    def _log_security(self, gate: Gate) -> None:
+        """Say at start what protects the server, and warn about what does not."""
+        config = self.config
+        loopback = is_loopback(config.host)
+        if not gate.auth.enabled and not loopback:
+            log.warning(
+                "NO AUTHENTICATION on %s, which other machines can reach: anyone on the "
+                "network can read and change the board; set --jwt-secret or --token",
+                config.host,
+            )
+        if not config.tls and not loopback:
+            log.warning(
+                "no TLS: tokens and patient names cross the network in clear text; set "
+                "--tls-cert/--tls-key or terminate TLS in a proxy in front (docs/security.md)"
+            )
+        if gate.origins.check:
+            log.info(
+                "origin check on: the server's own origin%s",
+                "".join(f", {o}" for o in sorted(gate.origins.allowed)),
+            )
+        else:
+            log.info("origin check off: bound to loopback and no --allowed-origin given")
+        if self._metrics_server is not None:
+            log.info(
+                "metrics and health details on http%s://%s:%d (no token)",
+                "s" if config.tls else "",
+                config.metrics_host,
+                self.metrics_port,
+            )
 
     async def serve_forever(self) -> None:
         """Wait until ``close`` is called (or a signal asks for it)."""
@@ -149,6 +217,8 @@ class SyncServer:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._metrics_server is not None:
+            self._metrics_server.close()
         if self._server is not None:
             self._server.close(close_connections=True)
             try:
@@ -175,8 +245,10 @@ class SyncServer:
         assert services is not None
         services.metrics.connections += 1
         services.metrics.inc("connections_total")
+        assert self.gate is not None
+        grant = self.gate.take(ws)
         try:
-            await Connection(services, ws).run()
+            await Connection(services, ws, grant).run()
         finally:
             services.metrics.connections -= 1
 

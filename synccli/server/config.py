@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from synccli.errors import ConfigError
 from synccli.injection import check_bugs
@@ -15,7 +15,21 @@ class ServerConfig:
     db_url: str
     host: str = "127.0.0.1"
     port: int = 8765
-    token: str | None = None
+    #: The single-user static token; ``repr`` never shows a secret.
+    token: str | None = field(default=None, repr=False)
+    #: Per-user signed tokens: the HS256 secret, or the RS256/ES256 public key (PEM text).
+    jwt_secret: str | None = field(default=None, repr=False)
+    jwt_public_key: str | None = None
+    #: Clock skew tolerated between where a token was minted and here (also past ``exp``).
+    jwt_leeway_s: float = 30.0
+    #: Serve wss:// and https:// with this certificate chain and key (PEM files).
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    #: Browser origins (``https://board.example``) allowed besides the server's own.
+    allowed_origins: tuple[str, ...] = ()
+    #: A second port with ``/metrics`` and full ``/healthz`` and no token (None: none).
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
     heartbeat_s: float = 5.0
     ack_timeout_s: float = 5.0
     max_retries: int = 3
@@ -60,3 +74,30 @@ class ServerConfig:
         if self.retention_hours is not None and self.retention_hours <= 0:
             raise ConfigError(f"retention must be more than 0 hours (got {self.retention_hours})")
         check_bugs(self.inject_bugs, "server")
+        self._check_security()
+
+    def _check_security(self) -> None:
+        from synccli.server.auth import check_secret
+
+        check_secret(self.token, "token")
+        check_secret(self.jwt_secret, "JWT secret")
+        check_secret(self.jwt_public_key, "JWT public key")
+        chosen = [self.token, self.jwt_secret, self.jwt_public_key]
+        if sum(value is not None for value in chosen) > 1:
+            raise ConfigError("choose one of --token, --jwt-secret and --jwt-public-key")
+        if self.jwt_leeway_s < 0:
+            raise ConfigError(f"the JWT leeway must be 0 or more (got {self.jwt_leeway_s})")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("TLS needs both --tls-cert and --tls-key")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"metrics port must be between 0 and 65535 (got {self.metrics_port})")
+        if self.metrics_port is not None and self.metrics_port == self.port != 0:
+            raise ConfigError("the metrics port must differ from the main port")
+
+    @property
+    def auth_enabled(self) -> bool:
+        return any(v is not None for v in (self.token, self.jwt_secret, self.jwt_public_key))
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection, broadcast
@@ -33,6 +34,7 @@ from synccli.protocol.server_ops import (
     Write,
 )
 from synccli.protocol.server_session import ServerSession
+from synccli.server.auth import FULL_GRANT, Grant
 from synccli.server.config import ServerConfig
 from synccli.server.framing import accepts_shared_frames, write_framed
 from synccli.server.services import Services
@@ -59,19 +61,21 @@ def session_config(config: ServerConfig) -> ServerSessionConfig:
 class Connection:
     """Serves one client. ``run`` returns when the connection is closed."""
 
-    def __init__(self, services: Services, ws: ServerConnection) -> None:
+    def __init__(self, services: Services, ws: ServerConnection, grant: Grant = FULL_GRANT) -> None:
         self.s = services
         self.ws = ws
         config = services.config
         self._loop = asyncio.get_running_loop()
+        now = self._loop.time()
         self.session = ServerSession(
             session_config(config),
             services.hub,
             self,
-            self._loop.time(),
+            now,
             services.policy.send_policy(),
             services.metrics.counts,
             services.metrics.writes_failed,
+            grant.authorisation(now, time.time()),
         )
         self._ack_timeout = config.ack_timeout_s
         self._shapes_live = self.session.shapes_live

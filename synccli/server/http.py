@@ -1,12 +1,13 @@
-"""Plain HTTP on the WebSocket port: routing, bearer-token auth, health, metrics, fault hooks.
+"""Plain HTTP on the WebSocket port: routing, auth, health, metrics, fault hooks.
 
-``route`` is websockets' ``process_request``: it answers every non-WebSocket path itself and
-returns None only for an authorised ``/ws`` handshake.
+``Router`` is websockets' ``process_request``: it answers every non-WebSocket path itself and
+returns None only for an authorised ``/ws`` handshake from an allowed origin (403 otherwise).
+With auth on, ``/metrics`` and the details of ``/healthz`` (the database) need a valid token;
+the metrics listener (``--metrics-port``) serves both without one and nothing else.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 from http import HTTPStatus
 from typing import Any
@@ -18,6 +19,7 @@ from websockets.http11 import Request, Response
 from synccli.domain.values import check_date
 from synccli.errors import DatabaseUnavailable, ProtocolError
 from synccli.faults.kinds.db_fault import MODES, DbFault
+from synccli.server.auth import AuthFailed, Gate
 from synccli.server.services import Services
 
 FAULT_MODES = (*MODES, "off")
@@ -36,51 +38,54 @@ def _json(connection: ServerConnection, status: HTTPStatus, body: dict[str, Any]
     return _respond(connection, status, json.dumps(body) + "\n", "application/json")
 
 
-def authorised(request: Request, query: dict[str, list[str]], token: str | None) -> bool:
-    """Whether the request carries the bearer token (header, or ``?token=`` for browsers)."""
-    if token is None:
-        return True
-    offered = query.get("token", [""])[0]
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        offered = header[len("Bearer ") :]
-    return hmac.compare_digest(offered.encode(), token.encode())
+def _text(connection: ServerConnection, status: HTTPStatus, body: str) -> Response:
+    return _respond(connection, status, body + "\n", "text/plain; charset=utf-8")
 
 
 class Router:
     """The ``process_request`` callable of one server."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, gate: Gate, metrics_only: bool = False) -> None:
         self.s = services
+        self.gate = gate
+        #: The metrics listener: health and metrics without a token, no WebSocket.
+        self.metrics_only = metrics_only
 
     async def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
-        query = parse_qs(url.query)
-        token = self.s.config.token
-        if url.path == "/ws":
-            if not authorised(request, query, token):
-                return _respond(
-                    connection,
-                    HTTPStatus.UNAUTHORIZED,
-                    "missing or wrong bearer token\n",
-                    "text/plain; charset=utf-8",
-                )
+        gate = self.gate
+        if url.path == "/ws" and not self.metrics_only:
+            if not gate.origin_allowed(request):
+                self.s.metrics.inc("origin_refused_total")
+                return _text(connection, HTTPStatus.FORBIDDEN, "this origin may not connect")
+            try:
+                gate.admit(connection, request)
+            except AuthFailed as exc:
+                self.s.metrics.inc("auth_failures_total")
+                return _text(connection, HTTPStatus.UNAUTHORIZED, str(exc))
             return None
         if url.path == "/healthz":
-            return self._health(connection)
+            return self._health(connection, details=self._trusted(request))
         if url.path == "/metrics":
+            if not self._trusted(request):
+                return _text(connection, HTTPStatus.UNAUTHORIZED, "metrics need a valid token")
             text = self.s.metrics.render()
             return _respond(connection, HTTPStatus.OK, text, "text/plain; version=0.0.4")
-        if url.path.startswith("/_admin/") and self.s.config.fault_hooks:
-            if not authorised(request, query, token):
+        if url.path.startswith("/_admin/") and self.s.config.fault_hooks and not self.metrics_only:
+            if not gate.admin(request):
                 return _json(connection, HTTPStatus.UNAUTHORIZED, {"error": "bad token"})
-            return await self._admin(connection, url.path, query)
+            return await self._admin(connection, url.path, parse_qs(url.query))
         return _json(connection, HTTPStatus.NOT_FOUND, {"error": f"no such path {url.path}"})
 
-    def _health(self, connection: ServerConnection) -> Response:
+    def _trusted(self, request: Request) -> bool:
+        return self.metrics_only or self.gate.authenticated(request)
+
+    def _health(self, connection: ServerConnection, details: bool) -> Response:
         metrics = self.s.metrics
         if not metrics.db_up:
             return _json(connection, HTTPStatus.SERVICE_UNAVAILABLE, {"status": "db_unavailable"})
+        if not details:
+            return _json(connection, HTTPStatus.OK, {"status": "ok"})
         body = {
             "status": "ok",
             "connections": metrics.connections,

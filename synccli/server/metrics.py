@@ -24,6 +24,10 @@ _HELP = {
     "write_db_retries_total": ("counter", "Writes retried after a transient database error."),
     "internal_errors_total": ("counter", "Unexpected exceptions in handlers."),
     "connections_total": ("counter", "WebSocket connections accepted."),
+    "forbidden_total": ("counter", "Requests refused as outside the token's rights."),
+    "auth_failures_total": ("counter", "Handshakes refused 401 (missing, wrong, expired token)."),
+    "origin_refused_total": ("counter", "Handshakes refused 403 (foreign Origin)."),
+    "token_expired_closes_total": ("counter", "Connections closed 4003 (token expired)."),
 }
 
 

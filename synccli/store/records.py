@@ -53,8 +53,10 @@ def result_of(request: WriteRequest, seq: int, payload: str) -> str:
     """The idempotency record of a committed write: its outcome and the request's
     fingerprint, so a reused id with other content can be told apart. ``payload`` is the
     row's stored form (``payload_of``), spliced in as is: the row is serialised once per
-    write, for the event and for this record."""
-    return f'{{"fingerprint":{_encode(request.fingerprint())},"seq":{seq},"row":{payload}}}'
+    write, for the event and for this record. The request's ``actor`` is kept with it: the
+    requests table is where a write's author is recorded (by request id, date and seq)."""
+    actor = "" if request.actor is None else f',"actor":{_encode(request.actor)}'
+    return f'{{"fingerprint":{_encode(request.fingerprint())},"seq":{seq}{actor},"row":{payload}}}'
 
 
 def replay(request: WriteRequest, stored: str) -> WriteOutcome:

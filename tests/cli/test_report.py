@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +18,7 @@ from click.testing import CliRunner, Result
 from synccli.cli.main import cli
 from synccli.domain.channels import WriteRequest
 from synccli.store import open_store
+from tests.conftest import seconds
 from tests.report.builders import BASE_W, Run, clean_run
 
 
@@ -43,10 +48,10 @@ def test_help_documents_arguments_options_and_exit_codes() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["table", "json", "junit", "markdown"])
-def test_formats_print_and_outputs_are_rewritten(tmp_path: Path, fmt: str) -> None:
+def test_formats_print_and_write_rewrites_the_outputs(tmp_path: Path, fmt: str) -> None:
     folder = clean_run().write(tmp_path / "run")
     (folder / "summary.json").write_text('{"stale": true}')
-    result = _invoke(str(folder), "--format", fmt)
+    result = _invoke(str(folder), "--format", fmt, "--write")
     assert result.exit_code == 0, result.output
     marker = {
         "table": "PASS",
@@ -57,6 +62,36 @@ def test_formats_print_and_outputs_are_rewritten(tmp_path: Path, fmt: str) -> No
     assert marker[fmt] in result.output
     assert json.loads((folder / "summary.json").read_text())["verdict"] == "pass"
     assert (folder / "junit.xml").exists() and (folder / "report.html").exists()
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_a_report_leaves_the_run_folder_byte_identical(tmp_path: Path) -> None:
+    folder = _lossy_run().write(tmp_path / "run")
+    assert _invoke(str(folder), "--write").exit_code == 0
+    before = _files(folder)
+    relaxed = _invoke(str(folder), "--threshold", "lost<=1", "--format", "json")
+    assert relaxed.exit_code == 0
+    assert json.loads(relaxed.output)["thresholds"][0]["ok"] is True
+    assert _invoke(str(folder)).exit_code == 0
+    assert _files(folder) == before
+    assert json.loads(before["summary.json"])["thresholds"][0]["ok"] is False
+
+
+def test_a_report_from_the_database_saves_its_truth_only_with_write(tmp_path: Path) -> None:
+    db = tmp_path / "db.sqlite"
+    store = open_store(f"sqlite:///{db}")
+    store.init_schema()
+    store.seed("2026-11-26", 1)
+    store.close()
+    folder = clean_run().write(tmp_path / "run", truth=False)
+    before = _files(folder)
+    assert _invoke(str(folder), "--db", f"sqlite:///{db}").exit_code == 0
+    assert _files(folder) == before
+    assert _invoke(str(folder), "--db", f"sqlite:///{db}", "--write").exit_code == 0
+    assert {"truth.json", "summary.json", "junit.xml", "report.html"} <= set(_files(folder))
 
 
 def test_gate_exit_codes(tmp_path: Path) -> None:
@@ -189,3 +224,60 @@ def test_unsupported_database_url(tmp_path: Path) -> None:
     result = _invoke(str(folder), "--db", "oracle://x")
     assert result.exit_code == 2 and "unsupported database URL" in result.output
     _no_traceback(result)
+
+
+def _on_a_terminal(folder: Path, **env: str) -> str:
+    """`synccli report FOLDER` in a real process whose stdout is a pseudo-terminal."""
+    master, slave = pty.openpty()
+    environ = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | env
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "synccli", "report", str(folder)],
+        stdout=slave,
+        stderr=slave,
+        env=environ,
+    )
+    os.close(slave)
+    chunks = []
+    try:
+        while select.select([master], [], [], seconds(30))[0]:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the process closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        assert proc.wait(timeout=seconds(30)) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    return b"".join(chunks).decode()
+
+
+def test_pass_and_fail_are_coloured_on_a_terminal_only(tmp_path: Path) -> None:
+    folder = _lossy_run().write(tmp_path / "run")
+    coloured = _on_a_terminal(folder)
+    assert "\x1b[31mFAIL\x1b[0m" in coloured and "\x1b[32mPASS\x1b[0m" in coloured
+    piped = _invoke(str(folder))
+    assert "FAIL" in piped.output and "\x1b[" not in piped.output
+
+
+def test_no_color_turns_colour_off_on_a_terminal(tmp_path: Path) -> None:
+    folder = _lossy_run().write(tmp_path / "run")
+    plain = _on_a_terminal(folder, NO_COLOR="1")
+    assert "FAIL" in plain and "\x1b[" not in plain
+
+
+def test_after_an_infrastructure_error_every_threshold_reads_not_measured(tmp_path: Path) -> None:
+    broken = clean_run()
+    broken.rec(None, "infrastructure_error", BASE_W + 3, error="the server never came up")
+    folder = broken.write(tmp_path / "infra", truth=False)
+    data = json.loads(_invoke(str(folder), "--format", "json").output)
+    assert data["verdict"] == "error"
+    assert data["thresholds"] and all(
+        t["ok"] is None and t["observed"] is None for t in data["thresholds"]
+    )
+    table = _invoke(str(folder)).output
+    assert "PASS" not in table and "N/A" in table and "ERROR" in table

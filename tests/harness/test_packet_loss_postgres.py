@@ -44,4 +44,5 @@ def test_packet_loss_scenario_on_postgres_as_root(tmp_path: Path) -> None:
     windows = summary["faults"]
     assert [w["kind"] for w in windows] == ["packet_loss", "packet_loss"]
     assert all(w["evidence"]["packets_dropped"] > 0 and not w["error"] for w in windows)
-    assert set(list_namespaces()) == before, "the run's namespace must be gone"
+    left = set(list_namespaces()) - before  # other runs on the machine may come and go
+    assert not left, f"the run's namespace must be gone: {left}"

@@ -12,6 +12,7 @@ from typing import Any
 from synccli.domain.channels import WriteRequest
 from synccli.domain.values import Event
 from synccli.errors import WriteRejected
+from synccli.protocol.authz import FULL_ACCESS, Authorisation
 from synccli.protocol.messages import Result
 from synccli.protocol.server_ops import (
     SEND_AS_IS,
@@ -94,6 +95,7 @@ class Peer:
         config: ServerSessionConfig | None = None,
         policy: SendPolicy = SEND_AS_IS,
         now: float = 0.0,
+        auth: Authorisation = FULL_ACCESS,
     ) -> None:
         self.backend = backend
         self.now = now
@@ -101,7 +103,7 @@ class Peer:
         self.closed: Close | None = None
         self.relay_woken = False
         self.session = ServerSession(
-            config or ServerSessionConfig(), backend.hub, self, now, policy
+            config or ServerSessionConfig(), backend.hub, self, now, policy, auth=auth
         )
 
     # The hub's side (``Subscriber``).

@@ -35,6 +35,7 @@ from typing import Any
 from synccli.domain.values import parse_iso_ms
 from synccli.history import Apply, Entry, Final, Record, SnapshotTaken, Subscribed
 from synccli.report.metrics import TRACE_GRACE_S, DeliveryStats, FaultWindow
+from synccli.report.recovery import note_catch_up
 from synccli.report.truth import ChannelTruth, Truth
 
 ANOMALY_KINDS = ("lost", "duplicate", "out_of_order", "phantom", "epoch_mixup", "not_converged")
@@ -51,6 +52,8 @@ class Anomaly:
     date: str
     seq: int | None
     detail: str
+    #: When it happened (wall clock): the record that showed it, the commit of a lost event.
+    w: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,11 +100,13 @@ class _Collector:
     limit: int
     anomalies: list[Anomaly] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    #: The time of the record being checked, set by the walk so the rules need not pass it.
+    at: float | None = None
 
     def add(self, kind: str, client: str, date: str, seq: int | None, detail: str) -> None:
         self.counts[kind] += 1
         if len(self.anomalies) < self.limit:
-            self.anomalies.append(Anomaly(kind, client, date, seq, detail))
+            self.anomalies.append(Anomaly(kind, client, date, seq, detail, self.at))
 
 
 def iso_to_w(text: object) -> float | None:
@@ -307,14 +312,17 @@ def check_records(
             walk = _ChannelWalk(
                 client, date, truth.channels.get(date), known.get(date, set()), sink
             )
+            final_w = None
             for w, r in channels.get(date, []):
+                sink.at = w
                 if isinstance(r, Apply):
                     walk.apply(w, r)
                 elif isinstance(r, Final):
-                    walk.final = r
+                    walk.final, final_w = r, w
                 else:
                     walk.position_record(w, r)
             expected, delivered = _account(walk, commit_w.get(date, {}), result.overall, windows)
+            sink.at = final_w
             result.channels.append(
                 ChannelCheck(client, date, expected, delivered, walk.converged())
             )
@@ -338,6 +346,7 @@ def _account(
             covered[s] = w
         reached = max(reached, seq)
     delivered = 0
+    pairs: list[tuple[float | None, float | None]] = []
     for seq in range(start + 1, head + 1):
         applied = walk.applied_w.get(seq)
         cover = covered.get(seq)
@@ -348,12 +357,15 @@ def _account(
         inside = [w for w in windows if committed is not None and w.contains(committed)]
         steady = _steady(committed, when, windows, overall.on_time_s)
         overall.add(committed, when, applied, steady=steady)
+        pairs.append((committed, when))
         for window in inside:
             window.stats.add(committed, when, applied)
         if when is None:
+            walk.sink.at = committed
             walk.sink.add("lost", walk.client, walk.date, seq, f"seq {seq} never delivered")
         else:
             delivered += 1
+    note_catch_up(walk.client, pairs, windows)
     return max(0, head - start), delivered
 
 

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from synccli.report import check_run, render_html, write_outputs
-from synccli.report.render import render_json, render_junit, render_markdown, render_table
+from synccli.report.render import (
+    colour_wanted,
+    render_json,
+    render_junit,
+    render_markdown,
+    render_table,
+    threshold_rows,
+)
+from synccli.report.thresholds import parse_override
 from tests.report.builders import BASE_W, Run, clean_run
 
 
@@ -77,7 +86,7 @@ def test_markdown_has_tables() -> None:
 def test_html_is_self_contained_and_escaped() -> None:
     page = render_html(_failing_run().summary())
     assert page.startswith("<!DOCTYPE html>")
-    assert not re.search(r"(src|href)=|https?://|@import", page)
+    assert not re.search(r"""(src|href)=["'](?!#)|https?://|@import""", page)
     assert "&lt;down&gt;" in page and "<down>" not in page
     assert "<svg" in page
 
@@ -100,3 +109,37 @@ def test_fault_table_names_the_trace_counts() -> None:
     text = render_table(run.summary())
     assert "packets_dropped 12" in text
     assert "no trace" in text
+
+
+def test_table_values_are_in_their_units_with_one_latency_percentile_per_row() -> None:
+    summary = clean_run().summary(overrides=[parse_override("latency_ms.p99<500")])
+    text = render_table(summary)
+    rows = {row[0]: row for row in threshold_rows(summary)}
+    assert rows["delivery_rate"][2] == "100.00%"
+    assert rows["latency_ms.p99"][2] == "50.0 ms"
+    assert rows["lost"][2] == "0"
+    for label in ("p50", "p90", "p99", "p99.9", "max"):
+        assert re.search(rf"^latency commit→apply {re.escape(label)} +50\.0 ms$", text, re.M)
+    assert re.search(r"^latency samples +10$", text, re.M)
+
+
+def test_every_table_column_has_a_header() -> None:
+    text = render_table(_failing_run().summary())
+    assert re.search(r"^threshold +expr +observed +result$", text, re.M)
+    assert re.search(r"^metric +value$", text, re.M)
+    assert re.search(r"^fault +clients behind +never +p50 +p99 +max$", text, re.M)
+
+
+def test_colour_is_asked_for_and_never_without_a_terminal_or_with_no_color() -> None:
+    summary = _failing_run().summary()
+    assert "\x1b[31mFAIL\x1b[0m" in render_table(summary, colour=True)
+    assert "\x1b[" not in render_table(summary)
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert colour_wanted(Terminal(), {}) is True
+    assert colour_wanted(Terminal(), {"NO_COLOR": "1"}) is False
+    assert colour_wanted(Terminal(), {"NO_COLOR": ""}) is True
+    assert colour_wanted(io.StringIO(), {}) is False
