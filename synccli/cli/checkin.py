@@ -7,23 +7,31 @@ from pathlib import Path
 
 import click
 
-from synccli.cli.common import handle_errors
+from synccli.cli.common import examples, handle_errors, option
 from synccli.cli.secrets import resolve_secret, secret_options
 from synccli.client.operator import update_state
 from synccli.domain.states import STATES
 from synccli.errors import EXIT_FAILED
 
 
-@click.command("checkin")
+@click.command(
+    "checkin",
+    epilog=examples(
+        "synccli checkin 2026-11-26-0007",
+        "synccli checkin 2026-11-26-0007 --state Dismissed -u ws://10.0.0.5:8765/ws",
+        "synccli checkin 2026-11-26-0007 --expected-version 3 --request-id desk-1-42",
+    ),
+)
 @click.argument("appointment_id")
-@click.option(
+@option(
     "--state",
     default="Present",
     show_default=True,
     type=click.Choice(STATES),
     help="The state to move the appointment to.",
 )
-@click.option(
+@option(
+    "-u",
     "--url",
     envvar="SYNCCLI_URL",
     default="ws://127.0.0.1:8765/ws",
@@ -31,25 +39,25 @@ from synccli.errors import EXIT_FAILED
     help="WebSocket URL of the sync server (wss:// with TLS).",
 )
 @secret_options("token", "SYNCCLI_TOKEN", "bearer token (static, or a signed one)")
-@click.option(
+@option(
     "--ca",
     "ca_file",
     envvar="SYNCCLI_CA",
     type=click.Path(exists=True, dir_okay=False),
     help="CA certificate to trust for a wss:// URL (a private CA or self-signed server).",
 )
-@click.option(
+@option(
     "--expected-version",
     type=click.IntRange(min=0),
     default=None,
     help="Refuse the change (conflict) unless the row has this version.",
 )
-@click.option(
+@option(
     "--request-id",
     default=None,
     help="Idempotency key; repeat it to retry safely (default: a new UUID).",
 )
-@click.option(
+@option(
     "--timeout",
     type=click.FloatRange(min=0.1),
     default=10.0,
@@ -68,10 +76,11 @@ def checkin(
     request_id: str | None,
     timeout: float,
 ) -> None:
-    """Move APPOINTMENT_ID to --state through the server at --url.
+    """Check a patient in, or change another state.
 
-    Exit codes: 0 done, 1 rejected (not_found, invalid_transition, conflict, forbidden, …),
-    2 usage error, wrong token or untrusted certificate (--ca), 4 server unreachable.
+    Moves APPOINTMENT_ID to --state through the sync server at --url. Exit codes: 0 done,
+    1 rejected (not_found, invalid_transition, conflict, forbidden, …), 2 usage error, wrong
+    token or untrusted certificate (--ca), 4 server unreachable.
     """
     credential = resolve_secret(token, token_file, "SYNCCLI_TOKEN", "token")
     result = asyncio.run(

@@ -1,15 +1,24 @@
 """What every command shares: turning library errors into one sentence and an exit code,
-and the option bundles used by several commands."""
+the option bundles used by several commands (decorators, as sqlite-utils' ``output_options``)
+and the completion of scenario names.
+
+Short flags mean the same in every command: ``-c`` clients, ``-d`` duration, ``-s``
+scenario, ``-q`` quiet, ``-o`` output folder, ``-t`` threshold, ``-u`` server URL, ``-p``
+port, ``-f`` format. Every option that reads an environment variable shows it in ``--help``.
+"""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.shell_completion import CompletionItem
 
 from synccli.errors import SynccliError
+from synccli.harness.scenario import DEFAULT_NAME, SCENARIO_DIR
 from synccli.harness.scenario_fields import parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -42,16 +51,59 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def db_option(func: F) -> F:
-    """``--db URL`` (env ``SYNCCLI_DB``)."""
-    return click.option(
-        "--db",
-        "db_url",
-        envvar="SYNCCLI_DB",
-        default=DEFAULT_DB,
-        show_default=True,
-        help="Database URL: sqlite:///PATH, mssql+pyodbc://… or postgresql+pyodbc://…",
+def option(*param_decls: str, **attrs: Any) -> Callable[[F], F]:
+    """``click.option`` that shows its environment variable in ``--help``."""
+    attrs.setdefault("show_envvar", True)
+    return click.option(*param_decls, **attrs)
+
+
+def db_option(
+    default: str | None = DEFAULT_DB,
+    help: str = "Database URL: sqlite:///PATH, mssql+pyodbc://… or postgresql+pyodbc://…",
+) -> Callable[[F], F]:
+    """``--db URL`` (env ``SYNCCLI_DB``) into ``db_url``."""
+    return option(
+        "--db", "db_url", envvar="SYNCCLI_DB", default=default, show_default=True, help=help
+    )
+
+
+def threshold_option(func: F) -> F:
+    """``-t/--threshold METRIC=EXPR``, repeatable, into ``thresholds``."""
+    return option(
+        "-t",
+        "--threshold",
+        "thresholds",
+        multiple=True,
+        metavar="METRIC=EXPR",
+        help="Override a threshold, e.g. 'delivery_rate=>=0.99' or 'latency_ms.p99<500'. "
+        "Repeatable.",
     )(func)
+
+
+def complete_scenario(
+    ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Shell completion of a scenario: the shipped names (or those in the ``--dir`` given
+    before it), ``default``, and the ``*.toml`` files (and folders leading to them) that
+    start with ``incomplete``."""
+    directory = Path(ctx.params.get("directory") or SCENARIO_DIR)
+    names = sorted({path.stem for path in directory.glob("*.toml")} | {DEFAULT_NAME})
+    items = [CompletionItem(name) for name in names if name.startswith(incomplete)]
+    folder, _, stem = incomplete.rpartition("/")
+    base = Path(folder or ".")
+    if base.is_dir():
+        for path in sorted(base.glob(f"{stem}*")):
+            shown = f"{folder}/{path.name}" if folder else path.name
+            if path.is_dir():
+                items.append(CompletionItem(shown + "/"))
+            elif path.suffix == ".toml":
+                items.append(CompletionItem(shown))
+    return items
+
+
+def examples(*lines: str) -> str:
+    """An ``Examples:`` block for a command's help text, kept verbatim by Click (``\\b``)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 class Duration(click.types.FloatParamType):

@@ -7,22 +7,35 @@ from datetime import date as date_type
 import click
 from tabulate import tabulate
 
-from synccli.cli.common import db_option, handle_errors
+from synccli.cli.common import db_option, examples, handle_errors, option
 from synccli.domain.values import check_date
 from synccli.errors import ProtocolError
 from synccli.store import open_store
 
 
-@click.group("db")
+@click.group(
+    "db",
+    epilog=examples(
+        "synccli db init --db sqlite:///clinic.db",
+        "synccli db seed --date 2026-11-26 --appointments 40",
+        "SYNCCLI_DB=sqlite:///clinic.db synccli db status",
+    ),
+)
 def db() -> None:
-    """Create, seed and inspect the sync database (exit 4 when it cannot be reached)."""
+    """Create, seed and inspect the database.
+
+    Every subcommand exits 4 when the database cannot be reached.
+    """
 
 
-@db.command("init")
-@db_option
+@db.command("init", epilog=examples("synccli db init", "synccli db init --db sqlite:///clinic.db"))
+@db_option()
 @handle_errors
 def init(db_url: str) -> None:
-    """Create or migrate the schema; never destroys data."""
+    """Create or migrate the schema.
+
+    Never destroys data: tables that exist are kept, missing ones are added.
+    """
     store = open_store(db_url)
     try:
         store.init_schema()
@@ -40,15 +53,18 @@ def _valid_date(_ctx: click.Context, _param: click.Parameter, value: str | None)
         raise click.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD") from None
 
 
-@db.command("seed")
-@db_option
-@click.option(
+@db.command(
+    "seed",
+    epilog=examples("synccli db seed", "synccli db seed --date 2026-11-26 --appointments 40"),
+)
+@db_option()
+@option(
     "--date",
     "day",
     callback=_valid_date,
     help="The day to fill, YYYY-MM-DD.  [default: today]",
 )
-@click.option(
+@option(
     "--appointments",
     "count",
     type=click.IntRange(0, 100_000),
@@ -58,8 +74,11 @@ def _valid_date(_ctx: click.Context, _param: click.Parameter, value: str | None)
 )
 @handle_errors
 def seed(db_url: str, day: str, count: int) -> None:
-    """Create a day of Scheduled appointments (rows, not events); existing ones are kept.
-    The schema is created first if it is missing."""
+    """Create a day of Scheduled appointments.
+
+    They are rows, not events; existing ones are kept. The schema is created first if it is
+    missing.
+    """
     store = open_store(db_url)
     try:
         store.init_schema()
@@ -69,11 +88,17 @@ def seed(db_url: str, day: str, count: int) -> None:
     click.echo(f"{created} appointments created for {day} ({count - created} already there)")
 
 
-@db.command("status")
-@db_option
+@db.command(
+    "status",
+    epilog=examples("synccli db status", "synccli db status --db sqlite:///clinic.db"),
+)
+@db_option()
 @handle_errors
 def status(db_url: str) -> None:
-    """Show every channel: epoch, head and oldest sequence number, events and appointments."""
+    """Show every channel's epoch and heads.
+
+    One row per date: epoch, head and oldest sequence number, events and appointments.
+    """
     store = open_store(db_url)
     try:
         channels = store.status()

@@ -7,7 +7,8 @@ import importlib
 
 import click
 
-from synccli import __version__
+from synccli.cli.common import examples
+from synccli.version import __version__
 
 # (module, attribute) of every top-level command, in help order.
 COMMANDS = (
@@ -22,13 +23,23 @@ COMMANDS = (
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=examples(
+        "synccli db seed && synccli serve",
+        "synccli simulate -c 10 -d 15",
+        "synccli report --gate",
+        'eval "$(_SYNCCLI_COMPLETE=bash_source synccli)"    # shell completion (bash)',
+    ),
+)
 @click.version_option(__version__, prog_name="synccli")
 def cli() -> None:
     """Reliable real-time sync for appointment boards, and the harness that proves it.
 
     Exit codes: 0 ok/pass, 1 a threshold or invariant failed, 2 usage error,
-    3 inconclusive, 4 infrastructure error.
+    3 inconclusive, 4 infrastructure error. Options that read an environment variable
+    show it in their command's --help; shell completion (bash, zsh, fish) is described
+    in the README.
     """
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from synccli.cli.common import handle_errors
+from synccli.cli.common import examples, handle_errors, option, threshold_option
 from synccli.errors import EXIT_OK, ConfigError
 from synccli.report import RENDERERS, check_run, latest_run, parse_override, write_outputs
 from synccli.report.render import colour_wanted, render_table
@@ -32,13 +32,21 @@ def _truth_from_db(url: str) -> Truth:
         store.close()
 
 
-@click.command("report")
+@click.command(
+    "report",
+    epilog=examples(
+        "synccli report",
+        "synccli report reports/20261126T101500Z-default -f markdown",
+        "synccli report --gate -t 'latency_ms.p99<500' -t delivery_rate=1",
+    ),
+)
 @click.argument(
     "run_dir",
     required=False,
     type=click.Path(file_okay=False, path_type=Path),
 )
-@click.option(
+@option(
+    "-f",
     "--format",
     "fmt",
     type=click.Choice(sorted(RENDERERS)),
@@ -46,25 +54,19 @@ def _truth_from_db(url: str) -> Truth:
     show_default=True,
     help="How to print the summary.",
 )
-@click.option(
+@option(
     "--gate",
     is_flag=True,
     help="Exit with the verdict's code: 0 pass, 1 fail, 3 inconclusive, 4 infrastructure.",
 )
-@click.option(
+@option(
     "--db",
     "db_url",
     default=None,
     help="Read the truth from this database instead of the run's truth.json.",
 )
-@click.option(
-    "--threshold",
-    "thresholds",
-    multiple=True,
-    metavar="METRIC=EXPR",
-    help="Override a threshold, e.g. 'delivery_rate=>=0.99' or 'latency_ms.p99<500'. Repeatable.",
-)
-@click.option(
+@threshold_option
+@option(
     "--write",
     is_flag=True,
     help="Rewrite the run's summary.json, junit.xml and report.html (and save the --db "
@@ -79,11 +81,12 @@ def report(
     thresholds: tuple[str, ...],
     write: bool,
 ) -> None:
-    """Re-check a run's history against the truth and print its summary.
+    """Re-check a run and print its verdict.
 
-    RUN_DIR defaults to the newest run folder under ./reports. The history is checked
-    again; the run's files are left as they are unless --write is given. Without --gate
-    the command exits 0 once the report is printed; bad input exits 2 (or 4 when a
+    RUN_DIR defaults to the newest run folder under ./reports. Its history is checked
+    against the truth again and the summary printed; the run's files are left as they are
+    unless --write is given. --threshold overrides a threshold for this check. Without
+    --gate the command exits 0 once the report is printed; bad input exits 2 (or 4 when a
     database given with --db cannot be read). The table is coloured only on a terminal,
     and never when NO_COLOR is set.
     """

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from tabulate import tabulate
 
-from synccli.cli.common import handle_errors
+from synccli.cli.common import complete_scenario, examples, handle_errors, option
 from synccli.errors import EXIT_USAGE, ConfigError
 from synccli.harness.scenario import (
     DEFAULT_NAME,
@@ -20,7 +20,7 @@ from synccli.harness.scenario import (
     load_scenario,
 )
 
-_DIR_OPTION = click.option(
+_DIR_OPTION = option(
     "--dir",
     "directory",
     type=click.Path(file_okay=False, path_type=Path),
@@ -30,20 +30,34 @@ _DIR_OPTION = click.option(
 )
 
 
-@click.group("scenarios")
+@click.group(
+    "scenarios",
+    epilog=examples(
+        "synccli scenarios list",
+        "synccli scenarios show server-crash",
+        "synccli scenarios validate scenarios/*.toml",
+    ),
+)
 def scenarios() -> None:
-    """Scenario files: load, fault schedule and thresholds of a run (see docs/scenarios.md).
+    """List, show and validate scenario files.
 
-    A scenario is named by a shipped file (synccli/scenarios/NAME.toml, or --dir) or given
-    as a path; `default` is the built-in one `synccli simulate` runs without --scenario.
+    A scenario file holds the load, the fault schedule and the thresholds of a run (see
+    docs/scenarios.md). A scenario is named by a shipped file (synccli/scenarios/NAME.toml,
+    or --dir) or given as a path; `default` is the built-in one `synccli simulate` runs
+    without --scenario.
     """
 
 
-@scenarios.command("list")
+@scenarios.command(
+    "list", epilog=examples("synccli scenarios list", "synccli scenarios list --dir ./mine")
+)
 @_DIR_OPTION
 @handle_errors
 def list_command(directory: Path) -> None:
-    """List the scenarios in --dir and the built-in default."""
+    """List the scenarios and their faults.
+
+    One line per file in --dir, then the built-in default.
+    """
     rows = []
     for name, path, description in list_scenarios(directory):
         try:
@@ -59,13 +73,22 @@ def list_command(directory: Path) -> None:
     click.echo(tabulate(rows, headers=("name", "duration", "faults", "description")))
 
 
-@scenarios.command("show")
-@click.argument("ref", metavar="NAME|FILE")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of TOML.")
+@scenarios.command(
+    "show",
+    epilog=examples(
+        "synccli scenarios show default",
+        "synccli scenarios show ./my-scenario.toml --json",
+    ),
+)
+@click.argument("ref", metavar="NAME|FILE", shell_complete=complete_scenario)
+@option("--json", "as_json", is_flag=True, help="Print JSON instead of TOML.")
 @_DIR_OPTION
 @handle_errors
 def show_command(ref: str, as_json: bool, directory: Path) -> None:
-    """Print the resolved scenario: every default filled in, loadable again as a file."""
+    """Print a scenario, every default filled in.
+
+    The output loads again as a scenario file (or is JSON with --json).
+    """
     scenario = find_scenario(ref, directory)
     if as_json:
         click.echo(scenario.to_json())
@@ -75,12 +98,19 @@ def show_command(ref: str, as_json: bool, directory: Path) -> None:
     click.echo(scenario.to_toml(), nl=False)
 
 
-@scenarios.command("validate")
+@scenarios.command(
+    "validate",
+    epilog=examples(
+        "synccli scenarios validate scenarios/*.toml",
+        "synccli scenarios validate ./my-scenario.toml",
+    ),
+)
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate_command(files: tuple[Path, ...]) -> None:
-    """Check scenario FILES; print OK, or every error (file:line: field: problem), for each.
+    """Check scenario files.
 
-    Exit code 2 if any file is invalid.
+    Prints OK, or every error (file:line: field: problem), for each of FILES. Exit code 2
+    if any file is invalid.
     """
     invalid = 0
     for path in files:

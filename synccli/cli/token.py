@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from synccli.cli.common import handle_errors
+from synccli.cli.common import examples, handle_errors
 from synccli.cli.secrets import read_pem, resolve_secret, secret_options
 from synccli.errors import ConfigError
 from synccli.tokens import HMAC_ALGORITHM, PUBLIC_KEY_ALGORITHMS, mint_token, parse_ttl
@@ -17,7 +17,14 @@ def split_channels(values: tuple[str, ...]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-@click.command("token")
+@click.command(
+    "token",
+    epilog=examples(
+        "synccli token --sub desk-1 --channels 2026-11-26 --write",
+        "SYNCCLI_JWT_SECRET=… synccli token --sub board-3 --channels '2026-11-*' --ttl 12h",
+        "synccli token --sub ops --channels '*' --jwt-private-key signing.pem",
+    ),
+)
 @click.option("--sub", required=True, help="The user: recorded as the actor of every write.")
 @click.option(
     "--channels",
@@ -51,8 +58,10 @@ def token(
     jwt_private_key: Path | None,
     algorithm: str,
 ) -> None:
-    """Print a signed token for --sub that reads --channels (and writes them with --write),
-    valid for --ttl. The secret comes from --jwt-secret-file, $SYNCCLI_JWT_SECRET or
+    """Mint a signed per-user token.
+
+    Prints a token for --sub that reads --channels (and writes them with --write), valid
+    for --ttl. The secret comes from --jwt-secret-file, $SYNCCLI_JWT_SECRET or
     --jwt-secret. Exit codes: 0 printed, 2 usage error."""
     private = read_pem(jwt_private_key, "JWT private key")
     secret = resolve_secret(jwt_secret, jwt_secret_file, "SYNCCLI_JWT_SECRET", "JWT secret")

@@ -12,9 +12,9 @@ retransmits; no proxy can fake that.
 
 Without root, a namespace cannot be joined to the host's network, so where the kernel
 allows unprivileged user namespaces the run uses ``userns.UserNamespaceLink`` instead (the
-lossy link across the namespace's own loopback); ``check_available`` says which is possible
-here, or why neither is. A root namespace left behind by a killed run is found by its owner
-file and removed by ``cleanup_stale``.
+lossy link across the namespace's own loopback); ``synccli.faults.loss`` picks which one
+is possible here, or says why neither is. A root namespace left behind by a killed run is
+found by its owner file and removed by ``cleanup_stale``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import socket
 import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 from synccli.errors import ConfigError, FaultError
 from synccli.faults.nshelper import NamespaceHelper
@@ -62,34 +62,9 @@ _CAP_NET_ADMIN = 12
 _CAP_SYS_ADMIN = 21
 
 
-class LossLink(Protocol):
-    """What a run needs of a packet-loss link: ``PacketLossNamespace`` (root, a veth) or
-    ``userns.UserNamespaceLink`` (no root, a relay across a user namespace's loopback)."""
-
-    @property
-    def front(self) -> tuple[str, int]:
-        """Where clients reach the server across the lossy link."""
-        ...
-
-    def listener(self) -> socket.socket:
-        """A new listening socket for the server process, made inside the namespace."""
-        ...
-
-    def create(self) -> None: ...
-    def destroy(self) -> None: ...
-    def tune_rto(self, min_ms: int) -> None: ...
-    def set_loss(self, percent: float, direction: Direction = "both") -> None: ...
-    def clear_loss(self) -> None: ...
-    def dropped(self) -> int: ...
-
-
-def check_available() -> str | None:
-    """None if packet loss can be done here (as root, or in a user namespace), else the
-    reason it cannot (one sentence)."""
-    if not _has_capabilities():
-        from synccli.faults.userns import check_unprivileged
-
-        return check_unprivileged()
+def check_root() -> str | None:
+    """None if a veth namespace with nftables can be made here (with root's capabilities),
+    else the reason it cannot (one sentence)."""
     for tool, package in (("ip", "iproute2"), ("nft", "nftables"), ("unshare", "util-linux")):
         if shutil.which(tool) is None:
             return f"packet loss needs the `{tool}` command; install the {package} package"
@@ -104,16 +79,6 @@ def check_available() -> str | None:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"network namespaces with nftables are not permitted here ({exc})"
     return None
-
-
-def open_link(run_id: str) -> LossLink:
-    """The packet-loss link for run ``run_id``, not yet created: a veth namespace as root,
-    else a user namespace (call ``check_available`` first)."""
-    if _has_capabilities():
-        return PacketLossNamespace.for_run(run_id)
-    from synccli.faults.userns import UserNamespaceLink
-
-    return UserNamespaceLink()
 
 
 def loss_ruleset(
@@ -356,7 +321,8 @@ def count_drops(nft_json: str) -> int:
     return total
 
 
-def _has_capabilities() -> bool:
+def has_capabilities() -> bool:
+    """True when this process holds CAP_NET_ADMIN and CAP_SYS_ADMIN (root, in effect)."""
     try:
         status = Path("/proc/self/status").read_text()
     except OSError:

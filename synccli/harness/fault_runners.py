@@ -21,7 +21,8 @@ from synccli.harness.scenario import FaultSpec
 from synccli.history import Record, ServerLifecycle
 
 if TYPE_CHECKING:
-    from synccli.faults.netns import Direction, LossLink
+    from synccli.faults.loss import LossLink
+    from synccli.faults.netns import Direction
     from synccli.faults.toxiproxy import ToxiproxyFaults
     from synccli.harness.server_process import ServerProcess
 

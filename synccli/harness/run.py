@@ -22,10 +22,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake, InvalidURI
 
 from synccli.client.tls import client_context
-from synccli.errors import EXIT_INFRASTRUCTURE, InfrastructureError
+from synccli.errors import EXIT_INFRASTRUCTURE, InfrastructureError, StoreError
 from synccli.faults.kinds import PROXY_KINDS
 from synccli.harness.certs import self_signed
-from synccli.harness.progress import ProgressLine
+from synccli.harness.progress import ProgressLine, Snapshot, StatusText
 from synccli.harness.scenario import Scenario, ServerOptions
 from synccli.harness.schedule import FaultRunner, FaultTargets, cancel_quietly
 from synccli.harness.server_process import ServerProcess, free_port
@@ -101,6 +101,10 @@ class Simulation:
         self.dates: tuple[str, ...] = ()
         self._store: Store | None = None
         self._fleet_urls: list[str] = []
+        self.phase = "load"
+        self._load_t0 = self.t0
+        self._counters: dict[str, int] = {}
+        self._text = StatusText(self.scenario.duration_s)
         #: The harness's own credential (health, metrics, fault hooks, truth) and trust.
         self.token = config.token
         self.ca_file = config.ca_file
@@ -167,7 +171,7 @@ class Simulation:
         )
         kinds = {fault.kind for fault in scenario.faults}
         if config.builtin_default and scenario.faults and "packet_loss" not in kinds:
-            from synccli.faults.netns import check_available
+            from synccli.faults.loss import check_available
 
             reason = check_available()
             if reason is not None:
@@ -211,13 +215,8 @@ class Simulation:
     ) -> Any:
         if "packet_loss" not in kinds:
             return None
-        from synccli.faults.netns import (
-            RTO_MIN_MS,
-            PacketLossNamespace,
-            check_available,
-            cleanup_stale,
-            open_link,
-        )
+        from synccli.faults.loss import check_available, open_link
+        from synccli.faults.netns import RTO_MIN_MS, PacketLossNamespace, cleanup_stale
 
         reason = await asyncio.to_thread(check_available)
         if reason is not None:
@@ -351,7 +350,8 @@ class Simulation:
         faults = self.faults
         # A fault's ``at_s`` counts from the start of the load, which begins now (the
         # clients start below), not from ``t0``: server and proxy start-up come before it.
-        fault_task = asyncio.create_task(faults.run(time.monotonic()))
+        self._load_t0 = time.monotonic()
+        fault_task = asyncio.create_task(faults.run(self._load_t0))
         ticker = asyncio.create_task(self._tick(progress))
 
         async def heal_faults() -> None:
@@ -359,18 +359,31 @@ class Simulation:
             await cancel_quietly(fault_task)
             await faults.heal_all()
 
+        def enter(phase: str) -> None:
+            # A frame at every phase change, so a CI log (a line every 5 s) shows them all.
+            self.phase = phase
+            progress.tick(force=True)
+
+        async def heal_then_drain() -> None:
+            enter("heal")
+            await heal_faults()
+            enter("drain")
+
         try:
             self.fleet_stats = await run_fleet(
                 fleet_config,
                 self.history,
                 stop,
+                progress=self._counters.update,
                 target_heads=self._target_heads,
-                before_drain=heal_faults,
+                before_drain=heal_then_drain,
             )
         finally:
             await heal_faults()
             await cancel_quietly(ticker)
-            progress.tick(force=True)
+            self.phase = "check"
+            if config.progress:
+                progress.show(await self._final_status())
             progress.finish()
         if self.faults.failed:
             self.say(f"{self.faults.failed} fault(s) could not be applied; see history.jsonl")
@@ -392,21 +405,27 @@ class Simulation:
             progress.tick()
             await asyncio.sleep(0.5)
 
-    def _status(self) -> str:
-        elapsed = time.monotonic() - self.t0
-        stats = self.fleet_stats_live()
-        active = ",".join(sorted(self.faults.active)) if self.faults and self.faults.active else "-"
-        return (
-            f"[{elapsed:5.1f}s/{self.scenario.duration_s:.0f}s] committed {self.committed}"
-            f" applied {stats.get('applied', 0)} connected {stats.get('connected', 0)}"
-            f"/{self.scenario.clients} writes ok {stats.get('writes_ok', 0)}"
-            f" failed {stats.get('writes_failed', 0)} faults {active}"
+    def _snapshot(self, counters: dict[str, int]) -> Snapshot:
+        active = tuple(sorted(self.faults.active)) if self.faults else ()
+        at_s = time.monotonic() - self._load_t0
+        return Snapshot.of(
+            at_s, self.phase, self.committed, self.scenario.clients, counters, active
         )
 
-    def fleet_stats_live(self) -> dict[str, int]:
-        from synccli.client.fleet import live_counters
+    def _status(self) -> str:
+        return self._text.line(self._snapshot(self._counters))
 
-        return live_counters()
+    async def _final_status(self) -> str:
+        """The last frame: the fleet's final counters (its clients are closed by now, so
+        ``connected`` is the last live count) and the database's final heads."""
+        with contextlib.suppress(StoreError):
+            heads = await self._target_heads()
+            if heads is not None:
+                self.committed = sum(seq for _, seq in heads.values())
+        final = dict(self._counters)
+        if self.fleet_stats is not None:
+            final |= {k: v for k, v in self.fleet_stats.counters.items() if k != "connected"}
+        return self._text.line(self._snapshot(final), final=True)
 
 
 def server_options(server: ServerOptions) -> list[str]:

@@ -216,7 +216,7 @@ def find_scenario(ref: str, directory: str | Path = SCENARIO_DIR, **overrides: A
 def default_scenario(clients: int = 10, packet_loss: bool | None = None) -> Scenario:
     """The built-in scenario ``synccli simulate`` runs without ``--scenario``, for
     ``clients`` clients. Its packet-loss fault is kept only where the machine allows it
-    (``packet_loss=None`` asks ``synccli.faults.netns.check_available``)."""
+    (``packet_loss=None`` asks ``synccli.faults.loss.check_available``)."""
     text = (
         importlib.resources.files("synccli.harness")
         .joinpath("default_scenario.toml")
@@ -224,7 +224,7 @@ def default_scenario(clients: int = 10, packet_loss: bool | None = None) -> Scen
     )
     scenario = parse_scenario(text, "default_scenario.toml")
     if packet_loss is None:
-        from synccli.faults.netns import check_available
+        from synccli.faults.loss import check_available
 
         packet_loss = check_available() is None
     if not packet_loss:

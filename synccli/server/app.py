@@ -16,8 +16,6 @@ import contextlib
 import functools
 import gc
 import logging
-import os
-import signal
 import socket
 from collections.abc import Callable
 from datetime import timedelta
@@ -38,6 +36,7 @@ from synccli.server.metrics import Metrics
 from synccli.server.services import Services
 from synccli.server.tls import server_context
 from synccli.server.writes import perform_write, phantom_write
+from synccli.signals import stop_on_signals
 from synccli.store import Store, open_store, redact_url
 
 log = logging.getLogger(__name__)
@@ -189,24 +188,15 @@ class SyncServer:
         await self.start()
         if on_started is not None:
             on_started(self)
-        loop = asyncio.get_running_loop()
-        signals = (signal.SIGINT, signal.SIGTERM)
-
-        def on_signal() -> None:
-            if self._stop.is_set():
-                log.warning("second signal: exiting now")
-                os._exit(130)
-            log.info("signal received: shutting down")
-            self._stop.set()
-
-        for sig in signals:
-            loop.add_signal_handler(sig, on_signal)
-        try:
-            await self.serve_forever()
-        finally:
-            await self.close()
-            for sig in signals:
-                loop.remove_signal_handler(sig)
+        with stop_on_signals(
+            self._stop,
+            on_stop=lambda: log.info("signal received: shutting down"),
+            on_force=lambda: log.warning("second signal: exiting now"),
+        ):
+            try:
+                await self.serve_forever()
+            finally:
+                await self.close()
 
     async def close(self) -> None:
         """Stop accepting, close connections with 1001, wait (bounded), close the store."""

@@ -180,8 +180,8 @@ def test_duration_option_takes_units_and_refuses_bad_ones_in_one_sentence() -> N
     assert result.exit_code == 2
     error = result.output.splitlines()[-1]
     assert error == (
-        "Error: Invalid value for '--duration': '1x' is not a duration: use seconds (15) or a "
-        'duration like "30s", "2m", "1m30s".'
+        "Error: Invalid value for '-d' / '--duration' (env var: 'SYNCCLI_DURATION'): '1x' is "
+        'not a duration: use seconds (15) or a duration like "30s", "2m", "1m30s".'
     )
     result = CliRunner().invoke(cli, ["simulate", "--duration", "0.1s"])
     assert result.exit_code == 2 and "0.1s is not between 0.5 s and 86400 s" in result.output

@@ -54,7 +54,8 @@ def test_serve_options_read_their_environment_variables() -> None:
     ):
         result = CliRunner().invoke(cli, ["serve"], env={variable: "not-a-number"})
         assert result.exit_code == 2, variable
-        assert f"Invalid value for '{option}'" in result.output, variable
+        assert "Invalid value for" in result.output and f"'{option}'" in result.output, variable
+        assert f"env var: '{variable}'" in result.output, variable
 
 
 def test_serve_port_in_use_is_one_sentence_exit_4(tmp_path: Path) -> None:

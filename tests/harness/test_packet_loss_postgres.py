@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from synccli.faults.netns import check_available, list_namespaces
+from synccli.faults.loss import check_available
+from synccli.faults.netns import list_namespaces
 from tests.conftest import require, seconds
 from tests.store.pg import throwaway_database, url_of
 

@@ -170,7 +170,7 @@ at_s = 2.5
 
 
 def test_packet_loss_drops_packets_in_the_kernel_and_loses_no_event(tmp_path: Path) -> None:
-    from synccli.faults.netns import check_available
+    from synccli.faults.loss import check_available
 
     require(os.geteuid() == 0, "packet loss needs root")
     reason = check_available()
