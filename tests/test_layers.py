@@ -31,6 +31,8 @@ LAYERS: dict[str, int] = {
     "synccli.history": 0,
     "synccli.protocol": 1,
     "synccli.faults.kinds": 1,
+    # the board rebuilt from the log: pure, on domain values; the store returns its entries
+    "synccli.audit": 1,
     "synccli.store": 2,
     # minting and reading JWTs: above the rights rules (protocol.authz), below server and clients
     "synccli.tokens": 2,

@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 import click
 from click.shell_completion import CompletionItem
 
-from synccli.errors import SynccliError
+from synccli.domain.values import check_date
+from synccli.errors import ProtocolError, SynccliError
 from synccli.harness.scenario import DEFAULT_NAME, SCENARIO_DIR
 from synccli.harness.scenario_fields import parse_duration
 
@@ -49,6 +50,14 @@ def handle_errors(func: F) -> F:
             raise command_error(exc.exit_code)(str(exc)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def valid_date(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """A click callback: ``value`` if it is a ``YYYY-MM-DD`` date, else a usage error."""
+    try:
+        return check_date(value)
+    except ProtocolError:
+        raise click.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD") from None
 
 
 def option(*param_decls: str, **attrs: Any) -> Callable[[F], F]:

@@ -7,9 +7,7 @@ from datetime import date as date_type
 import click
 from tabulate import tabulate
 
-from synccli.cli.common import db_option, examples, handle_errors, option
-from synccli.domain.values import check_date
-from synccli.errors import ProtocolError
+from synccli.cli.common import db_option, examples, handle_errors, option, valid_date
 from synccli.store import open_store
 
 
@@ -44,13 +42,10 @@ def init(db_url: str) -> None:
     click.echo(f"schema ready in {store.url}")
 
 
-def _valid_date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
+def _valid_date(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
     if value is None:
         return date_type.today().isoformat()
-    try:
-        return check_date(value)
-    except ProtocolError:
-        raise click.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD") from None
+    return valid_date(ctx, param, value)
 
 
 @db.command(
@@ -97,7 +92,8 @@ def seed(db_url: str, day: str, count: int) -> None:
 def status(db_url: str) -> None:
     """Show every channel's epoch and heads.
 
-    One row per date: epoch, head and oldest sequence number, events and appointments.
+    One row per date: epoch, head and oldest kept sequence number with its commit time,
+    what retention pruned, events and appointments.
     """
     store = open_store(db_url)
     try:
@@ -113,9 +109,34 @@ def status(db_url: str) -> None:
             s.channel.epoch,
             s.channel.head_seq,
             s.channel.min_seq,
+            s.oldest_kept or "-",
+            f"1-{s.pruned}" if s.pruned else "none",
             s.events,
             s.appointments,
         )
         for s in channels
     ]
-    click.echo(tabulate(table, headers=["date", "epoch", "head", "min", "events", "appointments"]))
+    headers = ["date", "epoch", "head", "min", "oldest kept", "pruned", "events", "appointments"]
+    click.echo(tabulate(table, headers=headers))
+
+
+@db.command(
+    "prune-channels",
+    epilog=examples(
+        "synccli db prune-channels", "synccli db prune-channels --db sqlite:///clinic.db"
+    ),
+)
+@db_option()
+@handle_errors
+def prune_channels(db_url: str) -> None:
+    """Delete the empty channels of older versions.
+
+    A channel that never had an event and has no appointments goes: older versions created
+    one for every date a client read. Channels with events or appointments are kept.
+    """
+    store = open_store(db_url)
+    try:
+        removed = store.prune_channels()
+    finally:
+        store.close()
+    click.echo(f"{removed} empty channels removed from {store.url}")

@@ -16,6 +16,8 @@ COMMANDS = (
     ("synccli.cli.checkin", "checkin"),
     ("synccli.cli.token", "token"),
     ("synccli.cli.db", "db"),
+    ("synccli.cli.events", "events"),
+    ("synccli.cli.board", "board"),
     ("synccli.cli.simulate", "simulate"),
     ("synccli.cli.report", "report"),
     ("synccli.cli.scenarios", "scenarios"),

@@ -7,11 +7,14 @@ import sys
 from pathlib import Path
 
 import click
+from tabulate import tabulate
 
 from synccli.cli.common import examples, handle_errors, option, threshold_option
 from synccli.errors import EXIT_OK, ConfigError
 from synccli.report import RENDERERS, check_run, latest_run, parse_override, write_outputs
+from synccli.report.client_view import COLUMNS, client_steps
 from synccli.report.render import colour_wanted, render_table
+from synccli.report.run import load_run
 from synccli.report.truth import Truth, truth_from_store
 from synccli.store import open_store
 from synccli.store.urls import parse_sqlite_url
@@ -38,6 +41,7 @@ def _truth_from_db(url: str) -> Truth:
         "synccli report",
         "synccli report reports/20261126T101500Z-default -f markdown",
         "synccli report --gate -t 'latency_ms.p99<500' -t delivery_rate=1",
+        "synccli report --client c001 --around 120",
     ),
 )
 @click.argument(
@@ -67,6 +71,18 @@ def _truth_from_db(url: str) -> Truth:
 )
 @threshold_option
 @option(
+    "--client",
+    "client_id",
+    default=None,
+    help="Show what this client saw, step by step, beside what the database committed.",
+)
+@option(
+    "--around",
+    type=click.IntRange(min=0),
+    default=None,
+    help="With --client: only the steps within 10 sequence numbers of this one.",
+)
+@option(
     "--write",
     is_flag=True,
     help="Rewrite the run's summary.json, junit.xml and report.html (and save the --db "
@@ -79,6 +95,8 @@ def report(
     gate: bool,
     db_url: str | None,
     thresholds: tuple[str, ...],
+    client_id: str | None,
+    around: int | None,
     write: bool,
 ) -> None:
     """Re-check a run and print its verdict.
@@ -93,6 +111,12 @@ def report(
     overrides = [parse_override(text) for text in thresholds]
     folder = run_dir if run_dir is not None else latest_run(DEFAULT_REPORTS)
     truth = _truth_from_db(db_url) if db_url else None
+    if client_id is not None:
+        steps = client_steps(*load_run(folder, truth), client_id, around)
+        click.echo(tabulate([s.cells() for s in steps], headers=COLUMNS))
+        return
+    if around is not None:
+        raise click.UsageError("--around needs --client")
     summary = check_run(folder, truth, overrides=overrides, save_truth=write)
     if write:
         write_outputs(folder, summary)

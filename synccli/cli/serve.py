@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import resource
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,6 +114,48 @@ SETTINGS = (
         "--max-replay",
         click.IntRange(min=1),
         "Most events replayed on a resume; further behind gets a snapshot.",
+    ),
+    Setting(
+        "send_queue_bytes",
+        "--send-queue-bytes",
+        click.IntRange(min=1),
+        "Bytes queued per connection before it is closed as too slow (4001).",
+    ),
+    Setting(
+        "max_connections",
+        "--max-connections",
+        click.IntRange(min=1),
+        "Open connections; more are refused with HTTP 503.",
+    ),
+    Setting(
+        "max_subscriptions",
+        "--max-subscriptions",
+        click.IntRange(min=1),
+        "Dates one connection may subscribe to at once.",
+    ),
+    Setting(
+        "message_rate",
+        "--message-rate",
+        _SECONDS,
+        "Client messages per second per connection (then rate_limited; sustained: 1008).",
+    ),
+    Setting(
+        "message_burst",
+        "--message-burst",
+        click.FloatRange(min=1),
+        "Messages a connection may send at once above --message-rate.",
+    ),
+    Setting(
+        "days_back",
+        "--days-back",
+        click.IntRange(min=0),
+        "Oldest date served, in days before today.",
+    ),
+    Setting(
+        "days_ahead",
+        "--days-ahead",
+        click.IntRange(min=0),
+        "Latest date served, in days after today.",
     ),
     Setting("retention_hours", "--retention", _SECONDS, "Hours of event log kept for resumes."),
     Setting(
@@ -221,6 +264,24 @@ def auth_settings(
     }
 
 
+#: Descriptors the server needs besides its connections (listeners, database, logs).
+SPARE_DESCRIPTORS = 64
+
+
+def _check_descriptors(max_connections: int) -> None:
+    """Warn when the descriptor limit is below what ``max_connections`` needs: accept()
+    would fail (EMFILE) before the 503 of the connection limit could answer."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < max_connections + SPARE_DESCRIPTORS:
+        logging.getLogger("synccli.serve").warning(
+            "the file descriptor limit (%d) is below --max-connections (%d) + %d; "
+            "raise it (ulimit -n) or lower --max-connections",
+            soft,
+            max_connections,
+            SPARE_DESCRIPTORS,
+        )
+
+
 def _announce(server: SyncServer) -> None:
     """The one "listening" line, flushed: the harness waits for it."""
     sys.stdout.write(
@@ -252,12 +313,15 @@ def _announce(server: SyncServer) -> None:
 def serve(log_level: str, **options: Any) -> None:
     """Run the sync server.
 
-    One port serves the WebSocket endpoint /ws, GET /healthz and GET /metrics. Creates or
+    One port serves the WebSocket endpoint /ws, GET /livez, /readyz (/healthz) and
+    /metrics; every resource a client can use is limited (docs/security.md). Creates or
     migrates the database schema at start. Stops cleanly on Ctrl+C or SIGTERM (a second
     Ctrl+C forces exit). Auth: --jwt-secret (per-user tokens, see `synccli token`) or
     --token; secrets also from files or the environment. Exit codes: 0 stopped, 2 usage
     error (also an empty token or secret), 4 port in use or database unreachable.
     """
-    configure_logging(log_level)
+    configure_logging(log_level)  # one line a second per kind (EMFILE accept() floods)
     auth = auth_settings(**{name: options.pop(name) for name in AUTH_PARAMS})
-    run_server(ServerConfig(**options, **auth), _announce)
+    config = ServerConfig(**options, **auth)
+    _check_descriptors(config.max_connections)
+    run_server(config, _announce)

@@ -11,7 +11,11 @@ from websockets.exceptions import InvalidStatus, WebSocketException
 
 from synccli.client.tls import client_context
 from synccli.errors import ConfigError, InfrastructureError, ProtocolError
+from synccli.protocol.client_id import with_client_id
 from synccli.protocol.messages import Result, UpdateAppointmentState, dumps, parse_server_message
+
+#: The client id ``synccli checkin`` connects as: its writes are recorded as the operator's.
+OPERATOR = "operator"
 
 
 async def update_state(
@@ -38,7 +42,7 @@ async def update_state(
     try:
         async with asyncio.timeout(timeout):
             async with connect(
-                url,
+                with_client_id(url, OPERATOR),
                 additional_headers=headers,
                 compression=None,
                 ssl=client_context(url, ca_file),

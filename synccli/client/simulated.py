@@ -31,6 +31,7 @@ from synccli.errors import ProtocolError
 from synccli.history import records as rec
 from synccli.protocol.backoff import backoff
 from synccli.protocol.channel import SYNCED, Effects
+from synccli.protocol.client_id import with_client_id
 from synccli.protocol.messages import ClientMessage, ServerMessage, dumps, parse_server_message
 from synccli.protocol.session import ClientSession, SessionConfig
 from synccli.tokens import TokenSource
@@ -170,13 +171,14 @@ class SimulatedClient:
         config = self.config
         delays = backoff(config.backoff_initial, config.backoff_max, rng=self.rng)
         tls = client_context(config.url, config.ca_file)
+        url = with_client_id(config.url, self.client_id)
         while not self._closing.is_set():
             self.attempts += 1
             token = config.tokens.token() if config.tokens is not None else config.token
             headers = {"Authorization": f"Bearer {token}"} if token else None
             try:
                 ws = await connect(
-                    config.url,
+                    url,
                     additional_headers=headers,
                     ssl=tls,
                     compression=None,

@@ -11,7 +11,8 @@ from synccli.domain.values import Event, Row
 class WriteRequest:
     """One requested state change of one appointment. ``request_id`` makes it idempotent;
     ``expected_version``, when given, must match the row's version. ``actor`` is who asked
-    (a signed token's ``sub``; None without per-user tokens), stored with the outcome."""
+    (a signed token's ``sub``, else the client id the connection gave), stored with the
+    event it commits; None when nobody is known."""
 
     request_id: str
     appointment_id: str
@@ -51,8 +52,16 @@ class WriteOutcome:
 
 @dataclass(frozen=True, slots=True)
 class ChannelStatus:
-    """What ``synccli db status`` shows of a channel: its position and how much it holds."""
+    """What ``synccli db status`` shows of a channel: its position and how much it holds.
+    ``oldest_kept`` is when its oldest kept event (``min_seq``) was committed, None when its
+    log is empty."""
 
     channel: Channel
     events: int
     appointments: int
+    oldest_kept: str | None = None
+
+    @property
+    def pruned(self) -> int:
+        """How many of the channel's events retention has deleted (all below ``min_seq``)."""
+        return self.channel.min_seq - 1

@@ -61,6 +61,7 @@ ERROR_CODES = frozenset(
         "request_id_reused",
         "db_unavailable",
         "rate_limited",
+        "too_many_subscriptions",
         "forbidden",
         "internal",
     }

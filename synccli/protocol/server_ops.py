@@ -51,6 +51,18 @@ class ServerSessionConfig:
     max_retries: int = 3
     malformed_limit: int = 10
     max_replay: int = 10000
+    #: Events per replay page (``subscribed``/``missed_events`` frame, one log read).
+    replay_page: int = 500
+    #: Dates one connection may subscribe to at once.
+    max_subscriptions: int = 100
+    #: Client messages per second (token bucket) and the burst above it.
+    message_rate: float = 1000.0
+    message_burst: float = 2000.0
+    #: Refused messages without a quiet second before the connection is closed 1008.
+    rate_strikes: int = 100
+    #: The dates a client may read: this many days before today and after it.
+    days_back: int = 366
+    days_ahead: int = 731
 
 
 @dataclass(frozen=True, slots=True)

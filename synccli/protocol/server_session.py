@@ -17,6 +17,15 @@ events meanwhile are buffered and then sent only past the answer's position (gua
 a live event at or below a subscription's position is never sent (dedupe against the
 snapshot or replay); a write with a usable ``requestId`` is always answered by ``result``,
 even when malformed; more than ``malformed_limit`` malformed messages in a row close 1008.
+
+Limits (``protocol.limits``): every frame takes a token of the connection's bucket; a refused
+one is answered ``rate_limited`` (a write: ``result`` ``rate_limited``) and not served, and
+a sustained flood closes 1008. At most ``max_subscriptions`` dates at once
+(``too_many_subscriptions``); reads of dates outside the window are ``bad_message``.
+Replays are sent in pages of ``replay_page`` events, each page read from the log only after
+the previous one was handed to the adapter (which waits for its send queue to drain in
+between); a connection serves one request at a time, so at most one replay is in flight.
+
 The connection's ``Authorisation`` (``protocol.authz``) is applied to every request: outside
 it, ``forbidden`` and no store operation; once it has expired, close 4003.
 """
@@ -28,6 +37,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
+from datetime import date as Date
 from typing import Any
 
 from synccli.domain.values import Event, Position
@@ -35,7 +45,8 @@ from synccli.errors import DatabaseUnavailable, ProtocolError
 from synccli.protocol import messages as m
 from synccli.protocol.acks import AckTracker
 from synccli.protocol.authz import FULL_ACCESS, Authorisation
-from synccli.protocol.replay import Replay, serve_replay
+from synccli.protocol.limits import DateWindow, RateLimit, TokenBucket
+from synccli.protocol.replay import Replay, read_page, serve_replay
 from synccli.protocol.server_ops import (
     SEND_AS_IS,
     Channels,
@@ -77,6 +88,7 @@ class ServerSession:
         policy: SendPolicy = SEND_AS_IS,
         counts: Counter[str] | None = None,
         writes_failed: Counter[str] | None = None,
+        today: Callable[[], Date] = Date.today,
         auth: Authorisation = FULL_ACCESS,
     ) -> None:
         self.config = config
@@ -90,6 +102,11 @@ class ServerSession:
         self.writes_failed: Counter[str] = Counter() if writes_failed is None else writes_failed
         self.subs: dict[str, _Subscription] = {}
         self.malformed = 0
+        self.rate = RateLimit(
+            TokenBucket(config.message_rate, config.message_burst), config.rate_strikes
+        )
+        self.window = DateWindow(config.days_back, config.days_ahead)
+        self.today = today
         self.next_heartbeat = now + config.heartbeat
         self._step: Step | None = None
         self._out = Effects()
@@ -101,8 +118,29 @@ class ServerSession:
         """One client frame. The previous request must be finished (no operation pending)."""
         if self._step is not None:
             raise RuntimeError("a request is still waiting for its store operation")
+        if not self.rate.admit(now):
+            return self._rate_limited(frame)
         step = self._handle(frame)
         return self._run(step, lambda: next(step), now)
+
+    def _rate_limited(self, frame: str | bytes) -> Effects:
+        """A frame over the connection's message rate: refused unread (a write is still
+        answered by ``result``), or the close once the flood is sustained."""
+        out = Effects()
+        self.counts["rate_limited_total"] += 1
+        if self.rate.sustained:
+            self.counts["rate_limit_closes_total"] += 1
+            out.close = Close(m.CLOSE_POLICY, "message rate exceeded")
+            return out
+        text = f"more than {self.config.message_rate:g} messages per second; slow down"
+        request_id = _write_request_id(frame)
+        if request_id is not None:
+            self.writes_failed["rate_limited"] += 1
+            answer: Any = m.Result(request_id, False, error_code="rate_limited", error_message=text)
+        else:
+            answer = m.ErrorMessage("rate_limited", text)
+        out.send.append(_frame(answer))
+        return out
 
     def resume(self, result: Any, now: float) -> Effects:
         """The result of the pending store operation."""
@@ -150,6 +188,7 @@ class ServerSession:
                 yield from self._write(data)
                 return
             message = m.parse_client_message(data)
+            self._check_window(message)
         except ProtocolError as exc:
             self._malformed_message(exc)
             return
@@ -171,6 +210,10 @@ class ServerSession:
                     "internal", "internal server error; the request was not served", message.type
                 )
             )
+
+    def _check_window(self, message: m.ClientMessage) -> None:
+        if isinstance(message, (m.Subscribe, m.GetSnapshot, m.RequestMissedEvents)):
+            self.window.check(message.date, self.today())
 
     def _malformed_message(self, exc: ProtocolError) -> None:
         self.malformed += 1
@@ -245,8 +288,20 @@ class ServerSession:
 
     def _subscribe(self, message: m.Subscribe) -> Step:
         date, channels = message.date, self.channels
+        followed = channels.known(date)  # before leaving: a re-subscribe needs no read
         self._leave(date)
-        if not channels.known(date):
+        if len(self.subs) >= self.config.max_subscriptions:
+            self.counts["subscription_limit_total"] += 1
+            self._send(
+                m.ErrorMessage(
+                    "too_many_subscriptions",
+                    f"at most {self.config.max_subscriptions} dates per connection; "
+                    "unsubscribe from one first",
+                    message.type,
+                )
+            )
+            return
+        if not followed:
             channel = yield ReadChannel(date)
             if channels.sync(channel):
                 self._out.wake_relay = True
@@ -255,7 +310,17 @@ class ServerSession:
         self.subs[date] = sub
         channels.subscribe(date, self.subscriber)
         try:
-            answer = yield from self._subscribe_answer(message)
+            answer, rest = yield from self._subscribe_answer(message)
+            if self.subs.get(date) is not sub:
+                return  # the epoch changed meanwhile; the client was told to resync
+            self._send(answer)
+            self._track(answer.events)
+            try:
+                end = yield from self._stream(date, rest)
+            except DatabaseUnavailable:
+                # The answer is out: the client must start over rather than wait.
+                self.counts["db_errors_total"] += 1
+                end = "history_truncated"
         except BaseException:
             if self.subs.get(date) is sub:
                 del self.subs[date]
@@ -263,41 +328,83 @@ class ServerSession:
             raise
         if self.subs.get(date) is not sub:
             return  # the epoch changed meanwhile; the client was told to resync
-        sub.epoch, sub.pos = answer.epoch, answer.seq
-        self._send(answer)
-        self._track(answer.events)
+        if isinstance(end, str):
+            self._leave(date)  # the log was pruned under the replay: start over
+            self.counts["resyncs_total"] += 1
+            self._send(m.ResyncRequired(date, end))
+            return
+        sub.epoch, sub.pos = end.epoch, end.seq
         buffered, sub.buffer = sub.buffer or [], None
         for event in buffered:
             self._live(event)
 
-    def _subscribe_answer(self, message: m.Subscribe) -> Generator[StoreOp, Any, m.Subscribed]:
+    def _subscribe_answer(
+        self, message: m.Subscribe
+    ) -> Generator[StoreOp, Any, tuple[m.Subscribed, Replay]]:
+        """The ``subscribed`` answer (with a replay's first page) and what remains to send."""
         date, since = message.date, message.since
         if since is not None:
             outcome = yield from self._replay(date, since.epoch, since.seq)
             if isinstance(outcome, Replay):
-                self.counts["replays_total"] += len(outcome.events)
-                position = outcome.position
-                return m.Subscribed(date, position.epoch, position.seq, True, outcome.events)
+                first, rest = self._first_page(outcome)
+                self.counts["replays_total"] += len(first.events)
+                end = first.position
+                return m.Subscribed(date, end.epoch, end.seq, True, first.events), rest
             self.counts["resyncs_total"] += 1
         channel, rows = yield ReadSnapshot(date)
         self.counts["snapshots_total"] += 1
-        return m.Subscribed(date, channel.epoch, channel.head_seq, False, snapshot=rows)
+        done = Replay([], Position(channel.epoch, channel.head_seq), channel.head_seq)
+        return m.Subscribed(date, channel.epoch, channel.head_seq, False, snapshot=rows), done
 
     def _missed(self, message: m.RequestMissedEvents) -> Step:
-        outcome = yield from self._replay(message.date, message.epoch, message.last_seq)
-        if isinstance(outcome, str):
+        date = message.date
+        outcome = yield from self._replay(date, message.epoch, message.last_seq)
+        end = (
+            outcome if isinstance(outcome, str) else (yield from self._stream(date, outcome, True))
+        )
+        if isinstance(end, str):
             self.counts["resyncs_total"] += 1
-            self._send(m.ResyncRequired(message.date, outcome))
-            return
-        self.counts["replays_total"] += len(outcome.events)
-        position = outcome.position
-        self._send(m.MissedEvents(message.date, position.epoch, position.seq, outcome.events))
-        self._track(outcome.events)
+            self._send(m.ResyncRequired(date, end))
+
+    def _first_page(self, replay: Replay) -> tuple[Replay, Replay]:
+        """Split the first ``replay_page`` events off ``replay`` (the rest may be empty)."""
+        page, events = self.config.replay_page, replay.events
+        if len(events) <= page:
+            return replay, Replay([], replay.position, replay.target)
+        end = Position(replay.position.epoch, events[page - 1].seq)
+        return Replay(events[:page], end, end.seq), Replay(
+            events[page:], replay.position, replay.target
+        )
+
+    def _stream(
+        self, date: str, replay: Replay, first: bool = False
+    ) -> Generator[StoreOp, Any, Position | str]:
+        """Send ``replay`` as ``missed_events`` pages, reading further pages from the log
+        until its target; the position reached, or why the replay had to stop."""
+        page, size = replay, self.config.replay_page
+        send_empty = first
+        while True:
+            while page.events or send_empty:
+                head, page = self._first_page(page)
+                self.counts["replays_total"] += len(head.events)
+                end = head.position
+                self._send(m.MissedEvents(date, end.epoch, end.seq, head.events))
+                self._track(head.events)
+                send_empty = False
+            if page.complete:
+                return page.position
+            outcome = yield from read_page(date, page.position, page.target, size, self.policy)
+            if isinstance(outcome, str):
+                return outcome
+            page = outcome
 
     def _replay(
         self, date: str, epoch: str | None, after: int
     ) -> Generator[StoreOp, Any, Replay | str]:
-        return serve_replay(self.channels, self.policy, self.config.max_replay, date, epoch, after)
+        config = self.config
+        return serve_replay(
+            self.channels, self.policy, config.max_replay, config.replay_page, date, epoch, after
+        )
 
     # ------------------------------------------------------------------ live events
 
@@ -443,6 +550,19 @@ def _frame(message: Any) -> bytes:
             body = ",".join(event.wire_json(True) for event in events)
             return f"{head[:-2]}{body}]}}".encode()
     return m.dumps(message.to_wire()).encode()
+
+
+def _write_request_id(frame: str | bytes) -> str | None:
+    """The usable requestId of a frame that is a write, else None (a refused frame is only
+    parsed this far, to keep the promise that every such write gets a ``result``)."""
+    try:
+        data = m.loads(frame)
+    except ProtocolError:
+        return None
+    if data.get("type") == m.UpdateAppointmentState.type and _request_id(data):
+        request_id: str = data["requestId"]
+        return request_id
+    return None
 
 
 def _request_id(data: dict[str, Any]) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from synccli.errors import ConfigError
-from synccli.history import load_history
+from synccli.history import History, load_history
 from synccli.report.html_report import render_html
 from synccli.report.render import render_json, render_junit
 from synccli.report.summary import Summary, infrastructure_error, summarize
@@ -50,6 +50,15 @@ def check_run(
         else:
             truth = load_truth(truth_path)
     return summarize(history, truth, overrides=overrides, on_time_s=on_time_s)
+
+
+def load_run(run_dir: Path, truth: Truth | None = None) -> tuple[History, Truth]:
+    """The history of the run in ``run_dir`` and its truth (``truth``, else its
+    ``truth.json``)."""
+    if not run_dir.is_dir():
+        raise ConfigError(f"run folder {run_dir} does not exist: pass the folder of a run")
+    history = load_history(run_dir / HISTORY_FILE)
+    return history, truth if truth is not None else load_truth(run_dir / TRUTH_FILE)
 
 
 def write_outputs(run_dir: Path, summary: Summary) -> list[Path]:

@@ -4,9 +4,9 @@ Startup opens the store, creates or migrates the schema and binds. ``close`` sto
 closes every connection with 1001, waits a bounded time, cancels the rest and closes the
 store; it is idempotent. Nothing committed is lost on any stop: it is in the database.
 
-The relay (guarantee 9) polls ``store.heads()`` and publishes what other processes committed;
-it also fills gaps when events committed out of order, and turns an epoch change into
-``resync_required``. Its last poll result is the health of the database.
+The relay (guarantee 9) polls ``store.heads_of`` the subscribed dates and publishes what
+other processes committed; it also fills gaps when events committed out of order, and turns
+an epoch change into ``resync_required``. Readiness is probed by ``/readyz`` (``http``).
 """
 
 from __future__ import annotations
@@ -263,8 +263,13 @@ class SyncServer:
                     await s.relay_wake.wait()
 
     async def _relay_once(self, s: Services) -> None:
-        heads = await s.db.run(s.store.heads)
-        for date in s.hub.dates():
+        # Only subscribed dates: a channel nobody here listens to costs nothing, and is
+        # read again (``Hub.known``) when somebody subscribes.
+        dates = s.hub.subscribed_dates()
+        if not dates:
+            return
+        heads = await s.db.run(s.store.heads_of, dates)
+        for date in dates:
             durable = heads.get(date)
             if durable is None:
                 continue

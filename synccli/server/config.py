@@ -47,6 +47,21 @@ class ServerConfig:
     #: longer than the store's own waits (SQLite's 10 s busy timeout, the 5 s ODBC login).
     db_timeout_s: float = 15.0
     shutdown_timeout_s: float = 5.0
+    #: Open WebSocket connections; more are refused with HTTP 503 at the upgrade.
+    max_connections: int = 2000
+    #: Bytes of frames queued for one connection before it is closed 4001.
+    send_queue_bytes: int = 8 * 1024 * 1024
+    #: Events per replay page; the next page is read once the queue is below a quarter.
+    replay_page: int = 500
+    max_subscriptions: int = 100
+    #: Client messages per second per connection (token bucket) and its burst.
+    message_rate: float = 1000.0
+    message_burst: float = 2000.0
+    #: Refused messages without a quiet second before the connection is closed 1008.
+    rate_strikes: int = 100
+    #: Dates served: this many days before today to this many after.
+    days_back: int = 366
+    days_ahead: int = 731
     fault_hooks: bool = False
     inject_bugs: tuple[str, ...] = ()
     bug_seed: int = 0
@@ -63,10 +78,18 @@ class ServerConfig:
             "max replay": self.max_replay,
             "relay poll": self.relay_poll_s,
             "database timeout": self.db_timeout_s,
+            "max connections": self.max_connections,
+            "send queue bytes": self.send_queue_bytes,
+            "replay page": self.replay_page,
+            "max subscriptions": self.max_subscriptions,
+            "message rate": self.message_rate,
+            "message burst": self.message_burst,
         }
         for name, value in positive.items():
             if value <= 0:
                 raise ConfigError(f"the {name} must be greater than 0 (got {value})")
+        if min(self.days_back, self.days_ahead, self.rate_strikes) < 0:
+            raise ConfigError("the date window and rate strikes must be 0 or more")
         if self.max_retries < 0:
             raise ConfigError(f"max retries must be 0 or more (got {self.max_retries})")
         if not 0 <= self.port <= 65535:

@@ -6,8 +6,10 @@ in the database executor, and runs one timer task for the session's deadlines (a
 heartbeats). Messages are handled one at a time, in order.
 
 A frame is written at once when nothing is queued ahead of it and the socket keeps up;
-otherwise it waits in one bounded queue drained by the sender task (full → close 4001: the
-client is too slow and will recover from its position). Live events are collected for one
+otherwise it waits in one queue drained by the sender task, bounded in frames and in bytes
+(beyond either → close 4001: the client is too slow and will recover from its position).
+Before a replay's next page is read, the connection waits until its queue is below a quarter
+of the byte bound, so a replay never piles up in memory. Live events are collected for one
 event-loop iteration and written together (``framing.Fanout``); anything else written to the
 connection flushes them first. Order is kept either way.
 """
@@ -15,6 +17,10 @@ connection flushes them first. Order is kept either way.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import dataclasses
+import gc
 import logging
 import time
 from typing import Any
@@ -22,8 +28,10 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 
+from synccli.clock import utc_now
 from synccli.domain.values import Event
 from synccli.protocol import messages as m
+from synccli.protocol.client_id import client_id_of
 from synccli.protocol.server_ops import (
     Effects,
     ReadChannel,
@@ -43,8 +51,24 @@ log = logging.getLogger(__name__)
 
 #: Above this many bytes waiting in the socket's write buffer, frames go through the queue.
 WRITE_BUFFER_LIMIT = 64 * 1024
-#: Frames the sender writes per wake-up before waiting for the socket to drain.
+#: Frames (and bytes) the sender writes per wake-up before waiting for the socket to drain.
 SEND_BATCH = 64
+SEND_BATCH_BYTES = 256 * 1024
+#: A connection that queued more than this hands freed memory back to the system at its end.
+TRIM_AFTER_BYTES = 1024 * 1024
+
+
+def release_memory() -> None:
+    """Free garbage cycles now and return the C heap's free memory to the system. The
+    server collects rarely (``app.GC_THRESHOLD``) and glibc keeps freed memory otherwise,
+    so a connection that queued a lot calls this once it is gone."""
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    trim = getattr(ctypes.CDLL(name), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 def session_config(config: ServerConfig) -> ServerSessionConfig:
@@ -55,6 +79,13 @@ def session_config(config: ServerConfig) -> ServerSessionConfig:
         max_retries=config.max_retries,
         malformed_limit=config.malformed_limit,
         max_replay=config.max_replay,
+        replay_page=config.replay_page,
+        max_subscriptions=config.max_subscriptions,
+        message_rate=config.message_rate,
+        message_burst=config.message_burst,
+        rate_strikes=config.rate_strikes,
+        days_back=config.days_back,
+        days_ahead=config.days_ahead,
     )
 
 
@@ -75,12 +106,19 @@ class Connection:
             services.policy.send_policy(),
             services.metrics.counts,
             services.metrics.writes_failed,
-            grant.authorisation(now, time.time()),
+            today=lambda: utc_now().date(),
+            auth=grant.authorisation(now, time.time()),
         )
         self._ack_timeout = config.ack_timeout_s
+        # Who this connection's writes are recorded as when no token names the user.
+        self._client_id = None if ws.request is None else client_id_of(ws.request.path)
         self._shapes_live = self.session.shapes_live
         self._accept = self.session.deliver  # bound once: called per delivery
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=config.send_queue)
+        self._queue_bytes_limit = config.send_queue_bytes
+        self._queued_bytes = 0
+        self._peak_bytes = 0
+        self._drained = asyncio.Event()  # set when the queue falls below a quarter
         self._wake = asyncio.Event()
         # When the sleeping timer task wakes up anyway: a new deadline later than this
         # needs no wake-up (with the defaults an ack's never does: heartbeats come first).
@@ -115,6 +153,15 @@ class Connection:
             await asyncio.gather(sender, timer, return_exceptions=True)
             if self._close_task is not None:
                 await asyncio.gather(self._close_task, return_exceptions=True)
+            self._drop_queue()
+
+    def _drop_queue(self) -> None:
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queued_bytes = 0
+        if self._peak_bytes > TRIM_AFTER_BYTES:
+            # Once this handler has returned (``call_soon``).
+            self._loop.call_soon(release_memory)
 
     def abort(self, code: int, reason: str) -> None:
         """Close the connection with ``code`` (from synchronous code paths)."""
@@ -125,6 +172,7 @@ class Connection:
         if self._sender_task is not None:
             # A sender stuck on a full socket would hold the close frame back.
             self._sender_task.cancel()
+        self._drained.set()  # a handler waiting to send a replay's next page gives up
         self._close_task = asyncio.create_task(self.ws.close(code, reason))
 
     async def _sender(self) -> None:
@@ -133,8 +181,13 @@ class Connection:
             while True:
                 batch = [await queue.get()]
                 self._in_flight = True
-                while len(batch) < SEND_BATCH and not queue.empty():
+                size = len(batch[0])
+                while len(batch) < SEND_BATCH and size < SEND_BATCH_BYTES and not queue.empty():
                     batch.append(queue.get_nowait())
+                    size += len(batch[-1])
+                self._queued_bytes -= size
+                if self._queued_bytes <= self._queue_bytes_limit // 4:
+                    self._drained.set()
                 for frame in batch[:-1]:
                     broadcast((self.ws,), frame, text=True)
                 # ``send`` waits until the socket drains: the flow control of the queue.
@@ -142,6 +195,8 @@ class Connection:
                 self._in_flight = False
         except ConnectionClosed:
             pass
+        finally:
+            self._drained.set()  # nothing will drain the queue any more
 
     async def _timer(self) -> None:
         session = self.session
@@ -179,6 +234,9 @@ class Connection:
             op = effects.op
             if op is None:
                 return
+            if isinstance(op, ReadEvents) and not await self._room_for_a_page():
+                self._closing = True  # the peer is gone: abandon the replay
+                return
             try:
                 result = await self._perform(op)
             except Exception as exc:
@@ -186,11 +244,26 @@ class Connection:
             else:
                 effects = session.resume(result, self._loop.time())
 
+    async def _room_for_a_page(self) -> bool:
+        """Wait until the queue is below a quarter of its byte bound: a replay's next page
+        is read only then. False when the connection ends meanwhile."""
+        while True:
+            sender = self._sender_task
+            if self._closing or sender is None or sender.done():
+                return False
+            if self._queued_bytes <= self._queue_bytes_limit // 4:
+                return True
+            self._drained.clear()
+            await self._drained.wait()
+
     async def _perform(self, op: StoreOp) -> Any:
         """Run one store operation the session asked for."""
         s = self.s
         if isinstance(op, Write):
-            return await s.write(op.request)
+            request = op.request
+            if request.actor is None and self._client_id is not None:
+                request = dataclasses.replace(request, actor=self._client_id)
+            return await s.write(request)
         if isinstance(op, ReadChannel):
             return await s.db.run(s.store.channel, op.date)
         if isinstance(op, ReadSnapshot):
@@ -219,11 +292,19 @@ class Connection:
         if self._writes_now():
             broadcast((self.ws,), frame, text=True)
             return
+        queued = self._queued_bytes + len(frame)
+        if queued > self._queue_bytes_limit:
+            self.s.metrics.inc("slow_consumer_closes_total")
+            self.abort(m.CLOSE_SLOW_CONSUMER, "send queue over its byte limit")
+            return
         try:
             self._queue.put_nowait(frame)
         except asyncio.QueueFull:
             self.s.metrics.inc("slow_consumer_closes_total")
             self.abort(m.CLOSE_SLOW_CONSUMER, "send queue full")
+            return
+        self._queued_bytes = queued
+        self._peak_bytes = max(self._peak_bytes, queued)
 
     def _flush(self) -> None:
         """Write the batched live payloads: as one write of shared frames (see ``framing``)

@@ -1,14 +1,21 @@
 """Plain HTTP on the WebSocket port: routing, auth, health, metrics, fault hooks.
 
 ``Router`` is websockets' ``process_request``: it answers every non-WebSocket path itself and
-returns None only for an authorised ``/ws`` handshake from an allowed origin (403 otherwise).
-With auth on, ``/metrics`` and the details of ``/healthz`` (the database) need a valid token;
-the metrics listener (``--metrics-port``) serves both without one and nothing else.
+returns None only for an authorised ``/ws`` handshake from an allowed origin (403 otherwise),
+and answers 503 to one beyond ``max_connections``. With auth on, ``/metrics`` and the
+details of ``/readyz`` (the database, the reason it is not ready) need a valid token; the
+metrics listener (``--metrics-port``) serves them without one and nothing else.
+
+Health: ``/livez`` says the process answers (always 200). ``/readyz`` runs the store's
+write-path probe (a write transaction; for SQLite also a small synced file next to the
+database, so a full disk shows) and answers 503 when it fails; the result is kept for
+``READY_CACHE_S`` so probes cannot load the database. ``/healthz`` is ``/readyz``.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -19,10 +26,13 @@ from websockets.http11 import Request, Response
 from synccli.domain.values import check_date
 from synccli.errors import DatabaseUnavailable, ProtocolError
 from synccli.faults.kinds.db_fault import MODES, DbFault
+from synccli.server import logs
 from synccli.server.auth import AuthFailed, Gate
 from synccli.server.services import Services
 
 FAULT_MODES = (*MODES, "off")
+#: Seconds a readiness result is reused.
+READY_CACHE_S = 1.0
 
 
 def _respond(
@@ -50,6 +60,7 @@ class Router:
         self.gate = gate
         #: The metrics listener: health and metrics without a token, no WebSocket.
         self.metrics_only = metrics_only
+        self._ready: tuple[float, str | None] | None = None  # (when, why not ready)
 
     async def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
@@ -63,12 +74,25 @@ class Router:
             except AuthFailed as exc:
                 self.s.metrics.inc("auth_failures_total")
                 return _text(connection, HTTPStatus.UNAUTHORIZED, str(exc))
+            if self.s.metrics.connections >= self.s.config.max_connections:
+                self.s.metrics.inc("connections_refused_total")
+                limit = self.s.config.max_connections
+                return _text(
+                    connection,
+                    HTTPStatus.SERVICE_UNAVAILABLE,
+                    f"at most {limit} connections; try again later",
+                )
             return None
-        if url.path == "/healthz":
-            return self._health(connection, details=self._trusted(request))
+        if url.path == "/livez":
+            return _json(connection, HTTPStatus.OK, {"status": "alive"})
+        if url.path in ("/readyz", "/healthz"):
+            return await self._health(connection, details=self._trusted(request))
         if url.path == "/metrics":
             if not self._trusted(request):
                 return _text(connection, HTTPStatus.UNAUTHORIZED, "metrics need a valid token")
+            counts = self.s.metrics.counts
+            counts["db_corrupt_total"] = self.s.store.corrupt_errors
+            counts["log_lines_suppressed_total"] = logs.SUPPRESSED.total
             text = self.s.metrics.render()
             return _respond(connection, HTTPStatus.OK, text, "text/plain; version=0.0.4")
         if url.path.startswith("/_admin/") and self.s.config.fault_hooks and not self.metrics_only:
@@ -80,10 +104,28 @@ class Router:
     def _trusted(self, request: Request) -> bool:
         return self.metrics_only or self.gate.authenticated(request)
 
-    def _health(self, connection: ServerConnection, details: bool) -> Response:
+    async def _not_ready(self) -> str | None:
+        """Why the server is not ready (the probe's failure), or None; cached briefly."""
+        now = time.monotonic()
+        if self._ready is not None and now - self._ready[0] < READY_CACHE_S:
+            return self._ready[1]
+        reason: str | None = None
+        try:
+            await self.s.db.run(self.s.store.probe)
+        except DatabaseUnavailable as exc:
+            reason = str(exc)
+        self._ready = (time.monotonic(), reason)
+        self.s.metrics.db_up = reason is None
+        return reason
+
+    async def _health(self, connection: ServerConnection, details: bool) -> Response:
         metrics = self.s.metrics
-        if not metrics.db_up:
-            return _json(connection, HTTPStatus.SERVICE_UNAVAILABLE, {"status": "db_unavailable"})
+        reason = await self._not_ready()
+        if reason is not None:
+            failed = {"status": "db_unavailable"}
+            if details:
+                failed["reason"] = reason
+            return _json(connection, HTTPStatus.SERVICE_UNAVAILABLE, failed)
         if not details:
             return _json(connection, HTTPStatus.OK, {"status": "ok"})
         body = {

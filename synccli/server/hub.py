@@ -58,11 +58,17 @@ class Hub:
         return _Channel(epoch, head, min_seq, deque(maxlen=self._tail_size))
 
     def known(self, date: str) -> bool:
-        """Whether the hub tracks ``date`` (else call ``sync`` with a fresh database read)."""
-        return date in self._channels
+        """Whether the hub follows ``date`` now, i.e. it has subscribers (the relay polls only
+        those); else call ``sync`` with a fresh database read first."""
+        channel = self._channels.get(date)
+        return bool(channel and channel.subscribers)
 
     def dates(self) -> list[str]:
         return list(self._channels)
+
+    def subscribed_dates(self) -> list[str]:
+        """The dates with subscribers: the only ones the relay polls."""
+        return [date for date, channel in self._channels.items() if channel.subscribers]
 
     def head(self, date: str) -> int | None:
         channel = self._channels.get(date)
@@ -90,6 +96,9 @@ class Hub:
         if channel.epoch != durable.epoch:
             self.reset(durable)
             return False
+        if not channel.subscribers and durable.head_seq > channel.head:
+            # Nobody here listened while another process wrote: jump, no log read.
+            self.fast_forward(durable)
         channel.min_seq = durable.min_seq
         while channel.tail and channel.tail[0].seq < durable.min_seq:
             channel.tail.popleft()
@@ -154,9 +163,12 @@ class Hub:
 
     def cached(self, date: str, epoch: str, after: int) -> list[Event] | None:
         """Every event of ``date`` after ``after`` from the tail cache, or None when the
-        cache cannot answer for sure (other epoch, not cached, ahead of the head)."""
+        cache cannot answer for sure (other epoch, not cached, ahead of the head, or a
+        channel nobody subscribes to, which the relay does not follow)."""
         channel = self._channels.get(date)
-        if channel is None or channel.epoch != epoch or after > channel.head:
+        if channel is None or not channel.subscribers:
+            return None
+        if channel.epoch != epoch or after > channel.head:
             return None
         if after < channel.min_seq - 1:
             return None

@@ -10,13 +10,16 @@ writes does so in one transaction.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
+from synccli.audit.entries import DayLog, LogPage
 from synccli.domain.channels import Channel, ChannelStatus, WriteOutcome, WriteRequest
 from synccli.domain.values import Event, Row
+from synccli.errors import DatabaseUnavailable
 
-SCHEMA_VERSION = 1
+#: 2: events record who made the change (``actor``) and the row before it (``from_*``).
+SCHEMA_VERSION = 2
 
 # Called inside the write transaction at each stage ("verify", "commit"); raising an
 # exception from it makes the transaction roll back. The database-fault hook plugs in here.
@@ -30,6 +33,8 @@ class Store(ABC):
     url: str
     #: Test and fault hook, see ``WriteHook``.
     hook: WriteHook | None = None
+    #: Driver errors that reported a corrupt database (each is logged as an error).
+    corrupt_errors: int = 0
 
     @abstractmethod
     def init_schema(self) -> None:
@@ -50,7 +55,8 @@ class Store(ABC):
 
     @abstractmethod
     def channel(self, date: str) -> Channel:
-        """The channel of ``date``, created (fresh epoch, head 0) on first use."""
+        """The channel of ``date``; one without a row reads as empty (head 0) and is not
+        created: reads never write, the first write creates the channel."""
 
     @abstractmethod
     def events_since(self, date: str, after_seq: int, limit: int) -> list[Event]:
@@ -63,6 +69,39 @@ class Store(ABC):
     @abstractmethod
     def heads(self) -> dict[str, Channel]:
         """Every channel's position (the relay polls this to notice foreign writes)."""
+
+    # The log as a tool (``synccli events``, ``synccli board``): read-only, and not every
+    # store keeps a readable log, so these are not abstract.
+
+    def log_page(
+        self, date: str, after_seq: int, limit: int, appointment_id: str | None = None
+    ) -> LogPage:
+        """Up to ``limit`` entries of ``date`` after ``after_seq`` (of one appointment when
+        given), in order, with the date's channel (None if it has none). Writes nothing."""
+        raise DatabaseUnavailable(f"{type(self).__name__} keeps no readable log")
+
+    def day_log(self, date: str) -> DayLog:
+        """The channel, the stored rows and every kept entry of ``date``, from one read
+        transaction. Writes nothing."""
+        raise DatabaseUnavailable(f"{type(self).__name__} keeps no readable log")
+
+    def appointment_date(self, appointment_id: str) -> str | None:
+        """The date of ``appointment_id``, None if there is no such appointment."""
+        raise DatabaseUnavailable(f"{type(self).__name__} keeps no readable log")
+
+    def heads_of(self, dates: Iterable[str]) -> dict[str, Channel]:
+        """The positions of those ``dates`` that have a channel (the relay polls only the
+        dates somebody subscribes to, so its cost does not grow with idle channels)."""
+        wanted = set(dates)
+        return {date: channel for date, channel in self.heads().items() if date in wanted}
+
+    def probe(self) -> None:
+        """Raise ``DatabaseUnavailable`` unless the write path answers (readiness)."""
+        self.heads_of([])
+
+    def prune_channels(self) -> int:
+        """Delete channels that never had an event and have no appointments; the count."""
+        return 0
 
     @abstractmethod
     def prune(self, before: datetime) -> int:

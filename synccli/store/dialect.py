@@ -17,6 +17,8 @@ from dataclasses import dataclass, fields
 
 #: Tables in creation order; ``Dialect.create[name]`` creates one (with its indexes).
 TABLES = ("schema_version", "appointments", "channels", "events", "requests")
+#: Dates per ``select_channels_in`` statement (the relay's poll of the subscribed dates).
+HEADS_CHUNK = 32
 
 
 class ErrorKind(enum.Enum):
@@ -26,6 +28,7 @@ class ErrorKind(enum.Enum):
     LOST = "lost"  # the connection is gone: drop it, reopen, retry
     UNIQUE = "unique"  # a concurrent insert won the race: retry sees its row
     NO_SCHEMA = "no_schema"  # the tables are missing: `synccli db init`
+    CORRUPT = "corrupt"  # the database file is damaged: logged as an error and counted
     OTHER = "other"  # anything else: the database failed
 
 
@@ -49,9 +52,12 @@ class Dialect:
     create_channels: str
     create_events: str
     index_events: str
+    #: The events columns schema version 2 added (the audit trail), one ALTER each.
+    add_event_columns: tuple[str, ...]
     create_requests: str
     select_schema_version: str
     insert_schema_version: str
+    update_schema_version: str
     insert_appointment: str
     lock_appointment: str
     update_appointment: str
@@ -61,24 +67,36 @@ class Dialect:
     create_channel: str
     select_channel: str
     select_channels: str
+    select_channels_in: str
+    delete_empty_channels: str
     lock_channels: str
     bump_channel: str
     reset_channel: str
     update_min_seq: str
     insert_event: str
     select_events: str
+    select_log: str
+    select_log_of: str
+    select_day_log: str
+    select_appointment_date: str
     delete_events_before: str
     delete_events_of_date: str
     count_events: str
+    oldest_events: str
     count_appointments: str
 
     def statements(self) -> dict[str, str]:
-        """Every statement of this dialect, by field name."""
-        return {
-            f.name: getattr(self, f.name)
-            for f in fields(self)
-            if f.name not in ("name", "limit_first", "classify")
-        }
+        """Every statement of this dialect, by field name (``name[i]`` for a sequence)."""
+        found: dict[str, str] = {}
+        for f in fields(self):
+            if f.name in ("name", "limit_first", "classify"):
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                found.update((f"{f.name}[{i}]", sql) for i, sql in enumerate(value))
+            else:
+                found[f.name] = value
+        return found
 
     def table_ddl(self, table: str) -> tuple[str, ...]:
         """The statements that create ``table`` and its indexes."""
@@ -93,6 +111,9 @@ class Dialect:
 
 _ROW = "appointment_id, date, patient, state, state_time, version, updated_at"
 _CHANNEL = "date, epoch, head_seq, min_seq"
+#: An event's audit columns (schema 2): who, and the row's state before the change.
+_AUDIT = "actor, from_state, from_state_time, from_updated_at"
+_LOG = f"seq, event_id, appointment_id, request_id, payload, committed_at, {_AUDIT}"
 
 
 def _build(
@@ -111,6 +132,7 @@ def _build(
     insert_suffix: str = "",
     output_inserted: bool = False,
     top: tuple[str, str] = ("", " LIMIT ?"),
+    add_column: str = "ADD COLUMN",
 ) -> Dialect:
     """Assemble a dialect from the handful of things that differ; the rest is shared SQL."""
     begin_write, begin_read, commit, rollback = tx
@@ -127,6 +149,8 @@ def _build(
     seq_back = returning("epoch, head_seq")
     short = key.replace("128", "32")
     date = key.replace("128", "10")
+    audit_types = (key, short, short, short)
+    audit = ", ".join(f"{c} {t} NULL" for c, t in zip(_AUDIT.split(", "), audit_types, strict=True))
     return Dialect(
         name=name,
         limit_first=bool(top[0]),
@@ -150,15 +174,20 @@ def _build(
         create_events=(
             f"CREATE TABLE events (date {date} NOT NULL, seq {big} NOT NULL, "
             f"event_id {key} NOT NULL, appointment_id {key} NOT NULL, request_id {key} NULL, "
-            f"payload {text} NOT NULL, committed_at {short} NOT NULL, PRIMARY KEY (date, seq))"
+            f"payload {text} NOT NULL, committed_at {short} NOT NULL, {audit}, "
+            "PRIMARY KEY (date, seq))"
         ),
         index_events="CREATE INDEX events_committed_at ON events (committed_at)",
+        add_event_columns=tuple(
+            f"ALTER TABLE events {add_column} {column}" for column in audit.split(", ")
+        ),
         create_requests=(
             f"CREATE TABLE requests (request_id {key} NOT NULL PRIMARY KEY, date {date} NOT NULL, "
             f"seq {big} NOT NULL, result {text} NOT NULL, created_at {short} NOT NULL)"
         ),
         select_schema_version="SELECT version FROM schema_version",
         insert_schema_version="INSERT INTO schema_version (version) VALUES (?)",
+        update_schema_version="UPDATE schema_version SET version = ?",
         insert_appointment=(
             f"{insert_prefix} appointments ({_ROW}) SELECT ?, ?, ?, ?, NULL, 1, ? "
             "WHERE NOT EXISTS (SELECT 1 FROM appointments WHERE appointment_id = ?)"
@@ -190,6 +219,14 @@ def _build(
         ),
         select_channel=f"SELECT {_CHANNEL} FROM channels WHERE date = ?",
         select_channels=f"SELECT {_CHANNEL} FROM channels ORDER BY date",
+        select_channels_in=(
+            f"SELECT {_CHANNEL} FROM channels WHERE date IN ({', '.join(['?'] * HEADS_CHUNK)})"
+        ),
+        delete_empty_channels=(
+            "DELETE FROM channels WHERE head_seq = 0 "
+            "AND NOT EXISTS (SELECT 1 FROM events WHERE events.date = channels.date) "
+            "AND NOT EXISTS (SELECT 1 FROM appointments WHERE appointments.date = channels.date)"
+        ),
         lock_channels=f"SELECT date FROM channels{lock_hint}{lock_suffix}",
         bump_channel=(
             f"UPDATE channels SET head_seq = head_seq + 1{seq_back[0]} WHERE date = ?{seq_back[1]}"
@@ -201,15 +238,28 @@ def _build(
         ),
         insert_event=(
             "INSERT INTO events (date, seq, event_id, appointment_id, request_id, payload, "
-            "committed_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            f"committed_at, {_AUDIT}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ),
         select_events=(
             f"SELECT{top[0]} event_id, seq, request_id, payload, committed_at FROM events "
             f"WHERE date = ? AND seq > ? ORDER BY seq{top[1]}"
         ),
+        select_log=(
+            f"SELECT{top[0]} {_LOG} FROM events WHERE date = ? AND seq > ? ORDER BY seq{top[1]}"
+        ),
+        select_log_of=(
+            f"SELECT{top[0]} {_LOG} FROM events WHERE date = ? AND seq > ? "
+            f"AND appointment_id = ? ORDER BY seq{top[1]}"
+        ),
+        select_day_log=f"SELECT {_LOG} FROM events WHERE date = ? ORDER BY seq",
+        select_appointment_date="SELECT date FROM appointments WHERE appointment_id = ?",
         delete_events_before="DELETE FROM events WHERE committed_at < ?",
         delete_events_of_date="DELETE FROM events WHERE date = ?",
         count_events="SELECT date, COUNT(*) FROM events GROUP BY date",
+        oldest_events=(
+            "SELECT events.date, events.committed_at FROM events JOIN channels "
+            "ON channels.date = events.date AND events.seq = channels.min_seq"
+        ),
         count_appointments="SELECT date, COUNT(*) FROM appointments GROUP BY date",
     )
 
@@ -223,6 +273,10 @@ def _classify_sqlite(exc: BaseException) -> ErrorKind:
             return ErrorKind.TRANSIENT
         if "no such table" in text:
             return ErrorKind.NO_SCHEMA
+    if isinstance(exc, sqlite3.DatabaseError) and any(
+        sign in str(exc) for sign in ("malformed", "not a database")
+    ):
+        return ErrorKind.CORRUPT  # SQLITE_CORRUPT: "database disk image is malformed"
     return ErrorKind.OTHER
 
 
@@ -326,6 +380,7 @@ MSSQL = _build(
     snapshot_hint=" WITH (UPDLOCK, HOLDLOCK)",
     output_inserted=True,
     top=(" TOP (?)", ""),
+    add_column="ADD",
 )
 
 DIALECTS = {d.name: d for d in (SQLITE, POSTGRESQL, MSSQL)}

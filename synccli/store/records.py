@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from synccli.audit.entries import LogEntry
 from synccli.domain.channels import Channel, WriteOutcome, WriteRequest
 from synccli.domain.values import Event, Row
 from synccli.errors import WriteRejected
@@ -44,6 +45,14 @@ def event_of(date: str, values: Sequence[Any]) -> Event:
     return Event(date, epoch, int(values[1]), row, action, str(values[4]))
 
 
+def entries_of(rows: Sequence[Sequence[Any]]) -> list[LogEntry]:
+    """``LogEntry`` values from rows of ``seq, event_id, appointment_id, request_id,
+    payload, committed_at, actor, from_state, from_state_time, from_updated_at`` (the
+    fields' order: each row becomes an entry as it is; both drivers return ``int`` for
+    the sequence number and ``str`` for text)."""
+    return list(map(LogEntry._make, rows))
+
+
 def payload_of(row: Row) -> str:
     """The stored form of an event's row: its wire JSON."""
     return _encode(row.to_wire())
@@ -53,8 +62,8 @@ def result_of(request: WriteRequest, seq: int, payload: str) -> str:
     """The idempotency record of a committed write: its outcome and the request's
     fingerprint, so a reused id with other content can be told apart. ``payload`` is the
     row's stored form (``payload_of``), spliced in as is: the row is serialised once per
-    write, for the event and for this record. The request's ``actor`` is kept with it: the
-    requests table is where a write's author is recorded (by request id, date and seq)."""
+    write, for the event and for this record. The request's ``actor`` is kept with it (the
+    event records it too, for the audit trail)."""
     actor = "" if request.actor is None else f',"actor":{_encode(request.actor)}'
     return f'{{"fingerprint":{_encode(request.fingerprint())},"seq":{seq}{actor},"row":{payload}}}'
 

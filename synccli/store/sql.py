@@ -9,24 +9,35 @@ A backend subclass only says how to connect and how to describe a driver error s
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 import uuid
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TypeVar
 
+from synccli.audit.entries import DayLog, LogPage
 from synccli.clock import utc_now
 from synccli.domain.channels import Channel, ChannelStatus, WriteOutcome, WriteRequest
 from synccli.domain.states import SCHEDULED, check_transition
 from synccli.domain.values import Event, Row, iso_ms, message_id
 from synccli.errors import DatabaseUnavailable, TransientDatabaseError, WriteRejected
 from synccli.store.base import SCHEMA_VERSION, Store
-from synccli.store.dialect import TABLES, Dialect, ErrorKind
+from synccli.store.dialect import HEADS_CHUNK, TABLES, Dialect, ErrorKind
 from synccli.store.pool import Connection, ConnectionPool, Cursor
-from synccli.store.records import channel_of, event_of, payload_of, replay, result_of, row_of
+from synccli.store.records import (
+    channel_of,
+    entries_of,
+    event_of,
+    payload_of,
+    replay,
+    result_of,
+    row_of,
+)
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 #: Attempts for one operation when the driver reports a transient error or a lost connection.
 ATTEMPTS = 5
@@ -46,6 +57,17 @@ class _Retry(Exception):
 def new_epoch() -> str:
     """A fresh, opaque channel epoch."""
     return uuid.uuid4().hex[:12]
+
+
+#: The epoch a date without a channel row reads as. Reads never create the row (the first
+#: write does, with a fresh epoch), so a client that subscribed to the empty channel is told
+#: to resync by that first write: it can never mix the two.
+UNBORN_EPOCH = "0" * 12
+
+
+def unborn(date: str) -> Channel:
+    """How a date that has no channel row yet reads: empty, head 0."""
+    return Channel(date, UNBORN_EPOCH, 0, 1)
 
 
 def _check(request: WriteRequest, before: Row) -> None:
@@ -145,6 +167,10 @@ class SqlStore(Store):
 
     def _translate(self, conn: Connection, exc: BaseException) -> Exception:
         kind = self.dialect.classify(exc)
+        if kind is ErrorKind.CORRUPT:
+            self.corrupt_errors += 1
+            log.error("the database %s is corrupt: %s", self.url, self.describe(exc))
+            return DatabaseUnavailable(f"the database {self.url} is corrupt: {self.describe(exc)}")
         if kind is ErrorKind.LOST:
             self._pool.drop(conn)
         if kind in (ErrorKind.TRANSIENT, ErrorKind.LOST, ErrorKind.UNIQUE):
@@ -168,23 +194,34 @@ class SqlStore(Store):
     # ----------------------------------------------------------------- schema
 
     def init_schema(self) -> None:
-        """Create the missing tables and record the schema version; never drops anything."""
+        """Create the missing tables, migrate older schemas in place and record the version;
+        never drops anything. One transaction: a failed migration leaves the old schema."""
 
         def body(cur: Cursor) -> None:
+            created: set[str] = set()
             for table in TABLES:
                 cur.execute(self.dialect.table_exists, (table,))
                 if cur.fetchone() is None:
                     for statement in self.dialect.table_ddl(table):
                         cur.execute(statement)
+                    created.add(table)
             cur.execute(self.dialect.select_schema_version)
             found = [int(r[0]) for r in cur.fetchall()]
             if not found:
                 cur.execute(self.dialect.insert_schema_version, (SCHEMA_VERSION,))
-            elif max(found) > SCHEMA_VERSION:
+                return
+            version = max(found)
+            if version > SCHEMA_VERSION:
                 raise DatabaseUnavailable(
-                    f"the database {self.url} has schema version {max(found)}, newer than this "
+                    f"the database {self.url} has schema version {version}, newer than this "
                     f"synccli ({SCHEMA_VERSION}); upgrade synccli"
                 )
+            if version < 2 and "events" not in created:
+                # Existing events keep NULL audit columns: the log did not record them.
+                for statement in self.dialect.add_event_columns:
+                    cur.execute(statement)
+            if version < SCHEMA_VERSION:
+                cur.execute(self.dialect.update_schema_version, (SCHEMA_VERSION,))
 
         self._run(body, write=True)
 
@@ -273,6 +310,10 @@ class SqlStore(Store):
                 request.request_id,
                 payload,
                 stamp,
+                request.actor,
+                before.state,
+                before.state_time,
+                before.updated_at,
             ),
         )
         cur.execute(
@@ -313,18 +354,10 @@ class SqlStore(Store):
     # ----------------------------------------------------------------- reads
 
     def channel(self, date: str) -> Channel:
-        """The channel of ``date``; a first use creates it (fresh epoch, head 0)."""
+        """The channel of ``date``; a date without a row reads as empty (``unborn``) and
+        nothing is written: the first write creates the row."""
         found = self._run(lambda cur: self._select_channel(cur, date), write=False)
-        if found is not None:
-            return found
-
-        def create(cur: Cursor) -> Channel:
-            self._create_channel(cur, date)
-            created = self._select_channel(cur, date)
-            assert created is not None, "the channel row was inserted in this transaction"
-            return created
-
-        return self._run(create, write=True)
+        return unborn(date) if found is None else found
 
     def _select_channel(self, cur: Cursor, date: str) -> Channel | None:
         cur.execute(self.dialect.select_channel, (date,))
@@ -343,17 +376,63 @@ class SqlStore(Store):
 
         return self._run(body, write=False)
 
+    def log_page(
+        self, date: str, after_seq: int, limit: int, appointment_id: str | None = None
+    ) -> LogPage:
+        """Up to ``limit`` entries of ``date`` after ``after_seq``, in order, and the channel
+        from the same read transaction. Writes nothing."""
+        d = self.dialect
+        filters: tuple[object, ...] = (date, after_seq)
+        if appointment_id is not None:
+            filters += (appointment_id,)
+        sql = d.select_log if appointment_id is None else d.select_log_of
+        params = (max(limit, 0), *filters) if d.limit_first else (*filters, max(limit, 0))
+
+        def body(cur: Cursor) -> LogPage:
+            channel = self._select_channel(cur, date)
+            if channel is None or limit <= 0:
+                return LogPage(date, channel, [])
+            cur.execute(sql, params)
+            return LogPage(date, channel, entries_of(cur.fetchall()))
+
+        return self._run(body, write=False)
+
+    def day_log(self, date: str) -> DayLog:
+        """The rows, the channel and every kept entry of ``date`` from one read transaction
+        (rows first, as ``snapshot``). Writes nothing."""
+        d = self.dialect
+
+        def body(cur: Cursor) -> DayLog:
+            cur.execute(d.select_rows, (date,))
+            rows = [row_of(values) for values in cur.fetchall()]
+            channel = self._select_channel(cur, date)
+            if channel is None:
+                return DayLog(date, None, rows, [])
+            cur.execute(d.select_day_log, (date,))
+            return DayLog(date, channel, rows, entries_of(cur.fetchall()))
+
+        return self._run(body, write=False)
+
+    def appointment_date(self, appointment_id: str) -> str | None:
+        """The date of ``appointment_id``, None if there is no such appointment."""
+
+        def body(cur: Cursor) -> str | None:
+            cur.execute(self.dialect.select_appointment_date, (appointment_id,))
+            found = cur.fetchone()
+            return None if found is None else str(found[0])
+
+        return self._run(body, write=False)
+
     def snapshot(self, date: str) -> tuple[Channel, list[Row]]:
         """The channel and its rows from one read transaction (rows first: see the mssql
-        dialect, whose locks make the head read afterwards match them)."""
-        self.channel(date)
+        dialect, whose locks make the head read afterwards match them). Writes nothing: a
+        date without a channel row reads as empty."""
 
         def body(cur: Cursor) -> tuple[Channel, list[Row]]:
             cur.execute(self.dialect.select_rows, (date,))
             rows = [row_of(values) for values in cur.fetchall()]
             channel = self._select_channel(cur, date)
-            assert channel is not None, "channels are never deleted"
-            return channel, rows
+            return unborn(date) if channel is None else channel, rows
 
         return self._run(body, write=False)
 
@@ -363,6 +442,24 @@ class SqlStore(Store):
         def body(cur: Cursor) -> dict[str, Channel]:
             cur.execute(self.dialect.select_channels)
             return {str(v[0]): channel_of(v) for v in cur.fetchall()}
+
+        return self._run(body, write=False)
+
+    def heads_of(self, dates: Iterable[str]) -> dict[str, Channel]:
+        """The positions of ``dates`` that have a channel row, in one read transaction
+        (``HEADS_CHUNK`` dates per statement; the last chunk repeats its last date)."""
+        wanted = sorted(set(dates))
+        if not wanted:
+            return {}
+
+        def body(cur: Cursor) -> dict[str, Channel]:
+            found: dict[str, Channel] = {}
+            for start in range(0, len(wanted), HEADS_CHUNK):
+                chunk = wanted[start : start + HEADS_CHUNK]
+                chunk += [chunk[-1]] * (HEADS_CHUNK - len(chunk))
+                cur.execute(self.dialect.select_channels_in, tuple(chunk))
+                found.update((str(v[0]), channel_of(v)) for v in cur.fetchall())
+            return found
 
         return self._run(body, write=False)
 
@@ -376,9 +473,26 @@ class SqlStore(Store):
             events = {str(v[0]): int(v[1]) for v in cur.fetchall()}
             cur.execute(self.dialect.count_appointments)
             rows = {str(v[0]): int(v[1]) for v in cur.fetchall()}
-            return [ChannelStatus(c, events.get(c.date, 0), rows.get(c.date, 0)) for c in channels]
+            cur.execute(self.dialect.oldest_events)
+            oldest = {str(v[0]): str(v[1]) for v in cur.fetchall()}
+            return [
+                ChannelStatus(c, events.get(c.date, 0), rows.get(c.date, 0), oldest.get(c.date))
+                for c in channels
+            ]
 
         return self._run(body, write=False)
+
+    # ----------------------------------------------------------------- health
+
+    def probe(self) -> None:
+        """The write path answers: a write transaction (it takes the write lock) that reads
+        the schema version and changes nothing."""
+
+        def body(cur: Cursor) -> None:
+            cur.execute(self.dialect.select_schema_version)
+            cur.fetchall()
+
+        self._run(body, write=True)
 
     # ----------------------------------------------------------------- maintenance
 
@@ -395,6 +509,18 @@ class SqlStore(Store):
             return deleted
 
         return self._run(body, write=True)
+
+    def prune_channels(self) -> int:
+        """Delete channel rows that never had an event (head 0) and have neither events nor
+        appointments: what reads of unused dates created before reads stopped writing."""
+
+        def body(cur: Cursor) -> int:
+            cur.execute(self.dialect.delete_empty_channels)
+            return max(cur.rowcount, 0)
+
+        deleted = self._run(body, write=True)
+        self._known_channels.clear()
+        return deleted
 
     def reset_channel(self, date: str) -> Channel:
         """A new epoch for ``date`` with an empty log (head 0, min 1)."""

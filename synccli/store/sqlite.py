@@ -9,6 +9,7 @@ Several processes may share one file: writers queue on ``busy_timeout``.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import Literal
@@ -29,6 +30,8 @@ BUSY_TIMEOUT_MS = 10_000
 #: commits and fsync the database less often. Durability is unchanged (every commit still
 #: syncs the WAL); the WAL file grows to about 16 MB. See docs/store.md.
 WAL_AUTOCHECKPOINT_PAGES = 4_000
+#: Bytes the readiness probe writes next to the database (a few pages of a commit).
+PROBE_BYTES = 64 * 1024
 
 
 class SqliteStore(SqlStore):
@@ -69,6 +72,24 @@ class SqliteStore(SqlStore):
                 "check the path and its permissions"
             ) from None
         return conn
+
+    def probe(self) -> None:
+        """The write-path probe, and the disk: a small file written, synced and removed
+        next to the database (a full disk fails here, as every write would)."""
+        super().probe()
+        probe = self.path.parent / f".{self.path.name}.probe"
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, b"\0" * PROBE_BYTES)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                probe.unlink(missing_ok=True)
+        except OSError as exc:
+            raise DatabaseUnavailable(
+                f"the disk of {self.path} refuses writes: {exc.strerror or exc}"
+            ) from None
 
     def in_transaction(self, conn: Connection) -> bool:
         return isinstance(conn, sqlite3.Connection) and conn.in_transaction

@@ -44,9 +44,18 @@ def test_seed_then_status_shows_the_day(url: str) -> None:
     code, out = run("db", "status", "--db", url)
     assert code == 0, out
     header, _rule, line = out.splitlines()
-    assert header.split() == ["date", "epoch", "head", "min", "events", "appointments"]
+    assert [h.strip() for h in header.split("  ") if h.strip()] == [
+        "date",
+        "epoch",
+        "head",
+        "min",
+        "oldest kept",
+        "pruned",
+        "events",
+        "appointments",
+    ]
     cells = line.split()
-    assert (cells[0], cells[2:]) == ("2026-11-26", ["0", "1", "0", "9"])
+    assert (cells[0], cells[2:]) == ("2026-11-26", ["0", "1", "-", "none", "0", "9"])
 
 
 def test_seed_defaults_to_today_and_twenty(url: str) -> None:
@@ -126,3 +135,19 @@ def test_missing_pyodbc_is_an_infrastructure_error(monkeypatch: pytest.MonkeyPat
     code, out = run("db", "init", "--db", "mssql+pyodbc://sa:pw@h:1433/clinic")
     assert code == EXIT_INFRASTRUCTURE
     assert "apt-get install unixodbc" in out and "Traceback" not in out
+
+
+def test_prune_channels_removes_the_empty_rows_older_versions_left(
+    url: str, tmp_path: Path
+) -> None:
+    store = SqliteStore(tmp_path / "clinic.db")
+    store.init_schema()
+    store.seed("2026-11-26", 2)
+    for day in ("2026-01-01", "2026-01-02"):
+        store.reset_channel(day)  # a row with no events and no appointments
+    store.close()
+    code, out = run("db", "prune-channels", "--db", url)
+    assert (code, out.strip()) == (0, f"2 empty channels removed from {url}")
+    code, out = run("db", "status", "--db", url)
+    assert [line.split()[0] for line in out.splitlines()[2:]] == ["2026-11-26"]
+    assert run("db", "prune-channels", "--db", url)[1].startswith("0 empty channels")

@@ -43,7 +43,7 @@ PATHS = _commands(cli)
 
 def test_every_command_is_found() -> None:
     assert {("serve",), ("simulate",), ("report",), ("db", "init"), ("token",)} <= set(PATHS)
-    assert len([path for path in PATHS if len(path) == 1]) == 8
+    assert len([path for path in PATHS if len(path) == 1]) == 10
 
 
 @pytest.mark.parametrize("path", PATHS, ids=" ".join)

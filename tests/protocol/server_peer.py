@@ -103,7 +103,13 @@ class Peer:
         self.closed: Close | None = None
         self.relay_woken = False
         self.session = ServerSession(
-            config or ServerSessionConfig(), backend.hub, self, now, policy, auth=auth
+            config or ServerSessionConfig(),
+            backend.hub,
+            self,
+            now,
+            policy,
+            today=NOW.date,
+            auth=auth,
         )
 
     # The hub's side (``Subscriber``).

@@ -166,9 +166,10 @@ def test_replay_decisions() -> None:
     assert refusal(channel, None, 11, 100) == "epoch_changed"
     assert refusal(channel, None, 4, 5) == "too_far_behind"
     events = [event(seq, epoch="e1") for seq in (9, 10)]
-    assert from_log(channel, events, 8) == Replay(events, Position("e1", 10))
-    assert from_log(channel, events[1:], 8) == "history_truncated"  # pruned meanwhile
-    assert from_log(channel, [event(9, epoch="e1"), event(10, epoch="e0")], 8) == (
+    assert from_log(channel, events, 8, 100) == Replay(events, Position("e1", 10), 10)
+    assert from_log(channel, events[:1], 8, 1) == Replay(events[:1], Position("e1", 9), 10)
+    assert from_log(channel, events[1:], 8, 100) == "history_truncated"  # pruned meanwhile
+    assert from_log(channel, [event(9, epoch="e1"), event(10, epoch="e0")], 8, 100) == (
         "history_truncated"
     )
     assert from_cache(None, "e1", 8, 10) is None

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import date
 from pathlib import Path
 from typing import Any, ParamSpec
 
@@ -22,6 +23,11 @@ from tests.conftest import seconds
 
 DATE = "2026-11-26"
 P = ParamSpec("P")
+
+
+def days_back() -> int:
+    """A served date window that keeps covering the fixed test ``DATE`` as time passes."""
+    return max(366, (date.today() - date.fromisoformat(DATE)).days + 2)
 
 
 def aio(test: Callable[P, Awaitable[None]]) -> Callable[P, None]:
@@ -57,6 +63,7 @@ def appt(n: int) -> str:
 async def running_server(tmp_path: Path, **overrides: Any) -> AsyncIterator[SyncServer]:
     """A started server on port 0 with a seeded database; closed afterwards."""
     seeded_store(tmp_path).close()
+    overrides.setdefault("days_back", days_back())
     config = ServerConfig(db_url=db_url(tmp_path), port=0, **overrides)
     server = SyncServer(config)
     await server.start()
@@ -131,7 +138,10 @@ class ServerProcess:
 
     def __init__(self, url: str, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "synccli", "serve", "--db", url, "--port", "0", *args],
+            [
+                *(sys.executable, "-m", "synccli", "serve", "--db", url, "--port", "0"),
+                *("--days-back", str(days_back()), *args),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from synccli.domain.channels import Channel
 from synccli.store import Store
 from tests.conftest import seconds
-from tests.server.helpers import aio, running_server
+from tests.server.helpers import aio, client, running_server
 
 
 class GatedHeads:
-    """Delegates to a store; ``heads`` counts its calls and holds the first one until
+    """Delegates to a store; ``heads_of`` counts its calls and holds the first one until
     ``release`` is set (the relay is then busy reading)."""
 
     def __init__(self, store: Store) -> None:
@@ -23,11 +24,11 @@ class GatedHeads:
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def heads(self) -> dict[str, Channel]:
+    def heads_of(self, dates: Iterable[str]) -> dict[str, Channel]:
         self.calls += 1
         self.entered.set()
         assert self.release.wait(timeout=seconds(10))
-        return self._store.heads()
+        return self._store.heads_of(dates)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -36,7 +37,8 @@ class GatedHeads:
 @aio
 async def test_a_wake_during_a_relay_pass_runs_another_pass(tmp_path: Path) -> None:
     # A long poll interval: only a wake-up can start the next pass within the test.
-    async with running_server(tmp_path, relay_poll_s=60.0) as server:
+    async with running_server(tmp_path, relay_poll_s=60.0) as server, client(server) as a:
+        await a.subscribe()  # the relay polls only subscribed dates
         services = server.services
         assert services is not None
         gated = GatedHeads(services.store)

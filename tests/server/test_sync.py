@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import date, timedelta
 from pathlib import Path
 
 from synccli.clock import utc_now
@@ -95,11 +96,12 @@ async def test_pruned_and_too_far_behind(tmp_path: Path) -> None:
 
 @aio
 async def test_unused_date_answers_as_an_empty_channel(tmp_path: Path) -> None:
+    unused = [(date.today() + timedelta(days=n)).isoformat() for n in (30, 31)]
     async with running_server(tmp_path) as server, client(server) as a:
-        await a.send({"type": "get_snapshot", "date": "2030-01-01"})
+        await a.send({"type": "get_snapshot", "date": unused[0]})
         snap = await a.expect("snapshot")
         assert (snap["sequenceNum"], snap["appointments"]) == (0, [])
-        await a.send({"type": "request_missed_events", "date": "2030-01-02", "lastSequenceNum": 0})
+        await a.send({"type": "request_missed_events", "date": unused[1], "lastSequenceNum": 0})
         missed = await a.expect("missed_events")
         assert (missed["sequenceNum"], missed["events"]) == (0, [])
 

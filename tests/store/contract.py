@@ -186,12 +186,45 @@ class StoreContract:
         store.hook = None
         assert store.write(update("r2", 1, "Present"), NOW).seq == 2
 
-    def test_unknown_date_reads_as_an_empty_channel(self, store: Store) -> None:
+    def test_unknown_date_reads_as_an_empty_channel_and_writes_nothing(
+        self, store: Store, raw: Raw
+    ) -> None:
         channel, rows = store.snapshot("2031-01-02")
         assert (channel.head_seq, channel.min_seq, rows) == (0, 1, [])
         assert store.events_since("2031-01-02", 0, 10) == []
         assert store.channel("2031-01-02") == channel
-        assert store.heads()["2031-01-02"] == channel
+        assert "2031-01-02" not in store.heads()
+        assert raw("SELECT COUNT(*) FROM channels")[0][0] == 0
+
+    def test_the_first_write_creates_the_channel(self, store: Store, raw: Raw) -> None:
+        store.seed(DATE, 1)  # seeding is a write: it creates the channel
+        unborn = store.channel("2031-01-02")
+        store.write(update("r1", 1, "Present"), NOW)
+        channel = store.channel(DATE)
+        assert channel.head_seq == 1 and channel.epoch != unborn.epoch
+        assert [r[0] for r in raw("SELECT date FROM channels")] == [DATE]
+
+    def test_heads_of_reads_only_the_dates_asked_for(self, store: Store) -> None:
+        dates = [f"2026-{month:02d}-{day:02d}" for month in (1, 2) for day in range(1, 21)]
+        for date in dates[::2]:
+            store.reset_channel(date)
+        store.reset_channel("2027-01-01")
+        heads = store.heads_of([*dates, "2030-01-01"])  # more than one statement's worth
+        assert sorted(heads) == dates[::2]
+        assert all(heads[d] == store.channel(d) for d in dates[::2])
+        assert store.heads_of([]) == {}
+
+    def test_prune_channels_removes_only_empty_channels(self, store: Store) -> None:
+        store.seed(DATE, 2)  # appointments: kept
+        store.seed("2026-11-27", 1)
+        store.write(WriteRequest("r1", appt(1, "2026-11-27"), "Present"), NOW)  # events: kept
+        for date in ("2026-01-01", "2026-01-02", "2026-01-03"):
+            store.reset_channel(date)  # empty rows, as reads of older versions left them
+        assert store.prune_channels() == 3
+        assert sorted(store.heads()) == [DATE, "2026-11-27"]
+        assert store.prune_channels() == 0
+        store.write(update("r2", 1, "Present"), NOW)  # the write path is unaffected
+        assert store.channel(DATE).head_seq == 1
 
     def test_status_counts_events_and_appointments(self, store: Store) -> None:
         store.seed(DATE, 3)

@@ -1,0 +1,150 @@
+"""The log and the board as text: a table that streams (column widths fixed by the first
+page), JSON Lines and CSV for the log; a table or one JSON document for the board."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from synccli.audit.board import Rebuild
+from synccli.audit.entries import LogEntry
+
+LOG_FORMATS = ("table", "json", "csv")
+BOARD_FORMATS = ("table", "json")
+
+LOG_COLUMNS = (
+    "seq",
+    "committed at",
+    "appointment",
+    "patient",
+    "from → to",
+    "version",
+    "actor",
+    "request id",
+)
+_JSON_KEYS = (
+    "seq",
+    "committedAt",
+    "appointmentId",
+    "patient",
+    "from",
+    "to",
+    "version",
+    "actor",
+    "requestId",
+)
+#: One encoder for every line (``json.dumps`` with options builds a new one per call).
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+#: Written for a value the log does not hold (an actor or prior state from before schema 2).
+UNKNOWN = "?"
+
+
+def log_cells(entry: LogEntry) -> tuple[str, ...]:
+    """One entry as the table's and the CSV's cells."""
+    after = entry.wire
+    return (
+        str(entry.seq),
+        entry.committed_at,
+        entry.appointment_id,
+        after["patient"],
+        f"{entry.from_state or UNKNOWN} → {after['state']}",
+        str(after["version"]),
+        entry.actor or UNKNOWN,
+        entry.request_id or "",
+    )
+
+
+def log_record(entry: LogEntry) -> dict[str, Any]:
+    """One entry as a JSON object (unknown values are null)."""
+    after = entry.wire
+    values = (
+        entry.seq,
+        entry.committed_at,
+        entry.appointment_id,
+        after["patient"],
+        entry.from_state,
+        after["state"],
+        after["version"],
+        entry.actor,
+        entry.request_id,
+    )
+    return dict(zip(_JSON_KEYS, values, strict=True))
+
+
+def log_blocks(pages: Iterable[Sequence[LogEntry]], fmt: str) -> Iterator[str]:
+    """The log as text, one block of whole lines per page as the pages arrive (a pager or
+    a pipe sees the first page at once; one write per page, not per line)."""
+    header_done = False
+    template = ""
+    for page in pages:
+        lines: list[str] = []
+        if fmt == "json":
+            lines = [_encode(log_record(entry)) for entry in page]
+        elif fmt == "csv":
+            if not header_done:
+                lines.append(_csv_line(LOG_COLUMNS))
+            lines += [_csv_line(log_cells(entry)) for entry in page]
+        else:
+            cells = [log_cells(entry) for entry in page]
+            if not header_done:
+                widths = [
+                    max([len(name), *(len(row[i]) for row in cells)])
+                    for i, name in enumerate(LOG_COLUMNS)
+                ]
+                template = _template(widths)
+                lines.append(template.format(*LOG_COLUMNS).rstrip())
+                lines.append(template.format(*("-" * w for w in widths)).rstrip())
+            lines += [template.format(*row).rstrip() for row in cells]
+        header_done = True
+        yield "".join(line + "\n" for line in lines)
+
+
+def _template(widths: Sequence[int]) -> str:
+    """A ``str.format`` template for one table line (one C call per line, not per cell):
+    the sequence number and the version right-aligned, everything else left."""
+    return "  ".join(
+        f"{{:>{width}}}" if index in (0, 5) else f"{{:<{width}}}"
+        for index, width in enumerate(widths)
+    )
+
+
+def _csv_line(cells: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(cells)
+    return buffer.getvalue()
+
+
+BOARD_COLUMNS = ("appointment", "patient", "state", "state time", "version", "updated at")
+
+
+def board_table(board: Rebuild) -> list[tuple[str, ...]]:
+    """The board's rows as table cells."""
+    return [
+        (
+            row.appointment_id,
+            row.patient,
+            row.state,
+            row.state_time or "",
+            str(row.version),
+            row.updated_at,
+        )
+        for row in board.rows
+    ]
+
+
+def board_json(date: str, board: Rebuild, head: int, problems: Sequence[str] | None) -> str:
+    """The board as one JSON document; ``problems`` is the head check (None: not at head)."""
+    document: dict[str, Any] = {
+        "date": date,
+        "seq": board.seq,
+        "head": head,
+        "committedAt": board.committed_at,
+        "appointments": [row.to_wire() for row in board.rows],
+    }
+    if problems is not None:
+        document["matchesStoredRows"] = not problems
+        document["problems"] = list(problems)
+    return json.dumps(document, ensure_ascii=False, indent=2)
