@@ -24,6 +24,7 @@ import resource
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -35,7 +36,8 @@ from websockets.asyncio.server import ServerConnection, serve
 from synccli.harness.server_process import ServerProcess, free_port
 from synccli.store import open_store
 
-DATE = "2099-02-01"
+# A date of its own, inside the window the server serves (a year or so ahead).
+DATE = (datetime.now(UTC).date() + timedelta(days=401)).isoformat()
 _FORK = multiprocessing.get_context("fork")
 
 
@@ -68,8 +70,9 @@ async def _clients(url: str, count: int, pipe: Connection) -> None:
             await ws.send(subscribe)
 
         async def answered(ws: ClientConnection) -> None:
-            while json.loads(await ws.recv()).get("type") != "subscribed":
-                pass
+            while (kind := json.loads(await ws.recv()).get("type")) != "subscribed":
+                if kind == "error":
+                    raise RuntimeError("the server refused the subscribe")
 
         await asyncio.gather(*(answered(ws) for ws in sockets))
         pipe.send("subscribed")
@@ -95,7 +98,7 @@ async def _bare(port: int, appointments: int, pipe: Connection) -> None:
             "state": "Scheduled",
             "stateTime": None,
             "version": 1,
-            "updatedAt": "2099-02-01T00:00:00.000Z",
+            "updatedAt": f"{DATE}T00:00:00.000Z",
         }
         for i in range(1, appointments + 1)
     ]

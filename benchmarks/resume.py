@@ -23,7 +23,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -33,12 +33,13 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from synccli.domain.channels import WriteRequest
 from synccli.protocol.channel import ChannelState
-from synccli.protocol.messages import Subscribed, dumps, parse_server_message
+from synccli.protocol.messages import ErrorMessage, Subscribed, dumps, parse_server_message
 from synccli.server.app import SyncServer
 from synccli.server.config import ServerConfig
 from synccli.store import open_store
 
-DATE = "2099-01-01"
+# A date of its own, inside the window the server serves (a year or so ahead).
+DATE = (datetime.now(UTC).date() + timedelta(days=400)).isoformat()
 STATES = ("Present", "Scheduled")
 
 
@@ -64,6 +65,8 @@ async def _subscribe(ws: ClientConnection, state: ChannelState) -> None:
         if isinstance(msg, Subscribed):
             state.on_subscribed(msg, time.monotonic())
             return
+        if isinstance(msg, ErrorMessage):
+            raise click.ClickException(f"the server refused the subscribe: {msg}")
 
 
 async def _resume(url: str, epoch: str, since: int) -> float:
