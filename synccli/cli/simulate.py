@@ -21,7 +21,8 @@ from synccli.cli.common import (
     threshold_option,
 )
 from synccli.cli.secrets import resolve_secret, secret_options
-from synccli.errors import ConfigError
+from synccli.errors import ConfigError, InfrastructureError
+from synccli.harness.browsers import browsers_unavailable
 from synccli.harness.run import RunConfig, RunOutcome, run_simulation
 from synccli.harness.selection import is_builtin, scenario_for_run
 from synccli.injection import CLIENT_BUGS, SERVER_BUGS, split_bugs
@@ -128,6 +129,12 @@ def scenario_overrides(func: F) -> F:
     show_default=True,
     help="Processes to spread the clients over (for 1000+ clients).",
 )
+@option(
+    "--browsers",
+    type=click.IntRange(0, 50),
+    default=0,
+    help="Also run N headless Chromium pages on the board as clients (needs chromium).",
+)
 @option("-q", "--quiet", is_flag=True, help="No live progress line.")
 @option(
     "--inject-bug",
@@ -151,6 +158,7 @@ def simulate_command(
     token: str | None,
     token_file: Path | None,
     workers: int,
+    browsers: int,
     quiet: bool,
     bugs: tuple[str, ...],
     **overrides: Any,
@@ -167,6 +175,8 @@ def simulate_command(
     Exit codes: 0 pass, 1 fail, 2 usage error, 3 inconclusive,
     4 infrastructure error.
     """
+    if browsers and (missing := browsers_unavailable()) is not None:
+        raise InfrastructureError(missing)
     if url is not None and not url.startswith(("ws://", "wss://")):
         raise ConfigError(f"--url must be a WebSocket URL like ws://127.0.0.1:8765/ws, not {url!r}")
     if url is not None and (tls or jwt):
@@ -194,6 +204,7 @@ def simulate_command(
         jwt=jwt,
         ca_file=ca_file,
         workers=workers,
+        browsers=browsers,
         progress=not quiet,
         builtin_default=is_builtin(scenario_ref),
     )

@@ -62,6 +62,10 @@ class RunConfig:
     #: CA to trust for a wss:// ``url``.
     ca_file: str | None = None
     workers: int = 1
+    #: Clients probe again soon after a refused attempt (False: the plain backoff).
+    probe: bool = True
+    #: Headless Chromium pages on the board, as clients ``b000``… (synccli.harness.browsers).
+    browsers: int = 0
     progress: bool = True
     #: The scenario is the built-in default, which leaves packet loss out where this machine
     #: cannot inject it; the run then says so.
@@ -110,6 +114,7 @@ class Simulation:
         self.ca_file = config.ca_file
         #: Per-client tokens (``--jwt``/``--tls``): one ``sub`` per client.
         self.tokens: TokenSource | None = None
+        self.browsers: Any = None
 
     def say(self, message: str) -> None:
         self.notes.append(message)
@@ -195,6 +200,25 @@ class Simulation:
         self.faults = FaultRunner(scenario.faults, targets, self.history, scenario.seed)
         stack.push_async_callback(self.faults.heal_all)
         self._fleet_urls = urls
+        if config.browsers:
+            await self._start_browsers(stack, urls)
+
+    async def _start_browsers(self, stack: contextlib.AsyncExitStack, urls: list[str]) -> None:
+        from synccli.harness.browsers import BrowserConfig, BrowserFleet
+
+        assert self.history is not None
+        tokens = self.tokens
+        config = BrowserConfig(
+            self.config.browsers,
+            tuple(urls),
+            self.dates,
+            self.run_dir,
+            self.token,
+            mint=None if tokens is None else lambda sub: tokens.for_sub(sub).token(),
+        )
+        self.browsers = BrowserFleet(config, self.history)
+        stack.push_async_callback(self.browsers.close)
+        await self.browsers.start()
 
     def _db_url(self) -> str | None:
         if self.config.db_url:
@@ -344,6 +368,7 @@ class Simulation:
             ca_file=self.ca_file,
             client_bugs=tuple(config.client_bugs),
             workers=config.workers,
+            probe=config.probe,
         )
         progress = ProgressLine(self._status, enabled=config.progress)
         self._say = progress.say if config.progress else self._say
@@ -378,6 +403,9 @@ class Simulation:
                 target_heads=self._target_heads,
                 before_drain=heal_then_drain,
             )
+            if self.browsers is not None:
+                await self.browsers.drain(self._target_heads, scenario.drain_timeout_s)
+                await self.browsers.close()
         finally:
             await heal_faults()
             await cancel_quietly(ticker)

@@ -122,13 +122,17 @@ class ServerMetrics(Record):
 
 @dataclass(frozen=True, slots=True)
 class ClientCreated(Record):
+    """``browser``: a Chromium page on the board (``simulate --browsers``), else left out."""
+
     KIND: ClassVar[str] = "client"
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"browser"})
     seed: int | None = None
     url: str = ""
     writer: bool = False
     rate: float = 0.0
     dates: list[str] = field(default_factory=list)
     bugs: list[str] = field(default_factory=list)
+    browser: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

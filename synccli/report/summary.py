@@ -23,6 +23,7 @@ from typing import Any
 
 from synccli.errors import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_INFRASTRUCTURE, EXIT_OK
 from synccli.history import (
+    ClientCreated,
     Connect,
     ConnectFailed,
     Final,
@@ -108,6 +109,7 @@ class Summary(Counters):
     anomalies_total: int
     history_truncated: bool
     truth_source: str
+    browser_clients: int = 0
     #: What the HTML report's timeline draws; not part of ``summary.json``.
     timeline: Timeline | None = field(default=None, compare=False, repr=False)
 
@@ -255,6 +257,9 @@ def summarize(
         "anomalies_total": sum(result.counts.values()),
         "history_truncated": history.truncated,
         "truth_source": truth.source,
+        "browser_clients": sum(
+            1 for e in records if isinstance(e.record, ClientCreated) and e.record.browser
+        ),
     }
     scenario = config.get("thresholds")
     thresholds = merge(

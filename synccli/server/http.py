@@ -14,6 +14,7 @@ database, so a full disk shows) and answers 503 when it fails; the result is kep
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import time
 from http import HTTPStatus
@@ -33,6 +34,25 @@ from synccli.server.services import Services
 FAULT_MODES = (*MODES, "off")
 #: Seconds a readiness result is reused.
 READY_CACHE_S = 1.0
+
+# The browser half, served from package data (synccli/web): path -> (file, content type).
+WEB_FILES = {
+    "/": ("board.html", "text/html; charset=utf-8"),
+    "/board.js": ("board.js", "text/javascript; charset=utf-8"),
+    "/board.css": ("board.css", "text/css; charset=utf-8"),
+    "/client.js": ("synccli-client.js", "text/javascript; charset=utf-8"),
+    "/client.d.ts": ("synccli-client.d.ts", "application/typescript; charset=utf-8"),
+}
+# Nothing but this origin's own files and socket: a patient name can never run as script.
+WEB_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def web_file(name: str) -> str:
+    """The text of one file of the browser half (package data)."""
+    return (importlib.resources.files("synccli") / "web" / name).read_text(encoding="utf-8")
 
 
 def _respond(
@@ -83,6 +103,8 @@ class Router:
                     f"at most {limit} connections; try again later",
                 )
             return None
+        if url.path in WEB_FILES and not self.metrics_only:
+            return self._web(connection, url.path)
         if url.path == "/livez":
             return _json(connection, HTTPStatus.OK, {"status": "alive"})
         if url.path in ("/readyz", "/healthz"):
@@ -100,6 +122,14 @@ class Router:
                 return _json(connection, HTTPStatus.UNAUTHORIZED, {"error": "bad token"})
             return await self._admin(connection, url.path, parse_qs(url.query))
         return _json(connection, HTTPStatus.NOT_FOUND, {"error": f"no such path {url.path}"})
+
+    def _web(self, connection: ServerConnection, path: str) -> Response:
+        name, content_type = WEB_FILES[path]
+        response = _respond(connection, HTTPStatus.OK, web_file(name), content_type)
+        response.headers["Content-Security-Policy"] = WEB_POLICY
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
     def _trusted(self, request: Request) -> bool:
         return self.metrics_only or self.gate.authenticated(request)

@@ -1,0 +1,81 @@
+"""``synccli simulate --browsers N``: Chromium pages are clients of a real run, checked
+like the simulated ones."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from synccli.cli.main import cli
+from tests.conftest import seconds
+
+pytestmark = pytest.mark.slow
+
+SCENARIO = """\
+description = "Two browsers and two simulated clients; one proxy group goes down"
+seed = 5
+duration_s = 6
+clients = 2
+writers = 1
+rate = 8
+dates = 2
+groups = 2
+appointments = 8
+drain_timeout_s = 20
+
+[[faults]]
+name = "offline"
+kind = "down"
+at_s = 1.5
+for_s = 2
+target = "50%"
+
+[thresholds]
+lost = "== 0"
+duplicates = "== 0"
+out_of_order = "== 0"
+phantoms = "== 0"
+"""
+
+
+def test_browsers_are_clients_of_a_run(tmp_path: Path, browser: object) -> None:
+    scenario = tmp_path / "browsers.toml"
+    scenario.write_text(SCENARIO)
+    out = tmp_path / "run"
+    args = ["simulate", "--scenario", str(scenario), "--browsers", "2", "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "synccli", *args, "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=seconds(120),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["browser_clients"] == 2
+    assert summary["clients"] == 4
+    assert summary["lost"] == summary["duplicates"] == summary["out_of_order"] == 0
+    assert summary["converged_clients"] == 4
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    applied = {(r["c"], r["date"]) for r in history if r["k"] == "apply"}
+    dates = summary["dates"]
+    assert len(dates) == 2
+    # Each page shows the first date and follows the second.
+    assert {(c, d) for c in ("b000", "b001") for d in dates} <= applied
+    # The browser in the group that went down lost its socket and came back.
+    assert any(r["k"] == "disconnect" and r["c"].startswith("b") for r in history)
+    for client in ("b000", "b001"):
+        assert (out / f"board-{client}.png").stat().st_size > 1000
+
+
+def test_without_chromium_it_says_so_and_exits_4(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        "synccli.cli.simulate.browsers_unavailable", lambda: "browser clients need Chromium"
+    )
+    result = CliRunner().invoke(cli, ["simulate", "--browsers", "1", "--no-faults"])
+    assert result.exit_code == 4
+    assert result.output.strip().splitlines() == ["Error: browser clients need Chromium"]
