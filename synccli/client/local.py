@@ -32,6 +32,15 @@ from synccli.tokens import TokenSource
 HeadsSource = Callable[[], Awaitable[dict[str, tuple[str, int]] | None]]
 Counters = dict[str, int]
 
+# Reconnects of a fleet spread over ``clients / reconnect_rate`` seconds, within these
+# bounds: the probe delay (below: probes cost the harness more than they gain; above: the
+# heal-to-caught-up budget of 1 s would not hold) and the first backoff delay after a
+# connection dropped (at 50 ms, a reset of 500 connections came back as one burst of
+# handshakes that stalled the harness's loop and the server's).
+PROBE_MIN_S = 0.1
+PROBE_MAX_S = 0.6
+BACKOFF_INITIAL_S = 0.05
+
 # How often the drain re-reads the heads: it polls a database, there is no event to await.
 DRAIN_POLL_S = 0.2
 
@@ -63,6 +72,12 @@ class FleetConfig:
     #: New connections per second at start-up: a thousand simultaneous handshakes would
     #: stall the harness's own event loop (and the server's) for a second.
     connect_rate: float = 250.0
+    #: Reconnects per second the whole fleet may aim at the server after an outage: the
+    #: probe delay of refused attempts is ``clients / reconnect_rate`` (bounded).
+    reconnect_rate: float = 2000.0
+    #: False: refused attempts grow the backoff like any failure, and it starts at 50 ms
+    #: whatever the fleet (the behaviour before probing; benchmarks/recovery.py compares).
+    probe: bool = True
 
     def __post_init__(self) -> None:
         if not self.urls:
@@ -78,8 +93,10 @@ class FleetConfig:
             raise ConfigError(f"writers must be between 0 and clients ({self.clients})")
         if self.rate < 0 or self.duration_s < 0 or self.drain_timeout_s < 0:
             raise ConfigError("rate, duration and drain timeout must not be negative")
-        if self.connect_rate <= 0:
-            raise ConfigError("the connect rate must be greater than 0 connections per second")
+        if self.connect_rate <= 0 or self.reconnect_rate <= 0:
+            raise ConfigError(
+                "the connect and reconnect rates must be greater than 0 connections per second"
+            )
         if not 1 <= self.workers <= self.clients:
             raise ConfigError(f"workers must be between 1 and clients ({self.clients})")
         if not self.dates:
@@ -140,7 +157,15 @@ def client_config(config: FleetConfig, index: int) -> ClientConfig:
         expected_version=config.expected_version,
         ack_delay=config.ack_delay_s,
         open_timeout=config.open_timeout_s,
+        probe=_spread(config, PROBE_MIN_S) if config.probe else None,
+        backoff_initial=_spread(config, BACKOFF_INITIAL_S) if config.probe else BACKOFF_INITIAL_S,
     )
+
+
+def _spread(config: FleetConfig, least: float) -> float:
+    """The window the fleet's returning clients spread over, so that the server sees about
+    ``reconnect_rate`` handshakes per second (bounded below by ``least``)."""
+    return min(PROBE_MAX_S, max(least, config.clients / config.reconnect_rate))
 
 
 def heads_from_wire(raw: dict[str, tuple[str, int]] | dict[str, list[Any]]) -> dict[str, Position]:

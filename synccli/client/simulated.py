@@ -8,7 +8,8 @@ that arrives while the pump is waiting to run is acknowledged by one ack per dat
 are batched per burst of frames without any timer of their own. A writer client has one
 more long-lived task that issues writes at its rate.
 
-Reconnects use ``protocol.backoff`` (full jitter) and resume every channel with ``since``.
+Reconnects follow ``protocol.backoff.Reconnect`` (fast probes while the attempt is refused
+at once, full-jitter exponential backoff otherwise) and resume every channel with ``since``.
 Everything that happens is appended to the history (docs/history.md).
 """
 
@@ -22,14 +23,19 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidMessage,
+    InvalidStatus,
+)
 
 from synccli.client.tls import client_context
 from synccli.domain.states import allowed_targets
 from synccli.domain.values import Position
 from synccli.errors import ProtocolError
 from synccli.history import records as rec
-from synccli.protocol.backoff import backoff
+from synccli.protocol.backoff import Reconnect, ReconnectConfig
 from synccli.protocol.channel import SYNCED, Effects
 from synccli.protocol.client_id import with_client_id
 from synccli.protocol.messages import ClientMessage, ServerMessage, dumps, parse_server_message
@@ -38,6 +44,11 @@ from synccli.tokens import TokenSource
 
 # A connection that lived this long counts as healthy: the backoff starts over.
 HEALTHY_AFTER_S = 1.0
+# A connection closed or reset before any HTTP answer, this fast, was refused too (a proxy
+# with no server behind it closes at once). Slower, a server may have done the handshake
+# (a proxy that resets after 100 ms): that grows the backoff, so probes never storm it.
+REFUSED_WITHIN_S = 0.05
+DEFAULT_PROBE_S = 0.5
 MAX_FRAME = 64 * 1024 * 1024
 # Closing must not hang on a dead network (a fault may still be active at the end).
 CLOSE_TIMEOUT_S = 2.0
@@ -77,6 +88,13 @@ class ClientConfig:
     ack_delay: float = DEFAULT_ACK_DELAY_S
     backoff_initial: float = 0.05
     backoff_max: float = 5.0
+    #: While attempts are refused at once, retry every ``probe/2``..``probe`` seconds;
+    #: ``None``: every failure grows the backoff (the behaviour before probing).
+    probe: float | None = DEFAULT_PROBE_S
+
+    def reconnect(self) -> ReconnectConfig:
+        probe = None if self.probe is None else min(self.probe, self.backoff_max)
+        return ReconnectConfig(self.backoff_initial, self.backoff_max, probe=probe)
 
 
 class SimulatedClient:
@@ -169,13 +187,14 @@ class SimulatedClient:
     async def _run(self, delay: float) -> None:
         await self._pause(delay)
         config = self.config
-        delays = backoff(config.backoff_initial, config.backoff_max, rng=self.rng)
+        delays = Reconnect(config.reconnect(), self.rng)
         tls = client_context(config.url, config.ca_file)
         url = with_client_id(config.url, self.client_id)
         while not self._closing.is_set():
             self.attempts += 1
             token = config.tokens.token() if config.tokens is not None else config.token
             headers = {"Authorization": f"Bearer {token}"} if token else None
+            started = time.monotonic()
             try:
                 ws = await connect(
                     url,
@@ -189,7 +208,8 @@ class SimulatedClient:
                 )
             except (OSError, TimeoutError, InvalidHandshake) as exc:
                 self._record(rec.ConnectFailed(self.attempts, _describe(exc)))
-                await self._pause(next(delays))
+                refused = is_refusal(exc, time.monotonic() - started)
+                await self._pause(delays.after_refused() if refused else delays.after_failure())
                 continue
             if self._closing.is_set():
                 # close() ran while the handshake was in flight.
@@ -200,9 +220,9 @@ class SimulatedClient:
             opened = time.monotonic()
             await self._serve(ws)
             if time.monotonic() - opened >= HEALTHY_AFTER_S:
-                delays = backoff(config.backoff_initial, config.backoff_max, rng=self.rng)
+                delays.healthy()
             if not self._closing.is_set():
-                await self._pause(next(delays))
+                await self._pause(delays.after_failure())
 
     async def _serve(self, ws: ClientConnection) -> None:
         self._ws = ws
@@ -361,6 +381,18 @@ def parse_frame(frame: str | bytes) -> ServerMessage:
             del cache[next(iter(cache))]
         cache[frame] = message
     return message
+
+
+def is_refusal(exc: BaseException, elapsed: float) -> bool:
+    """The attempt, which failed after ``elapsed`` seconds, cost no server anything: the
+    kernel refused it, or it was closed or reset before any HTTP answer within
+    ``REFUSED_WITHIN_S`` (a proxy whose server is gone). Time-outs and HTTP errors are
+    answers from a server that is there."""
+    if isinstance(exc, ConnectionRefusedError):
+        return True
+    if isinstance(exc, TimeoutError):
+        return False
+    return isinstance(exc, OSError | InvalidMessage) and elapsed < REFUSED_WITHIN_S
 
 
 def _describe(exc: BaseException) -> str:

@@ -62,6 +62,8 @@ class RunConfig:
     #: CA to trust for a wss:// ``url``.
     ca_file: str | None = None
     workers: int = 1
+    #: Clients probe again soon after a refused attempt (False: the plain backoff).
+    probe: bool = True
     progress: bool = True
     #: The scenario is the built-in default, which leaves packet loss out where this machine
     #: cannot inject it; the run then says so.
@@ -347,6 +349,7 @@ class Simulation:
             ca_file=self.ca_file,
             client_bugs=tuple(config.client_bugs),
             workers=config.workers,
+            probe=config.probe,
         )
         progress = ProgressLine(self._status, enabled=config.progress)
         self._say = progress.say if config.progress else self._say

@@ -34,7 +34,8 @@ BASE: dict[str, Any] = dict(
         ({"dates": []}, "at least one date"),
         ({"dates": ["2026-02-30"]}, "not a calendar date"),
         ({"client_bugs": ("no-such",)}, "unknown client bug"),
-        ({"connect_rate": 0}, "connect rate"),
+        ({"connect_rate": 0}, "connect and reconnect rates"),
+        ({"reconnect_rate": -5}, "connect and reconnect rates"),
     ],
 )
 def test_bad_fleet_config_is_a_config_error(change: dict[str, Any], message: str) -> None:
@@ -60,3 +61,21 @@ def test_furthest_position_per_date() -> None:
     assert furthest(
         [{"d": Position("e", 3)}, {"d": Position("e", 5), "x": Position("e", 1)}, {}]
     ) == {"d": Position("e", 5), "x": Position("e", 1)}
+
+
+@pytest.mark.parametrize(
+    ("clients", "probe", "initial"), [(10, 0.1, 0.05), (1000, 0.5, 0.5), (5000, 0.6, 0.6)]
+)
+def test_reconnects_spread_with_the_fleet_within_bounds(
+    clients: int, probe: float, initial: float
+) -> None:
+    reconnect = client_config(FleetConfig(**{**BASE, "clients": clients}), 0).reconnect()
+    assert reconnect.probe == pytest.approx(probe)
+    assert reconnect.initial == pytest.approx(initial)
+
+
+def test_without_probing_clients_keep_the_plain_backoff() -> None:
+    config = FleetConfig(**{**BASE, "clients": 1000, "probe": False})
+    reconnect = client_config(config, 0).reconnect()
+    assert reconnect.probe is None
+    assert reconnect.initial == 0.05
