@@ -35,6 +35,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from multiprocessing.sharedctypes import Synchronized
@@ -54,7 +55,8 @@ from synccli.store import open_store
 from synccli.tokens import TokenSource
 
 VARIANTS = ("bare", "bare-acks", "full", "secure")
-DATE = "2099-01-01"
+# A date of its own, inside the window the server serves (a year or so ahead).
+DATE = (datetime.now(UTC).date() + timedelta(days=402)).isoformat()
 #: Appointments the writer cycles through (Scheduled ⇄ Present); more than ``WINDOW``, so an
 #: appointment never has two writes in flight.
 APPOINTMENTS = 64

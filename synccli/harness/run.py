@@ -27,7 +27,7 @@ from synccli.faults.kinds import PROXY_KINDS
 from synccli.harness.certs import self_signed
 from synccli.harness.progress import ProgressLine, Snapshot, StatusText
 from synccli.harness.scenario import Scenario, ServerOptions
-from synccli.harness.schedule import FaultRunner, FaultTargets, cancel_quietly
+from synccli.harness.schedule import FaultRunner, FaultTargets, ProxyLayout, cancel_quietly
 from synccli.harness.server_process import ServerProcess, free_port
 from synccli.history import (
     HistoryWriter,
@@ -165,7 +165,8 @@ class Simulation:
         assert self.history is not None
         config, scenario = self.config, self.scenario
         self.dates = tuple(scenario.date_list(datetime.now(UTC).date()))
-        targets = FaultTargets(dates=self.dates, groups=scenario.groups)
+        layout = ProxyLayout.of(scenario)
+        targets = FaultTargets(dates=self.dates, groups=layout.total)
         db_url = self._db_url()
         self.history.write(
             None,
@@ -204,7 +205,9 @@ class Simulation:
             upstream, urls = _host_port(config.url), [config.url]
         if kinds & PROXY_KINDS and not self._rotate:
             targets.proxies, urls = await self._start_proxies(stack, upstream, targets.groups)
-        self.faults = FaultRunner(scenario.faults, targets, self.history, scenario.seed)
+            # Readers and writers behind separate proxies: a fault can spare either kind.
+            urls = layout.client_urls(urls)
+        self.faults = FaultRunner(scenario.faults, targets, self.history, scenario.seed, layout)
         stack.push_async_callback(self.faults.heal_all)
         self._fleet_urls = urls
         if config.browsers:

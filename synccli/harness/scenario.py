@@ -31,6 +31,7 @@ import tomli_w
 
 from synccli.errors import ConfigError
 from synccli.faults.kinds import FaultKind, fault_kind, fault_kinds
+from synccli.faults.kinds.base import CLIENT_SETS
 from synccli.harness.scenario_fields import MISSING, KeyPath, Located, Seconds, Table
 from synccli.report.thresholds import parse_threshold
 
@@ -72,8 +73,8 @@ class ServerOptions:
 @dataclass(frozen=True)
 class FaultSpec:
     """One scheduled fault: ``kind`` from ``at_s`` for ``for_s`` seconds, on ``target`` (a
-    share of the proxy groups), in ``stream``; ``attrs`` has every attribute, defaults
-    filled."""
+    share of the proxy groups of ``clients``: all, readers or writers), in ``stream``;
+    ``attrs`` has every attribute, defaults filled."""
 
     at_s: float
     for_s: float
@@ -82,6 +83,7 @@ class FaultSpec:
     stream: str = "both"
     attrs: dict[str, Any] = field(default_factory=dict)
     name: str = ""
+    clients: str = "all"
 
     @property
     def end_s(self) -> float:
@@ -133,7 +135,12 @@ class Scenario:
         data["dates"] = list(self.dates) if isinstance(self.dates, tuple) else self.dates
         data["server"] = {k: v for k, v in data["server"].items() if v is not None}
         order = ("name", "kind", "at_s", "for_s", "target", "stream")
-        data["faults"] = [{k: f[k] for k in order} | f["attrs"] for f in data["faults"]]
+        data["faults"] = [
+            {k: f[k] for k in order}
+            | ({"clients": f["clients"]} if f["clients"] != "all" else {})
+            | f["attrs"]
+            for f in data["faults"]
+        ]
         return data
 
     def to_json(self) -> str:
@@ -270,7 +277,7 @@ def _build(raw: dict[str, Any], ctx: Located) -> Scenario:
     groups = top.get("groups", int, min(clients or 1, 10), minimum=1)
     if groups is not None and clients is not None and groups > clients:
         top.report("groups", f"{groups} groups is more than the {clients} clients")
-    faults = _faults(ctx, raw.get("faults", []), duration)
+    faults = _faults(ctx, raw.get("faults", []), duration, (clients, writers, groups))
     values = {
         "name": top.get("name", str),
         "description": top.get("description", str, ""),
@@ -354,12 +361,19 @@ def _thresholds(ctx: Located, data: Any) -> dict[str, str]:
     return dict(table.data)
 
 
-def _faults(ctx: Located, data: Any, duration: float | None) -> tuple[FaultSpec, ...]:
+#: The load a fault's ``clients`` is judged against: clients, writers, groups (``None`` if
+#: invalid).
+Load = tuple[int | None, int | None, int | None]
+
+
+def _faults(ctx: Located, data: Any, duration: float | None, load: Load) -> tuple[FaultSpec, ...]:
     if not isinstance(data, list):
         ctx.report(("faults",), "must be [[faults]] tables")
         return ()
     checked = [(i, _fault(ctx, item, ("faults", i), duration)) for i, item in enumerate(data)]
     faults = [(i, fault) for i, fault in checked if fault is not None]
+    for i, fault in faults:
+        _check_clients(ctx, ("faults", i, "clients"), fault, load)
     names: set[str] = set()
     for i, fault in faults:
         if fault.name in names:
@@ -388,6 +402,13 @@ def _fault(ctx: Located, data: Any, path: KeyPath, duration: float | None) -> Fa
     if ends is not None and duration is not None and ends > duration:
         table.report("for_s", f"the fault ends at {ends:g} s, after duration_s")
     target = _target(table, kind)
+    clients = table.get("clients", str, "all")
+    if clients is not None and clients not in CLIENT_SETS:
+        table.report("clients", f"unknown clients {clients!r} (known: {', '.join(CLIENT_SETS)})")
+        clients = None
+    elif clients not in (None, "all") and not kind.picks_clients:
+        table.report("clients", f"a {kind.name} fault hits every client: leave clients out")
+        clients = None
     stream = table.get("stream", str, "both", choices=STREAMS)
     if stream not in (None, "both") and not kind.streams:
         table.report("stream", f"a {kind.name} fault has no stream")
@@ -399,9 +420,21 @@ def _fault(ctx: Located, data: Any, path: KeyPath, duration: float | None) -> Fa
         "name", str, f"{kind.name}-{path[-1] + 1}" if isinstance(path[-1], int) else kind.name
     )
     table.done()
-    if table.failed or target is None:
+    if table.failed or target is None or clients is None:
         return None
-    return FaultSpec(at, length, kind.name, target, stream, attrs, name)
+    return FaultSpec(at, length, kind.name, target, stream, attrs, name, clients)
+
+
+def _check_clients(ctx: Located, path: KeyPath, fault: FaultSpec, load: Load) -> None:
+    """A fault on readers or writers needs some of them, each kind behind its own proxies."""
+    clients, writers, groups = load
+    if fault.clients == "all" or clients is None or writers is None or groups is None:
+        return
+    count = writers if fault.clients == "writers" else clients - writers
+    if count == 0:
+        ctx.report(path, f"the scenario has no {fault.clients}: a share of them hits no one")
+    elif groups < 2:
+        ctx.report(path, f"{fault.clients} alone need their own proxy: set groups to at least 2")
 
 
 def _target(table: Table, kind: FaultKind) -> float | None:

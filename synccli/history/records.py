@@ -90,7 +90,7 @@ class Fault(Record):
     KIND: ClassVar[str] = "fault"
     JSON_NAMES: ClassVar[dict[str, str]] = {"fault_kind": "kind"}
     OMIT_NONE: ClassVar[frozenset[str]] = frozenset(
-        {"target", "attrs", "groups", "error", "evidence"}
+        {"target", "attrs", "groups", "clients", "error", "evidence"}
     )
     phase: str
     fault_kind: str | None = None
@@ -100,6 +100,8 @@ class Fault(Record):
     groups: list[int] | None = None
     error: str | None = None
     evidence: dict[str, int] | None = None
+    #: The ids of the clients behind ``groups`` (``start``).
+    clients: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

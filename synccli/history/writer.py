@@ -6,6 +6,12 @@ checked on every record and by ``flush_if_due``), and on ``close``. Each line ge
 (monotonic seconds since ``t0``), ``w`` (``time.time()``), ``c`` (client id or None) and the
 record's JSON form (``k`` and its fields).
 
+An ``Apply`` is usually one object shared by every client of a process (``protocol.channel``
+shares it), so its body is written in full once, with a ``ref`` (``"<namespace>.<n>"``, the
+namespace unique to this writer), and every later apply of the same object is a short
+reference line ``{"t":…,"w":…,"c":…,"k":"apply","ref":…}`` (docs/history.md). A reference
+always names one of the writer's last ``REF_WINDOW`` definitions, so a reader keeps no more.
+
 Threads may share one writer (a lock guards the buffer). Processes may not: each worker
 process writes its own part file with the same ``t0`` (``time.monotonic`` is system-wide on
 Linux) and the parent merges the parts with ``merge_in``, ordered by ``t``.
@@ -14,6 +20,7 @@ Linux) and the parent merges the parts with ``merge_in``, ordered by ``t``.
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import os
 import threading
@@ -22,9 +29,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from synccli.history.records import Record
+from synccli.history.records import Apply, Record
 
 BODY_CACHE_SIZE = 4096
+#: A reference names one of the last ``REF_WINDOW`` applies defined by its writer.
+REF_WINDOW = BODY_CACHE_SIZE
+_WRITERS = itertools.count()
 
 
 class HistoryWriter:
@@ -47,17 +57,19 @@ class HistoryWriter:
         self._last_flush = time.monotonic()
         self._lock = threading.Lock()
         self._bodies: dict[int, tuple[Record, str]] = {}
+        self._refs: dict[int, tuple[Apply, str]] = {}
+        self._namespace = f"{os.getpid():x}.{next(_WRITERS)}"
+        self._next_ref = 0
         self.count = 0
 
     def write(self, client_id: str | None, record: Record) -> None:
         """Append ``record`` for ``client_id`` (None: the harness itself)."""
         now = time.monotonic()
-        line = (
-            f'{{"t":{round(now - self.t0, 6)!r},"w":{time.time()!r},'
-            f'"c":{json.dumps(client_id)},{self._body(record)}'
-        )
+        head = f'{{"t":{round(now - self.t0, 6)!r},"w":{time.time()!r},"c":{json.dumps(client_id)},'
         with self._lock:
-            self._buffer.append(line)
+            # Under the lock: a reference must never reach the file before its definition.
+            body = self._apply_body(record) if type(record) is Apply else self._body(record)
+            self._buffer.append(head + body)
             self.count += 1
             due = (
                 len(self._buffer) >= self.flush_every
@@ -80,6 +92,19 @@ class HistoryWriter:
         # Keeping a reference to the record keeps its id from being reused while cached.
         self._bodies[id(record)] = (record, body)
         return body
+
+    def _apply_body(self, record: Apply) -> str:
+        """The full body with a new ``ref`` the first time, a reference line after that."""
+        cached = self._refs.get(id(record))
+        if cached is not None and cached[0] is record:
+            return f'"k":"apply","ref":"{cached[1]}"}}'
+        ref = f"{self._namespace}.{self._next_ref}"
+        self._next_ref += 1
+        if len(self._refs) >= REF_WINDOW:
+            del self._refs[next(iter(self._refs))]
+        self._refs[id(record)] = (record, ref)
+        body = json.dumps(record.to_json(), separators=(",", ":"), default=str)
+        return f'{body[1:-1]},"ref":"{ref}"}}'
 
     def flush_if_due(self) -> None:
         """Flush when the interval has passed; call it from a periodic task when idle."""

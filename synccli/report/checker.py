@@ -20,17 +20,28 @@ Per (client, date), walking the client's records in order:
 Events of older epochs cannot be compared with the log of the final one: they count for
 ordering, duplicates and mix-ups, not for delivery or phantoms (events pruned from the log
 likewise cannot be compared).
+
+The records are read in one pass (plus one over the rare ``subscribed``/``snapshot``
+records, for the epochs announced) and every (client, date) keeps only compact state: the
+applied seqs as a contiguous run plus the exceptions, and the first apply time per seq in a
+float array. So a ``HistoryFile`` of any length is checked in bounded memory (about 8 bytes
+per expected pair, and as much per latency sample). Anomalies are kept per (client, date)
+and listed in (client, date) order, as if each channel had been walked on its own.
 """
 
 from __future__ import annotations
 
+import math
+from array import array
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from synccli.domain.values import parse_iso_ms
 from synccli.history import Apply, Entry, Final, Record, SnapshotTaken, Subscribed
+from synccli.history.reader import HistoryFile
 from synccli.report.metrics import TRACE_GRACE_S, DeliveryStats, FaultWindow
 from synccli.report.recovery import note_catch_up
 from synccli.report.truth import ChannelTruth, Truth
@@ -106,6 +117,46 @@ class _Collector:
             self.anomalies.append(Anomaly(kind, client, date, seq, detail, self.at))
 
 
+class _SeqSet:
+    """A set of seqs as sorted disjoint ranges ``[starts[i], ends[i]]``: a client applies in
+    order, so its set stays a few integers whatever the run's length (one range per hole)."""
+
+    __slots__ = ("ends", "starts")
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def __contains__(self, seq: int) -> bool:
+        starts, ends = self.starts, self.ends
+        if not ends:
+            return False
+        if seq >= starts[-1]:
+            return seq <= ends[-1]
+        i = bisect_right(starts, seq) - 1
+        return i >= 0 and seq <= ends[i]
+
+    def add(self, seq: int) -> None:
+        starts, ends = self.starts, self.ends
+        if ends and seq == ends[-1] + 1:  # the common case: the next seq in order
+            ends[-1] = seq
+            return
+        if seq in self:
+            return
+        i = bisect_right(starts, seq) - 1
+        joins_next = i + 1 < len(starts) and starts[i + 1] == seq + 1
+        if i >= 0 and ends[i] == seq - 1:
+            ends[i] = seq
+            if joins_next:
+                ends[i] = ends[i + 1]
+                del starts[i + 1], ends[i + 1]
+        elif joins_next:
+            starts[i + 1] = seq
+        else:
+            starts.insert(i + 1, seq)
+            ends.insert(i + 1, seq)
+
+
 def iso_to_w(text: object) -> float | None:
     """An ISO ``committedAt`` as Unix seconds, None when absent or malformed."""
     if not isinstance(text, str):
@@ -142,13 +193,19 @@ class _ChannelWalk:
     known_epochs: set[str]
     sink: _Collector
     epoch: str | None = None
+    commit_w: dict[int, float | None] = field(default_factory=dict)
     position: int = 0
-    applied: set[int] = field(default_factory=set)
+    applied: _SeqSet = field(default_factory=_SeqSet)
     start: int | None = None
-    applied_w: dict[int, float] = field(default_factory=dict)
+    #: The first apply time per seq (NaN: none), indexed by seq; made on the first delivery.
+    applied_w: array[float] | None = None
     record_commit_at: dict[int, object] = field(default_factory=dict)
+    #: The last apply checked against the database and the answer, shared by the walks of
+    #: one date: the clients of a process record the very same object for an event.
+    last_checked: list[Any] = field(default_factory=lambda: [None, None])
     covers: list[tuple[int, float]] = field(default_factory=list)
     final: Final | None = None
+    final_w: float | None = None
     final_epoch: str | None = field(init=False)
 
     def __post_init__(self) -> None:
@@ -163,7 +220,7 @@ class _ChannelWalk:
         if self.start is None:
             self.start = recovered_from if epoch == self.final_epoch else 0
         if covering:
-            self.epoch, self.position, self.applied = epoch, seq, set()
+            self.epoch, self.position, self.applied = epoch, seq, _SeqSet()
             if epoch == self.final_epoch:
                 self.covers.append((seq, w))
         elif self.epoch is None:
@@ -215,14 +272,28 @@ class _ChannelWalk:
 
     def _deliver(self, w: float, r: Apply, seq: int) -> None:
         """An apply in the final epoch: a delivery, unless the database never committed it."""
-        reason = _phantom_reason(self.truth, r, seq)
+        last = self.last_checked
+        if last[0] is r:  # the same shared record as the previous client's: same answer
+            reason = last[1]
+        else:
+            reason = _phantom_reason(self.truth, r, seq)
+            last[:] = [r, reason]
         if reason is not None:
             self.sink.add("phantom", self.client, self.date, seq, reason)
             return
-        if seq not in self.applied_w:
-            self.applied_w[seq] = w
-            # Only needed when the log no longer has the event; parsed then, not here.
-            self.record_commit_at[seq] = r.committed_at
+        applied_w = self.applied_w
+        if applied_w is None:
+            head = self.truth.head if self.truth else 0
+            applied_w = self.applied_w = array("d", [math.nan]) * (head + 1)
+        if math.isnan(applied_w[seq]):
+            applied_w[seq] = w
+            if self.commit_w.get(seq) is None:
+                # Only needed when the log no longer has the event; parsed then, not here.
+                self.record_commit_at[seq] = r.committed_at
+
+    def first_apply(self, seq: int) -> float | None:
+        w = self.applied_w[seq] if self.applied_w is not None else math.nan
+        return None if math.isnan(w) else w
 
     def converged(self) -> bool:
         final, truth = self.final, self.truth
@@ -261,6 +332,8 @@ class _ChannelWalk:
 
 def _known_epochs(entries: Iterable[Entry[Record]]) -> dict[str, set[str]]:
     """Epochs the server announced per date (in ``subscribed``/``snapshot`` answers)."""
+    if isinstance(entries, HistoryFile):
+        entries = entries.of_kinds(Subscribed, SnapshotTaken)
     known: dict[str, set[str]] = {}
     for e in entries:
         r = e.record
@@ -270,7 +343,7 @@ def _known_epochs(entries: Iterable[Entry[Record]]) -> dict[str, set[str]]:
 
 
 def check_records(
-    entries: list[Entry[Record]],
+    entries: Iterable[Entry[Record]],
     truth: Truth,
     *,
     on_time_s: float,
@@ -278,19 +351,11 @@ def check_records(
     dates: Iterable[str] = (),
     max_anomalies: int = 100,
 ) -> CheckResult:
-    """Check every client of ``entries`` against ``truth``. ``dates`` are the dates every
-    client was meant to follow (beyond those in its own records). Fills the delivery stats of
-    ``windows`` with the pairs whose event was committed inside them."""
-    sink = _Collector(max_anomalies)
+    """Check every client of ``entries`` (a list or a ``HistoryFile``: read twice) against
+    ``truth``. ``dates`` are the dates every client was meant to follow (beyond those in its
+    own records). Fills the delivery stats of ``windows`` with the pairs whose event was
+    committed inside them."""
     known = _known_epochs(entries)
-    per_client: dict[str, dict[str, list[tuple[float, ChannelRecord]]]] = {}
-    for e in entries:
-        if e.client is None:
-            continue
-        channels = per_client.setdefault(e.client, {})
-        r = e.record
-        if isinstance(r, _CHANNEL_KINDS):
-            channels.setdefault(r.date, []).append((e.w, r))
     commit_w = {
         date: {seq: iso_to_w(e.committed_at) for seq, e in ch.events.items()}
         for date, ch in truth.channels.items()
@@ -302,27 +367,58 @@ def check_records(
             for w in ws.values()
             if w is not None and window.contains(w)
         )
-    result = CheckResult(sorted(per_client), [], DeliveryStats(on_time_s))
-    for client in result.clients:
-        channels = per_client[client]
-        for date in sorted(set(channels) | set(dates)):
-            walk = _ChannelWalk(
-                client, date, truth.channels.get(date), known.get(date, set()), sink
-            )
-            final_w = None
-            for w, r in channels.get(date, []):
-                sink.at = w
-                if isinstance(r, Apply):
-                    walk.apply(w, r)
-                elif isinstance(r, Final):
-                    walk.final, final_w = r, w
-                else:
-                    walk.position_record(w, r)
-            expected, delivered = _account(walk, commit_w.get(date, {}), result.overall, windows)
-            sink.at = final_w
-            result.channels.append(
-                ChannelCheck(client, date, expected, delivered, walk.converged())
-            )
+    walks: dict[tuple[str, str], _ChannelWalk] = {}
+    last_checked: dict[str, list[Any]] = {}
+
+    def walk_of(client: str, date: str) -> _ChannelWalk:
+        walk = walks[client, date] = _ChannelWalk(
+            client,
+            date,
+            truth.channels.get(date),
+            known.get(date, set()),
+            _Collector(max_anomalies),
+            commit_w=commit_w.get(date, {}),
+            last_checked=last_checked.setdefault(date, [None, None]),
+        )
+        return walk
+
+    clients: set[str] = set()
+    for e in entries:
+        client = e.client
+        if client is None:
+            continue
+        clients.add(client)
+        r = e.record
+        if isinstance(r, _CHANNEL_KINDS):
+            walk = walks.get((client, r.date)) or walk_of(client, r.date)
+            walk.sink.at = e.w
+            if isinstance(r, Apply):
+                walk.apply(e.w, r)
+            elif isinstance(r, Final):
+                walk.final, walk.final_w = r, e.w
+            else:
+                walk.position_record(e.w, r)
+    # Latency samples and their times as 8-byte floats, not float objects: millions in a
+    # long run.
+    overall = DeliveryStats(
+        on_time_s,
+        latencies_ms=cast(list[float], array("d")),
+        applied_at=cast(list[float], array("d")),
+    )
+    result = CheckResult(sorted(clients), [], overall)
+    sink = _Collector(max_anomalies)
+    for date in set(dates):
+        for client in clients:
+            if (client, date) not in walks:
+                walk_of(client, date)
+    for client, date in sorted(walks):
+        walk = walks.pop((client, date))
+        expected, delivered = _account(walk, walk.commit_w, result.overall, windows)
+        walk.sink.at = walk.final_w
+        result.channels.append(ChannelCheck(client, date, expected, delivered, walk.converged()))
+        sink.counts.update(walk.sink.counts)
+        room = sink.limit - len(sink.anomalies)
+        sink.anomalies.extend(walk.sink.anomalies[:room])
     result.anomalies, result.counts = sink.anomalies, sink.counts
     return result
 
@@ -345,7 +441,7 @@ def _account(
     delivered = 0
     pairs: list[tuple[float | None, float | None]] = []
     for seq in range(start + 1, head + 1):
-        applied = walk.applied_w.get(seq)
+        applied = walk.first_apply(seq)
         cover = covered.get(seq)
         when = cover if applied is None else applied if cover is None else min(applied, cover)
         committed = commit_w.get(seq)

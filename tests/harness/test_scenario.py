@@ -201,6 +201,31 @@ def test_fault_kind_specific_rules() -> None:
     assert reset.faults[0].for_s == 0
 
 
+def test_clients_of_a_fault_are_readers_writers_or_all() -> None:
+    readers = with_line('target = "50%"', 'target = "50%"\nclients = "readers"')
+    assert parse_scenario(readers, "s.toml").faults[0].clients == "readers"
+    assert parse_scenario(BASE, "s.toml").faults[0].clients == "all"
+    unknown = error_of(with_line('target = "50%"', 'target = "50%"\nclients = "front-desk"'))
+    assert unknown.startswith("s.toml:17: faults[1].clients: unknown clients 'front-desk'")
+    assert "(known: all, readers, writers)" in unknown and len(unknown.splitlines()) == 1
+    no_readers = error_of(readers.replace("writers = 2", "writers = 4"))
+    assert no_readers.startswith("s.toml:17: faults[1].clients: the scenario has no readers")
+    no_writers = error_of(
+        readers.replace("writers = 2\nrate = 5", "writers = 0").replace('"readers"', '"writers"')
+    )
+    assert no_writers.startswith("s.toml:16: faults[1].clients: the scenario has no writers")
+    one_group = error_of(readers.replace("rate = 5", "rate = 5\ngroups = 1"))
+    assert (
+        one_group.startswith("s.toml:18: faults[1].clients:")
+        and "groups to at least 2" in one_group
+    )
+    head = "duration_s = 30\nclients = 2\n\n[[faults]]\n"
+    kill = error_of(head + 'kind = "server_kill"\nat_s = 1\nfor_s = 2\nclients = "writers"\n')
+    assert kill.startswith("s.toml:8: faults[1].clients: a server_kill fault hits every client")
+    both = error_of(head + 'kind = "down"\nat_s = 1\nfor_s = 2\nclients = 3\ntarget = 2\n')
+    assert "faults[1].clients: must be a string" in both and "faults[1].target:" in both
+
+
 def test_duplicate_names_and_overlapping_kills_are_refused() -> None:
     kill = '[[faults]]\nname = "{n}"\nkind = "server_kill"\nat_s = {at}\nfor_s = 5\n'
     head = "duration_s = 30\nclients = 2\n"

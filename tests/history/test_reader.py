@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from synccli.errors import ConfigError
-from synccli.history import Connect, RunStart, load_history, parse_history
+from synccli.history import Apply, Connect, RunStart, load_history, parse_history
+from synccli.history.reader import HistoryFile
 
 GOOD = '{"t":0,"w":1,"c":null,"k":"run_start"}\n{"t":1,"w":2,"c":"c001","k":"connect"}\n'
 
@@ -64,3 +66,77 @@ def test_an_unknown_kind_is_kept_as_it_was() -> None:
     (entry,) = history.entries
     assert entry.record.kind == "future_kind"
     assert entry.to_json() == {"t": 2.0, "w": 3.0, "c": None, "k": "future_kind", "x": [1]}
+
+
+APPLY = (
+    '{"t":1,"w":2,"c":"c001","k":"apply","date":"2026-11-26","epoch":"e1","seq":1,'
+    '"committedAt":"2026-11-26T10:00:00.000Z","appointmentId":"a1","version":2,'
+    '"state":"Seated","ref":"7.0.0"}\n'
+)
+
+
+def test_a_reference_resolves_to_the_apply_it_names() -> None:
+    history = parse_history(GOOD + APPLY + '{"t":3,"w":4,"c":"c002","k":"apply","ref":"7.0.0"}\n')
+    first, second = history.entries[2:]
+    assert second.record is first.record and second.client == "c002" and second.w == 4.0
+
+
+@pytest.mark.parametrize("ref", ['"7.0.1"', '"8.0.0"', '"7.0.x"', "7", '"nodot"'])
+def test_a_reference_to_no_earlier_apply_is_corrupt(ref: str) -> None:
+    bad = APPLY + f'{{"t":3,"w":4,"c":"c002","k":"apply","ref":{ref}}}\n'
+    with pytest.raises(ConfigError, match=r"line 2: .*'ref'|line 2: .*defined nowhere"):
+        parse_history(bad + GOOD)
+
+
+def test_a_reference_before_its_definition_is_corrupt() -> None:
+    bad = '{"t":0,"w":1,"c":"c002","k":"apply","ref":"7.0.0"}\n' + APPLY
+    with pytest.raises(ConfigError, match=r"line 1: .*defined nowhere before"):
+        parse_history(bad)
+
+
+def test_a_loaded_file_is_read_again_on_each_pass_with_first_and_last_kept(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "history.jsonl"
+    ref = '{"t":3,"w":4,"c":"c002","k":"apply","ref":"7.0.0"}\n'
+    path.write_text(GOOD + APPLY + ref + GOOD + '{"t":9,"w":9,"c":"c0')
+    history = load_history(path)
+    assert isinstance(history.entries, HistoryFile) and history.truncated
+    assert len(history.entries) == 6 == len(list(history.entries)) == len(list(history.entries))
+    assert history.entries[-1].t == 1.0 and history.entries[2].client == "c001"
+    assert history.first(Connect) is not history.last(Connect)
+    assert history.last(Connect) == history.entries[5] and history.first(RunStart) is not None
+    assert [e.t for e in history.entries.of_kinds(Connect)] == [1.0, 1.0]
+    assert [e.client for e in history.entries.of_kinds(Apply)] == ["c001", "c002"]
+    assert list(reversed(history.entries)) == list(history.entries)[::-1]
+
+
+def test_a_corrupt_line_in_a_loaded_file_is_reported_when_it_is_opened(tmp_path: Path) -> None:
+    path = tmp_path / "history.jsonl"
+    path.write_text(GOOD + "not json\n" + GOOD)
+    with pytest.raises(ConfigError, match=r"history\.jsonl line 3 .*corrupt"):
+        load_history(path)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"t":3,"w":4,"c":"c002","k":"apply","ref":"7.0.0"}',
+        '{"t":3.5e-3,"w":-4,"c":null,"k":"apply","ref":"7.0.0"}',
+        '{"t": 3, "w": 4, "c": "c002", "k": "apply", "ref": "7.0.0"}',
+        '{"t":3,"w":4,"c":"c\\u0030\\"2","k":"apply","ref":"7.0.0"}',
+        '{"w":4,"t":3,"c":"c002","k":"apply","ref":"7.0.0"}',
+    ],
+)
+def test_reference_lines_mean_the_same_however_they_are_spelled(line: str, tmp_path: Path) -> None:
+    """The writer's own spelling is read without the JSON parser; any other takes the
+    general path: both give what the JSON says."""
+    data = json.loads(line)
+    want = (float(data["t"]), float(data["w"]), data["c"])
+    history = parse_history(APPLY + line + "\n")
+    path = tmp_path / "history.jsonl"
+    path.write_text(APPLY + line + "\n")
+    for entries in (history.entries, list(load_history(path).entries)):
+        entry = entries[1]
+        assert (entry.t, entry.w, entry.client) == want
+        assert entry.record is entries[0].record

@@ -27,6 +27,9 @@ Rules = Callable[[Mapping[str, Any]], Iterable[Problem]]
 
 #: What a kind acts on: the clients' proxies, the network around the server, the server.
 Target = Literal["proxy", "network", "server"]
+#: Which clients a proxy fault may be narrowed to (``clients`` of a fault): readers and
+#: writers sit behind separate proxies, so either kind can be hit alone.
+CLIENT_SETS = ("all", "readers", "writers")
 
 TYPE_NAMES: dict[type, str] = {
     int: "an integer",
@@ -126,6 +129,12 @@ class FaultKind:
     span: bool = True
     exclusive: bool = False
     rules: Rules = no_rules
+
+    @property
+    def picks_clients(self) -> bool:
+        """Whether a fault of this kind hits chosen clients (``target``, ``clients``): only
+        a proxy fault does; the others act on the server or the network around it."""
+        return self.target == "proxy"
 
     @property
     def attr_names(self) -> list[str]:

@@ -1,0 +1,229 @@
+"""The streaming checker against the in-memory one it replaced (``checker_reference``, kept
+as the expected values): the same verdicts and numbers on random fixture histories, read
+from a list, from a plain JSON-lines file and from a file with compact apply references,
+and on a recorded run (``fixtures/offline``: a real run with a third of the clients cut
+off for 10 s, clients spread over two worker processes)."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from collections.abc import Sequence
+from dataclasses import astuple, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from synccli.history import Apply, Entry, HistoryWriter, Record, load_history, parse_history
+from synccli.history import writer as writer_module
+from synccli.history.reader import HistoryFile
+from synccli.report import check_run, load_truth
+from synccli.report import checker as checker_module
+from synccli.report import summary as summary_module
+from synccli.report.checker import CheckResult
+from synccli.report.metrics import FaultWindow, fault_windows
+from synccli.report.summary import summarize
+from tests.report import checker_reference
+from tests.report.builders import BASE_W, Run
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _random_run(seed: int) -> Run:
+    """A run with every kind of trouble the checker knows, chosen by ``seed``."""
+    rng = random.Random(seed)
+    run = Run(appointments=4)
+    run.commit(rng.randint(0, 30))
+    if rng.random() < 0.2:
+        run.min_seq = rng.randint(1, 5)
+    run.config = {"dates": [run.date, "2026-11-27"] if rng.random() < 0.3 else [run.date]}
+    if rng.random() < 0.5:
+        run.fault("start", BASE_W + rng.uniform(0, 2), name="f1")
+        run.fault("end", BASE_W + rng.uniform(2, 4), name="f1")
+    for c in range(rng.randint(1, 5)):
+        client = f"c{c:03d}"
+        run.connect(client, BASE_W)
+        if rng.random() < 0.9:
+            run.subscribed(client, rng.choice([0, 0, 2]), w=BASE_W + 0.01)
+        seqs = list(range(1, run.head + 3))
+        for _ in range(rng.randint(0, 3 * run.head + 1)):
+            roll = rng.random()
+            seq = rng.choice(seqs) if seqs else 1
+            if roll < 0.05:
+                run.snapshot(client, rng.randint(0, run.head + 1), w=BASE_W + rng.uniform(0, 9))
+            elif roll < 0.08:
+                run.subscribed(
+                    client, seq, epoch=rng.choice(["E0", "E1"]), recovered=True, events=2
+                )
+            elif roll < 0.1:
+                run.apply(client, seq, epoch=rng.choice(["EX", "E0"]))
+            elif roll < 0.12:
+                run.apply(client, seq, state="Bogus")
+            else:
+                run.apply(client, seq, delay=rng.choice([0.01, 0.05, 0.3, 7.0]))
+        if rng.random() < 0.8:
+            run.final(client, seq=run.head if rng.random() < 0.9 else 0)
+    return run
+
+
+def _result(result: CheckResult, windows: list[FaultWindow]) -> dict[str, Any]:
+    overall = result.overall
+    return {
+        "clients": result.clients,
+        "channels": [astuple(c) for c in result.channels],
+        "overall": (overall.expected, overall.delivered, overall.steady, overall.on_time),
+        "latencies": list(overall.latencies_ms),
+        "anomalies": [(a.to_dict(), a.w) for a in result.anomalies],
+        "counts": dict(result.counts),
+        "windows": [
+            (
+                w.events_committed,
+                w.stats.expected,
+                w.stats.delivered,
+                list(w.stats.latencies_ms),
+                dict(w.caught_up),
+            )
+            for w in windows
+        ],
+    }
+
+
+def _check(module: Any, entries: Any, run: Run, limit: int) -> dict[str, Any]:
+    windows = fault_windows(entries, 0.5)
+    result = module.check_records(
+        entries,
+        run.truth(),
+        on_time_s=0.5,
+        windows=windows,
+        dates=run.config["dates"],
+        max_anomalies=limit,
+    )
+    return _result(result, windows)
+
+
+class _Clock:
+    """Stands in for the writer's ``time`` module: the entry being written sets both clocks."""
+
+    def __init__(self) -> None:
+        self.t = self.w = 0.0
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def time(self) -> float:
+        return self.w
+
+
+def _write_compact(
+    entries: Sequence[Entry[Record]], path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the real writer, keeping each entry's ``t`` and ``w``, with one shared object
+    per distinct apply (as the clients of one process share it): most applies become
+    references."""
+    clock = _Clock()
+    monkeypatch.setattr(writer_module, "time", clock)
+    writer = HistoryWriter(path, 0.0, flush_every=7)
+    shared: dict[str, Record] = {}
+    for e in entries:
+        record = e.record
+        if isinstance(record, Apply):
+            record = shared.setdefault(json.dumps(record.to_json(), sort_keys=True), record)
+        clock.t, clock.w = e.t, e.w
+        writer.write(e.client, record)
+    writer.close()
+    monkeypatch.undo()
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_streaming_checker_matches_the_in_memory_one(
+    seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = _random_run(seed)
+    history = run.history()
+    limit = (3, 100)[seed % 2]
+    expected = _check(checker_reference, history.entries, run, limit)
+    assert _check(checker_module, history.entries, run, limit) == expected
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text("".join(json.dumps(e.to_json()) + "\n" for e in history.entries))
+    assert _check(checker_module, HistoryFile(plain), run, limit) == expected
+    compact = tmp_path / "compact.jsonl"
+    _write_compact(history.entries, compact, monkeypatch)
+    # The writer rounds t to the microsecond.
+    assert list(HistoryFile(compact)) == [replace(e, t=round(e.t, 6)) for e in history.entries]
+    assert _check(checker_module, HistoryFile(compact), run, limit) == expected
+    summary = summarize(history, run.truth()).to_dict()
+    assert summarize(load_history(compact), run.truth()).to_dict() == summary
+
+
+def test_the_random_runs_cover_every_anomaly() -> None:
+    """The comparison above means something only if the runs break every rule."""
+    seen: set[str] = set()
+    for seed in range(60):
+        run = _random_run(seed)
+        result = checker_reference.check_records(
+            run.history().entries, run.truth(), on_time_s=0.5, dates=run.config["dates"]
+        )
+        seen |= set(result.counts)
+    assert seen == {"lost", "duplicate", "out_of_order", "phantom", "epoch_mixup", "not_converged"}
+
+
+def _plain_copy(run: Path, folder: Path) -> Path:
+    """The run in the format before compact applies: every record in full."""
+    folder.mkdir()
+    with open(folder / "history.jsonl", "w", encoding="utf-8") as out:
+        for e in load_history(run / "history.jsonl").entries:
+            out.write(json.dumps(e.to_json(), separators=(",", ":")) + "\n")
+    shutil.copy(run / "truth.json", folder / "truth.json")
+    return folder
+
+
+#: The checker's numbers in ``expected-summary.json`` (what the in-memory checker made of
+#: the run when it was recorded); the rest of the summary may grow with the report.
+CHECKED = (
+    "verdict",
+    "clients",
+    "expected_pairs",
+    "delivered_pairs",
+    "delivery_rate",
+    "on_time_rate",
+    "lost",
+    "duplicates",
+    "out_of_order",
+    "phantoms",
+    "epoch_mixups",
+    "not_converged",
+    "converged_clients",
+    "latency_ms",
+    "anomalies_total",
+)
+
+
+def _in_memory_summary(folder: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The summary by the in-memory path: the whole file parsed into a list, the reference
+    checker."""
+    monkeypatch.setattr(summary_module, "check_records", checker_reference.check_records)
+    text = (folder / "history.jsonl").read_text(encoding="utf-8")
+    summary = summarize(parse_history(text), load_truth(folder / "truth.json")).to_dict()
+    monkeypatch.undo()
+    return summary
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.iterdir()))
+def test_recorded_runs_give_the_in_memory_checker_s_summary(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Streamed from the compact file and from the same run written in full (as histories of
+    older versions are), the summary is the in-memory path's, and the checker's numbers are
+    those recorded with the run."""
+    run = FIXTURES / name
+    recorded = json.loads((run / "expected-summary.json").read_text())
+    plain = _plain_copy(run, tmp_path / "plain")
+    expected = _in_memory_summary(plain, monkeypatch)
+    assert {key: expected[key] for key in CHECKED} == {key: recorded[key] for key in CHECKED}
+    for folder in (run, plain):
+        assert check_run(folder).to_dict() == expected
+    history = load_history(run / "history.jsonl")
+    assert isinstance(history.entries, HistoryFile)
+    assert any(isinstance(e.record, Apply) for e in history.entries)
