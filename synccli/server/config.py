@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 
 from synccli.errors import ConfigError
 from synccli.injection import check_bugs
+from synccli.protocol.server_ops import ServerSessionConfig
+
+#: The protocol limits' defaults have one home, the connection's session configuration.
+_LIMITS = ServerSessionConfig()
 
 #: URL schemes ``--bus`` accepts (redis-py's).
 BUS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -33,12 +37,12 @@ class ServerConfig:
     #: A second port with ``/metrics`` and full ``/healthz`` and no token (None: none).
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
-    heartbeat_s: float = 5.0
-    ack_timeout_s: float = 5.0
-    max_retries: int = 3
+    heartbeat_s: float = _LIMITS.heartbeat
+    ack_timeout_s: float = _LIMITS.ack_timeout
+    max_retries: int = _LIMITS.max_retries
     send_queue: int = 10000
     max_frame_bytes: int = 65536
-    max_replay: int = 10000
+    max_replay: int = _LIMITS.max_replay
     relay_poll_s: float = 0.05
     #: ``redis://HOST:PORT/DB`` shares events with other nodes; None: one node, polling relay.
     bus_url: str | None = None
@@ -47,7 +51,7 @@ class ServerConfig:
     #: Events older than this many hours are pruned from the log; None keeps them forever.
     retention_hours: float | None = 24.0
     prune_every_s: float = 60.0
-    malformed_limit: int = 10
+    malformed_limit: int = _LIMITS.malformed_limit
     tail_cache: int = 2048
     write_retries: int = 3
     #: Seconds any database call may take before it is answered as ``db_unavailable``;
@@ -59,16 +63,16 @@ class ServerConfig:
     #: Bytes of frames queued for one connection before it is closed 4001.
     send_queue_bytes: int = 8 * 1024 * 1024
     #: Events per replay page; the next page is read once the queue is below a quarter.
-    replay_page: int = 500
-    max_subscriptions: int = 100
+    replay_page: int = _LIMITS.replay_page
+    max_subscriptions: int = _LIMITS.max_subscriptions
     #: Client messages per second per connection (token bucket) and its burst.
-    message_rate: float = 1000.0
-    message_burst: float = 2000.0
+    message_rate: float = _LIMITS.message_rate
+    message_burst: float = _LIMITS.message_burst
     #: Refused messages without a quiet second before the connection is closed 1008.
-    rate_strikes: int = 100
+    rate_strikes: int = _LIMITS.rate_strikes
     #: Dates served: this many days before today to this many after.
-    days_back: int = 366
-    days_ahead: int = 731
+    days_back: int = _LIMITS.days_back
+    days_ahead: int = _LIMITS.days_ahead
     fault_hooks: bool = False
     inject_bugs: tuple[str, ...] = ()
     bug_seed: int = 0
