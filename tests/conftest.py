@@ -8,12 +8,19 @@ where it is a failure.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 TIME_UNIT = float(os.environ.get("SYNCCLI_TEST_TIME_UNIT", "1.0"))
 IN_CI = os.environ.get("CI", "").lower() == "true"
+#: The command line of ``synccli`` as a separate process (the interpreter running the tests).
+SYNCCLI = [sys.executable, "-m", "synccli"]
 
 
 def seconds(value: float) -> float:
@@ -28,3 +35,17 @@ def require(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required in CI: {reason}")
     pytest.skip(reason)
+
+
+def simulate_scenario(scenario: Path, out: Path, timeout: float) -> dict[str, Any]:
+    """Run ``synccli simulate`` on ``scenario`` into ``out`` as a real process; return its
+    summary after asserting it exited 0 (its reasons and output in the message if not)."""
+    result = subprocess.run(
+        [*SYNCCLI, "simulate", "--scenario", str(scenario), "--quiet", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=seconds(timeout),
+    )
+    summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
+    assert result.returncode == 0, (summary["reasons"], result.stdout[-2000:], result.stderr)
+    return summary

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +13,10 @@ import pytest
 
 from synccli.harness.scenario import SCENARIO_DIR
 from tests.bus.helpers import require_redis
-from tests.conftest import require, seconds
+from tests.conftest import require, simulate_scenario
 
 pytestmark = pytest.mark.slow
 
-SYNCCLI = [sys.executable, "-m", "synccli"]
 SHIPPED = SCENARIO_DIR
 
 STORM = """
@@ -61,14 +58,7 @@ def _require_cluster_tools() -> None:
 
 
 def _simulate(scenario: Path, out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    result = subprocess.run(
-        [*SYNCCLI, "simulate", "--scenario", str(scenario), "--quiet", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=seconds(120),
-    )
-    summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
-    assert result.returncode == 0, (summary["reasons"], result.stdout[-2000:], result.stderr)
+    summary = simulate_scenario(scenario, out, timeout=120)
     lines = (out / "history.jsonl").read_text().splitlines()
     return summary, [json.loads(line) for line in lines if line]
 

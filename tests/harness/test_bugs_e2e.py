@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,11 +35,10 @@ from click.testing import CliRunner
 
 from synccli.cli.main import cli
 from synccli.server.bugs import SKIP_EVERY
-from tests.conftest import seconds
+from tests.conftest import SYNCCLI, seconds
 
 pytestmark = pytest.mark.slow
 
-SYNCCLI = [sys.executable, "-m", "synccli"]
 LOAD = ["--quiet", "--clients", "4", "--writers", "2", "--duration", "4", "--rate", "20"]
 SEED = 11
 # Each simulation uses well under half a core; four at once keep the 2 cores usable.

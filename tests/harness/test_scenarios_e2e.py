@@ -11,17 +11,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import require, seconds
+from tests.conftest import SYNCCLI, require, seconds, simulate_scenario
 
 pytestmark = pytest.mark.slow
 
-SYNCCLI = [sys.executable, "-m", "synccli"]
 # Every scenario keeps the core thresholds; each test adds the trace its fault implies.
 CORE = """
 [thresholds]
@@ -38,14 +36,7 @@ def _simulate(tmp_path: Path, body: str, extra_thresholds: str = "") -> dict[str
     scenario = tmp_path / "scenario.toml"
     scenario.write_text(body + CORE + extra_thresholds)
     out = tmp_path / "run"
-    result = subprocess.run(
-        [*SYNCCLI, "simulate", "--scenario", str(scenario), "--quiet", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=seconds(90),
-    )
-    summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
-    assert result.returncode == 0, (summary["reasons"], result.stdout[-2000:], result.stderr)
+    summary = simulate_scenario(scenario, out, timeout=90)
     assert summary["verdict"] == "pass"
     assert summary["events_committed"] > 0
     assert summary["faults"] and not any(f["no_trace"] or f["error"] for f in summary["faults"])

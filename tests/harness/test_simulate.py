@@ -7,17 +7,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import seconds
+from tests.conftest import SYNCCLI, seconds
 
 pytestmark = pytest.mark.slow
-
-SYNCCLI = [sys.executable, "-m", "synccli"]
 
 
 def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
