@@ -7,18 +7,20 @@ what a killed run leaves behind, so it is dropped and reported (``History.trunca
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar, overload
+from typing import IO, Any, Generic, TypeVar, overload
 
 from synccli.errors import ConfigError
+from synccli.history import fast_json
 from synccli.history.records import Apply, Record, record_from_json
 from synccli.history.writer import REF_WINDOW
 
 R = TypeVar("R", bound=Record)
+#: (t, w, client, record): one line of a pass, lighter than an ``Entry``.
+Row = tuple[float, float, str | None, Record]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +42,16 @@ class History:
     """The entries of one run, in file order. ``truncated``: the last line was cut off.
 
     ``entries`` is a list for a parsed text, a ``HistoryFile`` (read again from disk on every
-    pass, never held in memory) for a loaded file."""
+    pass, never held in memory) for a loaded file; ``truncated`` is then the file's."""
 
     entries: Sequence[Entry[Record]]
-    truncated: bool = False
+    parsed_truncated: bool = False
+
+    @property
+    def truncated(self) -> bool:
+        if isinstance(self.entries, HistoryFile):
+            return self.entries.truncated
+        return self.parsed_truncated
 
     def first(self, kind: type[R]) -> Entry[R] | None:
         """The first entry whose record is a ``kind`` (e.g. ``RunStart``), if any."""
@@ -67,17 +75,22 @@ class History:
 def entry_from_json(data: dict[str, Any], record: Record | None = None) -> Entry[Record]:
     """The entry of one parsed line (of ``record``, if given, instead of the line's own);
     a missing or malformed field is a ``ConfigError``."""
+    return Entry(*row_from_json(data, record))
+
+
+def row_from_json(data: dict[str, Any], record: Record | None = None) -> Row:
+    """``entry_from_json`` as a ``Row``."""
     t, w, client = data.get("t", 0.0), data.get("w", 0.0), data.get("c")
     if type(t) not in (int, float) or type(w) not in (int, float):
         raise ConfigError("a history record has no numeric 't' and 'w'")
     if client is not None and not isinstance(client, str):
         raise ConfigError(f"a history record has a client id that is not a string: {client!r}")
-    return Entry(float(t), float(w), client, record or record_from_json(data))
+    return float(t), float(w), client, record or record_from_json(data)
 
 
 def _parse(line: str) -> dict[str, Any] | None:
     try:
-        data = json.loads(line)
+        data = fast_json.loads(line)
     except ValueError:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("k"), str):
@@ -134,29 +147,43 @@ class _Decoder:
         return Entry(t, w, client, record)
 
     def entry(self, data: dict[str, Any]) -> Entry[Record]:
+        return Entry(*self.row(data))
+
+    def row(self, data: dict[str, Any]) -> Row:
         ref = data.get("ref")
         if ref is None or data["k"] != "apply":
-            return entry_from_json(data)
+            return row_from_json(data)
         if len(data) == 5:  # t, w, c, k, ref: a reference to an earlier definition
             record = self.defs.get(ref) if isinstance(ref, str) else None
             if record is None:
                 raise ConfigError(f"a history apply refers to {ref!r}, defined nowhere before")
-            return entry_from_json(data, record)
-        namespace, _, number = ref.rpartition(".") if isinstance(ref, str) else ("", "", "")
-        if not namespace or not number.isdigit():
+            return row_from_json(data, record)
+        if not isinstance(ref, str) or not self.define(ref, None):
             raise ConfigError(f"a history apply has a malformed 'ref' ({ref!r})")
-        entry = entry_from_json(data)
-        self.defs[ref] = entry.record
-        self.defs.pop(f"{namespace}.{int(number) - REF_WINDOW}", None)
-        return entry
+        row = row_from_json(data)
+        self.define(ref, row[3])
+        return row
+
+    def define(self, ref: str, record: Record | None) -> bool:
+        """Keep ``record`` as ``ref`` (forgetting the one that left the window); with None
+        only check the form of ``ref``. False when ``ref`` is malformed."""
+        namespace, _, number = ref.rpartition(".")
+        if not namespace or not number.isdigit():
+            return False
+        if record is not None:
+            self.defs[ref] = record
+            self.defs.pop(f"{namespace}.{int(number) - REF_WINDOW}", None)
+        return True
 
 
-def _decode(lines: Iterable[str], source: str) -> Iterator[Entry[Record] | int]:
+def _decode(
+    lines: Iterable[str], source: str, decoder: _Decoder | None = None, start: int = 1, bad: int = 0
+) -> Iterator[Entry[Record] | int]:
     """The entries of ``lines``, then the number of a cut-off last line if there was one
-    (a line that does not parse followed by blank lines only)."""
-    decoder = _Decoder()
-    bad = 0
-    for number, line in enumerate(lines, start=1):
+    (a line that does not parse followed by blank lines only). ``start``, ``decoder`` and
+    ``bad`` carry on from an earlier piece of the same file."""
+    decoder = decoder or _Decoder()
+    for number, line in enumerate(lines, start=start):
         match = _reference(line)
         if match is None and not line.strip():
             continue
@@ -192,34 +219,29 @@ def parse_history(text: str, source: str = "history.jsonl") -> History:
     return History(entries, truncated)
 
 
-class HistoryFile(Sequence[Entry[Record]]):
-    """The entries of a history file, parsed again on every pass so that a run of any length
-    is checked in bounded memory. Opening it reads the file once: corruption is reported
-    then, and the count, the last entry and the first and last entry of every kind are
-    kept (``first_of``, ``last_of``). Indexing other than ``[0]`` and ``[-1]`` reads the
-    file up to that entry."""
+#: Lines decoded at once on the fast path (about 1 MB).
+_BATCH_BYTES = 1 << 20
+
+
+class _Pass:
+    """One pass over a history file as rows, checking it as it goes (strict in the middle,
+    lenient at the end) and noting the count, the last row, the first and last row of every
+    kind, and whether the last line was cut off."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.source = str(path)
+        self.decoder = _Decoder()
         self.truncated = False
-        self._first: dict[type[Record], Entry[Record]] = {}
-        self._last: dict[type[Record], Entry[Record]] = {}
-        self._count = 0
-        self._final: Entry[Record] | None = None
-        for item in self._items():
-            if isinstance(item, int):
-                self.truncated = True
-                continue
-            self._count += 1
-            kind = type(item.record)
-            self._first.setdefault(kind, item)
-            self._last[kind] = item
-            self._final = item
+        self.count = 0
+        self.first: dict[type[Record], Row] = {}
+        self.last: dict[type[Record], Row] = {}
+        self.final: Row | None = None
 
-    def _items(self) -> Iterator[Entry[Record] | int]:
+    def rows(self) -> Iterator[Row]:
         try:
             with open(self.path, encoding="utf-8", errors="replace") as lines:
-                yield from _decode(lines, str(self.path))
+                yield from self._rows(lines)
         except FileNotFoundError:
             raise ConfigError(
                 f"no history at {self.path}: pass the folder of a run made by `synccli simulate`"
@@ -227,22 +249,120 @@ class HistoryFile(Sequence[Entry[Record]]):
         except OSError as exc:
             raise ConfigError(f"cannot read {self.path}: {exc.strerror}") from None
 
+    def _rows(self, lines: IO[str]) -> Iterator[Row]:
+        number = 1  # of the batch's first line
+        bad = 0
+        first, last = self.first, self.last
+        while batch := lines.readlines(_BATCH_BYTES):
+            heads = None if bad else fast_json.decode_heads(batch)
+            if heads is None:
+                rows: list[Row] = []
+                for item in self._slow(batch, number, bad):
+                    if isinstance(item, int):
+                        bad = item
+                    else:
+                        rows.append(item)
+            else:
+                rows = self._fast(batch, heads, number)
+            number += len(batch)
+            if not rows:
+                continue
+            # The first and last row of each kind in the batch, then in the file.
+            for kind, row in {type(r[3]): r for r in reversed(rows)}.items():
+                first.setdefault(kind, row)
+            last.update({type(r[3]): r for r in rows})
+            self.count += len(rows)
+            self.final = rows[-1]
+            yield from rows
+        self.truncated = bad > 0
+
+    def _slow(self, batch: list[str], number: int, bad: int) -> Iterator[Row | int]:
+        """Line by line (no msgspec, or a batch with a blank, odd or corrupt line); ``bad``:
+        the number of an earlier line that did not parse."""
+        for item in _decode(batch, self.source, self.decoder, number, bad):
+            if isinstance(item, int):
+                yield item
+            else:
+                yield item.t, item.w, item.client, item.record
+
+    def _fast(self, batch: list[str], heads: list[Any], number: int) -> list[Row]:
+        """A batch whose every line is a JSON object with a kind and the envelope and apply
+        fields of the right types (``fast_json.decode_heads``)."""
+        defs = self.decoder.defs
+        rows: list[Row] = []
+        append = rows.append
+        for i, h in enumerate(heads):
+            if h.k == "apply":
+                if h.seq is None:
+                    record = defs.get(h.ref) if h.date is None and h.epoch is None else None
+                    if record is not None:
+                        append((h.t, h.w, h.c, record))
+                        continue
+                elif h.date is not None and h.epoch is not None:
+                    record = Apply(
+                        h.date,
+                        h.epoch,
+                        h.seq,
+                        h.id,
+                        h.committedAt,
+                        h.replay,
+                        h.appointmentId,
+                        h.version,
+                        h.state,
+                    )
+                    if h.ref is None or self.decoder.define(h.ref, record):
+                        append((h.t, h.w, h.c, record))
+                        continue
+            # Any other line, or an apply that is not right: the general path, which reads
+            # it as it always did (and names what is wrong with it).
+            data = _parse(batch[i])
+            assert data is not None, "decode_heads accepted a line _parse does not"
+            try:
+                append(self.decoder.row(data))
+            except ConfigError as exc:
+                raise ConfigError(f"{self.source} line {number + i}: {exc}") from None
+        return rows
+
+
+class HistoryFile(Sequence[Entry[Record]]):
+    """The entries of a history file, parsed again on every pass so that a run of any length
+    is checked in bounded memory. The first whole pass checks the file (corruption is a
+    ``ConfigError`` naming the line) and keeps the count, the last entry and the first and
+    last entry of every kind (``first_of``, ``last_of``); ``HistoryFile(path)`` makes that
+    pass when opened, ``HistoryFile(path, lazy=True)`` on the first use (so a one-pass
+    consumer reads the file once). Indexing other than ``[0]`` and ``[-1]`` reads the file
+    up to that entry."""
+
+    def __init__(self, path: Path, *, lazy: bool = False) -> None:
+        self.path = path
+        self._index: _Pass | None = None
+        if not lazy:
+            self._indexed()
+
+    def _indexed(self) -> _Pass:
+        if self._index is None:
+            scan = _Pass(self.path)
+            for _ in scan.rows():
+                pass
+            self._index = scan
+        return self._index
+
+    @property
+    def truncated(self) -> bool:
+        """Whether the last line was cut off (a killed run)."""
+        return self._indexed().truncated
+
+    def rows(self) -> Iterator[Row]:
+        """The entries as ``(t, w, client, record)``: a pass without building ``Entry``
+        objects, for passes over millions of lines."""
+        scan = _Pass(self.path)
+        yield from scan.rows()
+        if self._index is None:
+            self._index = scan
+
     def __iter__(self) -> Iterator[Entry[Record]]:
-        # The file was checked when opened: this pass only decodes, reference lines first.
-        decoder = _Decoder()
-        defs = decoder.defs
-        with open(self.path, encoding="utf-8", errors="replace") as lines:
-            for line in lines:
-                fields = _reference(line)
-                if fields is not None:
-                    record = defs.get(fields[3])
-                    if record is None:
-                        raise ConfigError(f"{self.path} changed while it was being checked")
-                    yield Entry(fields[0], fields[1], fields[2], record)
-                    continue
-                data = _parse(line) if line.strip() else None
-                if data is not None:  # None: blank, or the cut-off last line
-                    yield decoder.entry(data)
+        for t, w, client, record in self.rows():
+            yield Entry(t, w, client, record)
 
     def of_kinds(self, *kinds: type[Record]) -> Iterator[Entry[Record]]:
         """Only the entries of ``kinds``, skipping other lines before parsing them (a line
@@ -266,7 +386,7 @@ class HistoryFile(Sequence[Entry[Record]]):
                     raise ConfigError(f"{self.path} line {number}: {exc}") from None
 
     def __len__(self) -> int:
-        return self._count
+        return self._indexed().count
 
     @overload
     def __getitem__(self, index: int) -> Entry[Record]: ...
@@ -275,11 +395,12 @@ class HistoryFile(Sequence[Entry[Record]]):
     def __getitem__(self, index: int | slice) -> Entry[Record] | Sequence[Entry[Record]]:
         if isinstance(index, slice):
             return list(self)[index]
-        position = index + self._count if index < 0 else index
-        if not 0 <= position < self._count:
+        scan = self._indexed()
+        position = index + scan.count if index < 0 else index
+        if not 0 <= position < scan.count:
             raise IndexError("history index out of range")
-        if position == self._count - 1 and self._final is not None:
-            return self._final
+        if position == scan.count - 1 and scan.final is not None:
+            return Entry(*scan.final)
         for i, entry in enumerate(self):
             if i == position:
                 return entry
@@ -289,14 +410,16 @@ class HistoryFile(Sequence[Entry[Record]]):
         return reversed(list(self))
 
     def first_of(self, kind: type[R]) -> Entry[R] | None:
-        return self._first.get(kind)  # type: ignore[return-value]
+        row = self._indexed().first.get(kind)
+        return None if row is None else Entry(*row)  # type: ignore[return-value]
 
     def last_of(self, kind: type[R]) -> Entry[R] | None:
-        return self._last.get(kind)  # type: ignore[return-value]
+        row = self._indexed().last.get(kind)
+        return None if row is None else Entry(*row)  # type: ignore[return-value]
 
 
-def load_history(path: Path | str) -> History:
-    """The history at ``path``, read lazily (``HistoryFile``); a missing, unreadable or
-    corrupt file raises ``ConfigError``."""
-    entries = HistoryFile(Path(path))
-    return History(entries, entries.truncated)
+def load_history(path: Path | str, *, lazy: bool = False) -> History:
+    """The history at ``path``, read from disk on each pass (``HistoryFile``); a missing,
+    unreadable or corrupt file raises ``ConfigError``: when opened, or with ``lazy`` on the
+    first pass (for a consumer that reads the run in one pass, such as ``summarize``)."""
+    return History(HistoryFile(Path(path), lazy=lazy))
