@@ -35,13 +35,13 @@ import math
 from array import array
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from synccli.domain.values import parse_iso_ms
 from synccli.history import Apply, Entry, Final, Record, SnapshotTaken, Subscribed
-from synccli.history.reader import HistoryFile
+from synccli.history.reader import HistoryFile, Row
 from synccli.report.metrics import TRACE_GRACE_S, DeliveryStats, FaultWindow
 from synccli.report.recovery import note_catch_up
 from synccli.report.truth import ChannelTruth, Truth
@@ -190,7 +190,8 @@ class _ChannelWalk:
     client: str
     date: str
     truth: ChannelTruth | None
-    known_epochs: set[str]
+    #: Whether the server announced an epoch for this date anywhere in the run.
+    announced: Callable[[str, str], bool]
     sink: _Collector
     epoch: str | None = None
     commit_w: dict[int, float | None] = field(default_factory=dict)
@@ -227,19 +228,34 @@ class _ChannelWalk:
             self.epoch, self.position = epoch, recovered_from
 
     def apply(self, w: float, r: Apply) -> None:
-        epoch, seq = r.epoch, r.seq
-        if epoch == self.epoch and seq == self.position + 1 and seq not in self.applied:
-            # The common case, kept short: runs can hold millions of applies.
-            self.applied.add(seq)
+        seq = r.seq
+        if r.epoch == self.epoch and seq == self.position + 1:
+            # The common case, kept short: runs can hold millions of applies. Every seq
+            # applied in this epoch is <= position, so this one is new.
+            ends = self.applied.ends
+            if ends and ends[-1] == seq - 1:
+                ends[-1] = seq
+            else:
+                self.applied.add(seq)
             self.position = seq
-            if epoch == self.final_epoch:
-                self._deliver(w, r, seq)
+            if self.epoch == self.final_epoch:
+                last = self.last_checked
+                applied_w = self.applied_w
+                if last[0] is r and last[1] is None and applied_w is not None:
+                    # The same shared record as the previous client's, committed as applied.
+                    if applied_w[seq] != applied_w[seq]:  # NaN: the first apply of seq
+                        applied_w[seq] = w
+                        if self.commit_w.get(seq) is None:
+                            self.record_commit_at[seq] = r.committed_at
+                else:
+                    self._deliver(w, r, seq)
             return
-        self._apply_unusual(w, r, epoch, seq)
+        self._apply_unusual(w, r, r.epoch, seq)
 
     def _apply_unusual(self, w: float, r: Apply, epoch: str, seq: int) -> None:
+        self.sink.at = w
         add = self.sink.add
-        if epoch != self.final_epoch and epoch not in self.known_epochs:
+        if epoch != self.final_epoch and not self.announced(self.date, epoch):
             add("phantom", self.client, self.date, seq, f"epoch {epoch} never existed")
             return
         if self.epoch is None:
@@ -272,6 +288,7 @@ class _ChannelWalk:
 
     def _deliver(self, w: float, r: Apply, seq: int) -> None:
         """An apply in the final epoch: a delivery, unless the database never committed it."""
+        self.sink.at = w
         last = self.last_checked
         if last[0] is r:  # the same shared record as the previous client's: same answer
             reason = last[1]
@@ -330,7 +347,23 @@ class _ChannelWalk:
         return False
 
 
-def _known_epochs(entries: Iterable[Entry[Record]]) -> dict[str, set[str]]:
+def row_batches(entries: Iterable[Entry[Record]]) -> Iterator[list[Row]]:
+    """The ``(t, w, client, record)`` rows of ``entries`` (a ``HistoryFile`` or a list), a
+    batch at a time."""
+    if isinstance(entries, HistoryFile):
+        yield from entries.batches()
+        return
+    rows: list[Row] = []
+    for e in entries:
+        rows.append((e.t, e.w, e.client, e.record))
+        if len(rows) >= 10_000:
+            yield rows
+            rows = []
+    if rows:
+        yield rows
+
+
+def known_epochs(entries: Iterable[Entry[Record]]) -> dict[str, set[str]]:
     """Epochs the server announced per date (in ``subscribed``/``snapshot`` answers)."""
     if isinstance(entries, HistoryFile):
         entries = entries.of_kinds(Subscribed, SnapshotTaken)
@@ -342,6 +375,126 @@ def _known_epochs(entries: Iterable[Entry[Record]]) -> dict[str, set[str]]:
     return known
 
 
+class Checker:
+    """The check fed one record at a time, in history order (``feed``; ``apply`` for an
+    ``Apply``, the bulk of a run), then judged by ``result``.
+
+    ``all_epochs`` gives the epochs announced anywhere in the run (``known_epochs``): it is
+    called only if a client applies an event of an epoch that is not the final one and was
+    not announced before that apply (rare), so the records are usually read once."""
+
+    def __init__(
+        self,
+        truth: Truth,
+        *,
+        all_epochs: Callable[[], dict[str, set[str]]],
+        max_anomalies: int = 100,
+    ) -> None:
+        self.truth = truth
+        self.max_anomalies = max_anomalies
+        self.clients: set[str] = set()
+        self._all_epochs = all_epochs
+        self._announced: dict[str, set[str]] = {}
+        self._complete = False
+        #: Per (client, date); ``walk`` makes a missing one.
+        self.walks: dict[tuple[str, str], _ChannelWalk] = {}
+        self._last_checked: dict[str, list[Any]] = {}
+        self._commit_w = {
+            date: {seq: iso_to_w(e.committed_at) for seq, e in ch.events.items()}
+            for date, ch in truth.channels.items()
+        }
+
+    def _is_announced(self, date: str, epoch: str) -> bool:
+        if epoch in self._announced.get(date, ()):
+            return True
+        if not self._complete:
+            self._complete = True
+            for day, epochs in self._all_epochs().items():
+                self._announced.setdefault(day, set()).update(epochs)
+        return epoch in self._announced.get(date, ())
+
+    def walk(self, client: str, date: str) -> _ChannelWalk:
+        walk = self.walks[client, date] = _ChannelWalk(
+            client,
+            date,
+            self.truth.channels.get(date),
+            self._is_announced,
+            _Collector(self.max_anomalies),
+            commit_w=self._commit_w.get(date, {}),
+            last_checked=self._last_checked.setdefault(date, [None, None]),
+        )
+        self.clients.add(client)
+        return walk
+
+    def apply(self, w: float, client: str, r: Apply) -> None:
+        """``feed`` for an ``Apply`` of a client (inline it in a loop over millions: get
+        ``walks[client, r.date]`` or ``walk(client, r.date)`` and call its ``apply``)."""
+        (self.walks.get((client, r.date)) or self.walk(client, r.date)).apply(w, r)
+
+    def feed(self, w: float, client: str | None, r: Record) -> None:
+        if client is None:
+            return
+        self.clients.add(client)
+        if isinstance(r, _CHANNEL_KINDS):
+            walk = self.walks.get((client, r.date)) or self.walk(client, r.date)
+            if isinstance(r, Apply):
+                walk.apply(w, r)
+                return
+            walk.sink.at = w
+            if isinstance(r, Final):
+                walk.final, walk.final_w = r, w
+            else:
+                self._announced.setdefault(r.date, set()).add(r.epoch)
+                walk.position_record(w, r)
+
+    def result(
+        self,
+        *,
+        on_time_s: float,
+        windows: Sequence[FaultWindow] = (),
+        dates: Iterable[str] = (),
+        overall: DeliveryStats | None = None,
+    ) -> CheckResult:
+        """The outcome; fills the delivery stats of ``windows`` with the pairs whose event
+        was committed inside them. ``dates``: the dates every client was meant to follow
+        (beyond those in its own records). Call it once, after the last record."""
+        for window in windows:
+            window.events_committed = sum(
+                1
+                for ws in self._commit_w.values()
+                for w in ws.values()
+                if w is not None and window.contains(w)
+            )
+        # Latency samples and their times as 8-byte floats, not float objects: millions in
+        # a long run.
+        if overall is None:
+            overall = DeliveryStats(
+                on_time_s,
+                latencies_ms=cast(list[float], array("d")),
+                applied_at=cast(list[float], array("d")),
+            )
+        clients = self.clients
+        result = CheckResult(sorted(clients), [], overall)
+        sink = _Collector(self.max_anomalies)
+        walks = self.walks
+        for date in set(dates):
+            for client in clients:
+                if (client, date) not in walks:
+                    self.walk(client, date)
+        for client, date in sorted(walks):
+            walk = walks.pop((client, date))
+            expected, delivered = _account(walk, walk.commit_w, result.overall, windows)
+            walk.sink.at = walk.final_w
+            result.channels.append(
+                ChannelCheck(client, date, expected, delivered, walk.converged())
+            )
+            sink.counts.update(walk.sink.counts)
+            room = sink.limit - len(sink.anomalies)
+            sink.anomalies.extend(walk.sink.anomalies[:room])
+        result.anomalies, result.counts = sink.anomalies, sink.counts
+        return result
+
+
 def check_records(
     entries: Iterable[Entry[Record]],
     truth: Truth,
@@ -351,76 +504,21 @@ def check_records(
     dates: Iterable[str] = (),
     max_anomalies: int = 100,
 ) -> CheckResult:
-    """Check every client of ``entries`` (a list or a ``HistoryFile``: read twice) against
-    ``truth``. ``dates`` are the dates every client was meant to follow (beyond those in its
-    own records). Fills the delivery stats of ``windows`` with the pairs whose event was
-    committed inside them."""
-    known = _known_epochs(entries)
-    commit_w = {
-        date: {seq: iso_to_w(e.committed_at) for seq, e in ch.events.items()}
-        for date, ch in truth.channels.items()
-    }
-    for window in windows:
-        window.events_committed = sum(
-            1
-            for ws in commit_w.values()
-            for w in ws.values()
-            if w is not None and window.contains(w)
-        )
-    walks: dict[tuple[str, str], _ChannelWalk] = {}
-    last_checked: dict[str, list[Any]] = {}
-
-    def walk_of(client: str, date: str) -> _ChannelWalk:
-        walk = walks[client, date] = _ChannelWalk(
-            client,
-            date,
-            truth.channels.get(date),
-            known.get(date, set()),
-            _Collector(max_anomalies),
-            commit_w=commit_w.get(date, {}),
-            last_checked=last_checked.setdefault(date, [None, None]),
-        )
-        return walk
-
-    clients: set[str] = set()
-    for e in entries:
-        client = e.client
-        if client is None:
-            continue
-        clients.add(client)
-        r = e.record
-        if isinstance(r, _CHANNEL_KINDS):
-            walk = walks.get((client, r.date)) or walk_of(client, r.date)
-            walk.sink.at = e.w
-            if isinstance(r, Apply):
-                walk.apply(e.w, r)
-            elif isinstance(r, Final):
-                walk.final, walk.final_w = r, e.w
-            else:
-                walk.position_record(e.w, r)
-    # Latency samples and their times as 8-byte floats, not float objects: millions in a
-    # long run.
-    overall = DeliveryStats(
-        on_time_s,
-        latencies_ms=cast(list[float], array("d")),
-        applied_at=cast(list[float], array("d")),
+    """Check every client of ``entries`` (a list or a ``HistoryFile``: read once, rarely
+    twice) against ``truth``. ``dates`` are the dates every client was meant to follow
+    (beyond those in its own records). Fills the delivery stats of ``windows`` with the
+    pairs whose event was committed inside them."""
+    checker = Checker(
+        truth, all_epochs=lambda: known_epochs(entries), max_anomalies=max_anomalies
     )
-    result = CheckResult(sorted(clients), [], overall)
-    sink = _Collector(max_anomalies)
-    for date in set(dates):
-        for client in clients:
-            if (client, date) not in walks:
-                walk_of(client, date)
-    for client, date in sorted(walks):
-        walk = walks.pop((client, date))
-        expected, delivered = _account(walk, walk.commit_w, result.overall, windows)
-        walk.sink.at = walk.final_w
-        result.channels.append(ChannelCheck(client, date, expected, delivered, walk.converged()))
-        sink.counts.update(walk.sink.counts)
-        room = sink.limit - len(sink.anomalies)
-        sink.anomalies.extend(walk.sink.anomalies[:room])
-    result.anomalies, result.counts = sink.anomalies, sink.counts
-    return result
+    walks, walk, feed = checker.walks, checker.walk, checker.feed
+    for rows in row_batches(entries):
+        for _, w, client, r in rows:
+            if type(r) is Apply and client is not None:
+                (walks.get((client, r.date)) or walk(client, r.date)).apply(w, r)
+            else:
+                feed(w, client, r)
+    return checker.result(on_time_s=on_time_s, windows=windows, dates=dates)
 
 
 def _account(
@@ -429,7 +527,8 @@ def _account(
     overall: DeliveryStats,
     windows: Sequence[FaultWindow],
 ) -> tuple[int, int]:
-    """Count the expected pairs of one walk into the stats; report the lost ones."""
+    """Count the expected pairs of one walk into the stats; report the lost ones.
+    (``DeliveryStats.add`` written out: this runs once per expected pair of the run.)"""
     head = walk.truth.head if walk.truth else 0
     start = walk.start or 0
     covered: dict[int, float] = {}
@@ -438,28 +537,47 @@ def _account(
         for s in range(reached + 1, min(seq, head) + 1):
             covered[s] = w
         reached = max(reached, seq)
-    delivered = 0
+    applied_w = walk.applied_w
+    on_time_s = overall.on_time_s
+    latencies, applied_at = overall.latencies_ms, overall.applied_at
+    catch_up = any(w.end_w is not None and w.error is None for w in windows)
     pairs: list[tuple[float | None, float | None]] = []
+    steady_n = on_time = delivered = 0
+    steady = True
     for seq in range(start + 1, head + 1):
-        applied = walk.first_apply(seq)
-        cover = covered.get(seq)
+        applied: float | None = applied_w[seq] if applied_w is not None else None
+        if applied != applied:  # NaN: never applied
+            applied = None
+        cover = covered.get(seq) if covered else None
         when = cover if applied is None else applied if cover is None else min(applied, cover)
         committed = commit_w.get(seq)
         if committed is None:
             committed = iso_to_w(walk.record_commit_at.get(seq))
-        inside = [w for w in windows if committed is not None and w.contains(committed)]
-        steady = _steady(committed, when, windows, overall.on_time_s)
-        overall.add(committed, when, applied, steady=steady)
-        pairs.append((committed, when))
-        for window in inside:
-            window.stats.add(committed, when, applied)
+        if windows:
+            steady = _steady(committed, when, windows, on_time_s)
+            for window in windows:
+                if committed is not None and window.contains(committed):
+                    window.stats.add(committed, when, applied)
+            if catch_up:
+                pairs.append((committed, when))
+        steady_n += steady
         if when is None:
             walk.sink.at = committed
             walk.sink.add("lost", walk.client, walk.date, seq, f"seq {seq} never delivered")
-        else:
-            delivered += 1
+            continue
+        delivered += 1
+        if steady and (committed is None or when - committed <= on_time_s):
+            on_time += 1
+        if applied is not None and committed is not None:
+            latencies.append((applied - committed) * 1000.0)
+            applied_at.append(applied)
+    expected = max(0, head - start)
+    overall.expected += expected
+    overall.delivered += delivered
+    overall.steady += steady_n
+    overall.on_time += on_time
     note_catch_up(walk.client, pairs, windows)
-    return max(0, head - start), delivered
+    return expected, delivered
 
 
 def _steady(
