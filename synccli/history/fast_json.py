@@ -42,9 +42,9 @@ if msgspec is not None:
         epoch: str | None = None
         seq: int | None = None
         id: str | None = None
-        committedAt: str | None = None  # noqa: N815 - the JSON name
+        committedAt: str | None = None  # the JSON name
         replay: bool = False
-        appointmentId: str | None = None  # noqa: N815 - the JSON name
+        appointmentId: str | None = None  # the JSON name
         version: int | None = None
         state: str | None = None
 

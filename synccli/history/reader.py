@@ -433,11 +433,11 @@ class HistoryFile(Sequence[Entry[Record]]):
 
     def first_of(self, kind: type[R]) -> Entry[R] | None:
         row = self._indexed().first.get(kind)
-        return None if row is None else Entry(*row)  # type: ignore[return-value]
+        return None if row is None else Entry(*row)  # type: ignore[arg-type]
 
     def last_of(self, kind: type[R]) -> Entry[R] | None:
         row = self._indexed().last.get(kind)
-        return None if row is None else Entry(*row)  # type: ignore[return-value]
+        return None if row is None else Entry(*row)  # type: ignore[arg-type]
 
 
 def load_history(path: Path | str, *, lazy: bool = False) -> History:

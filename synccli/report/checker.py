@@ -508,9 +508,7 @@ def check_records(
     twice) against ``truth``. ``dates`` are the dates every client was meant to follow
     (beyond those in its own records). Fills the delivery stats of ``windows`` with the
     pairs whose event was committed inside them."""
-    checker = Checker(
-        truth, all_epochs=lambda: known_epochs(entries), max_anomalies=max_anomalies
-    )
+    checker = Checker(truth, all_epochs=lambda: known_epochs(entries), max_anomalies=max_anomalies)
     walks, walk, feed = checker.walks, checker.walk, checker.feed
     for rows in row_batches(entries):
         for _, w, client, r in rows:

@@ -172,59 +172,73 @@ class FaultWindow:
         }
 
 
-def _window(e: Entry[Record], r: Fault, on_time_s: float) -> FaultWindow:
+def _window(t: float, w: float, r: Fault) -> FaultWindow:
     return FaultWindow(
         name=r.name or f"{r.fault_kind}@{r.target}",
         kind=str(r.fault_kind),
         target=r.target,
-        start_w=e.w,
+        start_w=w,
         end_w=None,
-        start_t=e.t,
+        start_t=t,
         end_t=None,
-        stats=DeliveryStats(on_time_s),
+        stats=DeliveryStats(0.0),
     )
+
+
+class WindowReader:
+    """``fault_windows`` fed one ``fault`` record at a time (``feed``), in history order."""
+
+    def __init__(self) -> None:
+        self._windows: list[FaultWindow] = []
+        self._open: dict[str, FaultWindow] = {}
+
+    def feed(self, t: float, w: float, r: Fault) -> None:
+        window = _window(t, w, r)
+        phase = r.phase
+        if phase == "start":
+            self._windows.append(window)
+            self._open[window.name] = window
+            return
+        if phase not in ("end", "error"):
+            return
+        if window.name in self._open:
+            window = self._open.pop(window.name)
+        elif phase == "end":
+            return
+        else:
+            self._windows.append(window)
+        window.end_w, window.end_t = w, t
+        evidence = r.evidence
+        if isinstance(evidence, dict):
+            window.evidence = {str(k): int(v) for k, v in evidence.items()}
+        if phase == "error":
+            window.error = r.error or "the fault could not be applied"
+
+    def windows(self, on_time_s: float) -> list[FaultWindow]:
+        """The windows so far, in start order, their stats counting on time within
+        ``on_time_s``."""
+        for window in self._windows:
+            window.stats.on_time_s = on_time_s
+        return self._windows
 
 
 def fault_windows(entries: Iterable[Entry[Record]], on_time_s: float) -> list[FaultWindow]:
     """The fault windows of a run, from its ``fault`` records, in start order. A fault with
     no ``end`` lasts to the end of the run; a ``phase: error`` closes its window (or makes a
     new, empty one) and marks it with the error."""
-    windows: list[FaultWindow] = []
-    open_: dict[str, FaultWindow] = {}
+    reader = WindowReader()
     for e in entries:
-        r = e.record
-        if not isinstance(r, Fault):
-            continue
-        window = _window(e, r, on_time_s)
-        phase = r.phase
-        if phase == "start":
-            windows.append(window)
-            open_[window.name] = window
-            continue
-        if phase not in ("end", "error"):
-            continue
-        if window.name in open_:
-            window = open_.pop(window.name)
-        elif phase == "end":
-            continue
-        else:
-            windows.append(window)
-        window.end_w, window.end_t = e.w, e.t
-        evidence = r.evidence
-        if isinstance(evidence, dict):
-            window.evidence = {str(k): int(v) for k, v in evidence.items()}
-        if phase == "error":
-            window.error = r.error or "the fault could not be applied"
-    return windows
+        if isinstance(e.record, Fault):
+            reader.feed(e.t, e.w, e.record)
+    return reader.windows(on_time_s)
 
 
-def _trace_kind(e: Entry[Record], seen_clients: set[str]) -> str | None:
-    r = e.record
+def _trace_kind(client: str | None, r: Record, seen_clients: set[str]) -> str | None:
     if isinstance(r, Connect):
-        client = str(e.client)
-        if client in seen_clients:
+        name = str(client)
+        if name in seen_clients:
             return "reconnect"
-        seen_clients.add(client)
+        seen_clients.add(name)
         return None
     if isinstance(r, WriteResult):
         return None if r.ok else "write_failed"
@@ -233,17 +247,32 @@ def _trace_kind(e: Entry[Record], seen_clients: set[str]) -> str | None:
     return r.kind if r.kind in TRACE_KINDS else None
 
 
+class TraceReader:
+    """``count_traces`` fed one record at a time (``feed``, any but an ``apply``), then
+    counted into the windows (``count``, once they are all known)."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+        self._traces: list[tuple[float, str]] = []
+
+    def feed(self, w: float, client: str | None, r: Record) -> None:
+        trace = _trace_kind(client, r, self._seen)
+        if trace is not None:
+            self._traces.append((w, trace))
+
+    def count(self, windows: list[FaultWindow]) -> None:
+        for w, trace in self._traces:
+            for window in windows:
+                if window.contains(w, TRACE_GRACE_S):
+                    window.traces[trace] += 1
+
+
 def count_traces(entries: Iterable[Entry[Record]], windows: list[FaultWindow]) -> None:
     """Count, per window, the records that show a fault had an effect (``TRACE_KINDS``)."""
-    seen: set[str] = set()
+    reader = TraceReader()
     for e in entries:
-        trace = _trace_kind(e, seen)
-        if trace is None:
-            continue
-        w = e.w
-        for window in windows:
-            if window.contains(w, TRACE_GRACE_S):
-                window.traces[trace] += 1
+        reader.feed(e.w, e.client, e.record)
+    reader.count(windows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,48 +293,63 @@ class Counters:
     writes: dict[str, Any]
 
 
+class RecordCounter:
+    """``count_records`` fed one record at a time (``feed``; an ``apply`` counts for
+    nothing here, so a caller may leave those out)."""
+
+    def __init__(self) -> None:
+        self.kinds: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
+        self.connected: set[str] = set()
+        self.subscribed: set[tuple[str | None, str]] = set()
+        self.reconnects = self.sent = self.ok = self.replays = self.replayed = 0
+        self.snapshots = 0
+
+    def feed(self, client: str | None, r: Record) -> None:
+        self.kinds[r.kind] += 1
+        if isinstance(r, Subscribed):
+            if r.recovered:
+                self.replays += 1
+                self.replayed += r.events
+            elif (client, r.date) in self.subscribed:
+                self.snapshots += 1
+            self.subscribed.add((client, r.date))
+        elif isinstance(r, SnapshotTaken):
+            self.snapshots += 1
+        elif isinstance(r, Connect):
+            name = str(client)
+            self.reconnects += name in self.connected
+            self.connected.add(name)
+        elif isinstance(r, Write) and r.attempt <= 1:
+            self.sent += 1
+        elif isinstance(r, WriteResult):
+            if r.ok:
+                self.ok += 1
+            else:
+                self.failed[r.code or "unknown"] += 1
+
+    def counters(self) -> Counters:
+        kinds = self.kinds
+        return Counters(
+            gaps_detected=kinds["gap"],
+            gap_recoveries=kinds["gap_recovered"],
+            replay_resumes=self.replays,
+            replayed_events=self.replayed,
+            snapshot_resyncs=self.snapshots,
+            resyncs=kinds["resync"],
+            reconnects=self.reconnects,
+            rollbacks=kinds["rollback"],
+            writes={"sent": self.sent, "ok": self.ok, "failed": dict(sorted(self.failed.items()))},
+        )
+
+
 def count_records(entries: Iterable[Entry[Record]]) -> Counters:
     """Gaps, recoveries (each way), resyncs, reconnects (connects after a client's first),
     rollbacks and write outcomes (``sent`` first attempts, ``ok``, ``failed`` by error code)."""
-    kinds: Counter[str] = Counter()
-    failed: Counter[str] = Counter()
-    connected: set[str] = set()
-    subscribed: set[tuple[str | None, str]] = set()
-    reconnects = sent = ok = replays = replayed = snapshots = 0
+    counter = RecordCounter()
     for e in entries:
-        r = e.record
-        kinds[r.kind] += 1
-        if isinstance(r, Subscribed):
-            if r.recovered:
-                replays += 1
-                replayed += r.events
-            elif (e.client, r.date) in subscribed:
-                snapshots += 1
-            subscribed.add((e.client, r.date))
-        elif isinstance(r, SnapshotTaken):
-            snapshots += 1
-        elif isinstance(r, Connect):
-            client = str(e.client)
-            reconnects += client in connected
-            connected.add(client)
-        elif isinstance(r, Write) and r.attempt <= 1:
-            sent += 1
-        elif isinstance(r, WriteResult):
-            if r.ok:
-                ok += 1
-            else:
-                failed[r.code or "unknown"] += 1
-    return Counters(
-        gaps_detected=kinds["gap"],
-        gap_recoveries=kinds["gap_recovered"],
-        replay_resumes=replays,
-        replayed_events=replayed,
-        snapshot_resyncs=snapshots,
-        resyncs=kinds["resync"],
-        reconnects=reconnects,
-        rollbacks=kinds["rollback"],
-        writes={"sent": sent, "ok": ok, "failed": dict(sorted(failed.items()))},
-    )
+        counter.feed(e.client, e.record)
+    return counter.counters()
 
 
 def server_metric(metrics: dict[str, Any] | None, name: str) -> int | None:

@@ -40,7 +40,8 @@ def check_run(
     """
     if not run_dir.is_dir():
         raise ConfigError(f"run folder {run_dir} does not exist: pass the folder of a run")
-    history = load_history(run_dir / HISTORY_FILE)
+    # Lazily: summarize checks the file in the one pass it makes.
+    history = load_history(run_dir / HISTORY_FILE, lazy=True)
     if save_truth and truth is not None and not (run_dir / TRUTH_FILE).exists():
         write_truth(run_dir / TRUTH_FILE, truth)
     if truth is None:

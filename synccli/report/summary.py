@@ -23,27 +23,25 @@ from typing import Any
 
 from synccli.errors import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_INFRASTRUCTURE, EXIT_OK
 from synccli.history import (
-    ClientCreated,
     Connect,
     ConnectFailed,
     Final,
     History,
     InfrastructureFailure,
+    Record,
     RunEnd,
     RunStart,
     ServerMetrics,
 )
-from synccli.report.checker import CheckResult, check_records
+from synccli.report.checker import CheckResult
 from synccli.report.metrics import (
     Counters,
-    count_records,
-    count_traces,
-    fault_windows,
     nearest_rank,
     percentiles,
     server_metric,
 )
 from synccli.report.recovery import overall_recovery, window_recovery
+from synccli.report.scan import read_run
 from synccli.report.thresholds import (
     ALIASES,
     DEFAULT_THRESHOLDS,
@@ -57,7 +55,7 @@ from synccli.report.thresholds import (
     parse_thresholds,
     percentile_of,
 )
-from synccli.report.timeline import Timeline, build_timeline
+from synccli.report.timeline import Timeline
 from synccli.report.truth import Truth
 from synccli.version import __version__
 
@@ -163,15 +161,22 @@ def exit_code_for(summary: Summary) -> int:
     return summary.exit_code
 
 
-def infrastructure_error(history: History) -> str | None:
-    """Why the run's infrastructure failed, from the history; None when it did not."""
+def infrastructure_error(
+    history: History, client_kinds: set[type[Record]] | None = None
+) -> str | None:
+    """Why the run's infrastructure failed, from the history; None when it did not.
+    ``client_kinds``: the kinds of the clients' records, if already known (else read)."""
     end = history.last(RunEnd)
     if end is not None and end.record.error:
         return end.record.error
     failure = history.last(InfrastructureFailure)
     if failure is not None:
         return failure.record.error or "the harness reported an infrastructure error"
-    kinds = {type(e.record) for e in history.entries if e.client is not None}
+    kinds = (
+        {type(e.record) for e in history.entries if e.client is not None}
+        if client_kinds is None
+        else client_kinds
+    )
     if ConnectFailed in kinds and Connect not in kinds:
         return "no client could ever connect to the server"
     return None
@@ -192,9 +197,11 @@ def summarize(
     expect_traces: bool | None = None,
     max_anomalies: int = 100,
 ) -> Summary:
-    """Check ``history`` against ``truth`` and judge it. Thresholds: the defaults, then the
+    """Check ``history`` against ``truth`` and judge it, reading its records once
+    (``scan.read_run``). Thresholds: the defaults, then the
     run config's ``thresholds``, then ``overrides``. ``on_time_s`` and ``expect_traces``
     default to the run config's values (``on_time_s``, ``expect_traces``)."""
+    read = read_run(history, truth, max_anomalies=max_anomalies)
     records = history.entries
     config = _config(history)
     start = history.first(RunStart)
@@ -202,17 +209,10 @@ def summarize(
     deadline = float(on_time_s or config.get("on_time_s") or DEFAULT_ON_TIME_S)
     listed = config.get("dates")
     dates = [d for d in listed if isinstance(d, str)] if isinstance(listed, list) else []
-    windows = fault_windows(records, deadline)
-    count_traces(records, windows)
-    result = check_records(
-        records,
-        truth,
-        on_time_s=deadline,
-        windows=windows,
-        dates=dates,
-        max_anomalies=max_anomalies,
-    )
-    counters = count_records(records)
+    windows = read.windows.windows(deadline)
+    read.traces.count(windows)
+    result = read.checker.result(on_time_s=deadline, windows=windows, dates=dates)
+    counters = read.counter.counters()
     scraped = history.last(ServerMetrics)
     server = scraped.record.metrics if scraped else None
     latency = percentiles(result.overall.latencies_ms)
@@ -257,9 +257,7 @@ def summarize(
         "anomalies_total": sum(result.counts.values()),
         "history_truncated": history.truncated,
         "truth_source": truth.source,
-        "browser_clients": sum(
-            1 for e in records if isinstance(e.record, ClientCreated) and e.record.browser
-        ),
+        "browser_clients": read.browser_clients,
     }
     scenario = config.get("thresholds")
     thresholds = merge(
@@ -269,18 +267,19 @@ def summarize(
     )
     flat = _flat_metrics(values, result.overall.latencies_ms, (t.metric for t in thresholds))
     checked = evaluate(thresholds, flat)
-    if infrastructure_error(history) is not None:
+    infra = infrastructure_error(history, read.client_kinds)
+    if infra is not None:
         # Nothing a broken run measured can pass a threshold: every one reads n/a.
         checked = [ThresholdResult(t.metric, t.expr, None, None) for t in checked]
     wants_traces = bool(
         config.get("expect_traces", False) if expect_traces is None else expect_traces
     )
-    verdict, reasons = _verdict(history, result, values, checked, wants_traces)
+    verdict, reasons = _verdict(history, infra, result, values, checked, wants_traces)
     return Summary(
         verdict=verdict,
         reasons=reasons,
         thresholds=[t.to_dict() for t in checked],
-        timeline=build_timeline(history, result, windows),
+        timeline=read.timeline.build(history, result, windows, read.first_w, read.last_w),
         **values,
     )
 
@@ -308,12 +307,12 @@ def _inconclusive(
 
 def _verdict(
     history: History,
+    infra: str | None,
     result: CheckResult,
     values: dict[str, Any],
     checked: list[ThresholdResult],
     wants_traces: bool,
 ) -> tuple[str, list[str]]:
-    infra = infrastructure_error(history)
     if infra is not None:
         return "error", [f"infrastructure error: {infra}"]
     failed = [f"{t.metric} is {t.observed}, required {t.expr}" for t in checked if t.ok is False]

@@ -10,7 +10,7 @@ can link from the anomaly to them. Times are seconds since the run started (wall
 
 from __future__ import annotations
 
-import bisect
+import heapq
 import json
 import math
 from collections.abc import Sequence
@@ -40,6 +40,10 @@ MAX_BINS = 300
 #: Records of a client shown around an anomaly: those this close in time, at most this many.
 EXCERPT_S = 2.0
 EXCERPT_RECORDS = 30
+
+
+#: A part of a client's lane: (start, end, state).
+Segment = tuple[float, float, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +83,7 @@ class Timeline:
     faults: list[Span]
     latency: list[LatencyBin]
     markers: dict[str, list[float]]
-    lanes: dict[str, list[tuple[float, float, str]]]
+    lanes: dict[str, list[Segment]]
     excerpts: list[Excerpt] = field(default_factory=list)
 
     def state_shares(self) -> list[dict[str, int]]:
@@ -133,57 +137,155 @@ def _next_state(state: str | None, record: Record, pending: set[str]) -> str | N
     return state
 
 
-def _lanes(
-    by_client: dict[str, list[Entry[Record]]], w0: float, duration: float
-) -> dict[str, list[tuple[float, float, str]]]:
-    lanes: dict[str, list[tuple[float, float, str]]] = {}
-    for client, entries in sorted(by_client.items()):
-        segments: list[tuple[float, float, str]] = []
-        state: str | None = None
-        since = 0.0
-        pending: set[str] = set()
-        end = duration
-        for e in entries:
-            if isinstance(e.record, Final):
-                end = e.w - w0
-                break
-            new = _next_state(state, e.record, pending)
-            if new != state:
-                if state is not None:
-                    segments.append((since, e.w - w0, state))
-                state, since = new, e.w - w0
-        if state is not None and end > since:
-            segments.append((since, end, state))
-        lanes[client] = segments
-    return lanes
+#: The records that change a client's lane (``_next_state``), and ``final``, which ends it.
+LANE_KINDS = (
+    Connect,
+    ConnectFailed,
+    Disconnect,
+    Gap,
+    GapRecovered,
+    Resync,
+    Subscribed,
+    SnapshotTaken,
+    Final,
+)
 
 
-def _markers(history: History, w0: float) -> dict[str, list[float]]:
-    markers: dict[str, list[float]] = {kind: [] for kind in MARKER_KINDS}
-    seen: set[str | None] = set()
-    for e in history.entries:
-        r = e.record
+def _lane(records: list[tuple[float, Record]], w0: float, duration: float) -> list[Segment]:
+    """One client's segments from its lane records (in history order)."""
+    records.sort(key=lambda wr: wr[0])
+    segments: list[Segment] = []
+    state: str | None = None
+    since = 0.0
+    pending: set[str] = set()
+    end = duration
+    for w, record in records:
+        if isinstance(record, Final):
+            end = w - w0
+            break
+        new = _next_state(state, record, pending)
+        if new != state:
+            if state is not None:
+                segments.append((since, w - w0, state))
+            state, since = new, w - w0
+    if state is not None and end > since:
+        segments.append((since, end, state))
+    return segments
+
+
+class TimelineReader:
+    """What the timeline needs, fed one record at a time in history order (``feed``, any
+    but an ``apply``, which changes nothing here): the lane records of each client, the
+    markers, the run's start. ``build`` makes the timeline; it reads the history once more
+    only when there are anomalies, for the records around them."""
+
+    def __init__(self) -> None:
+        self.start_w: float | None = None
+        self._lanes: dict[str, list[tuple[float, Record]]] = {}
+        self._markers: dict[str, list[float]] = {kind: [] for kind in MARKER_KINDS}
+        self._connected: set[str | None] = set()
+
+    def feed(self, w: float, client: str | None, r: Record) -> None:
+        if isinstance(r, RunStart):
+            if self.start_w is None:
+                self.start_w = w
+            return
         if isinstance(r, Connect):
-            if e.client in seen:
-                markers["reconnect"].append(e.w - w0)
-            seen.add(e.client)
+            if client in self._connected:
+                self._markers["reconnect"].append(w)
+            self._connected.add(client)
         elif isinstance(r, GapRecovered):
-            markers["gap_recovered"].append(e.w - w0)
+            self._markers["gap_recovered"].append(w)
         elif isinstance(r, Resync):
-            markers["resync"].append(e.w - w0)
-    return markers
+            self._markers["resync"].append(w)
+        if client is not None and isinstance(r, LANE_KINDS):
+            self._lanes.setdefault(client, []).append((w, r))
+
+    def build(
+        self,
+        history: History,
+        result: CheckResult,
+        windows: Sequence[FaultWindow],
+        first_w: float | None,
+        last_w: float | None,
+    ) -> Timeline:
+        """The timeline; ``first_w``/``last_w``: the first record's and the latest time of
+        the run (None: no records)."""
+        w0 = self.start_w if self.start_w is not None else (first_w or 0.0)
+        last = w0 if last_w is None else last_w
+        duration = max(last - w0, 1.0)
+        bin_s = _bin_size(duration)
+        spans = [
+            Span(w.name, w.kind, w.start_w - w0, None if w.end_w is None else w.end_w - w0, w.error)
+            for w in windows
+        ]
+        stats = result.overall
+        empty: list[tuple[float, Record]] = []
+        return Timeline(
+            duration=duration,
+            bin_s=bin_s,
+            faults=spans,
+            latency=_latency_bins(stats.applied_at, stats.latencies_ms, w0, bin_s),
+            markers={k: [w - w0 for w in ws] for k, ws in self._markers.items()},
+            lanes={
+                client: _lane(self._lanes.get(client, empty), w0, duration)
+                for client in sorted(result.clients)
+            },
+            excerpts=_excerpts(history, result.anomalies, w0),
+        )
 
 
-def _excerpt(
-    anomaly: Anomaly, entries: list[Entry[Record]], times: list[float], w0: float
-) -> Excerpt:
+def _excerpts(history: History, anomalies: Sequence[Anomaly], w0: float) -> list[Excerpt]:
+    """The records around each anomaly: one more pass, keeping only those of the anomalies'
+    clients near their times (or, for an anomaly with no time, its client's last ones)."""
+    if not anomalies:
+        return []
+    near: dict[str, list[tuple[float, float]]] = {}
+    tail: set[str] = set()
+    for a in anomalies:
+        if a.w is None:
+            tail.add(a.client)
+        else:
+            near.setdefault(a.client, []).append((a.w - EXCERPT_S, a.w + EXCERPT_S))
+    kept: dict[str, list[Entry[Record]]] = {}
+    latest: dict[str, list[tuple[float, int, Entry[Record]]]] = {}
+    n = 0
+    for e in history.entries:
+        client = e.client
+        if client is None or (client not in near and client not in tail):
+            continue
+        n += 1
+        if any(lo <= e.w <= hi for lo, hi in near.get(client, ())):
+            kept.setdefault(client, []).append(e)
+        if client in tail:
+            # The client's last EXCERPT_RECORDS by time (ties: the later in the file).
+            heap = latest.setdefault(client, [])
+            item = (e.w, n, e)
+            if len(heap) < EXCERPT_RECORDS:
+                heapq.heappush(heap, item)
+            elif item[:2] > heap[0][:2]:
+                heapq.heapreplace(heap, item)
+    for entries in kept.values():
+        entries.sort(key=lambda e: e.w)
+    out = []
+    for a in anomalies:
+        if a.w is None:
+            records = [e for _, _, e in sorted(latest.get(a.client, []), key=lambda x: x[:2])]
+        else:
+            lo, hi = a.w - EXCERPT_S, a.w + EXCERPT_S
+            records = [e for e in kept.get(a.client, []) if lo <= e.w <= hi]
+        out.append(_excerpt(a, records, w0))
+    return out
+
+
+def _excerpt(anomaly: Anomaly, entries: list[Entry[Record]], w0: float) -> Excerpt:
+    """``entries``: the client's records within ``EXCERPT_S`` of the anomaly in time order,
+    or its last ones if the anomaly has no time."""
     at = anomaly.w
     if at is None:
-        near = entries[-EXCERPT_RECORDS:]
+        near = entries
     else:
-        lo = bisect.bisect_left(times, at - EXCERPT_S)
-        hi = bisect.bisect_right(times, at + EXCERPT_S)
-        near = sorted(entries[lo:hi], key=lambda e: abs(e.w - at))[:EXCERPT_RECORDS]
+        near = sorted(entries, key=lambda e: abs(e.w - at))[:EXCERPT_RECORDS]
         near.sort(key=lambda e: e.w)
     rows = [(round(e.w - w0, 3), json.dumps(e.record.to_json(), sort_keys=True)) for e in near]
     t = None if at is None else round(at - w0, 3)
@@ -193,34 +295,13 @@ def _excerpt(
 def build_timeline(
     history: History, result: CheckResult, windows: Sequence[FaultWindow]
 ) -> Timeline:
-    """The timeline of a checked run."""
-    entries = history.entries
-    start = history.first(RunStart)
-    w0 = start.w if start else (entries[0].w if entries else 0.0)
-    last = max((e.w for e in entries), default=w0)
-    duration = max(last - w0, 1.0)
-    bin_s = _bin_size(duration)
-    by_client: dict[str, list[Entry[Record]]] = {}
-    for e in entries:
-        if e.client is not None:
-            by_client.setdefault(e.client, []).append(e)
-    for client_entries in by_client.values():
-        client_entries.sort(key=lambda e: e.w)
-    times = {client: [e.w for e in es] for client, es in by_client.items()}
-    spans = [
-        Span(w.name, w.kind, w.start_w - w0, None if w.end_w is None else w.end_w - w0, w.error)
-        for w in windows
-    ]
-    stats = result.overall
-    return Timeline(
-        duration=duration,
-        bin_s=bin_s,
-        faults=spans,
-        latency=_latency_bins(stats.applied_at, stats.latencies_ms, w0, bin_s),
-        markers=_markers(history, w0),
-        lanes=_lanes(by_client, w0, duration),
-        excerpts=[
-            _excerpt(a, by_client.get(a.client, []), times.get(a.client, []), w0)
-            for a in result.anomalies
-        ],
-    )
+    """The timeline of a checked run (reading its records; ``summarize`` feeds a
+    ``TimelineReader`` in its own pass instead)."""
+    reader = TimelineReader()
+    first_w = last_w = None
+    for e in history.entries:
+        if first_w is None:
+            first_w = e.w
+        last_w = e.w if last_w is None else max(last_w, e.w)
+        reader.feed(e.w, e.client, e.record)
+    return reader.build(history, result, windows, first_w, last_w)

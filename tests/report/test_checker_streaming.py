@@ -21,11 +21,10 @@ from synccli.history import writer as writer_module
 from synccli.history.reader import HistoryFile
 from synccli.report import check_run, load_truth
 from synccli.report import checker as checker_module
-from synccli.report import summary as summary_module
 from synccli.report.checker import CheckResult
 from synccli.report.metrics import FaultWindow, fault_windows
 from synccli.report.summary import summarize
-from tests.report import checker_reference
+from tests.report import checker_reference, summary_reference
 from tests.report.builders import BASE_W, Run
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -200,14 +199,13 @@ CHECKED = (
 )
 
 
-def _in_memory_summary(folder: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def _in_memory_summary(folder: Path) -> dict[str, Any]:
     """The summary by the in-memory path: the whole file parsed into a list, the reference
-    checker."""
-    monkeypatch.setattr(summary_module, "check_records", checker_reference.check_records)
+    checker, each part of the summary reading the records on its own."""
     text = (folder / "history.jsonl").read_text(encoding="utf-8")
-    summary = summarize(parse_history(text), load_truth(folder / "truth.json")).to_dict()
-    monkeypatch.undo()
-    return summary
+    return summary_reference.summarize(
+        parse_history(text), load_truth(folder / "truth.json")
+    ).to_dict()
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.iterdir()))
@@ -220,7 +218,7 @@ def test_recorded_runs_give_the_in_memory_checker_s_summary(
     run = FIXTURES / name
     recorded = json.loads((run / "expected-summary.json").read_text())
     plain = _plain_copy(run, tmp_path / "plain")
-    expected = _in_memory_summary(plain, monkeypatch)
+    expected = _in_memory_summary(plain)
     assert {key: expected[key] for key in CHECKED} == {key: recorded[key] for key in CHECKED}
     for folder in (run, plain):
         assert check_run(folder).to_dict() == expected

@@ -1,0 +1,71 @@
+"""One pass over a run's records, feeding every part of the summary at once: the checker,
+the fault windows and their traces, the record counters and the timeline (``read_run``).
+
+A long run's records are nearly all ``apply`` lines, which only the checker needs: they go
+straight to their channel's walk, and every other record to each part. A ``HistoryFile``
+opened lazily is so read once (plus, for the timeline's excerpts, once more when there are
+anomalies, and for the announced epochs when an apply needs them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from synccli.history import Apply, ClientCreated, Fault, History, Record
+from synccli.report.checker import Checker, known_epochs, row_batches
+from synccli.report.metrics import RecordCounter, TraceReader, WindowReader
+from synccli.report.timeline import TimelineReader
+from synccli.report.truth import Truth
+
+
+@dataclass(slots=True)
+class RunRead:
+    """What one pass over a run's records gathered, each part waiting for its ``result``,
+    ``windows``, ``count``, ``counters`` or ``build`` call."""
+
+    checker: Checker
+    windows: WindowReader = field(default_factory=WindowReader)
+    traces: TraceReader = field(default_factory=TraceReader)
+    counter: RecordCounter = field(default_factory=RecordCounter)
+    timeline: TimelineReader = field(default_factory=TimelineReader)
+    #: The kinds of the clients' records (the harness's left out).
+    client_kinds: set[type[Record]] = field(default_factory=set)
+    browser_clients: int = 0
+    #: The first record's time and the latest time in the run (None: no records).
+    first_w: float | None = None
+    last_w: float | None = None
+
+
+def read_run(history: History, truth: Truth, *, max_anomalies: int = 100) -> RunRead:
+    """Read ``history`` once, checking it against ``truth`` as it goes."""
+    entries = history.entries
+    read = RunRead(
+        Checker(truth, all_epochs=lambda: known_epochs(entries), max_anomalies=max_anomalies)
+    )
+    walks, walk, check = read.checker.walks, read.checker.walk, read.checker.feed
+    fault, trace = read.windows.feed, read.traces.feed
+    count, timeline = read.counter.feed, read.timeline.feed
+    client_kinds = read.client_kinds
+    last_w = -float("inf")
+    for rows in row_batches(entries):
+        if read.first_w is None:
+            read.first_w = rows[0][1]
+        for t, w, client, r in rows:
+            if w > last_w:
+                last_w = w
+            if type(r) is Apply and client is not None:
+                (walks.get((client, r.date)) or walk(client, r.date)).apply(w, r)
+                continue
+            check(w, client, r)
+            if client is not None:
+                client_kinds.add(type(r))
+            if type(r) is Fault:
+                fault(t, w, r)
+            elif type(r) is ClientCreated and r.browser:
+                read.browser_clients += 1
+            trace(w, client, r)
+            count(client, r)
+            timeline(w, client, r)
+    if read.first_w is not None:
+        read.last_w = last_w
+    return read
