@@ -16,10 +16,11 @@ Verdicts, in order of precedence:
 from __future__ import annotations
 
 import json
+from array import array
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from statistics import fmean
-from typing import Any
+from typing import Any, cast
 
 from synccli.errors import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_INFRASTRUCTURE, EXIT_OK
 from synccli.history import (
@@ -36,6 +37,7 @@ from synccli.history import (
 from synccli.report.checker import CheckResult
 from synccli.report.metrics import (
     Counters,
+    DeliveryStats,
     nearest_rank,
     percentiles,
     server_metric,
@@ -55,7 +57,7 @@ from synccli.report.thresholds import (
     parse_thresholds,
     percentile_of,
 )
-from synccli.report.timeline import Timeline
+from synccli.report.timeline import TimeBins, Timeline
 from synccli.report.truth import Truth
 from synccli.version import __version__
 
@@ -211,7 +213,13 @@ def summarize(
     dates = [d for d in listed if isinstance(d, str)] if isinstance(listed, list) else []
     windows = read.windows.windows(deadline)
     read.traces.count(windows)
-    result = read.checker.result(on_time_s=deadline, windows=windows, dates=dates)
+    w0, _, bin_s = read.timeline.bins(read.first_w, read.last_w)
+    overall = DeliveryStats(
+        deadline,
+        latencies_ms=cast(list[float], array("d")),
+        applied_at=cast(list[float], TimeBins(w0, bin_s)),
+    )
+    result = read.checker.result(on_time_s=deadline, windows=windows, dates=dates, overall=overall)
     counters = read.counter.counters()
     scraped = history.last(ServerMetrics)
     server = scraped.record.metrics if scraped else None
