@@ -6,11 +6,13 @@ Latency percentiles are exact (nearest rank over the sorted samples), never aver
 
 from __future__ import annotations
 
+import bisect
 import math
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from synccli.history import (
     Connect,
@@ -46,14 +48,65 @@ TRACE_KINDS = (
 )
 
 
-def nearest_rank(ordered: Sequence[float], q: float) -> float:
+class Ordered(Protocol):
+    """Samples in ascending order, by position (a sorted list, or ``Ranked``)."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: int, /) -> float: ...
+
+
+#: Above this many samples ``Ranked`` keeps sorted chunks of 8-byte floats.
+_CHUNK = 1 << 20
+
+
+class Ranked:
+    """``sorted(samples)`` for nearest-rank picks in little memory: a sorted list when there
+    are few samples, else sorted chunks of 8-byte floats (a sorted list of a long run's
+    samples takes 32 bytes each), the k-th smallest found by binary search over them."""
+
+    def __init__(self, samples: Sequence[float]) -> None:
+        n = self._n = len(samples)
+        if n <= _CHUNK:
+            self._chunks: list[Sequence[float]] = [sorted(samples)]
+        else:
+            self._chunks = [
+                array("d", sorted(samples[i : i + _CHUNK])) for i in range(0, n, _CHUNK)
+            ]
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index: int, /) -> float:
+        k = index + self._n if index < 0 else index
+        if not 0 <= k < self._n:
+            raise IndexError("sample rank out of range")
+        chunks = self._chunks
+        if len(chunks) == 1:
+            return chunks[0][k]
+        # The k-th smallest is the least sample with at least k + 1 samples <= it: in each
+        # chunk, the first such sample by binary search; the least of those.
+        best = math.inf
+        for chunk in chunks:
+            lo, hi = 0, len(chunk)
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if sum(bisect.bisect_right(c, chunk[mid]) for c in chunks) > k:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            if lo < len(chunk):
+                best = min(best, chunk[lo])
+        return best
+
+
+def nearest_rank(ordered: Ordered, q: float) -> float:
     """The ``q`` quantile of the sorted, non-empty ``ordered`` by nearest rank."""
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 def percentiles(samples: Sequence[float]) -> dict[str, float | int | None]:
     """``{p50, p90, p99, p999, max, count}`` by nearest rank; values are None without samples."""
-    ordered = sorted(samples)
+    ordered = Ranked(samples)
     count = len(ordered)
     out: dict[str, float | int | None] = {}
     for name, q in PERCENTILES:

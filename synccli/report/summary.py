@@ -38,6 +38,7 @@ from synccli.report.checker import CheckResult
 from synccli.report.metrics import (
     Counters,
     DeliveryStats,
+    Ranked,
     nearest_rank,
     percentiles,
     server_metric,
@@ -150,11 +151,12 @@ def _flat_metrics(
         flat[f"recovery_ms.{key}"] = values["recovery_ms"][key]
     for alias, name in ALIASES.items():
         flat[alias] = flat[name]
-    ordered = sorted(latencies_ms)
+    ordered: Ranked | None = None
     for name in names:
         q = percentile_of(name)
         if q is not None and name not in flat:
-            flat[name] = nearest_rank(ordered, q) if ordered else None
+            ordered = ordered or Ranked(latencies_ms)
+            flat[name] = nearest_rank(ordered, q) if len(ordered) else None
     return flat
 
 

@@ -126,19 +126,23 @@ def _latency_bins(
     w0: float,
     bin_s: float,
 ) -> list[LatencyBin]:
-    binned: dict[int, list[float]] = {}
+    # Per bin in 8-byte floats (not float objects: millions in a long run).
+    binned: dict[int, array[float]] = {}
     if isinstance(applied_at, TimeBins) and (applied_at.w0, applied_at.bin_s) == (w0, bin_s):
         index: Iterable[int] = applied_at.index
     else:
         index = (int((w - w0) // bin_s) for w in applied_at)  # type: ignore[union-attr]
     for i, ms in zip(index, latencies_ms, strict=True):
-        binned.setdefault(i, []).append(ms)
+        samples = binned.get(i)
+        if samples is None:
+            samples = binned[i] = array("d")
+        samples.append(ms)
     out = []
     for i in sorted(binned):
-        samples = sorted(binned[i])
+        ordered = sorted(binned.pop(i))
         out.append(
             LatencyBin(
-                i * bin_s, nearest_rank(samples, 0.5), nearest_rank(samples, 0.99), len(samples)
+                i * bin_s, nearest_rank(ordered, 0.5), nearest_rank(ordered, 0.99), len(ordered)
             )
         )
     return out
