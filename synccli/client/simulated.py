@@ -254,7 +254,8 @@ class SimulatedClient:
         try:
             message = parse_frame(frame)
         except ProtocolError as exc:
-            self._record(rec.ErrorReceived(exc.code, f"server sent: {exc.message}"))
+            self._handle(self.session.on_malformed(exc, frame))
+            self._wake.set()
             return
         self._handle(self.session.on_message(message, time.monotonic()))
         self._wake.set()

@@ -73,6 +73,8 @@ export declare class ProtocolError extends Error {
 
 export declare function parseRow(data: unknown): Row;
 export declare function parseServerMessage(text: string): ServerMessage;
+/** The subscribed dates a malformed frame may have carried (all of them if it names none). */
+export declare function malformedDates(text: string, subscribed: Iterable<string>): string[];
 
 export declare class Effects {
   send: ClientMessage[];
@@ -112,6 +114,8 @@ export declare class ClientSession {
   onConnected(now: number): Effects;
   onDisconnected(): void;
   onFrame(text: string, now: number): Effects;
+  /** A frame that could not be parsed: an `error` record, then a resync of its date(s). */
+  onMalformed(error: ProtocolError, text: string): Effects;
   onMessage(message: ServerMessage, now: number): Effects;
   flushAcks(): ClientMessage[];
   acksDue(): boolean;
@@ -124,6 +128,9 @@ export interface Timers {
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
 }
+
+/** `url` with `client=<clientId>` (the actor of this client's writes) and `token=`. */
+export declare function socketUrl(url: string, clientId: string, token?: string | null): string;
 
 export interface StorageLike {
   getItem(key: string): string | null;

@@ -16,8 +16,8 @@
 // buffered and ONE request_missed_events is sent, re-sent only after gapTimeout, and after
 // maxMissedRequests from one position the channel resyncs; another epoch, or
 // resync_required, resubscribes without `since` (a fresh snapshot). A malformed server
-// frame is reported (an `error` record) and never throws; what it carried is recovered by
-// the rules above (the next event or heartbeat shows the gap).
+// frame is reported (an `error` record) and never throws; what it carried is lost, so the
+// dates it may have carried resync from a snapshot (malformedDates).
 
 export const SYNCED = "synced";
 export const SYNCING = "syncing";
@@ -558,6 +558,32 @@ export class ChannelState {
 
 // ---------------------------------------------------------------------------- session
 
+const MALFORMED = "malformed_frame";
+// Frames that carry no channel state: a lost `result` is recovered by re-sending the
+// write with its request id, a lost `error` needs nothing.
+const DATELESS_TYPES = new Set(["result", "error"]);
+
+/**
+ * The subscribed dates a malformed frame may have carried: those it names (`date`, or a
+ * heartbeat's `positions`), none for a `result` or `error`, else every one (an unreadable
+ * frame could have been about any).
+ */
+export function malformedDates(text, subscribed) {
+  const dates = [...subscribed];
+  let data;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    return dates;
+  }
+  if (!isObject(data)) return dates;
+  if (typeof data.type === "string" && DATELESS_TYPES.has(data.type)) return [];
+  const named = new Set(typeof data.date === "string" ? [data.date] : []);
+  if (isObject(data.positions)) for (const date of Object.keys(data.positions)) named.add(date);
+  const ours = dates.filter((date) => named.has(date));
+  return ours.length ? ours : dates;
+}
+
 /** The sans-I/O client: channels, acks, optimistic writes (synccli/protocol/session.py). */
 export class ClientSession {
   constructor({ clientId, dates, gapTimeout = 2.0, writeTimeout = 5.0, maxWriteAttempts = 5 }) {
@@ -589,10 +615,20 @@ export class ClientSession {
       message = parseServerMessage(text);
     } catch (exc) {
       if (!(exc instanceof ProtocolError)) throw exc;
-      const record = { k: "error", code: exc.code, message: `server sent: ${exc.message}`, ref: null };
-      return new Effects([], [record]);
+      return this.onMalformed(exc, text);
     }
     return this.onMessage(message, now);
+  }
+
+  /** A frame that could not be parsed: an `error` record, then a resync (reason
+   *  `malformed_frame`) of every date it may have carried (malformedDates). */
+  onMalformed(error, text) {
+    const record = { k: "error", code: error.code, message: `server sent: ${error.message}`, ref: null };
+    const effects = new Effects([], [record]);
+    for (const date of malformedDates(text, this.channels.keys())) {
+      this.channels.get(date)._resync(MALFORMED, effects);
+    }
+    return effects;
   }
 
   /** Apply one parsed server message (from parseServerMessage). */
@@ -741,6 +777,17 @@ function randomId() {
   return `b-${[...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
+/**
+ * The socket URL with `client=<id>` (the server records it as the actor of this page's
+ * writes when no signed token names the user; synccli/protocol/client_id.py) and `token=`.
+ */
+export function socketUrl(url, clientId, token = null) {
+  const params = [["client", clientId]];
+  if (token !== null) params.push(["token", token]);
+  const query = params.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join("&");
+  return `${url}${url.includes("?") ? "&" : "?"}${query}`;
+}
+
 const defaultTimers = {
   setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
   clearTimeout: (handle) => globalThis.clearTimeout(handle),
@@ -781,7 +828,7 @@ export class SyncClient {
     random = Math.random,
     window: win = globalThis.window ?? null,
   }) {
-    this.url = token === null ? url : `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`;
+    this.url = socketUrl(url, clientId, token);
     this.clientId = clientId;
     this.session = new ClientSession({ clientId, dates, gapTimeout, writeTimeout, maxWriteAttempts });
     this.ackDelay = ackDelay;

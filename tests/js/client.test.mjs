@@ -132,7 +132,8 @@ test("subscribes on open, and one cumulative ack covers a burst", () => {
   client.on("status", (s) => statuses.push(`${s.status}:${s.position?.seq}`));
   client.start();
   const ws = sockets[0];
-  assert.equal(ws.url, "ws://127.0.0.1:1/ws?token=s%20e%2Fcret");
+  // The client id names the actor of this page's writes (the server's `?client=`).
+  assert.equal(ws.url, "ws://127.0.0.1:1/ws?client=b&token=s%20e%2Fcret");
   ws.open();
   assert.deepEqual(ws.sent, [{ type: "subscribe", date: D }]);
   ws.receive({ type: "subscribed", date: D, epoch: E, sequenceNum: 0, recovered: false, snapshot: [row(1), row(2)] });
@@ -145,15 +146,22 @@ test("subscribes on open, and one cumulative ack covers a burst", () => {
   assert.deepEqual(client.position(D), { epoch: E, seq: 3 });
 });
 
-test("a malformed frame is reported, never thrown", () => {
+test("a malformed frame is reported, then resynced, never thrown", () => {
   const { sockets, client } = setup();
   const records = [];
   client.on("record", (r) => records.push(r));
   client.start();
-  sockets[0].open();
-  assert.doesNotThrow(() => sockets[0].receive("{oops"));
-  assert.equal(records.at(-1).k, "error");
-  assert.equal(records.at(-1).code, "bad_json");
+  const ws = sockets[0];
+  ws.open();
+  ws.receive({ type: "subscribed", date: D, epoch: E, sequenceNum: 2, recovered: false, snapshot: [row(1)] });
+  const before = ws.sent.length;
+  assert.doesNotThrow(() => ws.receive("{oops"));
+  assert.deepEqual(records.slice(-2).map((r) => [r.k, r.code ?? r.reason]), [["error", "bad_json"], ["resync", "malformed_frame"]]);
+  assert.deepEqual(ws.sent.slice(before), [{ type: "subscribe", date: D }], "a fresh snapshot, no since");
+  assert.equal(client.status(D), "out_of_sync");
+  ws.receive({ type: "subscribed", date: D, epoch: E, sequenceNum: 3, recovered: false, snapshot: [row(1, "Present", 2)] });
+  assert.equal(client.status(D), "synced");
+  assert.deepEqual(client.position(D), { epoch: E, seq: 3 });
 });
 
 test("reconnects with backoff, faster on `online`, resumes with since and re-sends the write", async () => {
