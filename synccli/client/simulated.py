@@ -191,7 +191,6 @@ class SimulatedClient:
         config = self.config
         delays = Reconnect(config.reconnect(), self.rng)
         tls = client_context(config.url, config.ca_file)
-        url = with_client_id(config.url, self.client_id)
         while not self._closing.is_set():
             self.attempts += 1
             token = config.tokens.token() if config.tokens is not None else config.token
@@ -204,7 +203,8 @@ class SimulatedClient:
                     else config.url
                 )
                 ws = await connect(
-                    url,
+                    # The client id names the actor of this client's writes (no JWT).
+                    with_client_id(url, self.client_id),
                     additional_headers=headers,
                     ssl=tls,
                     compression=None,

@@ -217,7 +217,7 @@ class Simulation:
         from synccli.harness.browsers import BrowserConfig, BrowserFleet
 
         assert self.history is not None
-        tokens = self.tokens
+        tokens, scenario = self.tokens, self.scenario
         config = BrowserConfig(
             self.config.browsers,
             tuple(urls),
@@ -225,6 +225,10 @@ class Simulation:
             self.run_dir,
             self.token,
             mint=None if tokens is None else lambda sub: tokens.for_sub(sub).token(),
+            clients=scenario.clients,
+            writers=scenario.writers,
+            rate=scenario.rate,
+            seed=scenario.seed,
         )
         self.browsers = BrowserFleet(config, self.history)
         stack.push_async_callback(self.browsers.close)
@@ -443,6 +447,9 @@ class Simulation:
         self._load_t0 = time.monotonic()
         fault_task = asyncio.create_task(faults.run(self._load_t0))
         ticker = asyncio.create_task(self._tick(progress))
+        browsers = self.browsers
+        if browsers is not None:
+            browsers.start_writing()
 
         async def heal_faults() -> None:
             # Clients drain to the final heads only once every fault is healed.
@@ -457,6 +464,9 @@ class Simulation:
         async def heal_then_drain() -> None:
             enter("heal")
             await heal_faults()
+            if browsers is not None:
+                # The pages' last writes are answered before the heads are taken.
+                await browsers.stop_writing(scenario.drain_timeout_s)
             enter("drain")
 
         try:
@@ -468,9 +478,9 @@ class Simulation:
                 target_heads=self._target_heads,
                 before_drain=heal_then_drain,
             )
-            if self.browsers is not None:
-                await self.browsers.drain(self._target_heads, scenario.drain_timeout_s)
-                await self.browsers.close()
+            if browsers is not None:
+                await browsers.drain(self._target_heads, scenario.drain_timeout_s)
+                await browsers.close()
         finally:
             await heal_faults()
             await cancel_quietly(ticker)

@@ -7,15 +7,18 @@ records; the database is the truth every page is compared with.
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 import urllib.request
 from typing import Any
 
 import pytest
 
-from tests.conftest import seconds
+from tests.conftest import SYNCCLI, seconds
 from tests.web.browser import (
     ARTIFACTS,
+    DATE,
     TOKEN,
     XSS_NAME,
     Board,
@@ -60,6 +63,27 @@ def test_a_check_in_on_one_page_shows_on_the_other(browser: Any, board: Board) -
     row(one, 2).and_(one.locator('[data-state="Seated"]')).wait_for(timeout=ms(5))
     assert_matches_database(one, board)
     assert_matches_database(other, board)
+
+
+def test_a_click_is_logged_with_the_page_as_the_actor(browser: Any, board: Board) -> None:
+    """The page's client id (``&client=``) reaches the server as ``?client=`` and names who
+    made the change in ``synccli events``."""
+    page = open_page(browser, f"{board.page_url()}&client=front-desk-1")
+    page.get_by_role("button", name="Check in: Patient 0003").click()
+    row(page, 3).and_(page.locator('[data-state="Present"]:not([aria-busy="true"])')).wait_for(
+        timeout=ms(5)
+    )
+    done = subprocess.run(
+        [*SYNCCLI, "events", DATE, "--db", board.db, "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=seconds(30),
+    )
+    assert done.returncode == 0, done.stderr
+    (event,) = [json.loads(line) for line in done.stdout.splitlines()]
+    assert event["appointmentId"] == appt(3)
+    assert event["actor"] == "front-desk-1"
+    assert event["requestId"].startswith("front-desk-1-")
 
 
 def test_a_page_without_the_token_never_syncs(browser: Any, board: Board) -> None:
