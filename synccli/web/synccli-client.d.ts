@@ -143,6 +143,8 @@ export interface SyncClientOptions extends Omit<SessionOptions, "clientId"> {
   token?: string | null;
   clientId?: string;
   ackDelay?: number;
+  /** Seconds between two saves of the positions and rows to storage (default 1). */
+  saveDelay?: number;
   backoffInitial?: number;
   backoffMax?: number;
   healthyAfter?: number;
@@ -169,7 +171,8 @@ export interface WriteOutcome {
 
 export interface SyncClientEvents {
   status: { date: string; status: SyncStatus; position: Position | null };
-  rows: { date: string };
+  /** `ids`: the appointments whose view may have changed; null: any (a snapshot). */
+  rows: { date: string; ids: string[] | null };
   connection: { state: "connecting" | "open" | "closed"; attempt: number; delay: number };
   record: HistoryRecord;
   write: HistoryRecord;
@@ -187,6 +190,8 @@ export declare class SyncClient {
   status(date: string): SyncStatus;
   position(date: string): Position | null;
   rows(date: string): ViewRow[];
+  /** One row as the user sees it, or null when `date` does not hold it. */
+  view(date: string, appointmentId: string): ViewRow | null;
   write(appointmentId: string, state: string, options?: { expectedVersion?: number | null; requestId?: string | null }): Promise<WriteOutcome>;
   finalRecords(): HistoryRecord[];
 }

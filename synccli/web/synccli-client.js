@@ -817,6 +817,7 @@ export class SyncClient {
     writeTimeout = 5.0,
     maxWriteAttempts = 5,
     ackDelay = 0.05,
+    saveDelay = 1.0,
     backoffInitial = 0.25,
     backoffMax = 5.0,
     healthyAfter = 1.0,
@@ -832,6 +833,7 @@ export class SyncClient {
     this.clientId = clientId;
     this.session = new ClientSession({ clientId, dates, gapTimeout, writeTimeout, maxWriteAttempts });
     this.ackDelay = ackDelay;
+    this.saveDelay = saveDelay;
     this.backoffInitial = backoffInitial;
     this.backoffMax = backoffMax;
     this.healthyAfter = healthyAfter;
@@ -856,6 +858,7 @@ export class SyncClient {
     this._writes = 0;
     this._outbox = [];
     this._waiters = new Map();
+    this._writeTargets = new Map(); // requestId -> appointmentId, until its result
     this._statuses = new Map();
     this._delays = this._newBackoff();
     this._onOnline = () => this._reconnectNow();
@@ -880,7 +883,7 @@ export class SyncClient {
   close() {
     this._closing = true;
     this.window?.removeEventListener?.("online", this._onOnline);
-    for (const name of ["_reconnectTimer", "_tickTimer", "_ackTimer"]) this._clear(name);
+    for (const name of ["_reconnectTimer", "_tickTimer", "_ackTimer", "_saveTimer"]) this._clear(name);
     this._save();
     if (this._ws !== null) this._ws.close(1000, "client closing");
   }
@@ -905,11 +908,15 @@ export class SyncClient {
   rows(date) {
     const channel = this.session.channels.get(date);
     if (channel === undefined) return [];
-    return [...channel.rows.keys()].sort().map((id) => ({
-      row: channel.rows.get(id),
-      state: channel.viewState(id),
-      pending: channel.optimistic.has(id),
-    }));
+    return [...channel.rows.keys()].sort().map((id) => this.view(date, id));
+  }
+
+  /** One row of `date` as the user sees it (`{row, state, pending}`), or null. */
+  view(date, appointmentId) {
+    const channel = this.session.channels.get(date);
+    const row = channel?.rows.get(appointmentId);
+    if (row === undefined) return null;
+    return { row, state: channel.viewState(appointmentId), pending: channel.optimistic.has(appointmentId) };
   }
 
   /** Write a state change optimistically; resolves with {ok, code, seq} once answered. */
@@ -918,8 +925,10 @@ export class SyncClient {
     const id = requestId ?? `${this.clientId}-${this._writes}`;
     const effects = this.session.beginWrite(appointmentId, state, id, this.now(), expectedVersion);
     const done = new Promise((resolve) => this._waiters.set(id, resolve));
+    this._writeTargets.set(id, appointmentId);
     this._handle(effects);
-    this._emitRows();
+    // Offline nothing is sent or recorded yet, but the optimistic state shows at once.
+    if (effects.records.length === 0) this._emitRows([appointmentId]);
     this._pump();
     return done;
   }
@@ -1005,11 +1014,13 @@ export class SyncClient {
   // ------------------------------------------------------------------ effects and timers
 
   _handle(effects) {
+    // Before the records: a write's result forgets which appointment it was for.
+    const changed = this._changedRows(effects.records);
     for (const record of effects.records) this._record(record);
     if (this._open) for (const message of effects.send) this._outbox.push(message);
     this._emitStatuses();
     if (effects.records.length) {
-      this._emitRows();
+      this._emitRows(changed);
       this._scheduleSave();
     }
   }
@@ -1063,6 +1074,7 @@ export class SyncClient {
     if (record.k === "write_result") {
       const pending = this._waiters.get(record.requestId);
       this._waiters.delete(record.requestId);
+      this._writeTargets.delete(record.requestId);
       this._emit("write", record);
       pending?.({ ok: record.ok, code: record.code, seq: record.seq });
     } else if (record.k === "write") {
@@ -1092,8 +1104,21 @@ export class SyncClient {
     }
   }
 
-  _emitRows() {
-    for (const date of this.session.channels.keys()) this._emit("rows", { date });
+  /** The appointments `records` may have changed the view of, or null: any (a snapshot). */
+  _changedRows(records) {
+    const ids = new Set();
+    for (const record of records) {
+      if (record.k === "subscribed" || record.k === "snapshot" || record.k === "resync") return null;
+      const id = record.appointmentId ?? this._writeTargets.get(record.requestId);
+      if (id !== undefined) ids.add(id);
+    }
+    return [...ids];
+  }
+
+  /** `rows` {date, ids}: `ids` the appointments whose view may have changed (null: any). */
+  _emitRows(ids = null) {
+    if (ids !== null && ids.length === 0) return;
+    for (const date of this.session.channels.keys()) this._emit("rows", { date, ids });
   }
 
   // ------------------------------------------------------------------ storage
@@ -1116,12 +1141,15 @@ export class SyncClient {
     }
   }
 
+  /** At most one save per `saveDelay`: a date's entry holds all its rows, and writing it
+   *  for every event of a busy day would cost more than the event. A reload (`pagehide`
+   *  saves) or a crash between two saves resumes from the older pair, which is consistent. */
   _scheduleSave() {
     if (this.storage === null || this._saveTimer !== null) return;
     this._saveTimer = this.timers.setTimeout(() => {
       this._saveTimer = null;
       this._save();
-    }, 0);
+    }, this.saveDelay * 1000);
   }
 
   /** Position and rows together in one entry, so a reload resumes from a consistent pair. */

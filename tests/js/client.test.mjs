@@ -216,15 +216,23 @@ test("a reload resumes from the stored position and rows", () => {
   first.sockets[0].open();
   first.sockets[0].receive({ type: "subscribed", date: D, epoch: E, sequenceNum: 0, recovered: false, snapshot: [row(1), row(2)] });
   first.sockets[0].receive(ev(1, 2, "Cancelled"));
-  first.clock.advance(0.01); // the save runs on the next turn
+  const saves = [];
+  const setItem = first.storage.setItem.bind(first.storage);
+  first.storage.setItem = (key, value) => saves.push(JSON.parse(value).seq) && setItem(key, value);
+  first.sockets[0].receive(ev(2, 1, "Present"));
+  first.clock.advance(0.99);
+  assert.deepEqual(saves, [], "saves wait saveDelay (1 s)");
+  first.clock.advance(0.01);
+  assert.deepEqual(saves, [2], "one save covers both events");
+  first.storage.setItem = setItem;
   const reloaded = setup({ storage: first.storage });
-  assert.deepEqual(reloaded.client.position(D), { epoch: E, seq: 1 });
+  assert.deepEqual(reloaded.client.position(D), { epoch: E, seq: 2 });
   assert.equal(reloaded.client.rows(D)[1].state, "Cancelled");
   reloaded.client.start();
   reloaded.sockets[0].open();
-  assert.deepEqual(reloaded.sockets[0].sent, [{ type: "subscribe", date: D, since: { epoch: E, sequenceNum: 1 } }]);
-  reloaded.sockets[0].receive({ type: "subscribed", date: D, epoch: E, sequenceNum: 2, recovered: true, events: [{ ...ev(2, 1, "Present"), replay: true }] });
-  assert.deepEqual(reloaded.client.position(D), { epoch: E, seq: 2 });
+  assert.deepEqual(reloaded.sockets[0].sent, [{ type: "subscribe", date: D, since: { epoch: E, sequenceNum: 2 } }]);
+  reloaded.sockets[0].receive({ type: "subscribed", date: D, epoch: E, sequenceNum: 3, recovered: true, events: [{ ...ev(3, 1, "Seated"), replay: true }] });
+  assert.deepEqual(reloaded.client.position(D), { epoch: E, seq: 3 });
   assert.equal(reloaded.client.status(D), "synced");
 });
 
@@ -263,4 +271,22 @@ test("close() stops for good: no reconnect, the position is saved", () => {
   clock.advance(60);
   assert.equal(sockets.length, 1);
   assert.deepEqual(JSON.parse(storage.getItem(`synccli:v1:${D}`)), { epoch: E, seq: 7, rows: [] });
+});
+
+test("`rows` names the appointments whose view changed, null for a snapshot", async () => {
+  const { sockets, client } = setup();
+  const changes = [];
+  client.on("rows", ({ ids }) => changes.push(ids));
+  client.start();
+  const ws = sockets[0];
+  ws.open();
+  ws.receive({ type: "subscribed", date: D, epoch: E, sequenceNum: 0, recovered: false, snapshot: [row(1), row(2)] });
+  ws.receive(ev(1, 2, "Present"));
+  const outcome = client.write(`${D}-1`, "NoShow");
+  ws.receive({ type: "result", requestId: "b-1", ok: true, appointment: row(1, "NoShow", 2), sequenceNum: 2 });
+  await outcome;
+  ws.receive(ev(1, 2, "Present")); // a duplicate changes nothing: no `rows`
+  assert.deepEqual(changes, [null, [`${D}-2`], [`${D}-1`], [`${D}-1`]]);
+  assert.deepEqual(client.view(D, `${D}-1`), { row: row(1), state: "NoShow", pending: true });
+  assert.equal(client.view(D, `${D}-9`), null);
 });
