@@ -144,7 +144,7 @@ function renderRow(tr, { row, state, pending }) {
 
 // New rows made per turn: the first render of a busy day is a few short tasks, not one
 // long one that freezes the page.
-const NEW_ROWS_PER_TURN = 100;
+const NEW_ROWS_PER_TURN = 50;
 
 function render() {
   const body = document.getElementById("rows");
