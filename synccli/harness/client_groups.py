@@ -58,10 +58,6 @@ class ClientGroup:
             return {self.counts: self.count}
         return {"first": self.first, "last": self.last}
 
-    def ids(self) -> list[str]:
-        """The ids of its clients (``c004``), as the history names them."""
-        return [client_id(i) for i in self.members]
-
 
 @dataclass(frozen=True)
 class _Wanted:

@@ -290,7 +290,7 @@ def _build(raw: dict[str, Any], ctx: Located) -> Scenario:
     load = (clients, writers, groups)
     faults = _faults(ctx, raw.get("faults", []), duration, load, declared_names(declared))
     if named:
-        _check_layout(ctx, named, faults, (clients, writers, groups))
+        _check_layout(ctx, named, faults, load)
     values = {
         "name": top.get("name", str),
         "description": top.get("description", str, ""),
