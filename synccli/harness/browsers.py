@@ -127,11 +127,6 @@ class BrowserConfig:
             return 0.0
         return min(MAX_CLICK_RATE, self.rate / self.writers)
 
-    @property
-    def writing(self) -> int:
-        """How many pages write."""
-        return sum(1 for index in range(self.count) if self.click_rate(index) > 0)
-
     def page_url(self, index: int) -> str:
         """The board's URL for page ``index`` (HTTP on the same host and port as its socket)."""
         parts = urlsplit(self.urls[index % len(self.urls)])
@@ -156,9 +151,6 @@ class BrowserFleet:
         self._pages: list[Any] = []
         self._clickers: list[asyncio.Task[None]] = []
         self._writing = asyncio.Event()
-        #: Clicks made and clicks whose button went away before it could be clicked.
-        self.clicks = 0
-        self.missed_clicks = 0
 
     async def start(self) -> None:
         """Launch Chromium and open every page; raises ``InfrastructureError`` if it cannot."""
@@ -262,10 +254,10 @@ class BrowserFleet:
                 target = rng.choice(targets)
                 button = f'#rows tr[data-id="{appointment_id}"] button[data-target="{target}"]'
                 await page.locator(button).click(timeout=CLICK_TIMEOUT_S * 1000)
-                self.clicks += 1
             except Error:
-                # The row re-rendered (an event, a rollback) and the button is gone.
-                self.missed_clicks += 1
+                # The row changed under the cursor (an event, a rollback): the button is
+                # gone or disabled; the next turn picks again.
+                continue
 
     async def drain(self, heads: Heads, timeout_s: float) -> bool:
         """Wait until every page is synced at the database heads; whether they all got there."""
