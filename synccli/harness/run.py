@@ -385,10 +385,14 @@ class Simulation:
 
         api_url = self.config.toxiproxy_url
         if api_url is None:
-            from synccli.faults.proxy import start_in_thread
+            from synccli.faults.proxy import start_in_process
 
-            handle = start_in_thread("127.0.0.1", 0, seed=self.scenario.seed)
-            stack.callback(handle.stop)
+            # Its own process: forwarding for a thousand clients would otherwise share this
+            # process's interpreter with the fault schedule and make the heals late.
+            handle = await asyncio.to_thread(
+                start_in_process, "127.0.0.1", 0, seed=self.scenario.seed
+            )
+            stack.push_async_callback(asyncio.to_thread, handle.stop)
             api_url = handle.url
         proxies = ToxiproxyFaults(api_url, prefix=f"synccli-{self.run_id}")
         await asyncio.to_thread(proxies.check)
