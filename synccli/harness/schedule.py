@@ -146,7 +146,10 @@ class FaultRunner:
         self._heals[name] = heal
         self.active[name] = spec
         try:
-            await asyncio.sleep(spec.for_s)
+            # The heal is due at its scheduled time, however long the apply took (a fault
+            # over a thousand connections can take seconds): its ``end`` record says when
+            # it actually happened.
+            await asyncio.sleep(max(0.0, t0 + spec.at_s + spec.for_s - time.monotonic()))
         finally:
             await self._heal(name)
 
