@@ -442,15 +442,23 @@ class Simulation:
         progress = ProgressLine(self._status, enabled=config.progress)
         self._say = progress.say if config.progress else self._say
         faults = self.faults
-        # A fault's ``at_s`` counts from the start of the load, which begins now (the
-        # clients start below), not from ``t0``: server and proxy start-up come before it.
+        fault_task: asyncio.Task[None] | None = None
         self._load_t0 = time.monotonic()
-        fault_task = asyncio.create_task(faults.run(self._load_t0))
+
+        def load_started() -> None:
+            # A fault's ``at_s`` counts from the start of the load, once the clients have
+            # started (worker processes take seconds to spawn on a busy machine), not from
+            # ``t0``: server and proxy start-up come before it.
+            nonlocal fault_task
+            self._load_t0 = time.monotonic()
+            fault_task = asyncio.create_task(faults.run(self._load_t0))
+
         ticker = asyncio.create_task(self._tick(progress))
 
         async def heal_faults() -> None:
             # Clients drain to the final heads only once every fault is healed.
-            await cancel_quietly(fault_task)
+            if fault_task is not None:
+                await cancel_quietly(fault_task)
             await faults.heal_all()
 
         def enter(phase: str) -> None:
@@ -471,6 +479,7 @@ class Simulation:
                 progress=self._counters.update,
                 target_heads=self._target_heads,
                 before_drain=heal_then_drain,
+                started=load_started,
             )
             if self.browsers is not None:
                 await self.browsers.drain(self._target_heads, scenario.drain_timeout_s)
