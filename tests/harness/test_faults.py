@@ -235,3 +235,21 @@ def test_the_heal_is_due_at_its_scheduled_time_however_long_the_apply_took() -> 
     # Counting ``for_s`` from the end of the apply would heal ``apply_s`` late.
     assert at_s + for_s <= healed_at - t0 < at_s + for_s + apply_s / 2
     assert [r["phase"] for r in history.records] == ["start", "end"]
+
+
+def test_a_run_ending_while_a_fault_is_applied_still_heals_it() -> None:
+    proxies, history = SlowProxies(seconds(0.5)), Recorder()
+    spec = FaultSpec(at_s=0, for_s=30, kind="down", name="outage")
+    runner = FaultRunner((spec,), FaultTargets(proxies=proxies, groups=1), history, seed=1)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(runner.run(time.monotonic()))
+        while not history.records:  # the start record: the apply is in flight
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await runner.heal_all()
+
+    asyncio.run(scenario())
+    assert proxies.calls == [("enabled", (0,), False), ("enabled", (0,), True)]
+    assert [r["phase"] for r in history.records] == ["start", "end"]

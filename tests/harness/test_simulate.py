@@ -120,7 +120,6 @@ def test_a_run_over_two_worker_processes_is_one_checked_history_reproducible_by_
         assert json.loads((out / "summary.json").read_text())["verdict"] == "pass"
         assert not list(out.glob("history.jsonl.*")), "worker parts are merged and removed"
         runs.append(_records(out))
-    first, second = runs
     seeds = [{r["c"]: r["seed"] for r in records if r["k"] == "client"} for records in runs]
     assert len(seeds[0]) == 6 and seeds[0] == seeds[1]
     faults = [[r for r in records if r["k"] == "fault"] for records in runs]
