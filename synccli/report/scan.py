@@ -31,6 +31,8 @@ class RunRead:
     #: The kinds of the clients' records (the harness's left out).
     client_kinds: set[type[Record]] = field(default_factory=set)
     browser_clients: int = 0
+    #: Of those, the ones that write.
+    browser_writers: int = 0
     #: The first record's time and the latest time in the run (None: no records).
     first_w: float | None = None
     last_w: float | None = None
@@ -63,6 +65,7 @@ def read_run(history: History, truth: Truth, *, max_anomalies: int = 100) -> Run
                 fault(t, w, r)
             elif type(r) is ClientCreated and r.browser:
                 read.browser_clients += 1
+                read.browser_writers += r.writer
             trace(w, client, r)
             count(client, r)
             timeline(w, client, r)

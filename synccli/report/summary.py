@@ -111,6 +111,8 @@ class Summary(Counters):
     history_truncated: bool
     truth_source: str
     browser_clients: int = 0
+    #: Browser pages that clicked the board's buttons (synccli.harness.browsers).
+    browser_writers: int = 0
     #: What the HTML report's timeline draws; not part of ``summary.json``.
     timeline: Timeline | None = field(default=None, compare=False, repr=False)
 
@@ -268,6 +270,7 @@ def summarize(
         "history_truncated": history.truncated,
         "truth_source": truth.source,
         "browser_clients": read.browser_clients,
+        "browser_writers": read.browser_writers,
     }
     scenario = config.get("thresholds")
     thresholds = merge(

@@ -143,6 +143,11 @@ def summarize(
         "browser_clients": sum(
             1 for e in records if isinstance(e.record, ClientCreated) and e.record.browser
         ),
+        "browser_writers": sum(
+            1
+            for e in records
+            if isinstance(e.record, ClientCreated) and e.record.browser and e.record.writer
+        ),
     }
     scenario = config.get("thresholds")
     thresholds = merge(
