@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
 from synccli.domain.channels import Channel, ChannelStatus, WriteOutcome, WriteRequest
@@ -265,8 +265,8 @@ class StaleEpochStore(Store):
     def heads(self) -> dict[str, Channel]:
         return {date: self._channel(ch) for date, ch in self.inner.heads().items()}
 
-    def prune(self, before: datetime) -> int:
-        return self.inner.prune(before)
+    def prune(self, before: datetime, holds: Mapping[str, int] | None = None) -> int:
+        return self.inner.prune(before, holds)
 
     def reset_channel(self, date: str) -> Channel:
         self._stale.pop(date, None)

@@ -10,7 +10,7 @@ writes does so in one transaction.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
 from synccli.audit.entries import DayLog, LogPage
@@ -104,8 +104,10 @@ class Store(ABC):
         return 0
 
     @abstractmethod
-    def prune(self, before: datetime) -> int:
-        """Delete events committed before ``before``; head and epoch stay. Returns the count."""
+    def prune(self, before: datetime, holds: Mapping[str, int] | None = None) -> int:
+        """Delete events committed before ``before``, but of a date in ``holds`` only those
+        up to its sequence number (what connected clients still need stays); head and epoch
+        stay. Returns the count."""
 
     @abstractmethod
     def reset_channel(self, date: str) -> Channel:

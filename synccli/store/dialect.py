@@ -79,6 +79,9 @@ class Dialect:
     select_log_of: str
     select_day_log: str
     select_appointment_date: str
+    #: Dates with events committed before a time (each is then pruned on its own).
+    select_prunable_dates: str
+    #: Events of a date committed before a time, up to a sequence number (retention).
     delete_events_before: str
     delete_events_of_date: str
     count_events: str
@@ -253,7 +256,10 @@ def _build(
         ),
         select_day_log=f"SELECT {_LOG} FROM events WHERE date = ? ORDER BY seq",
         select_appointment_date="SELECT date FROM appointments WHERE appointment_id = ?",
-        delete_events_before="DELETE FROM events WHERE committed_at < ?",
+        select_prunable_dates="SELECT DISTINCT date FROM events WHERE committed_at < ?",
+        delete_events_before=(
+            "DELETE FROM events WHERE date = ? AND committed_at < ? AND seq <= ?"
+        ),
         delete_events_of_date="DELETE FROM events WHERE date = ?",
         count_events="SELECT date, COUNT(*) FROM events GROUP BY date",
         oldest_events=(

@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from abc import abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TypeVar
 
@@ -63,6 +63,8 @@ def new_epoch() -> str:
 #: write does, with a fresh epoch), so a client that subscribed to the empty channel is told
 #: to resync by that first write: it can never mix the two.
 UNBORN_EPOCH = "0" * 12
+#: The hold of a date nobody holds: above any sequence number (a BIGINT everywhere).
+_NO_HOLD = 2**62
 
 
 def unborn(date: str) -> Channel:
@@ -496,16 +498,24 @@ class SqlStore(Store):
 
     # ----------------------------------------------------------------- maintenance
 
-    def prune(self, before: datetime) -> int:
-        """Delete events committed before ``before``; heads and epochs stay, ``min_seq``
-        follows. Channel rows are locked first so no head moves while ``min_seq`` is set."""
+    def prune(self, before: datetime, holds: Mapping[str, int] | None = None) -> int:
+        """Delete events committed before ``before``, of a held date only up to its hold;
+        heads and epochs stay, ``min_seq`` follows. Channel rows are locked first so no head
+        moves while ``min_seq`` is set. One delete per date that has old events (once a
+        date is pruned it has none until the next day of age passes)."""
+        held = holds or {}
+        moment = iso_ms(before)
 
         def body(cur: Cursor) -> int:
-            cur.execute(self.dialect.lock_channels)
+            d = self.dialect
+            cur.execute(d.lock_channels)
             cur.fetchall()
-            cur.execute(self.dialect.delete_events_before, (iso_ms(before),))
-            deleted = max(cur.rowcount, 0)
-            cur.execute(self.dialect.update_min_seq)
+            cur.execute(d.select_prunable_dates, (moment,))
+            deleted = 0
+            for (date,) in cur.fetchall():
+                cur.execute(d.delete_events_before, (date, moment, held.get(date, _NO_HOLD)))
+                deleted += max(cur.rowcount, 0)
+            cur.execute(d.update_min_seq)
             return deleted
 
         return self._run(body, write=True)
