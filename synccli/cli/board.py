@@ -6,6 +6,7 @@ import click
 from tabulate import tabulate
 
 from synccli.audit.board import check_head, parse_moment, rebuild, target_seq
+from synccli.audit.entries import DayLog
 from synccli.audit.render import BOARD_COLUMNS, BOARD_FORMATS, board_json, board_table
 from synccli.cli.common import db_option, examples, handle_errors, valid_date
 from synccli.cli.output import format_option, note
@@ -54,16 +55,21 @@ def board(day: str, db_url: str, at: str | None, seq: int | None, fmt: str) -> N
     moment = None if at is None else parse_moment(at, day)
     store = open_store(db_url)
     try:
-        log = store.day_log(day)
+        # At the head the whole day is read (the head check walks it); at a moment, only
+        # the entries that decide that board.
+        at_head = moment is None and seq is None
+        log = store.day_log(day) if at_head else store.board_log(day, seq=seq, moment=moment)
+        if log.channel is None and not log.rows:
+            note(f"no board on {day}: no appointments and nothing written on that date")
+            if fmt == "json":
+                click.echo(board_json(day, rebuild(DayLog(day, None, log.rows, []), 0), 0, None))
+            return
+        target = target_seq(log, moment, seq)
+        rebuilt = rebuild(log, target)
+        if target == log.head and log.at is not None:
+            log = store.day_log(day)  # the head check needs every entry
     finally:
         store.close()
-    if log.channel is None and not log.rows:
-        note(f"no board on {day}: no appointments and nothing written on that date")
-        if fmt == "json":
-            click.echo(board_json(day, rebuild(log, 0), 0, None))
-        return
-    target = target_seq(log, moment, seq)
-    rebuilt = rebuild(log, target)
     problems = check_head(log) if target == log.head else None
     if fmt == "json":
         click.echo(board_json(day, rebuilt, log.head, problems))

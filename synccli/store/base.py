@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
-from synccli.audit.entries import DayLog, LogPage
+from synccli.audit.entries import DayLog, LogPage, decisive
 from synccli.domain.channels import Channel, ChannelStatus, WriteOutcome, WriteRequest
 from synccli.domain.values import Event, Row
 from synccli.errors import DatabaseUnavailable
@@ -84,6 +84,17 @@ class Store(ABC):
         """The channel, the stored rows and every kept entry of ``date``, from one read
         transaction. Writes nothing."""
         raise DatabaseUnavailable(f"{type(self).__name__} keeps no readable log")
+
+    def board_log(self, date: str, *, seq: int | None = None, moment: str | None = None) -> DayLog:
+        """The channel, the stored rows and only the entries that decide the board at
+        ``seq``, or at the newest commit at or before ``moment`` (``iso_ms`` text): a
+        ``DayLog`` with ``at`` set (-1 when nothing was committed by ``moment``). One read
+        transaction; writes nothing. By default the whole day, narrowed here."""
+        day = self.day_log(date)
+        if moment is not None:
+            seq = max((e.seq for e in day.entries if e.committed_at <= moment), default=-1)
+        at = day.head if seq is None else seq
+        return DayLog(date, day.channel, day.rows, decisive(day.entries, at), at)
 
     def appointment_date(self, appointment_id: str) -> str | None:
         """The date of ``appointment_id``, None if there is no such appointment."""

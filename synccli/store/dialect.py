@@ -78,6 +78,10 @@ class Dialect:
     select_log: str
     select_log_of: str
     select_day_log: str
+    #: The newest entry at or before a time (``board --at``).
+    select_seq_at: str
+    #: The entries that decide the board at one sequence number (see ``Store.board_log``).
+    select_board_log: str
     select_appointment_date: str
     #: Dates with events committed before a time (each is then pruned on its own).
     select_prunable_dates: str
@@ -255,6 +259,16 @@ def _build(
             f"AND appointment_id = ? ORDER BY seq{top[1]}"
         ),
         select_day_log=f"SELECT {_LOG} FROM events WHERE date = ? ORDER BY seq",
+        select_seq_at="SELECT MAX(seq) FROM events WHERE date = ? AND committed_at <= ?",
+        # Per appointment: its last entry at or below the sequence number, its first above
+        # it, and its first of all (``earliest_seq``); the database folds, a page is read.
+        select_board_log=(
+            f"SELECT {_LOG} FROM events WHERE date = ? AND seq IN ("
+            "SELECT MAX(seq) FROM events WHERE date = ? AND seq <= ? GROUP BY appointment_id "
+            "UNION SELECT MIN(seq) FROM events WHERE date = ? AND seq > ? GROUP BY appointment_id "
+            "UNION SELECT MIN(seq) FROM events WHERE date = ? GROUP BY appointment_id"
+            ") ORDER BY seq"
+        ),
         select_appointment_date="SELECT date FROM appointments WHERE appointment_id = ?",
         select_prunable_dates="SELECT DISTINCT date FROM events WHERE committed_at < ?",
         delete_events_before=(

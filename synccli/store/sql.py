@@ -415,6 +415,28 @@ class SqlStore(Store):
 
         return self._run(body, write=False)
 
+    def board_log(self, date: str, *, seq: int | None = None, moment: str | None = None) -> DayLog:
+        """Rows, channel and the entries deciding the board at ``seq`` (or at ``moment``)
+        from one read transaction: the database picks them (``select_board_log``), so a
+        long day costs a few grouped scans and about three entries per appointment."""
+        d = self.dialect
+
+        def body(cur: Cursor) -> DayLog:
+            cur.execute(d.select_rows, (date,))
+            rows = [row_of(values) for values in cur.fetchall()]
+            channel = self._select_channel(cur, date)
+            if channel is None:
+                return DayLog(date, None, rows, [])
+            at = channel.head_seq if seq is None else seq
+            if moment is not None:
+                cur.execute(d.select_seq_at, (date, moment))
+                found = cur.fetchone()
+                at = -1 if found is None or found[0] is None else int(found[0])
+            cur.execute(d.select_board_log, (date, date, at, date, at, date))
+            return DayLog(date, channel, rows, entries_of(cur.fetchall()), at)
+
+        return self._run(body, write=False)
+
     def appointment_date(self, appointment_id: str) -> str | None:
         """The date of ``appointment_id``, None if there is no such appointment."""
 
