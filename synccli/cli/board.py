@@ -40,11 +40,13 @@ from synccli.store import open_store
 @format_option(BOARD_FORMATS, "table or json.")
 @handle_errors
 def board(day: str, db_url: str, at: str | None, seq: int | None, fmt: str) -> None:
-    """Show a day's board as it was at a moment.
+    """Show a day's board as it was at a moment, rebuilt from the log.
 
     The board of DATE (YYYY-MM-DD) at --at or --seq (default: the head), rebuilt from the
     log: each appointment as its last change up to then left it, or as it was before its
-    first later change. At the head it is checked against the stored rows.
+    first later change. At the head it is checked against the stored rows. This is a
+    read-only look into the past; the live board, where states change, is the web page
+    `synccli serve` serves at GET /.
 
     Exit codes: 0 shown (and, at the head, it matches the stored rows), 1 the log and the
     stored rows disagree, 2 usage error (also a time or sequence number the log cannot
