@@ -40,7 +40,7 @@ from synccli.store import open_store
 @format_option(BOARD_FORMATS, "table or json.")
 @handle_errors
 def board(day: str, db_url: str, at: str | None, seq: int | None, fmt: str) -> None:
-    """Show a day's board as it was at a moment, rebuilt from the log.
+    """Show a day's board at a moment, from the log.
 
     The board of DATE (YYYY-MM-DD) at --at or --seq (default: the head), rebuilt from the
     log: each appointment as its last change up to then left it, or as it was before its
