@@ -83,8 +83,8 @@ class Dialect:
     #: The entries that decide the board at one sequence number (see ``Store.board_log``).
     select_board_log: str
     select_appointment_date: str
-    #: Dates with events committed before a time (each is then pruned on its own).
-    select_prunable_dates: str
+    #: The oldest commit time in the log (an index-only read: does retention have work?).
+    select_oldest_commit: str
     #: Events of a date committed before a time, up to a sequence number (retention).
     delete_events_before: str
     delete_events_of_date: str
@@ -270,7 +270,7 @@ def _build(
             ") ORDER BY seq"
         ),
         select_appointment_date="SELECT date FROM appointments WHERE appointment_id = ?",
-        select_prunable_dates="SELECT DISTINCT date FROM events WHERE committed_at < ?",
+        select_oldest_commit="SELECT MIN(committed_at) FROM events",
         delete_events_before=(
             "DELETE FROM events WHERE date = ? AND committed_at < ? AND seq <= ?"
         ),

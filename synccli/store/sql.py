@@ -528,19 +528,25 @@ class SqlStore(Store):
 
     def prune(self, before: datetime, holds: Mapping[str, int] | None = None) -> int:
         """Delete events committed before ``before``, of a held date only up to its hold;
-        heads and epochs stay, ``min_seq`` follows. Channel rows are locked first so no head
-        moves while ``min_seq`` is set. One delete per date that has old events (once a
-        date is pruned it has none until the next day of age passes)."""
+        heads and epochs stay, ``min_seq`` follows. The oldest commit time (from the index
+        alone) says whether there is anything to do; then the channel rows are locked, so no
+        head moves while ``min_seq`` is set, and each date whose oldest kept event is old
+        enough is pruned with one delete."""
         held = holds or {}
         moment = iso_ms(before)
 
         def body(cur: Cursor) -> int:
             d = self.dialect
+            cur.execute(d.select_oldest_commit)
+            oldest = cur.fetchone()
+            if oldest is None or oldest[0] is None or str(oldest[0]) >= moment:
+                return 0
             cur.execute(d.lock_channels)
             cur.fetchall()
-            cur.execute(d.select_prunable_dates, (moment,))
+            cur.execute(d.oldest_events)
+            dates = [str(date) for date, committed_at in cur.fetchall() if committed_at < moment]
             deleted = 0
-            for (date,) in cur.fetchall():
+            for date in dates:
                 cur.execute(d.delete_events_before, (date, moment, held.get(date, _NO_HOLD)))
                 deleted += max(cur.rowcount, 0)
             cur.execute(d.update_min_seq)
