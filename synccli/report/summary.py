@@ -292,7 +292,7 @@ def summarize(
         verdict=verdict,
         reasons=reasons,
         thresholds=[t.to_dict() for t in checked],
-        timeline=read.timeline.build(history, result, windows, read.first_w, read.last_w),
+        timeline=read.timeline.build(history, result, windows, read.first_w, read.last_w, truth),
         **values,
     )
 

@@ -33,7 +33,10 @@ from synccli.history import (
     Subscribed,
 )
 from synccli.report.checker import Anomaly, CheckResult
+from synccli.report.client_view import Step, steps_of
+from synccli.report.client_view import near as steps_near
 from synccli.report.metrics import FaultWindow, nearest_rank
+from synccli.report.truth import Truth
 
 STATES = ("connected", "syncing", "offline")
 MARKER_KINDS = ("reconnect", "gap_recovered", "resync")
@@ -68,11 +71,14 @@ class LatencyBin:
 
 @dataclass(frozen=True, slots=True)
 class Excerpt:
-    """An anomaly and its client's records around it (``(t, JSON of the record)``)."""
+    """An anomaly and its client's records around it (``(t, JSON of the record)``), and
+    the client's steps around its sequence number as ``synccli report --client ID --around
+    SEQ`` shows them (none when it has no sequence number or there is no truth)."""
 
     anomaly: Anomaly
     t: float | None
     records: list[tuple[float, str]]
+    steps: list[Step] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -242,9 +248,11 @@ class TimelineReader:
         windows: Sequence[FaultWindow],
         first_w: float | None,
         last_w: float | None,
+        truth: Truth | None = None,
     ) -> Timeline:
         """The timeline; ``first_w``/``last_w``: the first record's and the latest time of
-        the run (None: no records)."""
+        the run (None: no records). With ``truth``, each anomaly's excerpt also has the
+        client's steps beside what the database committed."""
         w0, duration, bin_s = self.bins(first_w, last_w)
         spans = [
             Span(w.name, w.kind, w.start_w - w0, None if w.end_w is None else w.end_w - w0, w.error)
@@ -262,13 +270,16 @@ class TimelineReader:
                 client: _lane(self._lanes.get(client, empty), w0, duration)
                 for client in sorted(result.clients)
             },
-            excerpts=_excerpts(history, result.anomalies, w0),
+            excerpts=_excerpts(history, result.anomalies, w0, truth),
         )
 
 
-def _excerpts(history: History, anomalies: Sequence[Anomaly], w0: float) -> list[Excerpt]:
+def _excerpts(
+    history: History, anomalies: Sequence[Anomaly], w0: float, truth: Truth | None
+) -> list[Excerpt]:
     """The records around each anomaly: one more pass, keeping only those of the anomalies'
-    clients near their times (or, for an anomaly with no time, its client's last ones)."""
+    clients near their times (or, for an anomaly with no time, its client's last ones), and
+    with ``truth`` all of their records, for their steps (``client_view``)."""
     if not anomalies:
         return []
     near: dict[str, list[tuple[float, float]]] = {}
@@ -279,6 +290,7 @@ def _excerpts(history: History, anomalies: Sequence[Anomaly], w0: float) -> list
         else:
             near.setdefault(a.client, []).append((a.w - EXCERPT_S, a.w + EXCERPT_S))
     kept: dict[str, list[Entry[Record]]] = {}
+    in_order: dict[str, list[Entry[Record]]] = {}
     latest: dict[str, list[tuple[float, int, Entry[Record]]]] = {}
     n = 0
     for e in history.entries:
@@ -286,6 +298,8 @@ def _excerpts(history: History, anomalies: Sequence[Anomaly], w0: float) -> list
         if client is None or (client not in near and client not in tail):
             continue
         n += 1
+        if truth is not None:
+            in_order.setdefault(client, []).append(e)
         if any(lo <= e.w <= hi for lo, hi in near.get(client, ())):
             kept.setdefault(client, []).append(e)
         if client in tail:
@@ -298,18 +312,26 @@ def _excerpts(history: History, anomalies: Sequence[Anomaly], w0: float) -> list
                 heapq.heapreplace(heap, item)
     for entries in kept.values():
         entries.sort(key=lambda e: e.w)
+    steps: dict[str, list[Step]] = {}
     out = []
     for a in anomalies:
+        around: list[Step] = []
+        if truth is not None and a.seq is not None:
+            if a.client not in steps:
+                steps[a.client] = steps_of(in_order.get(a.client, []), truth)
+            around = steps_near(steps[a.client], a.seq)
         if a.w is None:
             records = [e for _, _, e in sorted(latest.get(a.client, []), key=lambda x: x[:2])]
         else:
             lo, hi = a.w - EXCERPT_S, a.w + EXCERPT_S
             records = [e for e in kept.get(a.client, []) if lo <= e.w <= hi]
-        out.append(_excerpt(a, records, w0))
+        out.append(_excerpt(a, records, w0, around))
     return out
 
 
-def _excerpt(anomaly: Anomaly, entries: list[Entry[Record]], w0: float) -> Excerpt:
+def _excerpt(
+    anomaly: Anomaly, entries: list[Entry[Record]], w0: float, steps: list[Step]
+) -> Excerpt:
     """``entries``: the client's records within ``EXCERPT_S`` of the anomaly in time order,
     or its last ones if the anomaly has no time."""
     at = anomaly.w
@@ -320,14 +342,18 @@ def _excerpt(anomaly: Anomaly, entries: list[Entry[Record]], w0: float) -> Excer
         near.sort(key=lambda e: e.w)
     rows = [(round(e.w - w0, 3), json.dumps(e.record.to_json(), sort_keys=True)) for e in near]
     t = None if at is None else round(at - w0, 3)
-    return Excerpt(anomaly, t, rows)
+    around = [] if steps is None or anomaly.seq is None else steps_near(steps, anomaly.seq)
+    return Excerpt(anomaly, t, rows, around)
 
 
 def build_timeline(
-    history: History, result: CheckResult, windows: Sequence[FaultWindow]
+    history: History,
+    result: CheckResult,
+    windows: Sequence[FaultWindow],
+    truth: Truth | None = None,
 ) -> Timeline:
     """The timeline of a checked run (reading its records; ``summarize`` feeds a
-    ``TimelineReader`` in its own pass instead)."""
+    ``TimelineReader`` in its own pass instead); ``truth``: see ``TimelineReader.build``."""
     reader = TimelineReader()
     first_w = last_w = None
     for e in history.entries:
@@ -335,4 +361,4 @@ def build_timeline(
             first_w = e.w
         last_w = e.w if last_w is None else max(last_w, e.w)
         reader.feed(e.w, e.client, e.record)
-    return reader.build(history, result, windows, first_w, last_w)
+    return reader.build(history, result, windows, first_w, last_w, truth)

@@ -34,7 +34,7 @@ def decoder(request: pytest.FixtureRequest) -> Iterator[str]:
 
 def _excerpts(timeline: Timeline) -> list[tuple[Any, ...]]:
     # The reference checker has an Anomaly class of its own: compare what it holds.
-    return [(x.anomaly.to_dict(), x.anomaly.w, x.t, x.records) for x in timeline.excerpts]
+    return [(x.anomaly.to_dict(), x.anomaly.w, x.t, x.records, x.steps) for x in timeline.excerpts]
 
 
 def _same(new: Summary, old: Summary) -> None:
@@ -69,6 +69,17 @@ def test_the_random_runs_have_excerpts_of_both_kinds() -> None:
         timed += sum(1 for x in timeline.excerpts if x.t is not None and x.records)
         untimed += sum(1 for x in timeline.excerpts if x.t is None and x.records)
     assert timed and untimed
+
+
+def test_the_random_runs_have_excerpts_with_steps() -> None:
+    """The excerpts' client steps (from the truth) are compared too: some runs have them."""
+    with_steps = 0
+    for seed in range(60):
+        run = _random_run(seed)
+        timeline = summarize(run.history(), run.truth()).timeline
+        assert timeline is not None
+        with_steps += sum(1 for x in timeline.excerpts if x.steps)
+    assert with_steps
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.iterdir()))
