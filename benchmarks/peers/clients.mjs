@@ -7,7 +7,7 @@
 // its position, acks cumulatively); `--kind socketio` runs N `socket.io-client`s that join
 // the date's room and rely on connection-state recovery. Receiver i connects through
 // `--urls[i % len]` (one proxy per group); the writer connects to `--server` directly and is
-// never cut. Each stdin line is a JSON command, answered by one JSON line:
+// never cut (four connections, like several front desks). Each stdin line is a JSON command, answered by one JSON line:
 //
 //   {"cmd": "connect"}                                   every receiver subscribed
 //   {"cmd": "run", "seconds": S, "rate": R}              write R/s for S s, drain; latencies
@@ -42,6 +42,9 @@ const URLS = args.urls.split(",");
 const COUNT = Number(args.clients);
 const ACK_DELAY = Number(args["ack-delay"]);
 const APPOINTMENTS = 64;
+// Writer connections, like several front desks: a server answers one connection's
+// messages in order, so one connection alone would measure write latency, not fan-out.
+const WRITERS = 4;
 const DRAIN_MS = 20_000;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -159,26 +162,41 @@ class Writer {
 
 async function synccliWriter() {
   const writer = new Writer();
-  const ws = new WebSocket(args.server, { perMessageDeflate: false });
-  await new Promise((resolve, reject) => {
-    ws.once("open", resolve);
-    ws.once("error", reject);
-  });
-  ws.on("message", (data) => {
-    const message = JSON.parse(data.toString());
-    if (message.type === "result") writer.answer(message.ok, message.sequenceNum ?? 0);
-  });
-  writer.send = () => ws.send(JSON.stringify({ type: "update_appointment_state", ...writer.next() }));
-  writer.close = () => ws.close();
+  const sockets = [];
+  for (let i = 0; i < WRITERS; i++) {
+    const ws = new WebSocket(args.server, { perMessageDeflate: false });
+    await new Promise((resolve, reject) => {
+      ws.once("open", resolve);
+      ws.once("error", reject);
+    });
+    ws.on("message", (data) => {
+      const message = JSON.parse(data.toString());
+      if (message.type === "result") writer.answer(message.ok, message.sequenceNum ?? 0);
+    });
+    sockets.push(ws);
+  }
+  // Appointment n always goes through connection n % WRITERS (APPOINTMENTS % WRITERS == 0).
+  writer.send = () => {
+    const socket = sockets[writer.count % WRITERS];
+    socket.send(JSON.stringify({ type: "update_appointment_state", ...writer.next() }));
+  };
+  writer.close = () => sockets.forEach((ws) => ws.close());
   return writer;
 }
 
 async function socketioWriter() {
   const writer = new Writer();
-  const socket = io(args.server, { transports: ["websocket"], forceNew: true });
-  await new Promise((resolve) => socket.once("connect", resolve));
-  writer.send = () => socket.emit("update", writer.next(), (answer) => writer.answer(answer.ok, answer.seq));
-  writer.close = () => socket.close();
+  const sockets = [];
+  for (let i = 0; i < WRITERS; i++) {
+    const socket = io(args.server, { transports: ["websocket"], forceNew: true });
+    await new Promise((resolve) => socket.once("connect", resolve));
+    sockets.push(socket);
+  }
+  writer.send = () => {
+    const socket = sockets[writer.count % WRITERS];
+    socket.emit("update", writer.next(), (answer) => writer.answer(answer.ok, answer.seq));
+  };
+  writer.close = () => sockets.forEach((socket) => socket.close());
   return writer;
 }
 
