@@ -772,7 +772,7 @@ export class SyncClient {
     gapTimeout = 2.0,
     writeTimeout = 5.0,
     maxWriteAttempts = 5,
-    ackDelay = 0.05,
+    ackDelay = 0.25, // as the Python client (DEFAULT_ACK_DELAY_S): one ack covers several events
     backoffInitial = 0.25,
     backoffMax = 5.0,
     probe = 0.5,

@@ -35,7 +35,8 @@ def test_an_unknown_or_missing_loop_is_a_config_error(
     with pytest.raises(ConfigError, match="one of auto, asyncio, uvloop"):
         ServerConfig(db_url(tmp_path), event_loop="tokio")
     monkeypatch.setattr(loop, "uvloop_available", lambda: False)
-    with pytest.raises(ConfigError, match=r"uvloop is not installed: pip install 'synccli\[fast\]'"):
+    missing = r"uvloop is not installed: pip install 'synccli\[fast\]'"
+    with pytest.raises(ConfigError, match=missing):
         ServerConfig(db_url(tmp_path), event_loop="uvloop")
     ServerConfig(db_url(tmp_path), event_loop="auto")  # falls back, no error
 
