@@ -248,5 +248,5 @@ def test_accept_errors_on_emfile_are_limited(tmp_path: Path, event_loop: str) ->
     if event_loop == "uvloop":
         assert tracebacks == 0, text[:2000]
         return
-    assert 1 <= tracebacks <= 3 * 2 + 2, text[:2000]  # about one per second
+    assert 1 <= tracebacks <= seconds(3) * 2 + 2, text[:2000]  # about one per second
     assert "similar lines suppressed" in text
