@@ -54,9 +54,9 @@ from synccli.protocol.messages import dumps
 from synccli.store import open_store
 from synccli.tokens import TokenSource
 
-VARIANTS = ("bare", "bare-acks", "full", "full-asyncio", "secure")
-#: The full server's ``--event-loop`` per variant (``full`` takes uvloop when installed).
-EVENT_LOOP = {"full-asyncio": "asyncio"}
+VARIANTS = ("bare", "bare-acks", "full", "full-uvloop", "secure")
+#: The full server's ``--event-loop`` per variant (the default, asyncio's, for the others).
+EVENT_LOOP = {"full-uvloop": "uvloop"}
 # A date of its own, inside the window the server serves (a year or so ahead).
 DATE = (datetime.now(UTC).date() + timedelta(days=402)).isoformat()
 #: Appointments the writer cycles through (Scheduled ⇄ Present); more than ``WINDOW``, so an
@@ -300,13 +300,13 @@ async def _phase(
 @contextlib.asynccontextmanager
 async def server_under_test(variant: str, workdir: Path) -> AsyncIterator[tuple[str, int, Access]]:
     port = free_port()
-    if variant in ("full", "full-asyncio", "secure"):
+    if variant in ("full", "full-uvloop", "secure"):
         db_url = f"sqlite:///{workdir / 'fanout.db'}"
         store = open_store(db_url)
         store.init_schema()
         store.seed(DATE, APPOINTMENTS)
         store.close()
-        options = ("--event-loop", EVENT_LOOP.get(variant, "auto"))
+        options = ("--event-loop", EVENT_LOOP.get(variant, "asyncio"))
         server = ServerProcess(db_url, "127.0.0.1", port, workdir / "server.log", options)
         access = PLAIN
         if variant == "secure":

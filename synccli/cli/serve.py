@@ -202,7 +202,7 @@ SETTINGS = (
         "event_loop",
         "--event-loop",
         click.Choice(EVENT_LOOPS),
-        "Event loop: uvloop when installed (pip install 'synccli[fast]'), or asyncio.",
+        "Event loop: asyncio's, uvloop (pip install 'synccli[fast]'), or auto (uvloop if there).",
     ),
     Setting("bug_seed", "--bug-seed", click.INT, "Seed of injected bugs.", hidden=True),
     Setting(

@@ -82,8 +82,8 @@ class ServerConfig:
     #: Serve on this already-listening socket (inherited) instead of binding host:port;
     #: the harness's packet loss hands over one made inside a network namespace.
     listen_fd: int | None = None
-    #: ``auto`` (uvloop when installed), ``asyncio`` or ``uvloop`` (see ``server.loop``).
-    event_loop: str = "auto"
+    #: ``asyncio``, ``uvloop`` or ``auto`` (uvloop when installed; see ``server.loop``).
+    event_loop: str = "asyncio"
 
     def __post_init__(self) -> None:
         positive = {

@@ -1,8 +1,8 @@
-"""The server's event loop: uvloop when it is installed (the ``fast`` extra), else asyncio's.
+"""The server's event loop: asyncio's (the default), or uvloop (the ``fast`` extra).
 
-uvloop's transports write and read in C: at fan-out the loop and its socket writes are most
-of a delivery's cost (``benchmarks/fanout.py``, variants ``full`` and ``full-asyncio``).
-Nothing in the server depends on which loop runs it.
+uvloop's transports write and read in C, and at fan-out the loop and its socket writes are
+most of a delivery's cost; ``benchmarks/fanout.py`` runs both (``full``, ``full-uvloop``)
+in the same run. Nothing in the server depends on which loop runs it.
 """
 
 from __future__ import annotations

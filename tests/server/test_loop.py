@@ -1,5 +1,5 @@
-"""The server's event loop: uvloop when installed (the ``fast`` extra), asyncio's otherwise,
-and a real server answering on each."""
+"""The server's event loop: asyncio's by default, uvloop (the ``fast`` extra) on request or
+with ``auto`` when installed, and a real server answering on each."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ def test_an_unknown_or_missing_loop_is_a_config_error(
     with pytest.raises(ConfigError, match=missing):
         ServerConfig(db_url(tmp_path), event_loop="uvloop")
     ServerConfig(db_url(tmp_path), event_loop="auto")  # falls back, no error
+    assert ServerConfig(db_url(tmp_path)).event_loop == "asyncio"
 
 
 def test_serve_refuses_an_unknown_loop_as_a_usage_error() -> None:
