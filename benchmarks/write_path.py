@@ -14,11 +14,12 @@ with the outcome), alternating with the others in the same rounds.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -125,6 +126,20 @@ class Paths:
     with_actor: Result | None
 
 
+@contextlib.contextmanager
+def _as_before(store: SqlStore) -> Iterator[None]:
+    """The write path as it was: step by step, and SQLite's threads queueing in SQLite."""
+    store.one_round_trip = False
+    if isinstance(store, SqliteStore):
+        store.queue_writers = False
+    try:
+        yield
+    finally:
+        store.one_round_trip = True
+        if isinstance(store, SqliteStore):
+            store.queue_writers = True
+
+
 def _bench(
     store: SqlStore, writers: int, count: int, rounds: int, date: str, actor: str | None = None
 ) -> Paths:
@@ -168,7 +183,7 @@ def _bench(
     fulls: list[Result] = []
     actors: list[Result] = []
     # The step-by-step write is the comparison wherever the store has a faster path.
-    compare = store.dialect.write_once is not None
+    compare = store.dialect.write_once is not None or isinstance(store, SqliteStore)
     try:
         for r in range(rounds):
             bares.append(_measure(writers, per_writer, bare_write))
@@ -181,11 +196,8 @@ def _bench(
                 store_write(index, offset + n)
 
             if compare:
-                store.one_round_trip = False
-                try:
+                with _as_before(store):
                     befores.append(_measure(writers, per_writer, shifted_before))
-                finally:
-                    store.one_round_trip = True
             fulls.append(_measure(writers, per_writer, shifted))
             if actor is not None:
 
@@ -195,10 +207,9 @@ def _bench(
                 actors.append(_measure(writers, per_writer, as_actor))
         offset = 2 * rounds * per_writer
         trips = _round_trips(store, lambda index, n: store_write(index, offset + n))
-        store.one_round_trip = False
         offset += 100
-        steps = _round_trips(store, lambda index, n: store_write(index, offset + n))
-        store.one_round_trip = True
+        with _as_before(store):
+            steps = _round_trips(store, lambda index, n: store_write(index, offset + n))
     finally:
         for conn in connections:
             conn.close()

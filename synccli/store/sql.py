@@ -160,7 +160,9 @@ class SqlStore(Store):
                 cur.execute(self.dialect.commit)
             return result
         except BaseException as exc:
-            self._rollback(conn, cur)
+            # A body that owns its transaction left none open unless the driver failed.
+            if not owns or self._is_driver_error(exc):
+                self._rollback(conn, cur)
             if self._is_driver_error(exc):
                 raise self._translate(conn, exc) from exc
             raise
@@ -207,7 +209,8 @@ class SqlStore(Store):
             return _Retry(kind, exc)
         if kind is ErrorKind.NO_SCHEMA:
             return DatabaseUnavailable(
-                f"the database {self.url} has no synccli tables; run `synccli db init --db URL`"
+                f"the database {self.url} has no synccli tables (or an older schema); "
+                "run `synccli db init --db URL`"
             )
         return DatabaseUnavailable(f"database error on {self.url}: {self.describe(exc)}")
 
@@ -412,7 +415,8 @@ class SqlStore(Store):
 
         self._create_channel(cur, after.date)
         cur.execute(d.bump_channel, (after.date,))
-        bumped = cur.fetchall()
+        # psqlODBC describes an UPDATE … RETURNING that matched nothing as no result set.
+        bumped = [] if cur.description is None else cur.fetchall()
         if not bumped:
             # The cached channel row is gone (the tables were recreated): forget the cache
             # and let the retry create it.
