@@ -147,7 +147,20 @@ class SqlStore(Store):
     def _transaction(
         self, body: Callable[[Cursor], T], write: bool, owns: bool = False, keep: bool = False
     ) -> T:
-        conn = self._pool.get()
+        conn = self._pool.acquire()
+        try:
+            return self._transaction_on(conn, body, write, owns, keep)
+        finally:
+            self._pool.release(conn)
+
+    def _transaction_on(
+        self,
+        conn: Connection,
+        body: Callable[[Cursor], T],
+        write: bool,
+        owns: bool = False,
+        keep: bool = False,
+    ) -> T:
         try:
             cur: Cursor = self._kept_cursor(conn) if keep else conn.cursor()
         except Exception as exc:
