@@ -110,6 +110,8 @@ class Summary(Counters):
     history_truncated: bool
     truth_source: str
     browser_clients: int = 0
+    #: Browser pages that clicked the board's buttons (synccli.harness.browsers).
+    browser_writers: int = 0
     #: What the HTML report's timeline draws; not part of ``summary.json``.
     timeline: Timeline | None = field(default=None, compare=False, repr=False)
 
@@ -259,6 +261,11 @@ def summarize(
         "truth_source": truth.source,
         "browser_clients": sum(
             1 for e in records if isinstance(e.record, ClientCreated) and e.record.browser
+        ),
+        "browser_writers": sum(
+            1
+            for e in records
+            if isinstance(e.record, ClientCreated) and e.record.browser and e.record.writer
         ),
     }
     scenario = config.get("thresholds")
