@@ -128,16 +128,12 @@ class Paths:
 
 @contextlib.contextmanager
 def _as_before(store: SqlStore) -> Iterator[None]:
-    """The write path as it was: step by step, and SQLite's threads queueing in SQLite."""
+    """The write path as it was: step by step, one statement per round trip."""
     store.one_round_trip = False
-    if isinstance(store, SqliteStore):
-        store.queue_writers = False
     try:
         yield
     finally:
         store.one_round_trip = True
-        if isinstance(store, SqliteStore):
-            store.queue_writers = True
 
 
 def _bench(
@@ -183,7 +179,7 @@ def _bench(
     fulls: list[Result] = []
     actors: list[Result] = []
     # The step-by-step write is the comparison wherever the store has a faster path.
-    compare = store.dialect.write_once is not None or isinstance(store, SqliteStore)
+    compare = store.dialect.write_once is not None
     try:
         for r in range(rounds):
             bares.append(_measure(writers, per_writer, bare_write))

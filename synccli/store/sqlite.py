@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
 from synccli.errors import DatabaseUnavailable
 from synccli.store.dialect import SQLITE
-from synccli.store.pool import Connection, Cursor
+from synccli.store.pool import Connection
 from synccli.store.sql import SqlStore
 from synccli.store.urls import parse_sqlite_url
 
-T = TypeVar("T")
 Synchronous = Literal["FULL", "NORMAL"]
 
 #: How long a writer waits for another process's write lock before it counts as busy (ms).
@@ -44,13 +41,6 @@ class SqliteStore(SqlStore):
         self.path = Path(path)
         self.synchronous = synchronous
         super().__init__(SQLITE, self._connect_file, f"sqlite:///{self.path}")
-        # SQLite has one writer at a time. The threads of one store queue for it here, each
-        # woken the moment the last one commits, instead of in SQLite's busy handler, which
-        # polls with sleeps of 1 to 100 ms. Other processes still queue on busy_timeout.
-        self._writer = threading.Lock()
-        #: Whether the threads of this store queue on ``_writer`` (the benchmark's
-        #: comparison turns it off, with ``one_round_trip``).
-        self.queue_writers = True
 
     @classmethod
     def from_url(cls, url: str) -> SqliteStore:
@@ -100,14 +90,6 @@ class SqliteStore(SqlStore):
             raise DatabaseUnavailable(
                 f"the disk of {self.path} refuses writes: {exc.strerror or exc}"
             ) from None
-
-    def _transaction(
-        self, body: Callable[[Cursor], T], write: bool, owns: bool = False, keep: bool = False
-    ) -> T:
-        if not write or not self.queue_writers:
-            return super()._transaction(body, write, owns, keep)
-        with self._writer:
-            return super()._transaction(body, write, owns, keep)
 
     def in_transaction(self, conn: Connection) -> bool:
         return isinstance(conn, sqlite3.Connection) and conn.in_transaction
