@@ -43,6 +43,7 @@ from synccli.report.metrics import (
     percentiles,
     server_metric,
 )
+from synccli.report.nodes import node_view
 from synccli.report.recovery import overall_recovery, window_recovery
 from synccli.report.thresholds import (
     ALIASES,
@@ -110,6 +111,8 @@ class Summary(Counters):
     history_truncated: bool
     truth_source: str
     browser_clients: int = 0
+    #: Which node each client was on (``report.nodes``); None: no client recorded a node.
+    nodes: dict[str, Any] | None = None
     #: What the HTML report's timeline draws; not part of ``summary.json``.
     timeline: Timeline | None = field(default=None, compare=False, repr=False)
 
@@ -260,6 +263,7 @@ def summarize(
         "browser_clients": sum(
             1 for e in records if isinstance(e.record, ClientCreated) and e.record.browser
         ),
+        "nodes": node_view(records, start.w if start else 0.0).summary(),
     }
     scenario = config.get("thresholds")
     thresholds = merge(

@@ -33,6 +33,7 @@ from synccli.history import (
 )
 from synccli.report.checker import Anomaly, CheckResult
 from synccli.report.metrics import FaultWindow, nearest_rank
+from synccli.report.nodes import NodeSegment, node_view
 
 STATES = ("connected", "syncing", "offline")
 MARKER_KINDS = ("reconnect", "gap_recovered", "resync")
@@ -81,6 +82,8 @@ class Timeline:
     markers: dict[str, list[float]]
     lanes: dict[str, list[tuple[float, float, str]]]
     excerpts: list[Excerpt] = field(default_factory=list)
+    #: Per client, the node it was connected to over time (a cluster run; else empty).
+    nodes: dict[str, list[NodeSegment]] = field(default_factory=dict)
 
     def state_shares(self) -> list[dict[str, int]]:
         """Per bin, how many clients were in each state at its middle (aggregate lanes)."""
@@ -223,4 +226,5 @@ def build_timeline(
             _excerpt(a, by_client.get(a.client, []), times.get(a.client, []), w0)
             for a in result.anomalies
         ],
+        nodes=node_view(entries, w0).lanes(duration),
     )
