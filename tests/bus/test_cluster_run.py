@@ -95,3 +95,27 @@ def test_shipped_cluster_scenarios_pass_with_zero_anomalies(tmp_path: Path, name
     _require_cluster_tools()
     summary, _ = _simulate(SHIPPED / f"{name}.toml", tmp_path / "run")
     _no_anomaly(summary)
+
+
+def test_ci_gate_on_a_cluster_passes_and_reports_which_node_each_client_was_on(
+    tmp_path: Path,
+) -> None:
+    _require_cluster_tools()
+    out = tmp_path / "run"
+    summary, records = _simulate(SHIPPED / "ci-gate-cluster.toml", out)
+    _no_anomaly(summary)
+    kinds = {f["kind"] for f in summary["faults"]}
+    assert {"down", "reset_peer", "node_kill", "server_kill"} <= kinds
+    # Every client's connections named their node; the summary counts them per node.
+    connects = [r for r in records if r["k"] == "connect"]
+    assert connects and all(r.get("node") in {"node1", "node2", "node3"} for r in connects)
+    nodes = summary["nodes"]
+    assert set(nodes["per_node"]) == {"node1", "node2", "node3"}
+    assert sum(n["connects"] for n in nodes["per_node"].values()) == len(connects)
+    # The killed nodes' clients moved to the others.
+    assert nodes["moves"] >= 1
+    assert sum(n["moved_in"] for n in nodes["per_node"].values()) == nodes["moves"]
+    page = (out / "report.html").read_text()
+    assert "node per client" in page
+    for node in ("node1", "node2", "node3"):
+        assert f'class="node-lane" data-node="{node}"' in page
