@@ -302,10 +302,13 @@ class Simulation:
         kinds: set[str],
     ) -> tuple[str, list[str]]:
         """Nodes, bus and balancer; returns where proxies point and the clients' URLs."""
-        from synccli.harness.cluster import start_cluster
+        from synccli.harness.cluster import NodeSecurity, start_cluster
 
         assert self.history is not None
         targets.netns_unavailable = "the nodes of a cluster do not run in a namespace"
+        # One certificate (for the loopback name the balancer and the nodes share) and one
+        # token secret for every node.
+        tls, jwt_secret = self._security("127.0.0.1")
         cluster = await start_cluster(
             stack,
             self.run_dir,
@@ -316,6 +319,7 @@ class Simulation:
             self._stop_cluster,
             links="bus_partition" in kinds,
             seed=self.scenario.seed,
+            security=NodeSecurity(tls, self.ca_file, jwt_secret),
         )
         self.server = targets.server = cluster.nodes[0]
         targets.cluster = cluster
@@ -329,7 +333,7 @@ class Simulation:
             )
         )
         if cluster.entry is not None:
-            return cluster.entry, [f"ws://{cluster.entry}/ws"]
+            return cluster.entry, [f"{'wss' if tls else 'ws'}://{cluster.entry}/ws"]
         self._rotate = True
         return "", [node.ws_url for node in cluster.nodes]
 
