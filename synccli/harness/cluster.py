@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from synccli.client.tls import client_context
 from synccli.errors import InfrastructureError
@@ -60,10 +60,14 @@ class ChildProcess:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def _spawn(self, argv: list[str]) -> None:
+    def _spawn(self, argv: list[str], pass_fds: Sequence[int] = ()) -> None:
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                pass_fds=pass_fds,
             )
 
     def signal(self, sig: signal.Signals) -> None:
@@ -138,7 +142,7 @@ def node_name(index: int) -> str:
     return f"node{index + 1}"
 
 
-def haproxy_config(listen_port: int, nodes: list[tuple[str, int]], tls: bool = False) -> str:
+def haproxy_config(bind: str, nodes: list[tuple[str, int]], tls: bool = False) -> str:
     """An HAProxy configuration: one frontend, every node a backend health-checked on
     ``/healthz`` (200, also when degraded) every 200 ms; a node marked down has its sessions
     shut, so clients of a paused node reconnect to the others. ``leastconn``: sessions are
@@ -150,7 +154,8 @@ def haproxy_config(listen_port: int, nodes: list[tuple[str, int]], tls: bool = F
     With ``tls`` the balancer passes TLS through (``mode tcp``): every node serves the same
     certificate, the clients verify it end to end and HAProxy holds no key. Its health
     checks speak TLS to the nodes (``check-ssl``, unverified: a check only asks whether the
-    node answers, on the loopback)."""
+    node answers, on the loopback). ``bind``: ``HOST:PORT``, or ``fd@N`` for a listening
+    socket handed over (one made inside the packet-loss namespace)."""
     check = "check check-ssl verify none" if tls else "check"
     servers = "\n".join(
         f"    server {node_name(index)} {host}:{port} {check}"
@@ -173,7 +178,7 @@ defaults
     option redispatch
 
 frontend synccli
-    bind 127.0.0.1:{listen_port}
+    bind {bind}
     default_backend nodes
 
 backend nodes
@@ -187,17 +192,21 @@ backend nodes
 
 @dataclass
 class HaproxyProcess(ChildProcess):
-    """HAProxy in the foreground, its configuration in the run folder."""
+    """HAProxy in the foreground, its configuration in the run folder. With ``listener``
+    it accepts on a socket made by that call (inside the packet-loss namespace: clients
+    reach it at ``host:port``, the namespace's front) instead of binding 127.0.0.1."""
 
     port: int = 0
     config_path: Path = Path("haproxy.cfg")
     #: TLS passed through to the nodes; the harness trusts them through ``tls_ca``.
     tls: bool = False
     tls_ca: str | None = None
+    host: str = "127.0.0.1"
+    listener: Callable[[], socket.socket] | None = None
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @staticmethod
     def available() -> bool:
@@ -205,8 +214,18 @@ class HaproxyProcess(ChildProcess):
 
     async def start(self, nodes: list[tuple[str, int]]) -> None:
         """Write the configuration, start, wait until a node answers through it."""
-        self.config_path.write_text(haproxy_config(self.port, nodes, self.tls))
-        self._spawn([_binary("haproxy", "haproxy"), "-db", "-f", str(self.config_path)])
+        argv = [_binary("haproxy", "haproxy"), "-db", "-f", str(self.config_path)]
+        if self.listener is None:
+            self.config_path.write_text(haproxy_config(self.address, nodes, self.tls))
+            self._spawn(argv)
+        else:
+            sock = await asyncio.to_thread(self.listener)
+            try:
+                config = haproxy_config(f"fd@{sock.fileno()}", nodes, self.tls)
+                self.config_path.write_text(config)
+                self._spawn(argv, pass_fds=(sock.fileno(),))
+            finally:
+                sock.close()  # HAProxy's copy is the only one left
         health = f"{'https' if self.tls else 'http'}://{self.address}/healthz"
         ready = functools.partial(_http_ok, health, self.tls_ca)
         await self._wait_ready("haproxy", self.port, ready)
@@ -219,6 +238,15 @@ def _http_ok(url: str, ca_file: str | None = None) -> bool:
             return bool(response.status == 200)
     except (OSError, urllib.error.URLError):
         return False
+
+
+class LossFront(Protocol):
+    """Where the balancer listens for packet loss (``synccli.faults.loss.LossLink``)."""
+
+    @property
+    def front(self) -> tuple[str, int]: ...
+
+    def listener(self) -> socket.socket: ...
 
 
 @dataclass(frozen=True)
@@ -271,12 +299,14 @@ async def start_cluster(
     links: bool = False,
     seed: int = 0,
     security: NodeSecurity | None = None,
+    front: LossFront | None = None,
 ) -> Cluster:
     """Start Redis, ``count`` nodes and the balancer; each is stopped (by PID) from
     ``stack``, the balancer first and Redis last. ``on_stop`` runs before the nodes stop
     (to scrape their metrics). With ``links`` each node reaches Redis through a proxy of its
     own (an embedded Toxiproxy), so that one node's bus link can be cut. ``security``: what
-    every node shares (one certificate, one token secret)."""
+    every node shares (one certificate, one token secret). ``front``: the balancer accepts
+    inside the packet-loss namespace (it needs HAProxy)."""
     shared = security or NodeSecurity()
     redis = RedisProcess(run_dir / "redis.log", port=free_port(), workdir=run_dir)
     stack.push_async_callback(redis.stop)
@@ -313,12 +343,15 @@ async def start_cluster(
     stack.push_async_callback(on_stop, cluster)
     await asyncio.gather(*(node.start() for node in nodes))
     if HaproxyProcess.available():
+        host, port = ("127.0.0.1", free_port()) if front is None else front.front
         balancer = HaproxyProcess(
             run_dir / "haproxy.log",
-            port=free_port(),
+            port=port,
             config_path=run_dir / "haproxy.cfg",
             tls=shared.tls is not None,
             tls_ca=shared.ca_file,
+            host=host,
+            listener=None if front is None else front.listener,
         )
         stack.push_async_callback(balancer.stop)
         await balancer.start([(n.host, n.port) for n in nodes])

@@ -102,12 +102,19 @@ def test_shipped_cluster_scenarios_pass_with_zero_anomalies(tmp_path: Path, name
 def test_ci_gate_on_a_cluster_passes_and_reports_which_node_each_client_was_on(
     tmp_path: Path,
 ) -> None:
+    from synccli.faults.loss import check_available
+
     _require_cluster_tools()
+    reason = check_available()
+    require(reason is None, f"packet loss is not possible here: {reason}")
     out = tmp_path / "run"
     summary, records = _simulate(SHIPPED / "ci-gate-cluster.toml", out)
     _no_anomaly(summary)
-    kinds = {f["kind"] for f in summary["faults"]}
-    assert {"down", "reset_peer", "node_kill", "server_kill"} <= kinds
+    faults = {f["kind"]: f for f in summary["faults"]}
+    assert {"down", "reset_peer", "packet_loss", "node_kill", "server_kill"} <= set(faults)
+    # The balancer accepted inside the namespace: the kernel dropped the clients' packets.
+    assert faults["packet_loss"]["evidence"]["packets_dropped"] > 0
+    assert "bind fd@" in (out / "haproxy.cfg").read_text()
     # Every client's connections named their node; the summary counts them per node.
     connects = [r for r in records if r["k"] == "connect"]
     assert connects and all(r.get("node") in {"node1", "node2", "node3"} for r in connects)
