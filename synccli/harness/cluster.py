@@ -150,6 +150,9 @@ def haproxy_config(bind: str, nodes: list[tuple[str, int]], tls: bool = False) -
     A check may take up to 1 s (``timeout check``): at 200 ms a busy but healthy node missed
     two checks in a row on a loaded machine and had its sessions shut for nothing; a killed
     node still fails its checks at once (refused), a paused one within about 2.5 s.
+    ``option redispatch 1``: every retry of a refused connect goes to another node (by
+    default only the last does), so a client that reconnects to a node killed a moment ago,
+    before its checks marked it down, does not wait through retries on the dead one.
 
     With ``tls`` the balancer passes TLS through (``mode tcp``): every node serves the same
     certificate, the clients verify it end to end and HAProxy holds no key. Its health
@@ -175,7 +178,7 @@ defaults
     timeout tunnel 1h
     timeout check 1s
     retries 3
-    option redispatch
+    option redispatch 1
 
 frontend synccli
     bind {bind}
