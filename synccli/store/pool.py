@@ -3,6 +3,10 @@
 The server calls the store from worker threads; DB-API connections are not safe to share,
 so each thread keeps its own (``threading.local``). A connection that can no longer be
 trusted (lost server, failed rollback) is dropped and the next use opens a fresh one.
+
+A connection is never closed while another thread is using it (closing a pyodbc connection
+under a running statement crashes the process): ``close`` closes the idle ones at once, and
+a connection that is ``acquire``d at that moment is closed by its own thread on ``release``.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class ConnectionPool:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[Connection] = []
+        self._busy: set[int] = set()
         self._closed = False
 
     def get(self) -> Connection:
@@ -61,6 +66,25 @@ class ConnectionPool:
             self._connections.append(conn)
         self._local.conn = conn
         return conn
+
+    def acquire(self) -> Connection:
+        """This thread's connection, marked in use until ``release``."""
+        conn = self.get()
+        with self._lock:
+            self._busy.add(id(conn))
+        return conn
+
+    def release(self, conn: Connection) -> None:
+        """End a use begun by ``acquire``; closes the connection if the pool closed meanwhile."""
+        with self._lock:
+            self._busy.discard(id(conn))
+            late = self._closed and conn in self._connections
+            if late:
+                self._connections.remove(conn)
+        if late:
+            self._local.conn = None
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def drop(self, conn: Connection) -> None:
         """Forget a connection that can no longer be trusted; the next use reopens."""
@@ -77,8 +101,9 @@ class ConnectionPool:
         """Close every thread's connection; idempotent. Later ``get`` calls raise."""
         with self._lock:
             self._closed = True
-            connections, self._connections = self._connections, []
-        for conn in connections:
+            idle = [c for c in self._connections if id(c) not in self._busy]
+            self._connections = [c for c in self._connections if id(c) in self._busy]
+        for conn in idle:
             # A dead connection must not make shutdown fail.
             with contextlib.suppress(Exception):
                 conn.close()

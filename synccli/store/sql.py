@@ -132,7 +132,13 @@ class SqlStore(Store):
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def _transaction(self, body: Callable[[Cursor], T], write: bool) -> T:
-        conn = self._pool.get()
+        conn = self._pool.acquire()
+        try:
+            return self._transaction_on(conn, body, write)
+        finally:
+            self._pool.release(conn)
+
+    def _transaction_on(self, conn: Connection, body: Callable[[Cursor], T], write: bool) -> T:
         try:
             cur: Cursor = conn.cursor()
         except Exception as exc:

@@ -58,3 +58,34 @@ def test_a_dropped_connection_is_closed_and_replaced() -> None:
     assert pool.get() is not first
     pool.close()
     assert made[1].closed
+
+
+def test_close_never_closes_a_connection_another_thread_is_using() -> None:
+    made: list[_Fake] = []
+
+    def open_() -> Connection:
+        made.append(_Fake())
+        return made[-1]
+
+    pool = ConnectionPool(open_, "fake://db")
+    idle = pool.get()
+    in_use = threading.Event()
+    closed = threading.Event()
+    seen: list[bool] = []
+
+    def worker() -> None:
+        conn = pool.acquire()
+        in_use.set()
+        closed.wait(timeout=10)
+        seen.append(made[1].closed)  # still open while this thread uses it
+        pool.release(conn)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    assert in_use.wait(timeout=10)
+    pool.close()
+    assert made[0] is idle and idle.closed
+    closed.set()
+    thread.join(timeout=10)
+    assert seen == [False]
+    assert made[1].closed  # closed by its own thread on release
