@@ -3,7 +3,9 @@ reconnecting clients (the harness's own ``SimulatedClient``) behind it, writes r
 
 Each kill SIGKILLs the non-writer node that serves the most clients (the writers write on
 node 1 directly, so the write rate never stops), waits until that node's clients have
-recovered (bounded), restarts the node and waits until HAProxy has it back up.
+recovered (bounded), restarts the node and waits until HAProxy has it back up. A kill for
+which no client sits on nodes 2…N within ``SETTLE_S`` (HAProxy put them all on node 1) is
+not made, and not counted.
 
 **Recovered**, for one client of the killed node: it applied an event committed *after* the
 SIGKILL. A client's channel applies events gap-free in sequence order (the checker proves
@@ -21,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +35,8 @@ from synccli.history import records as rec
 from synccli.protocol.session import SessionConfig
 
 RECOVERY_LIMIT_S = 10.0
+#: Until every client connected, or some client sits on a node that may be killed.
+SETTLE_S = 10.0
 #: After a restart, until HAProxy has the node up again (``rise 2`` at 100 ms).
 UP_LIMIT_S = 5.0
 
@@ -129,12 +133,15 @@ async def measure_kills(
             client.start()
         for client in fleet:
             stack.push_async_callback(client.close)
-        await asyncio.sleep(1.5)  # every client connected and synced
+        await _until(lambda: all(c.connected for c in fleet), SETTLE_S)
+        done = 0
         for _ in range(kills):
-            counts = {node_name(i): 0 for i in range(1, len(nodes))}
-            for name in sink.node_of.values():
-                if name in counts:
-                    counts[name] += 1
+            # Some client on a node that may be killed (not node 1, the writers' own).
+            await _until(lambda: bool(_spread(sink, len(nodes))), SETTLE_S)
+            counts = _spread(sink, len(nodes))
+            if not counts:
+                continue
+            done += 1
             victim_name = max(counts, key=lambda n: counts[n])
             victim = nodes[int(victim_name.removeprefix("node")) - 1]
             mine = [c for c, n in sink.node_of.items() if n == victim_name]
@@ -157,4 +164,21 @@ async def measure_kills(
             # Trim what is no longer needed: only applies after the next kill count.
             for applied in sink.applied.values():
                 applied.clear()
-    return KillResult(recoveries, kills, never)
+    return KillResult(recoveries, done, never)
+
+
+def _spread(sink: Sink, count: int) -> dict[str, int]:
+    """How many clients each node but node 1 has, for those that have any."""
+    killable = {node_name(i) for i in range(1, count)}
+    spread: dict[str, int] = {}
+    for name in sink.node_of.values():
+        if name in killable:
+            spread[name] = spread.get(name, 0) + 1
+    return spread
+
+
+async def _until(condition: Callable[[], bool], limit_s: float) -> None:
+    """Until ``condition()`` holds, at most ``limit_s`` seconds."""
+    deadline = time.monotonic() + limit_s
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
