@@ -122,6 +122,12 @@ SETTINGS = (
         "Bytes queued per connection before it is closed as too slow (4001).",
     ),
     Setting(
+        "max_unacked",
+        "--max-unacked",
+        click.IntRange(min=1),
+        "Live events a connection may leave unacked before it is closed (4002).",
+    ),
+    Setting(
         "max_connections",
         "--max-connections",
         click.IntRange(min=1),

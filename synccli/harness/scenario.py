@@ -2,7 +2,8 @@
 
 A scenario is TOML (read with stdlib ``tomllib``); its keys are the field names of
 ``Scenario``, ``ServerOptions`` and ``FaultSpec`` (``[server]``, ``[[faults]]``,
-``[thresholds]``). A fault's attributes sit in its own ``[[faults]]`` table next to
+``[thresholds]``), and ``[client_groups]`` names sets of clients a fault can pick
+(``client_groups``). A fault's attributes sit in its own ``[[faults]]`` table next to
 ``kind``, ``at_s`` and ``for_s``; the kinds and their attributes come from the fault-kind
 registry (``synccli.faults.kinds``). A key left out takes the value ``synccli simulate``
 uses without options (``DEFAULTS``), so a file need only say what differs. Durations are
@@ -32,6 +33,8 @@ import tomli_w
 from synccli.errors import ConfigError
 from synccli.faults.kinds import FaultKind, fault_kind, fault_kinds
 from synccli.faults.kinds.base import CLIENT_SETS
+from synccli.harness.client_groups import ClientGroup, declared_names, parse_client_groups
+from synccli.harness.layout import ProxyLayout
 from synccli.harness.scenario_fields import MISSING, KeyPath, Located, Seconds, Table
 from synccli.report.thresholds import parse_threshold
 
@@ -73,7 +76,8 @@ class ServerOptions:
 @dataclass(frozen=True)
 class FaultSpec:
     """One scheduled fault: ``kind`` from ``at_s`` for ``for_s`` seconds, on ``target`` (a
-    share of the proxy groups of ``clients``: all, readers or writers), in ``stream``;
+    share of the proxy groups of ``clients``: all, readers, writers or a named client
+    group), in ``stream``;
     ``attrs`` has every attribute, defaults filled."""
 
     at_s: float
@@ -108,6 +112,8 @@ class Scenario:
     on_time_s: float = DEFAULTS["on_time_s"]
     server: ServerOptions = field(default_factory=ServerOptions)
     groups: int = 1
+    #: Named sets of clients a fault can pick, each behind proxies of its own.
+    client_groups: tuple[ClientGroup, ...] = ()
     faults: tuple[FaultSpec, ...] = ()
     thresholds: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     expect_traces: bool = False
@@ -133,6 +139,7 @@ class Scenario:
         data = dataclasses.asdict(self)
         del data["explicit"]
         data["dates"] = list(self.dates) if isinstance(self.dates, tuple) else self.dates
+        data["client_groups"] = {group.name: group.to_dict() for group in self.client_groups}
         data["server"] = {k: v for k, v in data["server"].items() if v is not None}
         order = ("name", "kind", "at_s", "for_s", "target", "stream")
         data["faults"] = [
@@ -151,8 +158,9 @@ class Scenario:
         """The resolved scenario as a TOML file that loads back to an equal ``Scenario``."""
         data = self.to_dict()
         faults = data.pop("faults")
-        if not data["server"]:
-            del data["server"]
+        for table in ("server", "client_groups"):
+            if not data[table]:
+                del data[table]
         # Each fault as a [[faults]] table: tomli-w would inline the short ones.
         tables = ["\n[[faults]]\n" + tomli_w.dumps(fault) for fault in faults]
         return tomli_w.dumps(data) + "".join(tables)
@@ -277,7 +285,12 @@ def _build(raw: dict[str, Any], ctx: Located) -> Scenario:
     groups = top.get("groups", int, min(clients or 1, 10), minimum=1)
     if groups is not None and clients is not None and groups > clients:
         top.report("groups", f"{groups} groups is more than the {clients} clients")
-    faults = _faults(ctx, raw.get("faults", []), duration, (clients, writers, groups))
+    declared = raw.get("client_groups", {})
+    named = parse_client_groups(ctx, declared, clients, writers)
+    load = (clients, writers, groups)
+    faults = _faults(ctx, raw.get("faults", []), duration, load, declared_names(declared))
+    if named:
+        _check_layout(ctx, named, faults, load)
     values = {
         "name": top.get("name", str),
         "description": top.get("description", str, ""),
@@ -290,7 +303,7 @@ def _build(raw: dict[str, Any], ctx: Located) -> Scenario:
         "thresholds": _thresholds(ctx, raw.get("thresholds", DEFAULT_THRESHOLDS)),
         "expect_traces": top.get("expect_traces", bool, bool(faults)),
     }
-    top.read |= {"faults", "server", "thresholds"}
+    top.read |= {"faults", "server", "thresholds", "client_groups"}
     top.done()
     ctx.check()
     return Scenario(
@@ -299,6 +312,7 @@ def _build(raw: dict[str, Any], ctx: Located) -> Scenario:
         writers=writers,
         rate=rate,
         groups=groups,
+        client_groups=named,
         faults=faults,
         explicit=frozenset(raw),
         **values,
@@ -366,11 +380,14 @@ def _thresholds(ctx: Located, data: Any) -> dict[str, str]:
 Load = tuple[int | None, int | None, int | None]
 
 
-def _faults(ctx: Located, data: Any, duration: float | None, load: Load) -> tuple[FaultSpec, ...]:
+def _faults(
+    ctx: Located, data: Any, duration: float | None, load: Load, named: tuple[str, ...]
+) -> tuple[FaultSpec, ...]:
     if not isinstance(data, list):
         ctx.report(("faults",), "must be [[faults]] tables")
         return ()
-    checked = [(i, _fault(ctx, item, ("faults", i), duration)) for i, item in enumerate(data)]
+    sets = (*CLIENT_SETS, *(name for name in named if name not in CLIENT_SETS))
+    checked = [(i, _fault(ctx, item, ("faults", i), duration, sets)) for i, item in enumerate(data)]
     faults = [(i, fault) for i, fault in checked if fault is not None]
     for i, fault in faults:
         _check_clients(ctx, ("faults", i, "clients"), fault, load)
@@ -387,7 +404,9 @@ def _faults(ctx: Located, data: Any, duration: float | None, load: Load) -> tupl
     return tuple(fault for _, fault in faults)
 
 
-def _fault(ctx: Located, data: Any, path: KeyPath, duration: float | None) -> FaultSpec | None:
+def _fault(
+    ctx: Located, data: Any, path: KeyPath, duration: float | None, sets: tuple[str, ...]
+) -> FaultSpec | None:
     table = Table(ctx, data, path)
     kind_name = table.get("kind", str)
     kind = fault_kind(kind_name) if kind_name is not None else None
@@ -403,8 +422,8 @@ def _fault(ctx: Located, data: Any, path: KeyPath, duration: float | None) -> Fa
         table.report("for_s", f"the fault ends at {ends:g} s, after duration_s")
     target = _target(table, kind)
     clients = table.get("clients", str, "all")
-    if clients is not None and clients not in CLIENT_SETS:
-        table.report("clients", f"unknown clients {clients!r} (known: {', '.join(CLIENT_SETS)})")
+    if clients is not None and clients not in sets:
+        table.report("clients", f"unknown clients {clients!r} (known: {', '.join(sets)})")
         clients = None
     elif clients not in (None, "all") and not kind.picks_clients:
         table.report("clients", f"a {kind.name} fault hits every client: leave clients out")
@@ -428,13 +447,38 @@ def _fault(ctx: Located, data: Any, path: KeyPath, duration: float | None) -> Fa
 def _check_clients(ctx: Located, path: KeyPath, fault: FaultSpec, load: Load) -> None:
     """A fault on readers or writers needs some of them, each kind behind its own proxies."""
     clients, writers, groups = load
-    if fault.clients == "all" or clients is None or writers is None or groups is None:
+    if fault.clients not in ("readers", "writers"):
+        return
+    if clients is None or writers is None or groups is None:
         return
     count = writers if fault.clients == "writers" else clients - writers
     if count == 0:
         ctx.report(path, f"the scenario has no {fault.clients}: a share of them hits no one")
     elif groups < 2:
         ctx.report(path, f"{fault.clients} alone need their own proxy: set groups to at least 2")
+
+
+def _check_layout(
+    ctx: Located, named: tuple[ClientGroup, ...], faults: tuple[FaultSpec, ...], load: Load
+) -> None:
+    """Each named group, and the clients in none, need proxies of their own: enough
+    ``groups`` for every cell of the layout."""
+    clients, writers, groups = load
+    if clients is None or writers is None or groups is None:
+        return
+    split = any(fault.clients in ("readers", "writers") for fault in faults)
+    members = tuple((group.name, group.members) for group in named)
+    needed = len(ProxyLayout(clients, writers, groups, split, members).cells)
+    if needed > groups:
+        rest = sum(len(group.members) for group in named) < clients
+        plural = "s" if len(named) > 1 else ""
+        who = f"{len(named)} client group{plural}" + (" and the clients in none" if rest else "")
+        apart = ", writers apart from readers," if split else ""
+        ctx.report(
+            ("groups",) if ("groups",) in ctx.lines else ("client_groups",),
+            f"{who}{apart} need {needed} proxy groups of their own: "
+            f"set groups to at least {needed}",
+        )
 
 
 def _target(table: Table, kind: FaultKind) -> float | None:

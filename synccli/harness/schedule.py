@@ -7,9 +7,9 @@ that failed to apply from one that left no trace. A heal's evidence (counters th
 the fault acted) goes on the ``end`` record as ``evidence``, and the report judges the
 window by it.
 
-Readers and writers sit behind separate proxies (``ProxyLayout``), so a fault can hit a
-share of the readers' proxies or of the writers' only (a fault's ``clients``); its ``start``
-record names the groups and the clients behind them.
+Named client groups, and readers apart from writers, sit behind separate proxies
+(``layout.ProxyLayout``), so a fault can hit a share of one set's proxies only (a fault's
+``clients``); its ``start`` record names the groups and the clients behind them.
 """
 
 from __future__ import annotations
@@ -22,78 +22,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from synccli.client.local import client_id
 from synccli.errors import FaultError, SynccliError
 from synccli.harness.fault_runners import RUNNERS, FaultCall, FaultTargets, Heal, Recorder
-from synccli.harness.scenario import FaultSpec, Scenario
+from synccli.harness.layout import ProxyLayout
+from synccli.harness.scenario import FaultSpec
 from synccli.history import Fault
 
 __all__ = ["FaultRunner", "FaultTargets", "ProxyLayout", "cancel_quietly"]
-
-
-@dataclass(frozen=True)
-class ProxyLayout:
-    """Which proxy group each client connects through. With ``split`` (a fault picks
-    readers or writers), writers (the first ``writers`` clients) get their own groups, about
-    their share of ``groups``, readers the rest; otherwise, or with fewer than two groups or
-    one kind of client only, client ``i`` is in group ``i % groups``, as it always was.
-    """
-
-    clients: int
-    writers: int
-    groups: int
-    split: bool = True
-
-    @classmethod
-    def of(cls, scenario: Scenario) -> ProxyLayout:
-        """The layout of ``scenario``: split when one of its faults picks a kind of client."""
-        split = any(fault.clients != "all" for fault in scenario.faults)
-        return cls(scenario.clients, scenario.writers, scenario.groups, split)
-
-    @property
-    def writer_groups(self) -> int:
-        """How many groups only writers use (0 when the kinds are not split)."""
-        readers = self.clients - self.writers
-        if not self.split or self.groups < 2 or self.writers == 0 or readers == 0:
-            return 0
-        share = round(self.groups * self.writers / self.clients)
-        return min(self.writers, self.groups - 1, max(1, share))
-
-    @property
-    def total(self) -> int:
-        """How many proxy groups are used (no group is left empty)."""
-        split = self.writer_groups
-        if split == 0:
-            return min(self.groups, self.clients)
-        return split + min(self.clients - self.writers, self.groups - split)
-
-    def group_of(self, index: int) -> int:
-        """The group client ``index`` connects through."""
-        split = self.writer_groups
-        if split == 0:
-            return index % self.total
-        if index < self.writers:
-            return index % split
-        return split + (index - self.writers) % (self.total - split)
-
-    def groups_of(self, clients: str) -> list[int]:
-        """The groups of ``clients`` (``all``, ``readers`` or ``writers``)."""
-        split = self.writer_groups
-        if clients == "writers" and split:
-            return list(range(split))
-        if clients == "readers" and split:
-            return list(range(split, self.total))
-        return list(range(self.total))
-
-    def clients_in(self, groups: list[int]) -> list[str]:
-        """The ids of the clients behind ``groups``."""
-        chosen = set(groups)
-        return [client_id(i) for i in range(self.clients) if self.group_of(i) in chosen]
-
-    def client_urls(self, group_urls: list[str]) -> list[str]:
-        """One URL per client, its group's proxy (the fleet gives client ``i`` the
-        ``i``-th)."""
-        return [group_urls[self.group_of(i)] for i in range(self.clients)]
 
 
 @dataclass

@@ -10,6 +10,8 @@ Rules (DESIGN.md guarantee 6):
   ``exhausted``: the caller closes it (4000) and the client recovers from its position.
 * Tracking the same message again (it was sent again, e.g. in a replay) restarts its deadline
   but keeps its retry count, so a client that never acks cannot reset its budget.
+* ``live`` counts the pending events that were first sent live (not in a replay): the
+  session closes a connection whose count reaches its limit (``protocol.limits``).
 
 Cost, per event: O(1) amortised to track, to ack cumulatively and to expire. Each date keeps
 its pending events in a deque in sequence order (a cumulative ack pops from the front) plus a
@@ -36,6 +38,7 @@ class _Pending:
     retries: int = 0
     alive: bool = True
     queued: int = 0  # entries in the deadline FIFO; all but the last one are stale
+    live: bool = False
 
 
 @dataclass(slots=True)
@@ -81,6 +84,8 @@ class AckTracker:
     max_retries: int
     counters: AckCounters = field(default_factory=AckCounters)
     _count: int = 0
+    #: Pending events first sent live (the rest came in replays).
+    live: int = 0
     _by_date: dict[str, _DatePending] = field(default_factory=dict)
     _deadlines: deque[_Pending] = field(default_factory=deque)
     _last_deadline: float = float("-inf")
@@ -93,8 +98,9 @@ class AckTracker:
     def __bool__(self) -> bool:
         return self._count > 0
 
-    def track(self, event: Event, now: float) -> None:
-        """Start (or restart) the ack deadline of ``event``, which was just sent."""
+    def track(self, event: Event, now: float, live: bool = False) -> None:
+        """Start (or restart) the ack deadline of ``event``, which was just sent (``live``:
+        as a live event, not in a replay)."""
         per_date = self._by_date.get(event.date)
         if per_date is None:
             per_date = self._by_date[event.date] = _DatePending()
@@ -105,10 +111,12 @@ class AckTracker:
         if pending is not None:  # the same seq of another epoch: it can never be acked
             pending.alive = False
             self._count -= 1
-        pending = _Pending(event, 0.0)
+            self.live -= pending.live
+        pending = _Pending(event, 0.0, live=live)
         per_date.add(pending)
         per_date.trim()
         self._count += 1
+        self.live += live
         self._arm(pending, now)
 
     def ack_message(self, message_id: str) -> None:
@@ -147,6 +155,7 @@ class AckTracker:
             return
         for pending in per_date.by_seq.values():
             pending.alive = False
+            self.live -= pending.live
         self._count -= len(per_date.by_seq)
 
     def due(self, now: float) -> list[Event]:
@@ -209,6 +218,7 @@ class AckTracker:
         pending.alive = False
         del per_date.by_seq[pending.event.seq]
         self._count -= 1
+        self.live -= pending.live
         self.counters.acked += 1
 
     def _tidy(self, date: str, per_date: _DatePending) -> None:

@@ -1,5 +1,6 @@
 """The resource limits of one connection, as pure rules: a message-rate token bucket with
-its sustained-overload close, and the window of dates a client may read.
+its sustained-overload close, the window of dates a client may read, and how many live
+events may wait for their ack.
 
 No clock is read here: ``now`` (monotonic seconds) and ``today`` are arguments.
 """
@@ -10,6 +11,16 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from synccli.errors import ProtocolError
+
+#: Live events one connection may have sent and not yet seen acked. A client that keeps
+#: reading but acks nothing would otherwise make the server hold every event it is sent
+#: until the ack retries run out (``ack_timeout`` x (``max_retries`` + 1)): at a high event
+#: rate, without bound. Reaching it closes the connection ``CLOSE_UNACKED`` (4002); the
+#: client resumes from its position, so nothing is lost. Replayed events do not count: the
+#: server reads no ack while it sends a replay, each replay is bounded by ``max_replay``,
+#: and counting them would close a client that resumes several dates over and over.
+MAX_UNACKED = 10_000
+UNACKED_REASON = "too many unacked events"
 
 
 @dataclass(slots=True)

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from synccli.domain.channels import Channel
 from synccli.domain.values import Event, Position
+from synccli.protocol.limits import MAX_UNACKED
 from synccli.protocol.messages import UpdateAppointmentState
 
 
@@ -63,6 +64,8 @@ class ServerSessionConfig:
     #: The dates a client may read: this many days before today and after it.
     days_back: int = 366
     days_ahead: int = 731
+    #: Live events awaiting an ack before the connection is closed 4002.
+    max_unacked: int = MAX_UNACKED
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,9 @@ happens, always with ``now`` (monotonic seconds), and does what comes back (``Ef
   the store: their ``Effects`` carry a store operation; the adapter runs it and calls
   ``resume(result, now)`` or ``fail(exc, now)``, until an ``Effects`` has no operation.
 * ``deliver(event, now)``: a live event from the hub (the fan-out fast path: True means
-  "send the event's shared frame"); ``live(event, now)`` when the send policy shapes live
-  traffic. ``resync(date, reason)``: the hub saw a new epoch.
+  "send the event's shared frame"; False with ``close_due`` set means "close the
+  connection"); ``live(event, now)`` when the send policy shapes live traffic.
+  ``resync(date, reason)``: the hub saw a new epoch.
 * ``tick(now)``: ack re-sends, the 4000 close, heartbeats; ``next_deadline()`` says when.
 
 Rules kept here: a subscription is registered in the hub before its answer is read, and live
@@ -22,6 +23,9 @@ Limits (``protocol.limits``): every frame takes a token of the connection's buck
 one is answered ``rate_limited`` (a write: ``result`` ``rate_limited``) and not served, and
 a sustained flood closes 1008. At most ``max_subscriptions`` dates at once
 (``too_many_subscriptions``); reads of dates outside the window are ``bad_message``.
+A live event that would leave more than ``max_unacked`` live events unacked is not sent
+and the connection is closed 4002 (``limits.MAX_UNACKED``); the client resumes from its
+position, which that event is past.
 Replays are sent in pages of ``replay_page`` events, each page read from the log only after
 the previous one was handed to the adapter (which waits for its send queue to drain in
 between); a connection serves one request at a time, so at most one replay is in flight.
@@ -45,7 +49,7 @@ from synccli.errors import DatabaseUnavailable, ProtocolError
 from synccli.protocol import messages as m
 from synccli.protocol.acks import AckTracker
 from synccli.protocol.authz import FULL_ACCESS, Authorisation
-from synccli.protocol.limits import DateWindow, RateLimit, TokenBucket
+from synccli.protocol.limits import UNACKED_REASON, DateWindow, RateLimit, TokenBucket
 from synccli.protocol.replay import Replay, read_page, serve_replay
 from synccli.protocol.server_ops import (
     SEND_AS_IS,
@@ -111,6 +115,8 @@ class ServerSession:
         self._step: Step | None = None
         self._out = Effects()
         self._now = now
+        #: Set when a live event found the unacked limit reached: the adapter closes.
+        self.close_due: Close | None = None
 
     # ------------------------------------------------------------------ requests
 
@@ -419,8 +425,11 @@ class ServerSession:
             return False
         if event.epoch != sub.epoch or event.seq <= sub.pos:
             return False  # already covered by the snapshot or replay this client got
+        if self.acks.live >= self.config.max_unacked:
+            self._unacked_close()
+            return False
         sub.pos = event.seq
-        self.acks.track(event, now)
+        self.acks.track(event, now, live=True)
         self.counts["events_sent_total"] += 1
         return True
 
@@ -442,15 +451,24 @@ class ServerSession:
         sub = self.subs[event.date]
         if event.epoch != sub.epoch or event.seq <= sub.pos:
             return
+        if self.acks.live >= self.config.max_unacked:
+            self._out.close = self._unacked_close()
+            return
         sub.pos = event.seq
-        self._send_events(self.policy.live(event, self._now))
+        self._send_events(self.policy.live(event, self._now), live=True)
 
-    def _send_events(self, events: list[Event]) -> None:
+    def _unacked_close(self) -> Close:
+        if self.close_due is None:
+            self.counts["unacked_closes_total"] += 1
+            self.close_due = Close(m.CLOSE_UNACKED, UNACKED_REASON)
+        return self.close_due
+
+    def _send_events(self, events: list[Event], live: bool = False) -> None:
         copies = self.policy.copies
         for event in events:
             frame = event.wire_json(False).encode()
             self._out.send.extend([frame] * copies)
-        self._track(events)
+        self._track(events, live)
 
     def resync(self, date: str, reason: str) -> Effects:
         """The channel's epoch changed: the client must subscribe again."""
@@ -485,7 +503,7 @@ class ServerSession:
                 self._send(self.heartbeat())
                 self.next_heartbeat = now + self.config.heartbeat
             if self.shapes_live:
-                self._send_events(self.policy.due(now))
+                self._send_events(self.policy.due(now), live=True)
         finally:
             self._out = saved
         return out
@@ -529,9 +547,9 @@ class ServerSession:
     def _send(self, message: Any) -> None:
         self._out.send.append(_frame(message))
 
-    def _track(self, events: list[Event]) -> None:
+    def _track(self, events: list[Event], live: bool = False) -> None:
         for event in events:
-            self.acks.track(event, self._now)
+            self.acks.track(event, self._now, live)
         self.counts["events_sent_total"] += len(events)
 
 

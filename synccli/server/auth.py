@@ -34,6 +34,7 @@ from websockets.http11 import Request
 
 from synccli.errors import ConfigError
 from synccli.protocol.authz import Authorisation, check_pattern
+from synccli.server.logs import own_handlers
 from synccli.tokens import HMAC_ALGORITHM, PUBLIC_KEY_ALGORITHMS, hmac_key
 
 
@@ -302,7 +303,11 @@ class Redactor(logging.Filter):
 
 
 def install_redaction(secrets: Iterable[str] = ()) -> None:
-    """Put a ``Redactor`` on every handler of the root logger."""
+    """Put a ``Redactor`` of ``secrets`` on synccli's own log handler (``logs.own_handlers``),
+    replacing one put there before. The handlers of a test runner or of an application
+    embedding the server are theirs: such an application adds ``Redactor`` itself."""
     redactor = Redactor(secrets)
-    for handler in logging.getLogger().handlers:
+    for handler in own_handlers():
+        for old in [f for f in handler.filters if isinstance(f, Redactor)]:
+            handler.removeFilter(old)
         handler.addFilter(redactor)

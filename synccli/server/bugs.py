@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 
-from synccli.domain.channels import Channel, ChannelStatus, WriteOutcome, WriteRequest
+from synccli.domain.channels import Channel, WriteOutcome, WriteRequest
 from synccli.domain.values import Event, Row, iso_ms
 from synccli.errors import WriteRejected
 from synccli.injection import check_bugs
 from synccli.protocol.messages import Result, UpdateAppointmentState
 from synccli.protocol.server_ops import SEND_AS_IS, SendPolicy
 from synccli.store import Store
-from synccli.store.base import WriteHook
+from synccli.store.delegating import DelegatingStore
 
 SKIP_EVERY = 7  # skip-events: every 7th sequence number of a date is never sent
 PHANTOM_EVERY = 5  # broadcast-before-commit: every 5th write is broadcast, then rolled back
@@ -191,23 +191,16 @@ def build_phantom(store: Store, request: WriteRequest, now: datetime) -> Event:
     return Event(date, channel.epoch, channel.head_seq + 1, new_row, request.request_id, stamp)
 
 
-class StaleEpochStore(Store):
+class StaleEpochStore(DelegatingStore):
     """A store that resets a date's log after its ``STALE_AFTER``-th write but keeps
-    presenting the old epoch and numbering, so no client is ever told to resync."""
+    presenting the old epoch and numbering, so no client is ever told to resync. Only the
+    positions are disguised; everything else (readiness probe, pruning, the log tools)
+    is the backend's own."""
 
     def __init__(self, inner: Store) -> None:
-        self.inner = inner
-        self.url = inner.url
+        super().__init__(inner)
         self._writes: dict[str, int] = {}
         self._stale: dict[str, tuple[str, int]] = {}  # date -> (old epoch, seq offset)
-
-    @property  # the fault hook belongs to the backend itself
-    def hook(self) -> WriteHook | None:
-        return self.inner.hook
-
-    @hook.setter
-    def hook(self, value: WriteHook | None) -> None:
-        self.inner.hook = value
 
     def _channel(self, channel: Channel) -> Channel:
         stale = self._stale.get(channel.date)
@@ -224,12 +217,6 @@ class StaleEpochStore(Store):
         return Event(
             event.date, epoch, event.seq + offset, event.row, event.action_id, event.committed_at
         )
-
-    def init_schema(self) -> None:
-        self.inner.init_schema()
-
-    def seed(self, date: str, count: int) -> int:
-        return self.inner.seed(date, count)
 
     def write(self, request: WriteRequest, now: datetime) -> WriteOutcome:
         outcome = self.inner.write(request, now)
@@ -265,15 +252,9 @@ class StaleEpochStore(Store):
     def heads(self) -> dict[str, Channel]:
         return {date: self._channel(ch) for date, ch in self.inner.heads().items()}
 
-    def prune(self, before: datetime) -> int:
-        return self.inner.prune(before)
+    def heads_of(self, dates: Iterable[str]) -> dict[str, Channel]:
+        return {date: self._channel(ch) for date, ch in self.inner.heads_of(dates).items()}
 
     def reset_channel(self, date: str) -> Channel:
         self._stale.pop(date, None)
         return self.inner.reset_channel(date)
-
-    def status(self) -> list[ChannelStatus]:
-        return self.inner.status()
-
-    def close(self) -> None:
-        self.inner.close()

@@ -76,6 +76,8 @@ class ServerConfig:
     #: Dates served: this many days before today to this many after.
     days_back: int = _LIMITS.days_back
     days_ahead: int = _LIMITS.days_ahead
+    #: Live events one connection may leave unacked before it is closed 4002.
+    max_unacked: int = _LIMITS.max_unacked
     fault_hooks: bool = False
     inject_bugs: tuple[str, ...] = ()
     bug_seed: int = 0
@@ -99,6 +101,7 @@ class ServerConfig:
             "max subscriptions": self.max_subscriptions,
             "message rate": self.message_rate,
             "message burst": self.message_burst,
+            "max unacked": self.max_unacked,
         }
         for name, value in positive.items():
             if value <= 0:

@@ -86,6 +86,7 @@ def session_config(config: ServerConfig) -> ServerSessionConfig:
         rate_strikes=config.rate_strikes,
         days_back=config.days_back,
         days_ahead=config.days_ahead,
+        max_unacked=config.max_unacked,
     )
 
 
@@ -328,6 +329,9 @@ class Connection:
             self._apply(self.session.live(event, now))
             return
         if not self._accept(event, now):
+            close = self.session.close_due
+            if close is not None:  # too many live events unacked
+                self.abort(close.code, close.reason)
             return
         # The hot path of fan-out: batch (or put) the shared frame; the session tracked
         # its ack already.

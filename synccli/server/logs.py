@@ -6,7 +6,9 @@ A kind is the logger and the message template (not its arguments), so a burst of
 second, the next saying how many were suppressed. Debug records are never limited
 (``--log-level debug`` asks for every line). ``configure_logging`` (``synccli serve``) sets
 up the stderr handler with the filter, unless logging is configured already (by a test
-runner or an application embedding the server), whose handlers it leaves alone.
+runner or an application embedding the server), whose handlers it leaves alone. The
+handler it makes is synccli's own (``own_handlers``): the filters ``serve`` adds later (the
+redaction of secrets, ``auth.install_redaction``) go on it and on no one else's.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ class FloodFilter(logging.Filter):
 
 
 LEVELS = ("debug", "info", "warning", "error")
+#: The name of the handler ``configure_logging`` makes (``logging.Handler.name``).
+HANDLER_NAME = "synccli"
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -83,8 +87,15 @@ def configure_logging(level: str, interval: float = 1.0) -> FloodFilter | None:
         return None
     flood = FloodFilter(interval)
     handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(HANDLER_NAME)
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(flood)
     root.addHandler(handler)
     root.setLevel(level.upper())
     return flood
+
+
+def own_handlers() -> list[logging.Handler]:
+    """The root logger's handlers that ``configure_logging`` made: none when logging was
+    configured by someone else."""
+    return [h for h in logging.getLogger().handlers if h.get_name() == HANDLER_NAME]

@@ -19,6 +19,7 @@ _HELP = {
     "malformed_total": ("counter", "Malformed client messages (bad_json, bad_message, ...)."),
     "slow_consumer_closes_total": ("counter", "Connections closed 4001 (send queue full)."),
     "ack_exhausted_closes_total": ("counter", "Connections closed 4000 (ack retries exhausted)."),
+    "unacked_closes_total": ("counter", "Connections closed 4002 (too many unacked events)."),
     "policy_closes_total": ("counter", "Connections closed 1008 (sustained malformed input)."),
     "db_errors_total": ("counter", "Database calls that failed."),
     "write_db_retries_total": ("counter", "Writes retried after a transient database error."),

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import gc
+import io
+import logging
 import socket
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from synccli.cli.main import cli
+from synccli.server.auth import Redactor, install_redaction
+from synccli.server.logs import configure_logging, own_handlers
 from tests.server.helpers import ServerProcess, appt, db_url, seeded_store
 
 
@@ -69,6 +73,43 @@ def test_serve_port_in_use_is_one_sentence_exit_4(tmp_path: Path) -> None:
     assert gc.get_threshold() == thresholds  # the server's GC tuning does not leak out
     assert f"cannot listen on 127.0.0.1:{port}" in result.output
     assert "Traceback" not in result.output
+
+
+def test_serve_in_process_leaves_the_test_runners_log_handlers_alone(tmp_path: Path) -> None:
+    root = logging.getLogger()
+    assert root.handlers  # pytest's own capture handlers
+    before = [(handler, list(handler.filters)) for handler in root.handlers]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["serve", "--db", db_url(tmp_path), "--port", str(port), "--token", "s" * 32]
+        result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 4, result.output
+    assert [(handler, list(handler.filters)) for handler in root.handlers] == before
+    assert not any(isinstance(f, Redactor) for h in root.handlers for f in h.filters)
+
+
+def test_redaction_goes_on_synccli_s_own_handler_only() -> None:
+    root = logging.getLogger()
+    saved, level = root.handlers[:], root.level
+    root.handlers.clear()
+    foreign = logging.StreamHandler(io.StringIO())
+    try:
+        configure_logging("info")
+        (ours,) = own_handlers()
+        out = io.StringIO()
+        ours.setStream(out)
+        root.addHandler(foreign)
+        install_redaction(["hunter2-secret"])
+        install_redaction(["hunter2-secret"])  # again: still one redactor
+        logging.getLogger("synccli.test").warning("the token is hunter2-secret")
+        assert "the token is [redacted]" in out.getvalue()
+        assert [type(f) for f in ours.filters].count(Redactor) == 1
+        assert not foreign.filters
+    finally:
+        root.handlers[:] = saved
+        root.setLevel(level)
 
 
 def test_serve_unusable_database_is_exit_4(tmp_path: Path) -> None:

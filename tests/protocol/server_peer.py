@@ -118,6 +118,8 @@ class Peer:
             self.take(self.session.live(event, self.now))
         elif self.session.deliver(event, self.now):
             self.frames.append(frame)
+        elif self.session.close_due is not None:
+            self.closed = self.session.close_due
 
     def resync(self, date: str, reason: str) -> None:
         self.take(self.session.resync(date, reason))

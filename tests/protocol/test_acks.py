@@ -104,6 +104,25 @@ def test_retrack_restarts_deadline_but_keeps_retry_budget() -> None:
     assert tracker.exhausted(2.5)
 
 
+def test_live_counts_only_pending_events_first_sent_live() -> None:
+    tracker = AckTracker(ack_timeout=1.0, max_retries=3)
+    for seq in (1, 2, 3):
+        tracker.track(event(seq), now=0.0, live=True)
+    tracker.track(event(4), now=0.0)  # replayed
+    tracker.track(event(2), now=0.5)  # sent again in a replay: still live
+    tracker.track(event(1, date="2026-11-27"), now=0.5, live=True)
+    assert (len(tracker), tracker.live) == (5, 4)
+    tracker.ack_message(event(1).message_id)
+    assert tracker.live == 3
+    tracker.ack_upto(DATE, 4)
+    assert (len(tracker), tracker.live) == (1, 1)
+    tracker.track(event(1, date="2026-11-27", epoch="e2"), now=1.0)  # another epoch's seq 1
+    assert (len(tracker), tracker.live) == (1, 0)
+    tracker.track(event(5), now=1.0, live=True)
+    tracker.drop_date(DATE)
+    assert tracker.live == 0
+
+
 def test_out_of_order_tracking_still_acks_cumulatively() -> None:
     tracker = AckTracker(ack_timeout=1.0, max_retries=3)
     for seq in (5, 6, 2, 3):

@@ -207,6 +207,50 @@ def test_acks_by_id_or_cumulative_stop_the_resends(backend: Backend) -> None:
     assert peer.tick(5.0) == [] and peer.closed is None
 
 
+def test_a_client_that_does_not_ack_is_closed_4002_at_the_unacked_limit(
+    backend: Backend,
+) -> None:
+    peer = Peer(backend, ServerSessionConfig(max_unacked=3, heartbeat=100))
+    epoch = peer.subscribe()["epoch"]
+    commits(backend, 3)
+    assert seqs(peer.decoded(1)) == [1, 2, 3] and peer.closed is None
+    commits(backend, 2, start=4)  # the fourth unacked event is not sent: the client closes
+    assert seqs(peer.decoded(1)) == [1, 2, 3]
+    assert peer.closed is not None
+    assert (peer.closed.code, peer.closed.reason) == (4002, "too many unacked events")
+    assert peer.session.counts["unacked_closes_total"] == 1
+    # It resumes from its position and gets everything after it, in a replay that does not
+    # count against the limit (five events over a limit of three).
+    again = Peer(backend, ServerSessionConfig(max_unacked=3, heartbeat=100))
+    answer = again.subscribe(since=(epoch, 0))
+    assert answer["recovered"] is True
+    assert [e["sequenceNum"] for e in answer["events"]] == [1, 2, 3, 4, 5]
+    assert again.closed is None and again.session.acks.live == 0
+    commits(backend, 1, start=6)
+    assert seqs(again.decoded(1)) == [6] and again.closed is None
+
+
+def test_acks_keep_a_busy_client_under_the_unacked_limit(backend: Backend) -> None:
+    peer = Peer(backend, ServerSessionConfig(max_unacked=2, heartbeat=100))
+    peer.subscribe()
+    for n in range(1, 11):
+        commits(backend, 1, start=n)
+        peer.send({"type": "ack", "date": DATE, "sequenceNum": n})
+    assert seqs(peer.decoded(1)) == list(range(1, 11)) and peer.closed is None
+
+
+def test_the_unacked_limit_also_holds_when_the_policy_shapes_live_events(
+    backend: Backend,
+) -> None:
+    policy = Bugs(("duplicate-sends",)).send_policy()
+    peer = Peer(backend, ServerSessionConfig(max_unacked=2, heartbeat=100), policy)
+    assert peer.session.shapes_live
+    peer.subscribe()
+    commits(backend, 3)
+    assert peer.closed is not None and peer.closed.code == 4002
+    assert sorted(set(seqs(peer.decoded(1)))) == [1, 2]
+
+
 # ---------------------------------------------------------------------- malformed
 
 

@@ -127,6 +127,29 @@ async def test_a_client_that_reads_gets_every_page_of_a_large_replay(tmp_path: P
         assert seqs == list(range(1, 1201))
 
 
+@aio
+async def test_a_client_that_never_acks_is_closed_4002_and_resumes_without_loss(
+    tmp_path: Path,
+) -> None:
+    async with running_server(tmp_path, max_unacked=3) as server:
+        assert server.services is not None
+        async with client(server) as writer, client(server) as silent:
+            epoch = (await silent.subscribe())["epoch"]
+            for n in range(1, 6):
+                assert (await writer.write(n))["ok"] is True
+            received = []
+            for _ in range(3):
+                received.append((await silent.expect("appointments_updated"))["sequenceNum"])
+            assert received == [1, 2, 3]
+            assert await drain(silent.ws) == 4002
+            assert silent.ws.close_reason == "too many unacked events"
+            assert server.services.metrics.counts["unacked_closes_total"] == 1
+            async with client(server) as back:
+                answer = await back.subscribe(since=(epoch, 3))
+                assert answer["recovered"] is True
+                assert [e["sequenceNum"] for e in answer["events"]] == [4, 5]
+
+
 # ---------------------------------------------------------------------- reads never write
 
 

@@ -27,8 +27,9 @@ Rules = Callable[[Mapping[str, Any]], Iterable[Problem]]
 
 #: What a kind acts on: the clients' proxies, the network around the server, the server.
 Target = Literal["proxy", "network", "server"]
-#: Which clients a proxy fault may be narrowed to (``clients`` of a fault): readers and
-#: writers sit behind separate proxies, so either kind can be hit alone.
+#: The built-in sets a proxy fault may be narrowed to (``clients`` of a fault), besides a
+#: scenario's named client groups: readers and writers sit behind separate proxies, so
+#: either kind can be hit alone.
 CLIENT_SETS = ("all", "readers", "writers")
 
 TYPE_NAMES: dict[type, str] = {
