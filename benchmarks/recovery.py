@@ -20,7 +20,10 @@ Columns: the report's heal → caught-up time of the clients that were behind (p
 ``faults[].recovery``), how many never caught up, connection attempts per cut client while
 offline, connects per cut client after the heal (1 is ideal: no reconnect storm), the
 server process's CPU (``/proc``, % of one core) in the first second after the heal and its
-peak over any 100 ms slice of it, and the harness's loop lag p99/max.
+peak over any 100 ms slice of it, the CPU seconds the harness used over the whole run (this
+process, the check included, and every child but the server: client workers, the embedded
+proxy), and the workers' loop lag p99/max. On a machine shared with other work the CPU
+seconds hold up better than the latencies, which grow whenever the run gets less of it.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ VARIANTS = ("backoff", "probe")
 #: but the writer's tenth, which keeps writing).
 CUTS = {"third": (3, 1 / 3), "all": (10, 0.9)}
 SAMPLE_S = 0.05
+HARNESS_SAMPLE_S = 0.25
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -63,6 +67,7 @@ class Row:
     connects: float
     cpu_1s: float
     cpu_peak: float
+    harness_cpu: float
     lag_p99: float | None
     lag_max: float | None
     verdict: str
@@ -123,6 +128,45 @@ async def sample_cpu(sim: Simulation, samples: list[tuple[float, float]]) -> Non
         await asyncio.sleep(SAMPLE_S)
 
 
+def harness_pids(server: int | None) -> list[int]:
+    """This process and its children but the server (workers, proxy)."""
+    me = os.getpid()
+    pids = [me]
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == server:
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == me:
+            pids.append(int(entry.name))
+    return pids
+
+
+async def sample_harness(sim: Simulation, samples: list[tuple[float, dict[int, float]]]) -> None:
+    """(t since the run's t0, CPU seconds per harness process) every ``HARNESS_SAMPLE_S``."""
+    while True:
+        server = sim.server.pid if sim.server is not None else None
+        cpu = {pid: c for pid in harness_pids(server) if (c := cpu_seconds(pid)) is not None}
+        samples.append((time.monotonic() - sim.t0, cpu))
+        await asyncio.sleep(HARNESS_SAMPLE_S)
+
+
+def harness_cpu(samples: list[tuple[float, dict[int, float]]]) -> float:
+    """CPU seconds the harness processes used from the first sample to the last (each
+    process from its first sample to its last: a child that ended misses < one interval)."""
+    first: dict[int, float] = {}
+    last: dict[int, float] = {}
+    for _, cpu in samples:
+        for pid, seconds in cpu.items():
+            first.setdefault(pid, seconds)
+            last[pid] = seconds
+    # A child first seen after the start had used little yet; count it from 0.
+    initial = samples[0][1] if samples else {}
+    return sum(last[pid] - (first[pid] if pid in initial else 0.0) for pid in last)
+
+
 def cpu_after(samples: list[tuple[float, float]], start: float, span: float) -> tuple[float, float]:
     """% of one core over ``[start, start + span]`` and the peak over 100 ms slices."""
     inside = [(t, c) for t, c in samples if start <= t <= start + span]
@@ -171,16 +215,22 @@ async def one_run(config: RunConfig, clients: int, variant: str) -> Row:
     """One simulation, its server sampled throughout; the row of the table."""
     sim = Simulation(config)
     samples: list[tuple[float, float]] = []
-    sampler = asyncio.create_task(sample_cpu(sim, samples))
+    harness: list[tuple[float, dict[int, float]]] = []
+    samplers = [
+        asyncio.create_task(sample_cpu(sim, samples)),
+        asyncio.create_task(sample_harness(sim, harness)),
+    ]
     try:
         outcome = await sim.run(asyncio.Event())
     finally:
-        sampler.cancel()
+        for sampler in samplers:
+            sampler.cancel()
     summary = outcome.summary
     heal, cut, attempts, connects = history_counts(outcome.run_dir, config.scenario.groups)
     window = next((f for f in summary.faults if f.get("recovery")), {})
     recovery = window.get("recovery") or {"behind": 0, "never": 0, "ms": {}}
     cpu_1s, cpu_peak = cpu_after(samples, heal, 1.0)
+    harness.append((time.monotonic() - sim.t0, {os.getpid(): cpu_seconds(os.getpid()) or 0.0}))
     n = max(1, len(cut))
     return Row(
         clients=clients,
@@ -194,6 +244,7 @@ async def one_run(config: RunConfig, clients: int, variant: str) -> Row:
         connects=sum(connects.values()) / n,
         cpu_1s=cpu_1s,
         cpu_peak=cpu_peak,
+        harness_cpu=harness_cpu(harness),
         lag_p99=summary.loop_lag_ms.get("p99"),
         lag_max=summary.loop_lag_ms.get("max"),
         verdict=summary.verdict,
@@ -264,6 +315,7 @@ def main(
                     f"{r.connects:.2f}",
                     f"{r.cpu_1s:.0f}",
                     f"{r.cpu_peak:.0f}",
+                    f"{r.harness_cpu:.1f}",
                     r.lag_p99,
                     r.lag_max,
                     r.verdict,
@@ -282,6 +334,7 @@ def main(
                 "connects/cut client after",
                 "server CPU % 1 s",
                 "peak % 100 ms",
+                "harness CPU s",
                 "loop lag p99 ms",
                 "lag max ms",
                 "verdict",

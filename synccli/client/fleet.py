@@ -49,20 +49,27 @@ async def run_fleet(
     progress: Callable[[Counters], None] | None = None,
     target_heads: HeadsSource | None = None,
     before_drain: Callable[[], Awaitable[None]] | None = None,
+    started: Callable[[], None] | None = None,
 ) -> FleetResult:
     """Run the fleet through its three phases, recording into ``history``.
 
     ``progress``, if given, is called with the live counters about every 0.5 s.
     ``before_drain``, if given, is awaited once the writers have stopped and before the
-    drain starts: the place to heal faults so that the clients can catch up."""
+    drain starts: the place to heal faults so that the clients can catch up.
+    ``started``, if given, is called once every client has been started (with workers: once
+    every worker process is up), when the run phase begins: the clock of a fault schedule."""
     if config.workers > 1:
-        return await run_workers(config, history, stop, progress, target_heads, before_drain)
+        return await run_workers(
+            config, history, stop, progress, target_heads, before_drain, started
+        )
     fleet = LocalFleet(config, list(range(config.clients)), history)
     LIVE.add(fleet.counters)
     reporter = asyncio.create_task(_report(fleet.counters, progress))
     finished = False
     try:
         fleet.start()
+        if started is not None:
+            started()
         await wait_run_phase(config, stop)
         await fleet.stop_writing()
         if before_drain is not None:

@@ -114,6 +114,11 @@ class SimulatedClient:
         self._ws: ClientConnection | None = None
         self._outbox: list[ClientMessage] = []
         self._wake = asyncio.Event()
+        # The pump's own state (one pump per connection): when its delayed ack is due, the
+        # time it sleeps until (None: until woken) and the timer that wakes it then.
+        self._ack_at: float | None = None
+        self._pump_until: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._closing = asyncio.Event()
         self._writing = False
         self._write_waiters: dict[str, asyncio.Future[bool]] = {}
@@ -192,7 +197,6 @@ class SimulatedClient:
         config = self.config
         delays = Reconnect(config.reconnect(), self.rng)
         tls = client_context(config.url, config.ca_file)
-        url = with_client_id(config.url, self.client_id)
         while not self._closing.is_set():
             self.attempts += 1
             token = config.tokens.token() if config.tokens is not None else config.token
@@ -205,7 +209,8 @@ class SimulatedClient:
                     else config.url
                 )
                 ws = await connect(
-                    url,
+                    # The client id names the actor of this client's writes (no JWT).
+                    with_client_id(url, self.client_id),
                     additional_headers=headers,
                     ssl=tls,
                     compression=None,
@@ -258,39 +263,76 @@ class SimulatedClient:
         try:
             message = parse_frame(frame)
         except ProtocolError as exc:
-            self._record(rec.ErrorReceived(exc.code, f"server sent: {exc.message}"))
+            self._handle(self.session.on_malformed(exc, frame))
+            self._wake.set()
             return
         self._handle(self.session.on_message(message, time.monotonic()))
-        self._wake.set()
+        self._poke()
+
+    def _poke(self) -> None:
+        """Wake the pump only if it has something to do sooner than it planned: most events
+        only extend an ack that is already due, and a wake-up per event per client is a
+        large share of a fleet's CPU."""
+        if self._outbox or (self._ack_at is None and self.session.acks_due()):
+            self._wake.set()
+            return
+        deadline = self.session.next_deadline()
+        if deadline is not None and (self._pump_until is None or deadline < self._pump_until):
+            self._wake.set()
 
     async def _pump(self, ws: ClientConnection) -> None:
         """Send the outbox and the batched acks; run ``tick`` at the session's deadline.
 
         Acks wait up to ``ack_delay`` (like TCP's delayed ack) unless something else is
         being sent anyway: far below the server's ack timeout, and at a high event rate one
-        cumulative ack then covers many events."""
-        ack_at: float | None = None
-        while True:
-            deadlines = [d for d in (self.session.next_deadline(), ack_at) if d is not None]
-            delay = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
+        cumulative ack then covers many events. One timer per client wakes the pump at its
+        next deadline; it is moved only when that deadline changes."""
+        self._ack_at = None
+        self._pump_until = None
+        try:
+            while True:
+                deadlines = [
+                    d for d in (self.session.next_deadline(), self._ack_at) if d is not None
+                ]
+                until = min(deadlines) if deadlines else None
+                if until is None or until > time.monotonic():
+                    self._sleep_until(until)
                     await self._wake.wait()
-            self._wake.clear()
-            now = time.monotonic()
-            self._handle(self.session.tick(now))
-            outgoing = self._outbox
-            self._outbox = []
-            if outgoing or (ack_at is not None and now >= ack_at):
-                outgoing.extend(self.session.flush_acks())
-                ack_at = None
-            elif ack_at is None and self.session.acks_due():
-                ack_at = now + self.config.ack_delay
-            try:
-                for message in outgoing:
-                    await ws.send(dumps(message.to_wire()))
-            except ConnectionClosed:
-                return
+                self._wake.clear()
+                now = time.monotonic()
+                self._handle(self.session.tick(now))
+                outgoing = self._outbox
+                self._outbox = []
+                if outgoing or (self._ack_at is not None and now >= self._ack_at):
+                    outgoing.extend(self.session.flush_acks())
+                    self._ack_at = None
+                elif self._ack_at is None and self.session.acks_due():
+                    self._ack_at = now + self.config.ack_delay
+                try:
+                    for message in outgoing:
+                        await ws.send(dumps(message.to_wire()))
+                except ConnectionClosed:
+                    return
+        finally:
+            self._sleep_until(None)
+            self._ack_at = None
+
+    def _sleep_until(self, until: float | None) -> None:
+        """Have the timer wake the pump at ``until`` (monotonic; None: no timer)."""
+        self._pump_until = until
+        timer = self._timer
+        if timer is not None and until is not None and timer.when() == until:
+            return
+        if timer is not None:
+            timer.cancel()
+        # The loop's clock is time.monotonic, the session's too.
+        self._timer = (
+            None if until is None else asyncio.get_running_loop().call_at(until, self._fire)
+        )
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._wake.set()
 
     async def _pause(self, delay: float) -> None:
         with contextlib.suppress(TimeoutError):

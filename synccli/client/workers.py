@@ -6,8 +6,9 @@ parent merges into the run's history ordered by ``t`` at the end. The parent dri
 phases over a pipe; a worker reports its counters about every 0.25 s.
 
 Parent -> worker: ``("stop_writing",)``, ``("heads", {date: (epoch, seq)} | None)``,
-``("finish",)``. Worker -> parent: ``("stats", counters)``, ``("stopped",)``,
-``("caught_up", bool, known_heads)``, ``("done", seeds, lag_p99_ms, lag_max_ms)``.
+``("finish",)``. Worker -> parent: ``("started",)`` once its clients are started,
+``("stats", counters)``, ``("stopped",)``, ``("caught_up", bool, known_heads)``,
+``("done", seeds, lag_p99_ms, lag_max_ms)``.
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ class _Worker:
 
     async def ask(self, *command: Any) -> tuple[Any, ...]:
         self.conn.send(command)
+        return await self.reply()
+
+    async def reply(self) -> tuple[Any, ...]:
         reply = await self.replies.get()
         if reply[0] == "dead":
             raise InfrastructureError(
@@ -88,6 +92,7 @@ async def run_workers(
     progress: Callable[[Counters], None] | None,
     target_heads: HeadsSource | None,
     before_drain: Callable[[], Awaitable[None]] | None = None,
+    started: Callable[[], None] | None = None,
 ) -> FleetResult:
     """``run_fleet`` with ``config.workers`` processes, merging their parts into ``history``."""
     context = multiprocessing.get_context("spawn")
@@ -114,6 +119,11 @@ async def run_workers(
         worker.reader = asyncio.create_task(worker.read())
     finished = False
     try:
+        # Spawning and importing take seconds on a busy machine: the run phase (and the
+        # fault schedule, through ``started``) begins once every worker's clients have.
+        await asyncio.gather(*(w.reply() for w in workers))
+        if started is not None:
+            started()
         await wait_run_phase(config, stop)
         await asyncio.gather(*(w.ask("stop_writing") for w in workers))
         if before_drain is not None:
@@ -183,6 +193,7 @@ async def _worker(
     history = HistoryWriter(part, t0)
     fleet = LocalFleet(config, indices, history)
     fleet.start()
+    conn.send(("started",))
     reporter = asyncio.create_task(_send_stats(conn, fleet))
     try:
         while True:

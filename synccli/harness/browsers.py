@@ -6,10 +6,18 @@ simulated client of the same index, so the faults hit them alike. A page's clien
 the history records of the Python client (synccli-client.js makes the same ones); the page
 hands them over as they happen (a Playwright binding, ``window.synccliHistory``, one call
 per batch) and they are written to the run's history under the page's client id, so the
-checker treats a browser like any other client. The pages
-only read (the simulated writers write). At the end each page is drained to the database
-heads, records its ``final`` rows and leaves a screenshot ``board-<client>.png`` in the run
-folder.
+checker treats a browser like any other client.
+
+Page ``i`` plays the part of simulated client ``i``: the same proxy group, and it writes
+when that client is a writer (``i % clients < writers``, with a rate). A writing page clicks
+the board's transition buttons, really (Playwright's ``click``, which waits for the button
+to be visible, enabled and hit), at the rate of a simulated writer (``rate / writers``)
+capped at ``MAX_CLICK_RATE``, one write in flight at a time, on a row and an allowed
+transition drawn from its own ``random.Random(page_seed(run seed, i))``. Its client records
+the ``write`` / ``write_result`` / ``rollback`` records as the Python client does; the
+``client`` record carries ``writer``, ``rate`` and ``seed``. At the end each page is drained
+to the database heads, records its ``final`` rows and leaves a screenshot
+``board-<client>.png`` in the run folder.
 
 Playwright drives the machine's Chromium (``executable_path``); nothing is downloaded.
 """
@@ -17,7 +25,10 @@ Playwright drives the machine's Chromium (``executable_path``); nothing is downl
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import importlib.util
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -47,6 +58,27 @@ _AT_HEADS = """(heads) => {
     });
 }"""
 
+# The buttons a writing page may click now: none unless connected, synced and with no
+# write of its own in flight (one at a time, as a simulated writer).
+_CHOICES = """(date) => {
+    const { client } = window.synccliBoard;
+    if (!client.connected || client.status(date) !== "synced" || client.session.pending.size) {
+        return [];
+    }
+    const choices = [];
+    for (const tr of document.querySelectorAll("#rows tr")) {
+        const targets = [...tr.querySelectorAll("button[data-target]:not(:disabled)")]
+            .map((button) => button.dataset.target);
+        if (targets.length) choices.push([tr.dataset.id, targets]);
+    }
+    return choices;
+}"""
+_PENDING = "() => window.synccliBoard.client.session.pending.size"
+#: Clicks per second of one page at most: each is a Playwright round trip and a repaint.
+MAX_CLICK_RATE = 2.0
+#: How long a click may wait for its button (it may re-render under the cursor).
+CLICK_TIMEOUT_S = 2.0
+
 Heads = Callable[[], Awaitable[dict[str, tuple[str, int]] | None]]
 
 
@@ -63,6 +95,12 @@ def client_id(index: int) -> str:
     return f"b{index:03d}"
 
 
+def page_seed(run_seed: int, index: int) -> int:
+    """A 63-bit seed for page ``index``'s choices, from the run seed (stable everywhere)."""
+    digest = hashlib.sha256(f"{run_seed}/{client_id(index)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
 @dataclass(frozen=True, slots=True)
 class BrowserConfig:
     """N pages on the board: page ``i`` reaches the server through ``urls[i % len(urls)]``."""
@@ -76,6 +114,18 @@ class BrowserConfig:
     mint: Callable[[str], str] | None = None
     chromium: str = CHROMIUM
     load_timeout_s: float = 20.0
+    #: The run's simulated clients and writers, and their total write rate: page ``i``
+    #: writes when simulated client ``i % clients`` does.
+    clients: int = 0
+    writers: int = 0
+    rate: float = 0.0
+    seed: int = 0
+
+    def click_rate(self, index: int) -> float:
+        """Clicks per second of page ``index`` (0: it only reads)."""
+        if self.clients == 0 or self.rate <= 0 or index % self.clients >= self.writers:
+            return 0.0
+        return min(MAX_CLICK_RATE, self.rate / self.writers)
 
     def page_url(self, index: int) -> str:
         """The board's URL for page ``index`` (HTTP on the same host and port as its socket)."""
@@ -99,6 +149,8 @@ class BrowserFleet:
         self._playwright: Any = None
         self._browser: Any = None
         self._pages: list[Any] = []
+        self._clickers: list[asyncio.Task[None]] = []
+        self._writing = asyncio.Event()
 
     async def start(self) -> None:
         """Launch Chromium and open every page; raises ``InfrastructureError`` if it cannot."""
@@ -119,7 +171,15 @@ class BrowserFleet:
 
     async def _open(self, index: int) -> None:
         url = self.config.page_url(index)
-        record = ClientCreated(url=url.split("?")[0], dates=list(self.config.dates), browser=True)
+        rate = self.config.click_rate(index)
+        record = ClientCreated(
+            seed=page_seed(self.config.seed, index) if rate else None,
+            url=url.split("?")[0],
+            writer=rate > 0,
+            rate=rate,
+            dates=list(self.config.dates),
+            browser=True,
+        )
         self.history.write(client_id(index), record)
         # With --tls the run's own throwaway CA signed the server's certificate.
         tls = url.startswith("https:")
@@ -148,6 +208,57 @@ class BrowserFleet:
                 record = ErrorReceived(code="bad_record", message=str(exc))
             self.history.write(name, record)
 
+    def start_writing(self) -> None:
+        """Start the clicks of every writing page (the load has begun)."""
+        self._writing.set()
+        for index, page in enumerate(self._pages):
+            rate = self.config.click_rate(index)
+            if rate > 0:
+                rng = random.Random(page_seed(self.config.seed, index))
+                self._clickers.append(asyncio.create_task(self._click_loop(page, rng, rate)))
+
+    async def stop_writing(self, timeout_s: float) -> bool:
+        """Stop clicking, then wait (bounded) until no page has a write in flight, so the
+        drain's heads include every page's writes; whether they all got answered."""
+        self._writing.clear()
+        for task in self._clickers:
+            task.cancel()
+        for task in self._clickers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._clickers.clear()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            pending = [await page.evaluate(_PENDING) for page in self._pages]
+            if not any(pending):
+                return True
+            await asyncio.sleep(0.2)
+        return False
+
+    async def _click_loop(self, page: Any, rng: random.Random, rate: float) -> None:
+        """Click an allowed transition about ``rate`` times a second (never faster; after a
+        stall the next click waits its turn instead of bursting)."""
+        from playwright.async_api import Error
+
+        interval = 1.0 / rate
+        next_at = time.monotonic() + rng.uniform(0, interval)
+        date = self.config.dates[0]
+        while self._writing.is_set():
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            next_at = max(next_at + interval, time.monotonic())
+            try:
+                choices = await page.evaluate(_CHOICES, date)
+                if not choices:
+                    continue
+                appointment_id, targets = rng.choice(sorted(choices))
+                target = rng.choice(targets)
+                button = f'#rows tr[data-id="{appointment_id}"] button[data-target="{target}"]'
+                await page.locator(button).click(timeout=CLICK_TIMEOUT_S * 1000)
+            except Error:
+                # The row changed under the cursor (an event, a rollback): the button is
+                # gone or disabled; the next turn picks again.
+                continue
+
     async def drain(self, heads: Heads, timeout_s: float) -> bool:
         """Wait until every page is synced at the database heads; whether they all got there."""
         deadline = time.monotonic() + timeout_s
@@ -162,6 +273,7 @@ class BrowserFleet:
 
     async def close(self) -> None:
         """Final records and a screenshot per page, then close Chromium; idempotent."""
+        await self.stop_writing(0)
         for index, page in enumerate(self._pages):
             # The last batch is handed over on the page's next turn: let it arrive first.
             await page.evaluate("() => new Promise((done) => setTimeout(done, 0))")

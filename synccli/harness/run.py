@@ -217,7 +217,7 @@ class Simulation:
         from synccli.harness.browsers import BrowserConfig, BrowserFleet
 
         assert self.history is not None
-        tokens = self.tokens
+        tokens, scenario = self.tokens, self.scenario
         config = BrowserConfig(
             self.config.browsers,
             tuple(urls),
@@ -225,6 +225,10 @@ class Simulation:
             self.run_dir,
             self.token,
             mint=None if tokens is None else lambda sub: tokens.for_sub(sub).token(),
+            clients=scenario.clients,
+            writers=scenario.writers,
+            rate=scenario.rate,
+            seed=scenario.seed,
         )
         self.browsers = BrowserFleet(config, self.history)
         stack.push_async_callback(self.browsers.close)
@@ -397,10 +401,14 @@ class Simulation:
 
         api_url = self.config.toxiproxy_url
         if api_url is None:
-            from synccli.faults.proxy import start_in_thread
+            from synccli.faults.proxy import start_in_process
 
-            handle = start_in_thread("127.0.0.1", 0, seed=self.scenario.seed)
-            stack.callback(handle.stop)
+            # Its own process: forwarding for a thousand clients would otherwise share this
+            # process's interpreter with the fault schedule and make the heals late.
+            handle = await asyncio.to_thread(
+                start_in_process, "127.0.0.1", 0, seed=self.scenario.seed
+            )
+            stack.push_async_callback(asyncio.to_thread, handle.stop)
             api_url = handle.url
         proxies = ToxiproxyFaults(api_url, prefix=f"synccli-{self.run_id}")
         await asyncio.to_thread(proxies.check)
@@ -450,15 +458,26 @@ class Simulation:
         progress = ProgressLine(self._status, enabled=config.progress)
         self._say = progress.say if config.progress else self._say
         faults = self.faults
-        # A fault's ``at_s`` counts from the start of the load, which begins now (the
-        # clients start below), not from ``t0``: server and proxy start-up come before it.
+        fault_task: asyncio.Task[None] | None = None
         self._load_t0 = time.monotonic()
-        fault_task = asyncio.create_task(faults.run(self._load_t0))
+
+        def load_started() -> None:
+            # A fault's ``at_s`` counts from the start of the load, once the clients have
+            # started (worker processes take seconds to spawn on a busy machine), not from
+            # ``t0``: server and proxy start-up come before it.
+            nonlocal fault_task
+            self._load_t0 = time.monotonic()
+            fault_task = asyncio.create_task(faults.run(self._load_t0))
+
         ticker = asyncio.create_task(self._tick(progress))
+        browsers = self.browsers
+        if browsers is not None:
+            browsers.start_writing()
 
         async def heal_faults() -> None:
             # Clients drain to the final heads only once every fault is healed.
-            await cancel_quietly(fault_task)
+            if fault_task is not None:
+                await cancel_quietly(fault_task)
             await faults.heal_all()
 
         def enter(phase: str) -> None:
@@ -469,6 +488,9 @@ class Simulation:
         async def heal_then_drain() -> None:
             enter("heal")
             await heal_faults()
+            if browsers is not None:
+                # The pages' last writes are answered before the heads are taken.
+                await browsers.stop_writing(scenario.drain_timeout_s)
             enter("drain")
 
         try:
@@ -479,10 +501,11 @@ class Simulation:
                 progress=self._counters.update,
                 target_heads=self._target_heads,
                 before_drain=heal_then_drain,
+                started=load_started,
             )
-            if self.browsers is not None:
-                await self.browsers.drain(self._target_heads, scenario.drain_timeout_s)
-                await self.browsers.close()
+            if browsers is not None:
+                await browsers.drain(self._target_heads, scenario.drain_timeout_s)
+                await browsers.close()
         finally:
             await heal_faults()
             await cancel_quietly(ticker)

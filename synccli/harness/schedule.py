@@ -71,7 +71,20 @@ class FaultRunner:
             runner = RUNNERS.get(spec.kind)
             if runner is None:
                 raise FaultError(f"unknown fault kind {spec.kind!r}")
-            heal = await runner(FaultCall(spec, groups, self.targets, self.history, self.seed))
+            applying = asyncio.ensure_future(
+                runner(FaultCall(spec, groups, self.targets, self.history, self.seed))
+            )
+            try:
+                heal = await asyncio.shield(applying)
+            except asyncio.CancelledError:
+                # The run ends while the fault is being applied (a slow apply on a busy
+                # machine): it takes effect anyway, so wait for it and heal it at once
+                # rather than leave the clients behind it cut off through the drain.
+                heal = await applying
+                self._heals[name] = heal
+                self.active[name] = spec
+                await self._heal(name)
+                raise
         except SynccliError as exc:
             self.failed += 1
             self.history.write(
@@ -81,7 +94,10 @@ class FaultRunner:
         self._heals[name] = heal
         self.active[name] = spec
         try:
-            await asyncio.sleep(spec.for_s)
+            # The heal is due at its scheduled time, however long the apply took (a fault
+            # over a thousand connections can take seconds): its ``end`` record says when
+            # it actually happened.
+            await asyncio.sleep(max(0.0, t0 + spec.at_s + spec.for_s - time.monotonic()))
         finally:
             await self._heal(name)
 

@@ -10,13 +10,20 @@ Writes are optimistic: ``begin_write`` shows the new state at once (processing),
 answer is re-sent with the SAME ``requestId`` after ``write_timeout`` and after every
 reconnect (the server's idempotency record makes that safe), at most ``max_write_attempts``
 times; then it is given up (``write_result`` with code ``timeout``).
+
+A frame that does not follow the protocol (``on_malformed``) is reported and never raises;
+what it carried is lost, so the dates it may have carried resync from a snapshot
+(``malformed_dates``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Final
 
+from synccli.errors import ProtocolError
 from synccli.history import records as rec
 from synccli.protocol.bugs import ChannelPolicy
 from synccli.protocol.channel import ChannelState, Effects
@@ -125,6 +132,15 @@ class ClientSession:
             effects = self._on_result(msg, now)
         else:
             effects = self._on_error(msg)
+        self._count(effects.records)
+        return effects
+
+    def on_malformed(self, error: ProtocolError, frame: str | bytes) -> Effects:
+        """A frame the client could not parse: an ``error`` record, then a resync
+        (reason ``malformed_frame``) of every date it may have carried."""
+        effects = Effects(records=[rec.ErrorReceived(error.code, f"server sent: {error.message}")])
+        for date in malformed_dates(frame, self.channels):
+            self.channels[date].resync(MALFORMED, effects)
         self._count(effects.records)
         return effects
 
@@ -263,3 +279,29 @@ class ClientSession:
 
 
 ChannelCall = Callable[[ChannelState], Effects]
+
+MALFORMED: Final = "malformed_frame"
+# Frames that carry no channel state: a lost ``result`` is recovered by re-sending the
+# write with its request id, a lost ``error`` needs nothing.
+DATELESS_TYPES: Final = frozenset({"result", "error"})
+
+
+def malformed_dates(frame: str | bytes, subscribed: Iterable[str]) -> list[str]:
+    """The subscribed dates a malformed frame may have carried: those it names (``date``,
+    or a heartbeat's ``positions``), none for a ``result`` or ``error``, else every one
+    (an unreadable frame could have been about any)."""
+    dates = list(subscribed)
+    try:
+        data = json.loads(frame)
+    except (ValueError, RecursionError):
+        return dates
+    if not isinstance(data, dict):
+        return dates
+    kind = data.get("type")
+    if isinstance(kind, str) and kind in DATELESS_TYPES:
+        return []
+    named = {data["date"]} if isinstance(data.get("date"), str) else set()
+    positions = data.get("positions")
+    if isinstance(positions, dict):
+        named.update(positions)
+    return [date for date in dates if date in named] or dates

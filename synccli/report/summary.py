@@ -111,6 +111,8 @@ class Summary(Counters):
     history_truncated: bool
     truth_source: str
     browser_clients: int = 0
+    #: Browser pages that clicked the board's buttons (synccli.harness.browsers).
+    browser_writers: int = 0
     #: Which node each client was on (``report.nodes``); None: no client recorded a node.
     nodes: dict[str, Any] | None = None
     #: What the HTML report's timeline draws; not part of ``summary.json``.
@@ -262,6 +264,11 @@ def summarize(
         "truth_source": truth.source,
         "browser_clients": sum(
             1 for e in records if isinstance(e.record, ClientCreated) and e.record.browser
+        ),
+        "browser_writers": sum(
+            1
+            for e in records
+            if isinstance(e.record, ClientCreated) and e.record.browser and e.record.writer
         ),
         "nodes": node_view(records, start.w if start else 0.0).summary(),
     }

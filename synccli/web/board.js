@@ -37,14 +37,19 @@ function shiftDate(date, days) {
   return new Date(Date.UTC(y, m - 1, d + days)).toISOString().slice(0, 10);
 }
 
+// One formatter for every row: toLocaleTimeString builds a new one per call, the costliest
+// step of drawing a row.
+const TIME = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
+
 function clock(iso) {
   if (typeof iso !== "string") return "—";
   const moment = new Date(iso);
-  return Number.isNaN(moment.getTime()) ? "—" : moment.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return Number.isNaN(moment.getTime()) ? "—" : TIME.format(moment);
 }
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
+  if (tag === "td") node.setAttribute("role", "cell");
   if (className) node.className = className;
   if (text !== undefined) node.textContent = String(text);
   return node;
@@ -91,10 +96,10 @@ function write(appointmentId, state) {
     if (result.ok) return;
     const why = ERRORS[result.code] ?? result.code ?? "refused";
     failed.set(appointmentId, { state, message: `Not saved: ${why}.` });
-    schedule();
+    schedule({ date, ids: [appointmentId] });
     setTimeout(() => {
       if (failed.get(appointmentId)?.state === state) failed.delete(appointmentId);
-      schedule();
+      schedule({ date, ids: [appointmentId] });
     }, ERROR_SHOWN_MS);
   });
 }
@@ -137,23 +142,34 @@ function renderRow(tr, { row, state, pending }) {
   if (hadFocus) (box.querySelector("button:not(:disabled)") ?? tr).focus();
 }
 
+// New rows made per turn: the first render of a busy day is a few short tasks, not one
+// long one that freezes the page.
+const NEW_ROWS_PER_TURN = 50;
+
 function render() {
   const body = document.getElementById("rows");
   const view = client.rows(date);
   const seen = new Set();
-  view.forEach((item, index) => {
+  let created = 0;
+  for (const [index, item] of view.entries()) {
     const id = item.row.appointmentId;
     seen.add(id);
     let tr = rowsById.get(id);
     if (tr === undefined) {
+      if (created === NEW_ROWS_PER_TURN) {
+        schedule({ date, ids: null }); // the rest on the next turn
+        return;
+      }
+      created += 1;
       tr = document.createElement("tr");
+      tr.setAttribute("role", "row");
       tr.dataset.id = id;
       tr.tabIndex = -1;
       rowsById.set(id, tr);
     }
     renderRow(tr, item);
     if (body.children[index] !== tr) body.insertBefore(tr, body.children[index] ?? null);
-  });
+  }
   for (const [id, tr] of rowsById) {
     if (!seen.has(id)) {
       tr.remove();
@@ -163,14 +179,40 @@ function render() {
   document.getElementById("empty").hidden = view.length > 0 || client.position(date) === null;
 }
 
+// What to draw on the next turn: every row (a snapshot, a new row), or only those whose
+// view changed. An event repaints one row, not the whole day: a busy day of 1,000
+// appointments stays cheap to keep up with.
 let scheduled = false;
-function schedule() {
+let everything = true;
+const dirty = new Set();
+function schedule({ date: changed, ids }) {
+  if (changed !== date) return;
+  if (ids === null) everything = true;
+  else for (const id of ids) dirty.add(id);
   if (scheduled) return;
   scheduled = true;
-  setTimeout(() => {
-    scheduled = false;
+  setTimeout(flush, 0);
+}
+
+function flush() {
+  scheduled = false;
+  const ids = everything ? null : [...dirty];
+  everything = false;
+  dirty.clear();
+  if (ids === null) {
     render();
-  }, 0);
+    return;
+  }
+  for (const id of ids) {
+    const item = client.view(date, id);
+    if (item === null) continue;
+    const tr = rowsById.get(id);
+    if (tr === undefined) {
+      render(); // a row the table does not have yet: it goes in its place
+      return;
+    }
+    renderRow(tr, item);
+  }
 }
 
 function showStatus() {

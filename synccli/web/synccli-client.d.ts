@@ -73,6 +73,8 @@ export declare class ProtocolError extends Error {
 
 export declare function parseRow(data: unknown): Row;
 export declare function parseServerMessage(text: string): ServerMessage;
+/** The subscribed dates a malformed frame may have carried (all of them if it names none). */
+export declare function malformedDates(text: string, subscribed: Iterable<string>): string[];
 
 export declare class Effects {
   send: ClientMessage[];
@@ -112,6 +114,8 @@ export declare class ClientSession {
   onConnected(now: number): Effects;
   onDisconnected(): void;
   onFrame(text: string, now: number): Effects;
+  /** A frame that could not be parsed: an `error` record, then a resync of its date(s). */
+  onMalformed(error: ProtocolError, text: string): Effects;
   onMessage(message: ServerMessage, now: number): Effects;
   flushAcks(): ClientMessage[];
   acksDue(): boolean;
@@ -125,6 +129,9 @@ export interface Timers {
   clearTimeout(handle: unknown): void;
 }
 
+/** `url` with `client=<clientId>` (the actor of this client's writes) and `token=`. */
+export declare function socketUrl(url: string, clientId: string, token?: string | null): string;
+
 export interface StorageLike {
   getItem(key: string): string | null;
   setItem(key: string, value: string): void;
@@ -136,6 +143,8 @@ export interface SyncClientOptions extends Omit<SessionOptions, "clientId"> {
   token?: string | null;
   clientId?: string;
   ackDelay?: number;
+  /** Seconds between two saves of the positions and rows to storage (default 1). */
+  saveDelay?: number;
   backoffInitial?: number;
   backoffMax?: number;
   healthyAfter?: number;
@@ -162,7 +171,8 @@ export interface WriteOutcome {
 
 export interface SyncClientEvents {
   status: { date: string; status: SyncStatus; position: Position | null };
-  rows: { date: string };
+  /** `ids`: the appointments whose view may have changed; null: any (a snapshot). */
+  rows: { date: string; ids: string[] | null };
   connection: { state: "connecting" | "open" | "closed"; attempt: number; delay: number };
   record: HistoryRecord;
   write: HistoryRecord;
@@ -180,6 +190,8 @@ export declare class SyncClient {
   status(date: string): SyncStatus;
   position(date: string): Position | null;
   rows(date: string): ViewRow[];
+  /** One row as the user sees it, or null when `date` does not hold it. */
+  view(date: string, appointmentId: string): ViewRow | null;
   write(appointmentId: string, state: string, options?: { expectedVersion?: number | null; requestId?: string | null }): Promise<WriteOutcome>;
   finalRecords(): HistoryRecord[];
 }

@@ -16,8 +16,8 @@
 // buffered and ONE request_missed_events is sent, re-sent only after gapTimeout, and after
 // maxMissedRequests from one position the channel resyncs; another epoch, or
 // resync_required, resubscribes without `since` (a fresh snapshot). A malformed server
-// frame is reported (an `error` record) and never throws; what it carried is recovered by
-// the rules above (the next event or heartbeat shows the gap).
+// frame is reported (an `error` record) and never throws; what it carried is lost, so the
+// dates it may have carried resync from a snapshot (malformedDates).
 
 export const SYNCED = "synced";
 export const SYNCING = "syncing";
@@ -558,6 +558,32 @@ export class ChannelState {
 
 // ---------------------------------------------------------------------------- session
 
+const MALFORMED = "malformed_frame";
+// Frames that carry no channel state: a lost `result` is recovered by re-sending the
+// write with its request id, a lost `error` needs nothing.
+const DATELESS_TYPES = new Set(["result", "error"]);
+
+/**
+ * The subscribed dates a malformed frame may have carried: those it names (`date`, or a
+ * heartbeat's `positions`), none for a `result` or `error`, else every one (an unreadable
+ * frame could have been about any).
+ */
+export function malformedDates(text, subscribed) {
+  const dates = [...subscribed];
+  let data;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    return dates;
+  }
+  if (!isObject(data)) return dates;
+  if (typeof data.type === "string" && DATELESS_TYPES.has(data.type)) return [];
+  const named = new Set(typeof data.date === "string" ? [data.date] : []);
+  if (isObject(data.positions)) for (const date of Object.keys(data.positions)) named.add(date);
+  const ours = dates.filter((date) => named.has(date));
+  return ours.length ? ours : dates;
+}
+
 /** The sans-I/O client: channels, acks, optimistic writes (synccli/protocol/session.py). */
 export class ClientSession {
   constructor({ clientId, dates, gapTimeout = 2.0, writeTimeout = 5.0, maxWriteAttempts = 5 }) {
@@ -589,10 +615,20 @@ export class ClientSession {
       message = parseServerMessage(text);
     } catch (exc) {
       if (!(exc instanceof ProtocolError)) throw exc;
-      const record = { k: "error", code: exc.code, message: `server sent: ${exc.message}`, ref: null };
-      return new Effects([], [record]);
+      return this.onMalformed(exc, text);
     }
     return this.onMessage(message, now);
+  }
+
+  /** A frame that could not be parsed: an `error` record, then a resync (reason
+   *  `malformed_frame`) of every date it may have carried (malformedDates). */
+  onMalformed(error, text) {
+    const record = { k: "error", code: error.code, message: `server sent: ${error.message}`, ref: null };
+    const effects = new Effects([], [record]);
+    for (const date of malformedDates(text, this.channels.keys())) {
+      this.channels.get(date)._resync(MALFORMED, effects);
+    }
+    return effects;
   }
 
   /** Apply one parsed server message (from parseServerMessage). */
@@ -741,6 +777,17 @@ function randomId() {
   return `b-${[...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
+/**
+ * The socket URL with `client=<id>` (the server records it as the actor of this page's
+ * writes when no signed token names the user; synccli/protocol/client_id.py) and `token=`.
+ */
+export function socketUrl(url, clientId, token = null) {
+  const params = [["client", clientId]];
+  if (token !== null) params.push(["token", token]);
+  const query = params.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join("&");
+  return `${url}${url.includes("?") ? "&" : "?"}${query}`;
+}
+
 const defaultTimers = {
   setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
   clearTimeout: (handle) => globalThis.clearTimeout(handle),
@@ -770,6 +817,7 @@ export class SyncClient {
     writeTimeout = 5.0,
     maxWriteAttempts = 5,
     ackDelay = 0.05,
+    saveDelay = 1.0,
     backoffInitial = 0.25,
     backoffMax = 5.0,
     healthyAfter = 1.0,
@@ -781,10 +829,11 @@ export class SyncClient {
     random = Math.random,
     window: win = globalThis.window ?? null,
   }) {
-    this.url = token === null ? url : `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`;
+    this.url = socketUrl(url, clientId, token);
     this.clientId = clientId;
     this.session = new ClientSession({ clientId, dates, gapTimeout, writeTimeout, maxWriteAttempts });
     this.ackDelay = ackDelay;
+    this.saveDelay = saveDelay;
     this.backoffInitial = backoffInitial;
     this.backoffMax = backoffMax;
     this.healthyAfter = healthyAfter;
@@ -809,6 +858,7 @@ export class SyncClient {
     this._writes = 0;
     this._outbox = [];
     this._waiters = new Map();
+    this._writeTargets = new Map(); // requestId -> appointmentId, until its result
     this._statuses = new Map();
     this._delays = this._newBackoff();
     this._onOnline = () => this._reconnectNow();
@@ -833,7 +883,7 @@ export class SyncClient {
   close() {
     this._closing = true;
     this.window?.removeEventListener?.("online", this._onOnline);
-    for (const name of ["_reconnectTimer", "_tickTimer", "_ackTimer"]) this._clear(name);
+    for (const name of ["_reconnectTimer", "_tickTimer", "_ackTimer", "_saveTimer"]) this._clear(name);
     this._save();
     if (this._ws !== null) this._ws.close(1000, "client closing");
   }
@@ -858,11 +908,15 @@ export class SyncClient {
   rows(date) {
     const channel = this.session.channels.get(date);
     if (channel === undefined) return [];
-    return [...channel.rows.keys()].sort().map((id) => ({
-      row: channel.rows.get(id),
-      state: channel.viewState(id),
-      pending: channel.optimistic.has(id),
-    }));
+    return [...channel.rows.keys()].sort().map((id) => this.view(date, id));
+  }
+
+  /** One row of `date` as the user sees it (`{row, state, pending}`), or null. */
+  view(date, appointmentId) {
+    const channel = this.session.channels.get(date);
+    const row = channel?.rows.get(appointmentId);
+    if (row === undefined) return null;
+    return { row, state: channel.viewState(appointmentId), pending: channel.optimistic.has(appointmentId) };
   }
 
   /** Write a state change optimistically; resolves with {ok, code, seq} once answered. */
@@ -871,8 +925,10 @@ export class SyncClient {
     const id = requestId ?? `${this.clientId}-${this._writes}`;
     const effects = this.session.beginWrite(appointmentId, state, id, this.now(), expectedVersion);
     const done = new Promise((resolve) => this._waiters.set(id, resolve));
+    this._writeTargets.set(id, appointmentId);
     this._handle(effects);
-    this._emitRows();
+    // Offline nothing is sent or recorded yet, but the optimistic state shows at once.
+    if (effects.records.length === 0) this._emitRows([appointmentId]);
     this._pump();
     return done;
   }
@@ -958,11 +1014,13 @@ export class SyncClient {
   // ------------------------------------------------------------------ effects and timers
 
   _handle(effects) {
+    // Before the records: a write's result forgets which appointment it was for.
+    const changed = this._changedRows(effects.records);
     for (const record of effects.records) this._record(record);
     if (this._open) for (const message of effects.send) this._outbox.push(message);
     this._emitStatuses();
     if (effects.records.length) {
-      this._emitRows();
+      this._emitRows(changed);
       this._scheduleSave();
     }
   }
@@ -1016,6 +1074,7 @@ export class SyncClient {
     if (record.k === "write_result") {
       const pending = this._waiters.get(record.requestId);
       this._waiters.delete(record.requestId);
+      this._writeTargets.delete(record.requestId);
       this._emit("write", record);
       pending?.({ ok: record.ok, code: record.code, seq: record.seq });
     } else if (record.k === "write") {
@@ -1045,8 +1104,21 @@ export class SyncClient {
     }
   }
 
-  _emitRows() {
-    for (const date of this.session.channels.keys()) this._emit("rows", { date });
+  /** The appointments `records` may have changed the view of, or null: any (a snapshot). */
+  _changedRows(records) {
+    const ids = new Set();
+    for (const record of records) {
+      if (record.k === "subscribed" || record.k === "snapshot" || record.k === "resync") return null;
+      const id = record.appointmentId ?? this._writeTargets.get(record.requestId);
+      if (id !== undefined) ids.add(id);
+    }
+    return [...ids];
+  }
+
+  /** `rows` {date, ids}: `ids` the appointments whose view may have changed (null: any). */
+  _emitRows(ids = null) {
+    if (ids !== null && ids.length === 0) return;
+    for (const date of this.session.channels.keys()) this._emit("rows", { date, ids });
   }
 
   // ------------------------------------------------------------------ storage
@@ -1069,12 +1141,15 @@ export class SyncClient {
     }
   }
 
+  /** At most one save per `saveDelay`: a date's entry holds all its rows, and writing it
+   *  for every event of a busy day would cost more than the event. A reload (`pagehide`
+   *  saves) or a crash between two saves resumes from the older pair, which is consistent. */
   _scheduleSave() {
     if (this.storage === null || this._saveTimer !== null) return;
     this._saveTimer = this.timers.setTimeout(() => {
       this._saveTimer = null;
       this._save();
-    }, 0);
+    }, this.saveDelay * 1000);
   }
 
   /** Position and rows together in one entry, so a reload resumes from a consistent pair. */

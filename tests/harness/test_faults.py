@@ -12,6 +12,7 @@ from synccli.harness.scenario import FaultSpec, ServerOptions
 from synccli.harness.schedule import FaultRunner, FaultTargets
 from synccli.harness.server_process import parse_prometheus
 from synccli.history import Record, Resync
+from tests.conftest import seconds
 
 
 class Recorder:
@@ -206,3 +207,49 @@ def test_a_kind_without_a_runner_is_recorded_as_an_error() -> None:
     _run(runner)
     assert runner.failed == 1
     assert history.records[-1]["error"] == "unknown fault kind 'gremlins'"
+
+
+class SlowProxies(FakeProxies):
+    """Disabling takes ``apply_s`` (as over a thousand connections); times every call."""
+
+    def __init__(self, apply_s: float) -> None:
+        super().__init__()
+        self.apply_s = apply_s
+        self.at: list[tuple[bool, float]] = []
+
+    def set_enabled(self, groups: list[int], enabled: bool) -> None:
+        if not enabled:
+            time.sleep(self.apply_s)
+        self.at.append((enabled, time.monotonic()))
+        super().set_enabled(groups, enabled)
+
+
+def test_the_heal_is_due_at_its_scheduled_time_however_long_the_apply_took() -> None:
+    apply_s, at_s, for_s = seconds(0.6), seconds(0.2), seconds(1.0)
+    proxies, history = SlowProxies(apply_s), Recorder()
+    spec = FaultSpec(at_s=at_s, for_s=for_s, kind="down", name="outage")
+    t0 = time.monotonic()
+    asyncio.run(FaultRunner((spec,), FaultTargets(proxies=proxies, groups=1), history, 1).run(t0))
+    (_, disabled_at), (enabled, healed_at) = proxies.at
+    assert enabled and disabled_at - t0 >= at_s + apply_s
+    # Counting ``for_s`` from the end of the apply would heal ``apply_s`` late.
+    assert at_s + for_s <= healed_at - t0 < at_s + for_s + apply_s / 2
+    assert [r["phase"] for r in history.records] == ["start", "end"]
+
+
+def test_a_run_ending_while_a_fault_is_applied_still_heals_it() -> None:
+    proxies, history = SlowProxies(seconds(0.5)), Recorder()
+    spec = FaultSpec(at_s=0, for_s=30, kind="down", name="outage")
+    runner = FaultRunner((spec,), FaultTargets(proxies=proxies, groups=1), history, seed=1)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(runner.run(time.monotonic()))
+        while not history.records:  # the start record: the apply is in flight
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await runner.heal_all()
+
+    asyncio.run(scenario())
+    assert proxies.calls == [("enabled", (0,), False), ("enabled", (0,), True)]
+    assert [r["phase"] for r in history.records] == ["start", "end"]

@@ -132,7 +132,8 @@ test("subscribes on open, and one cumulative ack covers a burst", () => {
   client.on("status", (s) => statuses.push(`${s.status}:${s.position?.seq}`));
   client.start();
   const ws = sockets[0];
-  assert.equal(ws.url, "ws://127.0.0.1:1/ws?token=s%20e%2Fcret");
+  // The client id names the actor of this page's writes (the server's `?client=`).
+  assert.equal(ws.url, "ws://127.0.0.1:1/ws?client=b&token=s%20e%2Fcret");
   ws.open();
   assert.deepEqual(ws.sent, [{ type: "subscribe", date: D }]);
   ws.receive({ type: "subscribed", date: D, epoch: E, sequenceNum: 0, recovered: false, snapshot: [row(1), row(2)] });
@@ -145,15 +146,22 @@ test("subscribes on open, and one cumulative ack covers a burst", () => {
   assert.deepEqual(client.position(D), { epoch: E, seq: 3 });
 });
 
-test("a malformed frame is reported, never thrown", () => {
+test("a malformed frame is reported, then resynced, never thrown", () => {
   const { sockets, client } = setup();
   const records = [];
   client.on("record", (r) => records.push(r));
   client.start();
-  sockets[0].open();
-  assert.doesNotThrow(() => sockets[0].receive("{oops"));
-  assert.equal(records.at(-1).k, "error");
-  assert.equal(records.at(-1).code, "bad_json");
+  const ws = sockets[0];
+  ws.open();
+  ws.receive({ type: "subscribed", date: D, epoch: E, sequenceNum: 2, recovered: false, snapshot: [row(1)] });
+  const before = ws.sent.length;
+  assert.doesNotThrow(() => ws.receive("{oops"));
+  assert.deepEqual(records.slice(-2).map((r) => [r.k, r.code ?? r.reason]), [["error", "bad_json"], ["resync", "malformed_frame"]]);
+  assert.deepEqual(ws.sent.slice(before), [{ type: "subscribe", date: D }], "a fresh snapshot, no since");
+  assert.equal(client.status(D), "out_of_sync");
+  ws.receive({ type: "subscribed", date: D, epoch: E, sequenceNum: 3, recovered: false, snapshot: [row(1, "Present", 2)] });
+  assert.equal(client.status(D), "synced");
+  assert.deepEqual(client.position(D), { epoch: E, seq: 3 });
 });
 
 test("reconnects with backoff, faster on `online`, resumes with since and re-sends the write", async () => {
@@ -208,15 +216,23 @@ test("a reload resumes from the stored position and rows", () => {
   first.sockets[0].open();
   first.sockets[0].receive({ type: "subscribed", date: D, epoch: E, sequenceNum: 0, recovered: false, snapshot: [row(1), row(2)] });
   first.sockets[0].receive(ev(1, 2, "Cancelled"));
-  first.clock.advance(0.01); // the save runs on the next turn
+  const saves = [];
+  const setItem = first.storage.setItem.bind(first.storage);
+  first.storage.setItem = (key, value) => saves.push(JSON.parse(value).seq) && setItem(key, value);
+  first.sockets[0].receive(ev(2, 1, "Present"));
+  first.clock.advance(0.99);
+  assert.deepEqual(saves, [], "saves wait saveDelay (1 s)");
+  first.clock.advance(0.01);
+  assert.deepEqual(saves, [2], "one save covers both events");
+  first.storage.setItem = setItem;
   const reloaded = setup({ storage: first.storage });
-  assert.deepEqual(reloaded.client.position(D), { epoch: E, seq: 1 });
+  assert.deepEqual(reloaded.client.position(D), { epoch: E, seq: 2 });
   assert.equal(reloaded.client.rows(D)[1].state, "Cancelled");
   reloaded.client.start();
   reloaded.sockets[0].open();
-  assert.deepEqual(reloaded.sockets[0].sent, [{ type: "subscribe", date: D, since: { epoch: E, sequenceNum: 1 } }]);
-  reloaded.sockets[0].receive({ type: "subscribed", date: D, epoch: E, sequenceNum: 2, recovered: true, events: [{ ...ev(2, 1, "Present"), replay: true }] });
-  assert.deepEqual(reloaded.client.position(D), { epoch: E, seq: 2 });
+  assert.deepEqual(reloaded.sockets[0].sent, [{ type: "subscribe", date: D, since: { epoch: E, sequenceNum: 2 } }]);
+  reloaded.sockets[0].receive({ type: "subscribed", date: D, epoch: E, sequenceNum: 3, recovered: true, events: [{ ...ev(3, 1, "Seated"), replay: true }] });
+  assert.deepEqual(reloaded.client.position(D), { epoch: E, seq: 3 });
   assert.equal(reloaded.client.status(D), "synced");
 });
 
@@ -255,4 +271,22 @@ test("close() stops for good: no reconnect, the position is saved", () => {
   clock.advance(60);
   assert.equal(sockets.length, 1);
   assert.deepEqual(JSON.parse(storage.getItem(`synccli:v1:${D}`)), { epoch: E, seq: 7, rows: [] });
+});
+
+test("`rows` names the appointments whose view changed, null for a snapshot", async () => {
+  const { sockets, client } = setup();
+  const changes = [];
+  client.on("rows", ({ ids }) => changes.push(ids));
+  client.start();
+  const ws = sockets[0];
+  ws.open();
+  ws.receive({ type: "subscribed", date: D, epoch: E, sequenceNum: 0, recovered: false, snapshot: [row(1), row(2)] });
+  ws.receive(ev(1, 2, "Present"));
+  const outcome = client.write(`${D}-1`, "NoShow");
+  ws.receive({ type: "result", requestId: "b-1", ok: true, appointment: row(1, "NoShow", 2), sequenceNum: 2 });
+  await outcome;
+  ws.receive(ev(1, 2, "Present")); // a duplicate changes nothing: no `rows`
+  assert.deepEqual(changes, [null, [`${D}-2`], [`${D}-1`], [`${D}-1`]]);
+  assert.deepEqual(client.view(D, `${D}-1`), { row: row(1), state: "NoShow", pending: true });
+  assert.equal(client.view(D, `${D}-9`), null);
 });

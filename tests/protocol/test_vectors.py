@@ -2,7 +2,8 @@
 
 The same files drive the JS client (tests/js/vectors.test.mjs), so the two cannot drift.
 A raw ``frame`` goes through ``parse_server_message`` as the simulated client's adapter
-does: a malformed one becomes an ``error`` record, never an exception.
+does: a malformed one goes to ``on_malformed`` (an ``error`` record and a resync), never
+an exception.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any
 import pytest
 
 from synccli.errors import ProtocolError
-from synccli.history import ErrorReceived
 from synccli.protocol.channel import Effects
 from synccli.protocol.messages import parse_server_message
 from synccli.protocol.session import ClientSession, SessionConfig
@@ -45,8 +45,8 @@ def run_step(session: ClientSession, step: dict[str, Any]) -> Effects:
     try:
         message = parse_server_message(frame)
     except ProtocolError as exc:
-        # As the simulated client's adapter records it (client/simulated.py).
-        return Effects(records=[ErrorReceived(exc.code, f"server sent: {exc.message}")])
+        # As the simulated client's adapter hands it over (client/simulated.py).
+        return session.on_malformed(exc, frame)
     return session.on_message(message, now)
 
 

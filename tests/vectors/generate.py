@@ -610,76 +610,132 @@ VECTORS: dict[str, Msg] = {
             },
         ],
     ),
-    "malformed_frame_reported": vector(
-        "A malformed server frame is reported (an `error` record) and never throws; the event "
-        "it lost shows as a gap, and a gap no replay fills ends in a resync.",
+    "malformed_frame_resyncs": vector(
+        "A malformed server frame is reported (an `error` record) and never throws; what it "
+        "carried is lost, so the dates it names resync from a snapshot (every date when it "
+        "names none); a `result` or `error` frame carries no channel state and resyncs none.",
         [
-            *START,
             {
-                "at": 1,
-                "frame": "{not json",
-                "expect": {"records": [{"k": "error", "code": "bad_json"}]},
+                "at": 0,
+                "connect": True,
+                "expect": {"send": [subscribe(), subscribe(date=D2)]},
+            },
+            {"at": 0, "receive": snap(0, ROWS), "expect": {"records": [{"k": "subscribed"}]}},
+            {
+                "at": 0,
+                "receive": snap(0, [row(1, date=D2)], date=D2),
+                "expect": {"status": {D: "synced", D2: "synced"}},
             },
             {
                 "at": 1,
+                "frame": "{not json",
+                "expect": {
+                    "send": [subscribe(), subscribe(date=D2)],
+                    "records": [
+                        {"k": "error", "code": "bad_json"},
+                        {"k": "resync", "date": D, "reason": "malformed_frame"},
+                        {"k": "resync", "date": D2, "reason": "malformed_frame"},
+                    ],
+                    "status": {D: "out_of_sync", D2: "out_of_sync"},
+                },
+            },
+            {"at": 1.1, "receive": snap(0, ROWS), "expect": {"status": {D: "synced"}}},
+            {
+                "at": 1.1,
+                "receive": snap(0, [row(1, date=D2)], date=D2),
+                "expect": {"status": {D2: "synced"}},
+            },
+            {
+                "at": 2,
                 "frame": json.dumps({k: v for k, v in ev(1, 1).items() if k != "appointment"}),
                 "expect": {
-                    "records": [{"k": "error", "code": "bad_message"}],
+                    "send": [subscribe()],
+                    "records": [
+                        {"k": "error", "code": "bad_message"},
+                        {"k": "resync", "date": D, "reason": "malformed_frame"},
+                    ],
+                    "status": {D: "out_of_sync", D2: "synced"},
                     "position": {D: [E, 0]},
                 },
             },
             {
-                "at": 1,
-                "frame": '{"type":"surprise"}',
-                "expect": {"records": [{"k": "error", "code": "unknown_type"}]},
+                "at": 2.1,
+                "receive": snap(1, [row(1, "Present", 2), row(2), row(3)]),
+                "expect": {
+                    "records": [{"k": "subscribed", "recovered": False}],
+                    "status": {D: "synced"},
+                    "position": {D: [E, 1]},
+                    "rows": {aid(1): [2, "Present"]},
+                },
             },
             {
-                "at": 1,
+                "at": 3,
+                "frame": json.dumps(
+                    {"type": "heartbeat", "positions": {D2: {"epoch": "", "sequenceNum": 0}}}
+                ),
+                "expect": {
+                    "send": [subscribe(date=D2)],
+                    "records": [
+                        {"k": "error", "code": "bad_message"},
+                        {"k": "resync", "date": D2, "reason": "malformed_frame"},
+                    ],
+                    "status": {D: "synced", D2: "out_of_sync"},
+                },
+            },
+            {
+                "at": 3.1,
+                "receive": snap(0, [row(1, date=D2)], date=D2),
+                "expect": {"status": {D2: "synced"}},
+            },
+            {
+                "at": 4,
+                "frame": json.dumps({"type": "result", "requestId": "t-1", "ok": True}),
+                "expect": {
+                    "records": [{"k": "error", "code": "bad_message"}],
+                    "status": {D: "synced", D2: "synced"},
+                },
+            },
+            {
+                "at": 4,
+                "frame": '{"type":"surprise","date":"2026-12-01"}',
+                "expect": {
+                    "send": [subscribe(), subscribe(date=D2)],
+                    "records": [
+                        {"k": "error", "code": "unknown_type"},
+                        {"k": "resync", "date": D, "reason": "malformed_frame"},
+                        {"k": "resync", "date": D2, "reason": "malformed_frame"},
+                    ],
+                },
+            },
+            {
+                "at": 4.1,
+                "receive": snap(1, [row(1, "Present", 2), row(2), row(3)]),
+                "expect": {"status": {D: "synced"}},
+            },
+            {
+                "at": 4.1,
+                "receive": snap(0, [row(1, date=D2)], date=D2),
+                "expect": {"status": {D2: "synced"}},
+            },
+            {
+                "at": 5,
                 "frame": "[1,2]",
-                "expect": {"records": [{"k": "error", "code": "bad_message"}]},
-            },
-            {
-                "at": 1,
-                "frame": json.dumps({**ev(1, 1), "sequenceNum": "1"}),
                 "expect": {
-                    "records": [{"k": "error", "code": "bad_message"}],
-                    "status": {D: "synced"},
+                    "send": [subscribe(), subscribe(date=D2)],
+                    "records": [
+                        {"k": "error", "code": "bad_message"},
+                        {"k": "resync", "date": D},
+                        {"k": "resync", "date": D2},
+                    ],
                 },
             },
             {
-                "at": 1.1,
-                "receive": ev(2, 2),
-                "expect": {"send": [rme(0)], "records": [{"k": "gap", "have": 0, "got": 2}]},
-            },
-            {
-                "at": 1.2,
-                "frame": json.dumps({**missed(2, [ev(1, 1)]), "events": "lost"}),
-                "expect": {"records": [{"k": "error", "code": "bad_message"}]},
-            },
-            {"at": 3.2, "tick": True, "expect": {"send": [rme(0)]}},
-            {"at": 5.3, "tick": True, "expect": {"send": [rme(0)]}},
-            {
-                "at": 7.4,
-                "tick": True,
-                "expect": {
-                    "send": [subscribe()],
-                    "records": [{"k": "resync", "reason": "gap_unfilled"}],
-                },
-            },
-            {
-                "at": 7.5,
-                "receive": snap(2, [row(1, "Present", 2), row(2, "Present", 3), row(3)]),
-                "expect": {"status": {D: "synced"}, "position": {D: [E, 2]}},
-            },
-            {
-                "at": 7.6,
+                "at": 5.1,
                 "receive": {"type": "error", "code": "bad_message", "message": "you sent junk"},
-                "expect": {
-                    "records": [{"k": "error", "code": "bad_message"}],
-                    "status": {D: "synced"},
-                },
+                "expect": {"records": [{"k": "error", "code": "bad_message"}]},
             },
         ],
+        {**CONFIG, "dates": [D, D2]},
     ),
     "events_held_until_subscribed": vector(
         "Live events that arrive before the subscribe answer are held; the answer decides.",

@@ -7,15 +7,19 @@ records; the database is the truth every page is compared with.
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 import urllib.request
 from typing import Any
 
 import pytest
 
-from tests.conftest import seconds
+from synccli.store import open_store
+from tests.conftest import SYNCCLI, seconds
 from tests.web.browser import (
     ARTIFACTS,
+    DATE,
     TOKEN,
     XSS_NAME,
     Board,
@@ -60,6 +64,45 @@ def test_a_check_in_on_one_page_shows_on_the_other(browser: Any, board: Board) -
     row(one, 2).and_(one.locator('[data-state="Seated"]')).wait_for(timeout=ms(5))
     assert_matches_database(one, board)
     assert_matches_database(other, board)
+
+
+def test_a_click_is_logged_with_the_page_as_the_actor(browser: Any, board: Board) -> None:
+    """The page's client id (``&client=``) reaches the server as ``?client=`` and names who
+    made the change in ``synccli events``."""
+    page = open_page(browser, f"{board.page_url()}&client=front-desk-1")
+    page.get_by_role("button", name="Check in: Patient 0003").click()
+    row(page, 3).and_(page.locator('[data-state="Present"]:not([aria-busy="true"])')).wait_for(
+        timeout=ms(5)
+    )
+    done = subprocess.run(
+        [*SYNCCLI, "events", DATE, "--db", board.db, "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=seconds(30),
+    )
+    assert done.returncode == 0, done.stderr
+    (event,) = [json.loads(line) for line in done.stdout.splitlines()]
+    assert event["appointmentId"] == appt(3)
+    assert event["actor"] == "front-desk-1"
+    assert event["requestId"].startswith("front-desk-1-")
+
+
+def test_a_day_longer_than_one_render_turn_shows_every_row_in_order(
+    browser: Any, board: Board
+) -> None:
+    """The first render makes rows a few dozen per turn; all of them end up, in order."""
+    store = open_store(board.db)
+    try:
+        store.seed(DATE, 130)
+    finally:
+        store.close()
+    page = open_page(browser, board.page_url())
+    page.wait_for_function("() => document.querySelectorAll('#rows tr').length === 130")
+    ids = page.eval_on_selector_all("#rows tr", "(rows) => rows.map((tr) => tr.dataset.id)")
+    assert ids == [appt(n) for n in range(1, 131)]
+    page.get_by_role("button", name="Check in: Patient 0125").click()
+    row(page, 125).and_(page.locator('[data-state="Present"]')).wait_for(timeout=ms(5))
+    assert board.truth()[1][appt(125)] == (2, "Present")
 
 
 def test_a_page_without_the_token_never_syncs(browser: Any, board: Board) -> None:

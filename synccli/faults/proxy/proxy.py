@@ -63,6 +63,9 @@ class Proxy:
         # Bumped by every stop, so a connection still dialling upstream learns it is stale.
         self._generation = 0
         self._dialling: set[asyncio.StreamWriter] = set()
+        # The tasks serving accepted clients: asyncio's stream server forgets a task once its
+        # socket is closed, so a stop must end them itself or they are destroyed pending.
+        self._serving: set[asyncio.Task[None]] = set()
 
     def to_json(self) -> dict[str, Any]:
         """The proxy as the API shows it, toxics included."""
@@ -108,6 +111,10 @@ class Proxy:
         for connection in list(self._connections):
             connection.abort()
         self._connections.clear()
+        serving = list(self._serving)
+        for task in serving:
+            task.cancel()
+        await asyncio.gather(*serving, return_exceptions=True)
         if server is not None:
             await server.wait_closed()
 
@@ -154,6 +161,19 @@ class Proxy:
         return list(self._connections)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._serving.add(task)
+        try:
+            await self._proxy(reader, writer)
+        except asyncio.CancelledError:
+            # Cancelled by ``stop`` (which awaits it): ending normally keeps asyncio's stream
+            # callback from logging the cancellation as an error.
+            writer.transport.abort()
+        finally:
+            self._serving.discard(task)
+
+    async def _proxy(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         generation = self._generation
         self._dialling.add(writer)
         try:
