@@ -31,6 +31,8 @@ class _Nobody:
 
     def resync(self, date: str, reason: str) -> None: ...
 
+    def needs(self, date: str) -> int | None: ...
+
 
 def _per_call_us(func: object, number: int) -> float:
     timer = timeit.Timer(func)  # type: ignore[arg-type]

@@ -10,27 +10,33 @@ transaction, then each operation runs ``--rounds`` times, alternating, best roun
 
 * bare: ``SELECT`` of every column the log tools read, ``fetchall`` on one connection;
 * events: every entry through ``LogReader``'s pages, rendered as the table (and JSON Lines,
-  CSV) and written to ``/dev/null``, as ``synccli events DATE > /dev/null`` does;
-* board --at: the day read in one transaction, the sequence number at a time in the middle
-  of the day, the board rebuilt there and rendered as the table.
+  CSV) and written to ``/dev/null``, as ``synccli events DATE > /dev/null`` does; "(before)"
+  rows render JSON and CSV the way they were rendered before (a dict per entry through the
+  encoder, a CSV writer per line);
+* board --at: the sequence number at a time in the middle of the day, the entries that
+  decide the board there read in one transaction (``Store.board_log``), the board rebuilt
+  and rendered as the table; "whole day (before)" reads every entry and folds in Python.
 
 Target (the task): under 1 s each. Point ``--db`` at a scratch database.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import random
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import click
 from tabulate import tabulate
 
 from synccli.audit import parse_moment, rebuild, seq_at
-from synccli.audit.render import BOARD_COLUMNS, board_table, log_blocks
+from synccli.audit.render import BOARD_COLUMNS, board_table, log_blocks, log_cells
 from synccli.domain.values import Row, iso_ms, message_id
 from synccli.store import open_store
 from synccli.store.log import LogReader
@@ -141,7 +147,46 @@ def events(store: SqlStore, fmt: str) -> int:
     return reader.count
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+_KEYS = ("seq", "committedAt", "appointmentId", "patient", "from", "to", "version", "actor")
+
+
+def _csv_line(cells: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(cells)
+    return buffer.getvalue()
+
+
+def events_before(store: SqlStore, fmt: str) -> int:
+    """Before: a dict per entry through the JSON encoder; a CSV writer per line."""
+    reader = LogReader(store, DATE)
+    with open(os.devnull, "w", encoding="utf-8") as sink:
+        for page in reader.pages(reader.first()):
+            if fmt == "json":
+                lines = []
+                for e in page:
+                    after = e.wire
+                    values = (e.seq, e.committed_at, e.appointment_id, after["patient"])
+                    values += (e.from_state, after["state"], after["version"], e.actor)
+                    record = dict(zip(_KEYS, values, strict=True))
+                    record["requestId"] = e.request_id
+                    lines.append(_ENCODE(record))
+            else:
+                lines = [_csv_line(log_cells(e)) for e in page]
+            sink.write("".join(line + "\n" for line in lines))
+    return reader.count
+
+
 def board_at(store: SqlStore, moment: str) -> int:
+    """``synccli board DATE --at``: the database picks the entries that decide the board."""
+    day = store.board_log(DATE, moment=parse_moment(moment, DATE))
+    board = rebuild(day, seq_at(day, parse_moment(moment, DATE)))
+    tabulate(board_table(board), headers=BOARD_COLUMNS)
+    return len(day.entries)
+
+
+def board_at_whole_day(store: SqlStore, moment: str) -> int:
+    """Before: every entry of the day read, the board folded in Python."""
     day = store.day_log(DATE)
     board = rebuild(day, seq_at(day, parse_moment(moment, DATE)))
     tabulate(board_table(board), headers=BOARD_COLUMNS)
@@ -179,8 +224,11 @@ def main(db_url: str | None, count: int, appointments: int, rounds: int, seed: i
         operations: dict[str, Callable[[], int]] = {
             "bare SELECT": lambda: bare(store),
             "events (table)": lambda: events(store, "table"),
+            "events --format json (before)": lambda: events_before(store, "json"),
             "events --format json": lambda: events(store, "json"),
+            "events --format csv (before)": lambda: events_before(store, "csv"),
             "events --format csv": lambda: events(store, "csv"),
+            "board --at, whole day (before)": lambda: board_at_whole_day(store, middle),
             "board --at (mid-day)": lambda: board_at(store, middle),
         }
         results = {name: (float("inf"), 0) for name in operations}

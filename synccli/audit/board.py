@@ -11,6 +11,8 @@ Rules:
   up to the head, except below an entry whose ``before`` it does not know (written before
   schema 2) when that is the first kept entry of its appointment: ``earliest_seq``.
 * Seeding writes rows, not events: an appointment seeded after ``seq`` shows as seeded.
+* So only three entries per appointment decide a board (its last at or below ``seq``, its
+  first above, its first of all): ``Store.board_log`` reads just those (``DayLog.at``).
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ def target_seq(day: DayLog, moment: str | None, seq: int | None) -> int:
 def rebuild(day: DayLog, seq: int) -> Rebuild:
     """The board of ``day`` at ``seq`` (see the module rules); ``ConfigError`` outside the
     range the log can rebuild."""
+    if day.at is not None and seq != day.at:
+        raise ValueError(f"this log of {day.date} decides the board at {day.at} only, not {seq}")
     low, head = earliest_seq(day), day.head
     if not low <= seq <= head:
         pruned = f"; events up to {day.min_seq - 1} were pruned" if day.min_seq > 1 else ""
@@ -103,7 +107,10 @@ def rebuild(day: DayLog, seq: int) -> Rebuild:
 def check_head(day: DayLog) -> list[str]:
     """Where the log disagrees with itself or with the stored rows, one sentence each
     (empty: it agrees). An entry's ``before`` must be the ``row`` of the previous entry of
-    its appointment, and the board rebuilt at the head must be the stored rows."""
+    its appointment, and the board rebuilt at the head must be the stored rows. Needs the
+    whole day (``day.at`` None)."""
+    if day.at is not None:
+        raise ValueError(f"the head check of {day.date} needs every entry, not a board's")
     problems: list[str] = []
     last: dict[str, Row] = {}
     for entry in day.entries:

@@ -94,12 +94,15 @@ class LogPage:
 @dataclass(frozen=True, slots=True)
 class DayLog:
     """A whole day as one read transaction saw it: its channel, its stored rows and every
-    entry the log still keeps (``channel.min_seq`` onwards)."""
+    entry the log still keeps (``channel.min_seq`` onwards); or, when ``at`` is set, only
+    the entries that decide the board at ``at``: per appointment its last entry at or below
+    ``at``, its first above, and its first of all (``Store.board_log``)."""
 
     date: str
     channel: Channel | None
     rows: list[Row]
     entries: list[LogEntry]
+    at: int | None = None
 
     @property
     def head(self) -> int:
@@ -108,3 +111,21 @@ class DayLog:
     @property
     def min_seq(self) -> int:
         return 1 if self.channel is None else self.channel.min_seq
+
+
+def decisive(entries: list[LogEntry], at: int) -> list[LogEntry]:
+    """Of ``entries`` (in order), those that decide the board at ``at``: per appointment
+    the last at or below ``at``, the first above it and the first of all (what
+    ``select_board_log`` asks the database for)."""
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    after: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        key = entry.appointment_id
+        first.setdefault(key, index)
+        if entry.seq <= at:
+            last[key] = index
+        else:
+            after.setdefault(key, index)
+    keep = sorted({*first.values(), *last.values(), *after.values()})
+    return [entries[index] for index in keep]

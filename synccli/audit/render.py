@@ -6,7 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from json.encoder import encode_basestring
 from typing import Any
 
 from synccli.audit.board import Rebuild
@@ -38,6 +39,8 @@ _JSON_KEYS = (
 )
 #: One encoder for every line (``json.dumps`` with options builds a new one per call).
 _encode = json.JSONEncoder(ensure_ascii=False).encode
+#: A JSON string literal as that encoder writes it (the C one where there is one).
+_quote: Callable[[str], str] = encode_basestring
 #: Written for a value the log does not hold (an actor or prior state from before schema 2).
 UNKNOWN = "?"
 
@@ -57,21 +60,33 @@ def log_cells(entry: LogEntry) -> tuple[str, ...]:
     )
 
 
-def log_record(entry: LogEntry) -> dict[str, Any]:
-    """One entry as a JSON object (unknown values are null)."""
+def _json_text(value: str | None) -> str:
+    return "null" if value is None else _quote(value)
+
+
+def _json_number(value: Any) -> str:
+    return str(value) if type(value) is int else _encode(value)
+
+
+#: One JSON Lines object, keys in ``_JSON_KEYS`` order, as ``json.dumps`` would write it.
+_JSON_LINE = "{{" + ", ".join(f'"{key}": {{}}' for key in _JSON_KEYS) + "}}"
+
+
+def log_json(entry: LogEntry) -> str:
+    """One entry as a JSON object on one line (unknown values are null). Built from quoted
+    fields rather than a dict through the encoder: a day of 100,000 lines costs half."""
     after = entry.wire
-    values = (
+    return _JSON_LINE.format(
         entry.seq,
-        entry.committed_at,
-        entry.appointment_id,
-        after["patient"],
-        entry.from_state,
-        after["state"],
-        after["version"],
-        entry.actor,
-        entry.request_id,
+        _quote(entry.committed_at),
+        _quote(entry.appointment_id),
+        _quote(after["patient"]),
+        _json_text(entry.from_state),
+        _quote(after["state"]),
+        _json_number(after["version"]),
+        _json_text(entry.actor),
+        _json_text(entry.request_id),
     )
-    return dict(zip(_JSON_KEYS, values, strict=True))
 
 
 def log_blocks(pages: Iterable[Sequence[LogEntry]], fmt: str) -> Iterator[str]:
@@ -82,11 +97,17 @@ def log_blocks(pages: Iterable[Sequence[LogEntry]], fmt: str) -> Iterator[str]:
     for page in pages:
         lines: list[str] = []
         if fmt == "json":
-            lines = [_encode(log_record(entry)) for entry in page]
+            lines = [log_json(entry) for entry in page]
         elif fmt == "csv":
+            # One writer per page into one buffer (a writer per line costs more than the line).
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
             if not header_done:
-                lines.append(_csv_line(LOG_COLUMNS))
-            lines += [_csv_line(log_cells(entry)) for entry in page]
+                writer.writerow(LOG_COLUMNS)
+            writer.writerows(map(log_cells, page))
+            header_done = True
+            yield buffer.getvalue()
+            continue
         else:
             cells = [log_cells(entry) for entry in page]
             if not header_done:
@@ -109,12 +130,6 @@ def _template(widths: Sequence[int]) -> str:
         f"{{:>{width}}}" if index in (0, 5) else f"{{:<{width}}}"
         for index, width in enumerate(widths)
     )
-
-
-def _csv_line(cells: Sequence[str]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(cells)
-    return buffer.getvalue()
 
 
 BOARD_COLUMNS = ("appointment", "patient", "state", "state time", "version", "updated at")

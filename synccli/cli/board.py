@@ -6,6 +6,7 @@ import click
 from tabulate import tabulate
 
 from synccli.audit.board import check_head, parse_moment, rebuild, target_seq
+from synccli.audit.entries import DayLog
 from synccli.audit.render import BOARD_COLUMNS, BOARD_FORMATS, board_json, board_table
 from synccli.cli.common import db_option, examples, handle_errors, valid_date
 from synccli.cli.output import format_option, note
@@ -39,11 +40,13 @@ from synccli.store import open_store
 @format_option(BOARD_FORMATS, "table or json.")
 @handle_errors
 def board(day: str, db_url: str, at: str | None, seq: int | None, fmt: str) -> None:
-    """Show a day's board as it was at a moment.
+    """Show a day's board at a moment, from the log.
 
     The board of DATE (YYYY-MM-DD) at --at or --seq (default: the head), rebuilt from the
     log: each appointment as its last change up to then left it, or as it was before its
-    first later change. At the head it is checked against the stored rows.
+    first later change. At the head it is checked against the stored rows. This is a
+    read-only look into the past; the live board, where states change, is the web page
+    `synccli serve` serves at GET /.
 
     Exit codes: 0 shown (and, at the head, it matches the stored rows), 1 the log and the
     stored rows disagree, 2 usage error (also a time or sequence number the log cannot
@@ -54,16 +57,21 @@ def board(day: str, db_url: str, at: str | None, seq: int | None, fmt: str) -> N
     moment = None if at is None else parse_moment(at, day)
     store = open_store(db_url)
     try:
-        log = store.day_log(day)
+        # At the head the whole day is read (the head check walks it); at a moment, only
+        # the entries that decide that board.
+        at_head = moment is None and seq is None
+        log = store.day_log(day) if at_head else store.board_log(day, seq=seq, moment=moment)
+        if log.channel is None and not log.rows:
+            note(f"no board on {day}: no appointments and nothing written on that date")
+            if fmt == "json":
+                click.echo(board_json(day, rebuild(DayLog(day, None, log.rows, []), 0), 0, None))
+            return
+        target = target_seq(log, moment, seq)
+        rebuilt = rebuild(log, target)
+        if target == log.head and log.at is not None:
+            log = store.day_log(day)  # the head check needs every entry
     finally:
         store.close()
-    if log.channel is None and not log.rows:
-        note(f"no board on {day}: no appointments and nothing written on that date")
-        if fmt == "json":
-            click.echo(board_json(day, rebuild(log, 0), 0, None))
-        return
-    target = target_seq(log, moment, seq)
-    rebuilt = rebuild(log, target)
     problems = check_head(log) if target == log.head else None
     if fmt == "json":
         click.echo(board_json(day, rebuilt, log.head, problems))

@@ -113,7 +113,8 @@ def report(
     truth = _truth_from_db(db_url) if db_url else None
     if client_id is not None:
         steps = client_steps(*load_run(folder, truth), client_id, around)
-        click.echo(tabulate([s.cells() for s in steps], headers=COLUMNS))
+        # The cells as they are (no number parsing): the same text as report.html's view.
+        click.echo(tabulate([s.cells() for s in steps], headers=COLUMNS, disable_numparse=True))
         return
     if around is not None:
         raise click.UsageError("--around needs --client")

@@ -148,6 +148,12 @@ class AckTracker:
         self._tidy(date, per_date)
         self._skip_stale()
 
+    def oldest(self, date: str) -> int | None:
+        """The lowest sequence number of ``date`` still awaiting an ack, None if none does
+        (the front of a date's order is always alive)."""
+        per_date = self._by_date.get(date)
+        return per_date.order[0].event.seq if per_date is not None and per_date.order else None
+
     def drop_date(self, date: str) -> None:
         """Forget every pending ack of ``date`` (unsubscribe, resubscribe, epoch change)."""
         per_date = self._by_date.pop(date, None)

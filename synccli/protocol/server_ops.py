@@ -26,6 +26,8 @@ class Subscriber(Protocol):
 
     def resync(self, date: str, reason: str) -> None: ...
 
+    def needs(self, date: str) -> int | None: ...
+
 
 class Channels(Protocol):
     """What the session needs from the hub (pure bookkeeping, shared by connections)."""

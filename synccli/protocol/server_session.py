@@ -312,7 +312,8 @@ class ServerSession:
             if channels.sync(channel):
                 self._out.wake_relay = True
         # Register before reading (guarantee 5): live events meanwhile go to the buffer.
-        sub = _Subscription()
+        # Until the answer is out the position is the one being resumed from (``needs``).
+        sub = _Subscription(pos=0 if message.since is None else message.since.seq)
         self.subs[date] = sub
         channels.subscribe(date, self.subscriber)
         try:
@@ -469,6 +470,16 @@ class ServerSession:
             frame = event.wire_json(False).encode()
             self._out.send.extend([frame] * copies)
         self._track(events, live)
+
+    def needs(self, date: str) -> int | None:
+        """The position this client would resume ``date`` from: just below its oldest
+        unacked event, else the position it was last sent (the retention floor, see
+        ``Hub.holds``); None when it does not subscribe to ``date``."""
+        sub = self.subs.get(date)
+        if sub is None:
+            return None
+        oldest = self.acks.oldest(date)
+        return sub.pos if oldest is None else min(sub.pos, oldest - 1)
 
     def resync(self, date: str, reason: str) -> Effects:
         """The channel's epoch changed: the client must subscribe again."""

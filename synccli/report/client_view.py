@@ -3,9 +3,11 @@ through a run: ``synccli report RUN_DIR --client ID [--around SEQ]``).
 
 Each of the client's history records that touches a channel or its connection becomes a
 step. An ``apply`` is set against the committed event of its sequence number: ``ok`` (same
-appointment, version and state), ``differs``, ``phantom`` (nothing was committed there),
-``old epoch`` or ``pruned``. Committed events the client neither applied nor covered by a
-later snapshot or subscribe position are listed as ``missed`` at the end.
+appointment, version and state), ``phantom`` (the database committed something else there,
+shown beside it, or nothing at all: the checker's phantom), ``old epoch`` or ``pruned``.
+Committed events the client neither applied nor covered by a later snapshot or subscribe
+position are listed as ``missed`` at the end. The HTML report shows the same steps around
+each anomaly (``near``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 
 from synccli.errors import ConfigError
 from synccli.history import records as rec
-from synccli.history.reader import History
+from synccli.history.reader import Entry, History
 from synccli.report.truth import ChannelTruth, CommittedEvent, Truth
 
 #: Sequence numbers shown either side of ``--around``.
@@ -61,7 +63,7 @@ def _apply_step(t: float, record: rec.Apply, channel: ChannelTruth | None) -> St
         record.version,
         record.state,
     )
-    return Step(t, record.date, record.seq, saw, _event_text(event), "ok" if same else "differs")
+    return Step(t, record.date, record.seq, saw, _event_text(event), "ok" if same else "phantom")
 
 
 def _step(t: float, record: rec.Record, truth: Truth) -> Step | None:
@@ -99,14 +101,23 @@ def client_steps(
         raise ConfigError(
             f"the run has no client {client!r}; its clients: {', '.join(known) or 'none'}"
         )
-    steps = [s for e in mine if (s := _step(e.t, e.record, truth)) is not None]
-    steps += _missed(steps, truth)
-    if around is None:
-        return steps
-    near = [s for s in steps if s.seq is not None and abs(s.seq - around) <= span]
-    timed = [s.t for s in near if s.t is not None]
+    steps = steps_of(mine, truth)
+    return steps if around is None else near(steps, around, span)
+
+
+def steps_of(entries: list[Entry[rec.Record]], truth: Truth) -> list[Step]:
+    """Every step of one client's history ``entries`` (in order), the missed ones last."""
+    steps = [s for e in entries if (s := _step(e.t, e.record, truth)) is not None]
+    return steps + _missed(steps, truth)
+
+
+def near(steps: list[Step], around: int, span: int = SPAN) -> list[Step]:
+    """The steps within ``span`` sequence numbers of ``around``, and the connection steps
+    between the first and the last of them."""
+    close = [s for s in steps if s.seq is not None and abs(s.seq - around) <= span]
+    timed = [s.t for s in close if s.t is not None]
     if not timed:
-        return near
+        return close
     first, last = min(timed), max(timed)
     return [
         s
@@ -129,7 +140,7 @@ def _missed(steps: list[Step], truth: Truth) -> list[Step]:
         if not positions:
             continue
         covered = max(positions)
-        applied = {s.seq for s in steps if s.date == date and s.check in ("ok", "differs")}
+        applied = {s.seq for s in steps if s.date == date and s.check in ("ok", "phantom")}
         for seq, event in sorted(channel.events.items()):
             if seq > covered and seq not in applied:
                 out.append(Step(None, date, seq, "", _event_text(event), "missed"))

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
 
+from synccli.report.checker import Anomaly
+from synccli.report.client_view import COLUMNS, Step
 from synccli.report.render import (
     FAULT_HEADERS,
     RECOVERY_HEADERS,
@@ -67,7 +69,9 @@ def _anomalies(summary: Summary) -> list[str]:
 
 
 def _excerpts(timeline: Timeline) -> list[str]:
-    """Per anomaly, its client's records around it (the targets of the anomaly links)."""
+    """Per anomaly (the targets of the anomaly links): its client's steps around it beside
+    what the database committed, as ``synccli report --client --around`` prints them, and
+    the client's records around it."""
     parts = ["<h2>Records around each anomaly</h2>"]
     for i, ex in enumerate(timeline.excerpts):
         a = ex.anomaly
@@ -79,11 +83,22 @@ def _excerpts(timeline: Timeline) -> list[str]:
         parts.append(
             f'<section class="excerpt" id="anomaly-{i}"><h3>{escape(a.kind)} · '
             f"{escape(a.client)} · {escape(a.date)} · seq {escape(str(a.seq))} {at}</h3>"
-            f"<p>{escape(a.detail)}</p>"
+            f"<p>{escape(a.detail)}</p>{_steps(a, ex.steps)}"
             f"<table><tr><th>t (s)</th><th>record of {escape(a.client)}</th></tr>{rows}</table>"
             "</section>"
         )
     return parts
+
+
+def _steps(anomaly: Anomaly, steps: Sequence[Step]) -> str:
+    """The client view around ``anomaly`` and the command that prints it."""
+    if not steps:
+        return ""
+    command = f"synccli report RUN_DIR --client {anomaly.client} --around {anomaly.seq}"
+    return (
+        f'<p>What the client saw beside what the database committed (<code class="view">'
+        f"{escape(command)}</code>):</p>" + _table(COLUMNS, (step.cells() for step in steps))
+    )
 
 
 def render_html(summary: Summary) -> str:

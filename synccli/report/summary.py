@@ -291,7 +291,7 @@ def summarize(
         verdict=verdict,
         reasons=reasons,
         thresholds=[t.to_dict() for t in checked],
-        timeline=build_timeline(history, result, windows),
+        timeline=build_timeline(history, result, windows, truth),
         **values,
     )
 

@@ -32,8 +32,11 @@ from synccli.history import (
     Subscribed,
 )
 from synccli.report.checker import Anomaly, CheckResult
+from synccli.report.client_view import Step, steps_of
+from synccli.report.client_view import near as steps_near
 from synccli.report.metrics import FaultWindow, nearest_rank
 from synccli.report.nodes import NodeSegment, node_view
+from synccli.report.truth import Truth
 
 STATES = ("connected", "syncing", "offline")
 MARKER_KINDS = ("reconnect", "gap_recovered", "resync")
@@ -64,11 +67,14 @@ class LatencyBin:
 
 @dataclass(frozen=True, slots=True)
 class Excerpt:
-    """An anomaly and its client's records around it (``(t, JSON of the record)``)."""
+    """An anomaly and its client's records around it (``(t, JSON of the record)``), and
+    the client's steps around its sequence number as ``synccli report --client ID --around
+    SEQ`` shows them (none when it has no sequence number or there is no truth)."""
 
     anomaly: Anomaly
     t: float | None
     records: list[tuple[float, str]]
+    steps: list[Step] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -178,7 +184,11 @@ def _markers(history: History, w0: float) -> dict[str, list[float]]:
 
 
 def _excerpt(
-    anomaly: Anomaly, entries: list[Entry[Record]], times: list[float], w0: float
+    anomaly: Anomaly,
+    entries: list[Entry[Record]],
+    times: list[float],
+    w0: float,
+    steps: list[Step] | None,
 ) -> Excerpt:
     at = anomaly.w
     if at is None:
@@ -190,13 +200,18 @@ def _excerpt(
         near.sort(key=lambda e: e.w)
     rows = [(round(e.w - w0, 3), json.dumps(e.record.to_json(), sort_keys=True)) for e in near]
     t = None if at is None else round(at - w0, 3)
-    return Excerpt(anomaly, t, rows)
+    around = [] if steps is None or anomaly.seq is None else steps_near(steps, anomaly.seq)
+    return Excerpt(anomaly, t, rows, around)
 
 
 def build_timeline(
-    history: History, result: CheckResult, windows: Sequence[FaultWindow]
+    history: History,
+    result: CheckResult,
+    windows: Sequence[FaultWindow],
+    truth: Truth | None = None,
 ) -> Timeline:
-    """The timeline of a checked run."""
+    """The timeline of a checked run (with ``truth``, each anomaly's excerpt also has the
+    client's steps beside what the database committed)."""
     entries = history.entries
     start = history.first(RunStart)
     w0 = start.w if start else (entries[0].w if entries else 0.0)
@@ -207,6 +222,8 @@ def build_timeline(
     for e in entries:
         if e.client is not None:
             by_client.setdefault(e.client, []).append(e)
+    # The client view reads each client's records in history order, as the CLI does.
+    in_order = {client: list(es) for client, es in by_client.items()} if truth else {}
     for client_entries in by_client.values():
         client_entries.sort(key=lambda e: e.w)
     times = {client: [e.w for e in es] for client, es in by_client.items()}
@@ -215,6 +232,7 @@ def build_timeline(
         for w in windows
     ]
     stats = result.overall
+    steps: dict[str, list[Step]] = {}
     return Timeline(
         duration=duration,
         bin_s=bin_s,
@@ -223,8 +241,26 @@ def build_timeline(
         markers=_markers(history, w0),
         lanes=_lanes(by_client, w0, duration),
         excerpts=[
-            _excerpt(a, by_client.get(a.client, []), times.get(a.client, []), w0)
+            _excerpt(
+                a,
+                by_client.get(a.client, []),
+                times.get(a.client, []),
+                w0,
+                None if truth is None else _steps(steps, a.client, in_order, truth),
+            )
             for a in result.anomalies
         ],
         nodes=node_view(entries, w0).lanes(duration),
     )
+
+
+def _steps(
+    cache: dict[str, list[Step]],
+    client: str,
+    by_client: dict[str, list[Entry[Record]]],
+    truth: Truth,
+) -> list[Step]:
+    """The client's steps (``client_view``), worked out once per client."""
+    if client not in cache:
+        cache[client] = steps_of(by_client.get(client, []), truth)
+    return cache[client]

@@ -158,7 +158,7 @@ class SyncServer:
             asyncio.create_task(bus.run(services.heard, services.relay_wake.set)),
         ]
         if config.retention_hours is not None:
-            self._tasks.append(asyncio.create_task(self._pruner(services)))
+            self._tasks.append(asyncio.create_task(self._pruner()))
         log.info(
             "listening on %s (db %s, bus %s)",
             self.url,
@@ -262,14 +262,23 @@ class SyncServer:
         finally:
             services.metrics.connections -= 1
 
-    async def _pruner(self, s: Services) -> None:
-        assert self.config.retention_hours is not None
-        keep = timedelta(hours=self.config.retention_hours)
+    async def prune(self) -> int:
+        """One retention pass: delete events older than ``retention_hours`` except what a
+        connected client's position still needs within the replay window (``Hub.holds``).
+        Returns how many were deleted."""
+        s, hours = self.services, self.config.retention_hours
+        assert s is not None and hours is not None, "a started server with retention"
+        holds = s.hub.holds(self.config.max_replay)
+        return await s.db.run(s.store.prune, utc_now() - timedelta(hours=hours), holds)
+
+    async def _pruner(self) -> None:
         while True:
             try:
-                pruned = await s.db.run(s.store.prune, utc_now() - keep)
+                pruned = await self.prune()
                 if pruned:
-                    log.info("pruned %d events older than %s", pruned, keep)
+                    log.info(
+                        "pruned %d events older than %s h", pruned, self.config.retention_hours
+                    )
             except DatabaseUnavailable as exc:
                 log.warning("prune failed: %s", exc)
             await asyncio.sleep(self.config.prune_every_s)

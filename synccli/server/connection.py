@@ -347,3 +347,7 @@ class Connection:
     def resync(self, date: str, reason: str) -> None:
         """The channel's epoch changed: the client must subscribe again."""
         self._apply(self.session.resync(date, reason))
+
+    def needs(self, date: str) -> int | None:
+        """The position the client would resume ``date`` from (see ``Subscriber``)."""
+        return self.session.needs(date)

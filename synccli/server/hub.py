@@ -10,6 +10,8 @@ Rules:
 * An event of another epoch is never published; the relay notices the epoch change and calls
   ``reset``, which tells every subscriber of that channel to resync and forgets them.
 * A small contiguous tail of recent events serves resumes without touching the database.
+* Retention asks the hub what its connected subscribers still need (``holds``): the log
+  keeps every event after the lowest of their positions, within the replay window.
 
 Pure bookkeeping: no asyncio, no I/O. Subscribers are told through the ``Subscriber``
 protocol and do their own (non-blocking) queueing.
@@ -35,6 +37,10 @@ class Subscriber(Protocol):
 
     def resync(self, date: str, reason: str) -> None:
         """The channel's history changed (new epoch); the subscription is gone."""
+
+    def needs(self, date: str) -> int | None:
+        """The position the subscriber would resume ``date`` from (its client's acked
+        position), None when it holds nothing there (see ``Hub.holds``)."""
 
 
 @dataclass(slots=True)
@@ -160,6 +166,18 @@ class Hub:
         frame = event.wire_json(False).encode()
         for subscriber in list(channel.subscribers):
             subscriber.deliver(event, frame)
+
+    def holds(self, max_replay: int) -> dict[str, int]:
+        """Per subscribed date, the highest sequence number retention may delete: the lowest
+        position a connected subscriber would resume from, but never more than
+        ``max_replay`` events behind the published head (a client further behind is
+        ``too_far_behind`` anyway, so a stuck client cannot pin the log forever)."""
+        found: dict[str, int] = {}
+        for date, channel in self._channels.items():
+            needs = [n for s in channel.subscribers if (n := s.needs(date)) is not None]
+            if needs:
+                found[date] = max(min(needs), channel.head - max_replay, 0)
+        return found
 
     def cached(self, date: str, epoch: str, after: int) -> list[Event] | None:
         """Every event of ``date`` after ``after`` from the tail cache, or None when the

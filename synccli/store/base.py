@@ -10,10 +10,10 @@ writes does so in one transaction.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
-from synccli.audit.entries import DayLog, LogPage
+from synccli.audit.entries import DayLog, LogPage, decisive
 from synccli.domain.channels import Channel, ChannelStatus, WriteOutcome, WriteRequest
 from synccli.domain.values import Event, Row
 from synccli.errors import DatabaseUnavailable
@@ -85,6 +85,17 @@ class Store(ABC):
         transaction. Writes nothing."""
         raise DatabaseUnavailable(f"{type(self).__name__} keeps no readable log")
 
+    def board_log(self, date: str, *, seq: int | None = None, moment: str | None = None) -> DayLog:
+        """The channel, the stored rows and only the entries that decide the board at
+        ``seq``, or at the newest commit at or before ``moment`` (``iso_ms`` text): a
+        ``DayLog`` with ``at`` set (-1 when nothing was committed by ``moment``). One read
+        transaction; writes nothing. By default the whole day, narrowed here."""
+        day = self.day_log(date)
+        if moment is not None:
+            seq = max((e.seq for e in day.entries if e.committed_at <= moment), default=-1)
+        at = day.head if seq is None else seq
+        return DayLog(date, day.channel, day.rows, decisive(day.entries, at), at)
+
     def appointment_date(self, appointment_id: str) -> str | None:
         """The date of ``appointment_id``, None if there is no such appointment."""
         raise DatabaseUnavailable(f"{type(self).__name__} keeps no readable log")
@@ -104,8 +115,10 @@ class Store(ABC):
         return 0
 
     @abstractmethod
-    def prune(self, before: datetime) -> int:
-        """Delete events committed before ``before``; head and epoch stay. Returns the count."""
+    def prune(self, before: datetime, holds: Mapping[str, int] | None = None) -> int:
+        """Delete events committed before ``before``, but of a date in ``holds`` only those
+        up to its sequence number (what connected clients still need stays); head and epoch
+        stay. Returns the count."""
 
     @abstractmethod
     def reset_channel(self, date: str) -> Channel:

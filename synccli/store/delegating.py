@@ -8,7 +8,7 @@ interface's default (a readiness probe that checks nothing, channels never prune
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from synccli.audit.entries import DayLog, LogPage
@@ -65,6 +65,9 @@ class DelegatingStore(Store):
     def day_log(self, date: str) -> DayLog:
         return self.inner.day_log(date)
 
+    def board_log(self, date: str, *, seq: int | None = None, moment: str | None = None) -> DayLog:
+        return self.inner.board_log(date, seq=seq, moment=moment)
+
     def appointment_date(self, appointment_id: str) -> str | None:
         return self.inner.appointment_date(appointment_id)
 
@@ -77,8 +80,8 @@ class DelegatingStore(Store):
     def prune_channels(self) -> int:
         return self.inner.prune_channels()
 
-    def prune(self, before: datetime) -> int:
-        return self.inner.prune(before)
+    def prune(self, before: datetime, holds: Mapping[str, int] | None = None) -> int:
+        return self.inner.prune(before, holds)
 
     def reset_channel(self, date: str) -> Channel:
         return self.inner.reset_channel(date)

@@ -78,7 +78,14 @@ class Dialect:
     select_log: str
     select_log_of: str
     select_day_log: str
+    #: The newest entry at or before a time (``board --at``).
+    select_seq_at: str
+    #: The entries that decide the board at one sequence number (see ``Store.board_log``).
+    select_board_log: str
     select_appointment_date: str
+    #: The oldest commit time in the log (an index-only read: does retention have work?).
+    select_oldest_commit: str
+    #: Events of a date committed before a time, up to a sequence number (retention).
     delete_events_before: str
     delete_events_of_date: str
     count_events: str
@@ -252,8 +259,21 @@ def _build(
             f"AND appointment_id = ? ORDER BY seq{top[1]}"
         ),
         select_day_log=f"SELECT {_LOG} FROM events WHERE date = ? ORDER BY seq",
+        select_seq_at="SELECT MAX(seq) FROM events WHERE date = ? AND committed_at <= ?",
+        # Per appointment: its last entry at or below the sequence number, its first above
+        # it, and its first of all (``earliest_seq``); the database folds, a page is read.
+        select_board_log=(
+            f"SELECT {_LOG} FROM events WHERE date = ? AND seq IN ("
+            "SELECT MAX(seq) FROM events WHERE date = ? AND seq <= ? GROUP BY appointment_id "
+            "UNION SELECT MIN(seq) FROM events WHERE date = ? AND seq > ? GROUP BY appointment_id "
+            "UNION SELECT MIN(seq) FROM events WHERE date = ? GROUP BY appointment_id"
+            ") ORDER BY seq"
+        ),
         select_appointment_date="SELECT date FROM appointments WHERE appointment_id = ?",
-        delete_events_before="DELETE FROM events WHERE committed_at < ?",
+        select_oldest_commit="SELECT MIN(committed_at) FROM events",
+        delete_events_before=(
+            "DELETE FROM events WHERE date = ? AND committed_at < ? AND seq <= ?"
+        ),
         delete_events_of_date="DELETE FROM events WHERE date = ?",
         count_events="SELECT date, COUNT(*) FROM events GROUP BY date",
         oldest_events=(

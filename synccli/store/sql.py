@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from abc import abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TypeVar
 
@@ -63,6 +63,8 @@ def new_epoch() -> str:
 #: write does, with a fresh epoch), so a client that subscribed to the empty channel is told
 #: to resync by that first write: it can never mix the two.
 UNBORN_EPOCH = "0" * 12
+#: The hold of a date nobody holds: above any sequence number (a BIGINT everywhere).
+_NO_HOLD = 2**62
 
 
 def unborn(date: str) -> Channel:
@@ -419,6 +421,28 @@ class SqlStore(Store):
 
         return self._run(body, write=False)
 
+    def board_log(self, date: str, *, seq: int | None = None, moment: str | None = None) -> DayLog:
+        """Rows, channel and the entries deciding the board at ``seq`` (or at ``moment``)
+        from one read transaction: the database picks them (``select_board_log``), so a
+        long day costs a few grouped scans and about three entries per appointment."""
+        d = self.dialect
+
+        def body(cur: Cursor) -> DayLog:
+            cur.execute(d.select_rows, (date,))
+            rows = [row_of(values) for values in cur.fetchall()]
+            channel = self._select_channel(cur, date)
+            if channel is None:
+                return DayLog(date, None, rows, [])
+            at = channel.head_seq if seq is None else seq
+            if moment is not None:
+                cur.execute(d.select_seq_at, (date, moment))
+                found = cur.fetchone()
+                at = -1 if found is None or found[0] is None else int(found[0])
+            cur.execute(d.select_board_log, (date, date, at, date, at, date))
+            return DayLog(date, channel, rows, entries_of(cur.fetchall()), at)
+
+        return self._run(body, write=False)
+
     def appointment_date(self, appointment_id: str) -> str | None:
         """The date of ``appointment_id``, None if there is no such appointment."""
 
@@ -502,16 +526,30 @@ class SqlStore(Store):
 
     # ----------------------------------------------------------------- maintenance
 
-    def prune(self, before: datetime) -> int:
-        """Delete events committed before ``before``; heads and epochs stay, ``min_seq``
-        follows. Channel rows are locked first so no head moves while ``min_seq`` is set."""
+    def prune(self, before: datetime, holds: Mapping[str, int] | None = None) -> int:
+        """Delete events committed before ``before``, of a held date only up to its hold;
+        heads and epochs stay, ``min_seq`` follows. The oldest commit time (from the index
+        alone) says whether there is anything to do; then the channel rows are locked, so no
+        head moves while ``min_seq`` is set, and each date whose oldest kept event is old
+        enough is pruned with one delete."""
+        held = holds or {}
+        moment = iso_ms(before)
 
         def body(cur: Cursor) -> int:
-            cur.execute(self.dialect.lock_channels)
+            d = self.dialect
+            cur.execute(d.select_oldest_commit)
+            oldest = cur.fetchone()
+            if oldest is None or oldest[0] is None or str(oldest[0]) >= moment:
+                return 0
+            cur.execute(d.lock_channels)
             cur.fetchall()
-            cur.execute(self.dialect.delete_events_before, (iso_ms(before),))
-            deleted = max(cur.rowcount, 0)
-            cur.execute(self.dialect.update_min_seq)
+            cur.execute(d.oldest_events)
+            dates = [str(date) for date, committed_at in cur.fetchall() if committed_at < moment]
+            deleted = 0
+            for date in dates:
+                cur.execute(d.delete_events_before, (date, moment, held.get(date, _NO_HOLD)))
+                deleted += max(cur.rowcount, 0)
+            cur.execute(d.update_min_seq)
             return deleted
 
         return self._run(body, write=True)

@@ -16,9 +16,12 @@ import pytest
 from click.testing import CliRunner, Result
 from websockets.asyncio.client import connect
 
+from synccli.audit.entries import LogEntry
+from synccli.audit.render import log_json
 from synccli.cli.main import cli
 from synccli.client.operator import update_state
 from synccli.domain.channels import WriteRequest
+from synccli.domain.values import Row
 from synccli.errors import EXIT_FAILED, EXIT_USAGE
 from synccli.protocol.client_id import client_id_of, with_client_id
 from synccli.store import open_store
@@ -252,3 +255,24 @@ async def test_a_jwt_subject_is_the_actor_even_with_a_client_id(tmp_path: Path) 
     result = invoke("events", DATE, "--db", server_db_url(tmp_path))
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[2].split()[-2:] == ["dr-jones", "jwt-1"]
+
+
+def test_a_json_line_is_what_the_json_encoder_writes() -> None:
+    payload = Row('a"1', DATE, 'Zoë "Q" \\ \x01 日本', "Present", None, 2, "t").to_wire()
+    for actor, before, request in ((None, None, None), ("ann\n", "Scheduled", "r\u2028")):
+        entry = LogEntry(
+            7, "e", 'a"1', request, json.dumps(payload), "2026-11-26T10:00:00.000Z", actor,
+            before, None, None,
+        )  # fmt: skip
+        expected = {
+            "seq": 7,
+            "committedAt": "2026-11-26T10:00:00.000Z",
+            "appointmentId": 'a"1',
+            "patient": payload["patient"],
+            "from": before,
+            "to": "Present",
+            "version": 2,
+            "actor": actor,
+            "requestId": request,
+        }
+        assert log_json(entry) == json.dumps(expected, ensure_ascii=False)

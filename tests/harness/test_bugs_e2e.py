@@ -23,7 +23,9 @@ What each bug honestly produces (a correct client absorbs what it can):
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ import pytest
 from click.testing import CliRunner
 
 from synccli.cli.main import cli
+from synccli.report.truth import load_truth
 from synccli.server.bugs import SKIP_EVERY
 from tests.conftest import SYNCCLI, seconds
 
@@ -108,6 +111,7 @@ CASES = {
 class Outcome:
     """A finished run: the simulate process, the ``report --gate`` answer and the history."""
 
+    folder: Path
     simulate: subprocess.CompletedProcess[str]
     gate_exit: int
     summary: dict[str, Any]
@@ -144,7 +148,8 @@ def runs(
         out = root / name
         gate_exit, summary = _report(out)
         lines = (out / "history.jsonl").read_text().splitlines()
-        outcomes[name] = Outcome(simulate, gate_exit, summary, [json.loads(x) for x in lines])
+        records = [json.loads(x) for x in lines]
+        outcomes[name] = Outcome(out, simulate, gate_exit, summary, records)
     return outcomes
 
 
@@ -198,3 +203,56 @@ def test_each_phantom_is_reported_with_the_real_event_it_displaced(
         <= summary["phantoms"]
         <= summary["clients"] * failed_writes["db_unavailable"]
     )
+
+
+def _html_cells(row: str) -> list[str]:
+    return [html.unescape(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+
+
+@pytest.mark.parametrize("name", ["broadcast-before-commit"])
+def test_the_time_travel_view_shows_the_phantom_beside_the_real_event(
+    name: str, runs: dict[str, Outcome]
+) -> None:
+    run = runs[name]
+    phantom = next(
+        a
+        for a in run.summary["anomalies"]
+        if a["kind"] == "phantom" and "but the database committed" in a["detail"]
+    )
+    client, date, seq = phantom["client"], phantom["date"], phantom["seq"]
+    real = load_truth(run.folder / "truth.json").channels[date].events[seq]
+    shown = subprocess.run(
+        [*SYNCCLI, "report", str(run.folder), "--client", client, "--around", str(seq)],
+        capture_output=True,
+        text=True,
+        timeout=seconds(60),
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    _header, _rule, *lines = shown.stdout.splitlines()
+    # t, date, seq, "apply APPOINTMENT STATE vN", the database's "APPOINTMENT STATE vM", check
+    cells = [[word for word in line.split() if word != "(replay)"] for line in lines]
+    at_seq = [row for row in cells if row[1:4] == [date, str(seq), "apply"]]
+    assert at_seq, shown.stdout
+    row = at_seq[0]
+    assert row[-1] == "phantom", shown.stdout
+    assert row[7:10] == [real.appointment_id, real.state, f"v{real.version}"], shown.stdout
+    assert row[4:7] != row[7:10]  # what the client applied is not what was committed
+    # report.html links this anomaly to a section that shows the same view.
+    page = (run.folder / "report.html").read_text(encoding="utf-8")
+    links = [
+        re.search(r'href="#(anomaly-\d+)"', tr)
+        for tr in re.findall(r"<tr>(.*?)</tr>", page)
+        if _html_cells(tr)[:4] == ["phantom", client, date, str(seq)]
+    ]
+    assert links and links[0] is not None, "no link from the anomaly table"
+    target = links[0].group(1)
+    section = re.search(rf'<section class="excerpt" id="{target}">(.*?)</section>', page)
+    assert section is not None, f"the link target #{target} does not exist"
+    view = re.search(r'<code class="view">(.*?)</code>.*?<table>(.*?)</table>', section.group(1))
+    assert view is not None, "the section has no client view"
+    assert html.unescape(view.group(1)).endswith(f"--client {client} --around {seq}")
+    rows = [_html_cells(tr) for tr in re.findall(r"<tr>(.*?)</tr>", view.group(2))][1:]
+    assert [" ".join(" ".join(cells).split()) for cells in rows] == [
+        " ".join(line.split()) for line in lines
+    ]

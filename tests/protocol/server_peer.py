@@ -124,6 +124,9 @@ class Peer:
     def resync(self, date: str, reason: str) -> None:
         self.take(self.session.resync(date, reason))
 
+    def needs(self, date: str) -> int | None:
+        return self.session.needs(date)
+
     # The client's side.
     def take(self, effects: Effects) -> None:
         self.frames.extend(effects.send)

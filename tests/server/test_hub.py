@@ -18,6 +18,7 @@ class Recorder:
     def __init__(self) -> None:
         self.seqs: list[int] = []
         self.resyncs: list[str] = []
+        self.position: int | None = None
 
     def deliver(self, event: Event, frame: bytes) -> None:
         assert frame == event.wire_json(False).encode()
@@ -25,6 +26,9 @@ class Recorder:
 
     def resync(self, date: str, reason: str) -> None:
         self.resyncs.append(reason)
+
+    def needs(self, date: str) -> int | None:
+        return self.position
 
 
 def hub_with(sub: Recorder, head: int = 0) -> Hub:
@@ -83,3 +87,19 @@ def test_tail_cache_answers_only_when_complete() -> None:
     assert hub.cached(DATE, "e1", 3) is None
     cached = hub.cached(DATE, "e1", 4)
     assert cached is not None and [e.seq for e in cached] == [5, 6]
+
+
+def test_holds_keep_the_lowest_connected_position_within_the_replay_window() -> None:
+    slow, quick, idle = Recorder(), Recorder(), Recorder()
+    hub = hub_with(slow, head=100)
+    hub.subscribe(DATE, quick)
+    hub.subscribe(DATE, idle)  # subscribed, position unknown yet: holds nothing
+    slow.position, quick.position = 60, 95
+    assert hub.holds(max_replay=1000) == {DATE: 60}
+    # A client further behind than the replay window gets a snapshot anyway: the bound.
+    assert hub.holds(max_replay=10) == {DATE: 90}
+    slow.position = quick.position = None
+    assert hub.holds(max_replay=1000) == {}
+    hub.unsubscribe(DATE, slow)
+    quick.position = 100
+    assert hub.holds(max_replay=1000) == {DATE: 100}

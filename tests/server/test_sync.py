@@ -8,9 +8,10 @@ from pathlib import Path
 
 from synccli.clock import utc_now
 from synccli.domain.channels import WriteOutcome, WriteRequest
+from synccli.server.app import SyncServer
 from synccli.store import open_store
 from tests.conftest import seconds
-from tests.server.helpers import DATE, aio, appt, client, db_url, running_server
+from tests.server.helpers import DATE, Client, aio, appt, client, db_url, running_server
 
 
 @aio
@@ -226,3 +227,85 @@ async def test_retention_prunes_the_log_and_resumes_fall_back_to_a_snapshot(tmp_
         assert left == []
         again = await a.subscribe(since=(epoch, 0))
         assert again["recovered"] is False and again["sequenceNum"] == 2
+
+
+#: Retention that finds every event old at once; the server's own pass waits an hour (the
+#: tests run ``server.prune()`` themselves). A tail cache of one makes resumes read the log.
+RETAIN_NOTHING = dict(
+    retention_hours=1e-9, prune_every_s=3600.0, tail_cache=1, ack_timeout_s=seconds(60)
+)
+
+
+async def caught_up(peer: Client) -> None:
+    """Every frame ``peer`` sent before has been handled by the server (one round trip)."""
+    await peer.send({"type": "get_snapshot", "date": DATE})
+    await peer.expect("snapshot")
+
+
+async def connections_down_to(server: SyncServer, count: int) -> None:
+    """Wait (bounded) until the server has let go of closed connections."""
+    assert server.services is not None
+    for _ in range(int(seconds(5) / 0.01)):
+        if server.services.metrics.connections <= count:
+            return
+        await asyncio.sleep(0.01)
+
+
+def kept(tmp_path: Path) -> tuple[int, int]:
+    store = open_store(db_url(tmp_path))
+    try:
+        channel = store.channel(DATE)
+        return channel.min_seq, channel.head_seq
+    finally:
+        store.close()
+
+
+@aio
+async def test_retention_keeps_what_a_connected_client_still_needs(tmp_path: Path) -> None:
+    async with (
+        running_server(tmp_path, **RETAIN_NOTHING) as server,
+        client(server) as connected,
+        client(server) as writer,
+    ):
+        async with client(server) as gone:
+            epoch = (await connected.subscribe())["epoch"]
+            await gone.subscribe()
+            for n in (1, 2, 3):
+                assert (await writer.write(n))["ok"]
+            for peer in (connected, gone):  # both are sent 1..3; neither acks yet
+                sent = [(await peer.expect("appointments_updated"))["sequenceNum"] for _ in "abc"]
+                assert sent == [1, 2, 3]
+            # Every event is past the retention age, but both clients still need them.
+            assert await server.prune() == 0
+        await connections_down_to(server, 2)  # the server noticed `gone` went away
+        await connected.send({"type": "ack", "date": DATE, "sequenceNum": 1})
+        await caught_up(connected)
+        # `gone` holds nothing any more; `connected` acked 1 and still needs 2 and 3.
+        assert await server.prune() == 1
+        assert kept(tmp_path) == (2, 3)
+        async with client(server) as resumed, client(server) as late:
+            again = await resumed.subscribe(since=(epoch, 1))
+            assert again["recovered"] is True
+            assert [e["sequenceNum"] for e in again["events"]] == [2, 3]
+            # Where `gone` stopped (nothing acked) was pruned: it gets a snapshot.
+            snapshot = await late.subscribe(since=(epoch, 0))
+            assert snapshot["recovered"] is False and snapshot["sequenceNum"] == 3
+
+
+@aio
+async def test_a_stuck_client_holds_the_log_only_within_the_replay_window(tmp_path: Path) -> None:
+    async with running_server(tmp_path, **RETAIN_NOTHING, max_replay=2) as server:
+        async with client(server) as stuck, client(server) as writer:
+            epoch = (await stuck.subscribe())["epoch"]
+            for n in (1, 2, 3, 4, 5):
+                assert (await writer.write(n))["ok"]
+            for _ in range(5):
+                await stuck.expect("appointments_updated")  # never acked
+            # It holds 0, but the log keeps only the last max_replay events for it.
+            assert await server.prune() == 3
+            assert kept(tmp_path) == (4, 5)
+            async with client(server) as resumed:
+                again = await resumed.subscribe(since=(epoch, 3))
+                assert [e["sequenceNum"] for e in again["events"]] == [4, 5]
+        await connections_down_to(server, 0)
+        assert await server.prune() == 2  # nobody connected: age alone decides

@@ -25,6 +25,7 @@ Raw = Callable[[str], list[tuple[Any, ...]]]
 
 DATE = "2026-11-26"
 NOW = datetime(2026, 11, 26, 10, 15, 30, 123000, tzinfo=UTC)
+OTHER = "2026-11-27"
 
 
 def appt(number: int, date: str = DATE) -> str:
@@ -153,6 +154,19 @@ class StoreContract:
         channel = store.channel(DATE)
         assert (channel.epoch, channel.head_seq, channel.min_seq) == (epoch, 3, 4)
         assert store.write(update("r9", 1, "Seated"), NOW).seq == 4
+
+    def test_prune_spares_what_a_hold_keeps(self, store: Store) -> None:
+        store.seed(DATE, 1)
+        store.seed(OTHER, 1)
+        for n, state in enumerate(["Present", "Seated", "Dismissed"]):
+            store.write(update(f"r{n}", 1, state), NOW)
+            store.write(WriteRequest(f"o{n}", appt(1, OTHER), state, None), NOW)
+        later = NOW + timedelta(hours=1)
+        assert store.prune(later, {DATE: 1}) == 1 + 3  # DATE keeps 2..3, OTHER keeps nothing
+        assert [e.seq for e in store.events_since(DATE, 0, 100)] == [2, 3]
+        assert (store.channel(DATE).min_seq, store.channel(OTHER).min_seq) == (2, 4)
+        assert store.prune(later, {DATE: 3}) == 2
+        assert store.channel(DATE).min_seq == 4
 
     def test_reset_channel_starts_a_new_epoch(self, store: Store) -> None:
         store.seed(DATE, 1)

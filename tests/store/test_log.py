@@ -191,6 +191,14 @@ def test_the_board_at_every_seq_is_the_rows_at_that_commit(
         board = rebuild(log, seq)
         assert board.rows == rows, seq
         assert board.committed_at == (None if seq == 0 else log.entries[seq - 1].committed_at)
+        # The database's pick of the deciding entries rebuilds the same board.
+        picked = store.board_log(day, seq=seq)
+        assert picked.at == seq and rebuild(picked, seq) == board, seq
+        assert len(picked.entries) <= 3 * len(rows)
+        if seq:
+            moment = log.entries[seq - 1].committed_at
+            by_time = store.board_log(day, moment=moment)
+            assert by_time.at == seq_at(log, moment) == seq_at(by_time, moment)
     assert check_head(log) == []
 
 
@@ -209,6 +217,19 @@ def test_retention_limits_the_rebuild_to_what_is_kept(store: SqlStore) -> None:
     assert seq_at(log, "2026-11-26T10:15:33.500Z") == 4
     with pytest.raises(ConfigError, match="before the first event"):
         seq_at(log, "2026-11-26T10:15:31.000Z")
+    for seq in range(2, 6):
+        picked = store.board_log(DATE, seq=seq)
+        assert earliest_seq(picked) == 2 and rebuild(picked, seq).rows == seen[seq]
+    with pytest.raises(ConfigError, match="from sequence 2 to 5, not 1"):
+        rebuild(store.board_log(DATE, seq=1), 1)
+    early = store.board_log(DATE, moment="2026-11-26T10:15:31.000Z")
+    assert early.at == -1
+    with pytest.raises(ConfigError, match=r"before the first event \(2026-11-26T10:15:32"):
+        seq_at(early, "2026-11-26T10:15:31.000Z")
+    with pytest.raises(ValueError, match="decides the board at 3 only"):
+        rebuild(store.board_log(DATE, seq=3), 4)
+    with pytest.raises(ValueError, match="needs every entry"):
+        check_head(store.board_log(DATE, seq=3))
 
 
 def test_the_head_check_fails_when_the_rows_and_the_log_disagree(
