@@ -54,7 +54,9 @@ from synccli.protocol.messages import dumps
 from synccli.store import open_store
 from synccli.tokens import TokenSource
 
-VARIANTS = ("bare", "bare-acks", "full", "secure")
+VARIANTS = ("bare", "bare-acks", "full", "full-uvloop", "secure")
+#: The full server's ``--event-loop`` per variant (the default, asyncio's, for the others).
+EVENT_LOOP = {"full-uvloop": "uvloop"}
 # A date of its own, inside the window the server serves (a year or so ahead).
 DATE = (datetime.now(UTC).date() + timedelta(days=402)).isoformat()
 #: Appointments the writer cycles through (Scheduled ⇄ Present); more than ``WINDOW``, so an
@@ -250,7 +252,7 @@ class Writer:
         return dumps(request | {"appointmentId": appointment_id, "state": state})
 
 
-def _cpu_s(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -266,7 +268,7 @@ async def _phase(
     pool: ReceiverPool, writer: Writer, pid: int, variant: str, seconds: float, rate: float | None
 ) -> Phase:
     await pool.command("reset")
-    cpu_before, began = _cpu_s(pid), time.time()
+    cpu_before, began = cpu_seconds(pid), time.time()
     ok = await writer.run(seconds, rate)
     expected = ok * writer.clients
     loop = asyncio.get_running_loop()
@@ -277,7 +279,7 @@ async def _phase(
         if sum(s.delivered for s in samples) >= expected:
             break
         await asyncio.sleep(0.05)  # polling the receivers' progress, bounded by the deadline
-    cpu = _cpu_s(pid) - cpu_before
+    cpu = cpu_seconds(pid) - cpu_before
     delivered = sum(s.delivered for s in samples)
     elapsed = max(s.last_at for s in samples) - began if delivered else seconds
     latencies = sorted(x for s in samples for x in s.latencies_ms)
@@ -296,15 +298,16 @@ async def _phase(
 
 
 @contextlib.asynccontextmanager
-async def _server(variant: str, workdir: Path) -> AsyncIterator[tuple[str, int, Access]]:
+async def server_under_test(variant: str, workdir: Path) -> AsyncIterator[tuple[str, int, Access]]:
     port = free_port()
-    if variant in ("full", "secure"):
+    if variant in ("full", "full-uvloop", "secure"):
         db_url = f"sqlite:///{workdir / 'fanout.db'}"
         store = open_store(db_url)
         store.init_schema()
         store.seed(DATE, APPOINTMENTS)
         store.close()
-        server = ServerProcess(db_url, "127.0.0.1", port, workdir / "server.log")
+        options = ("--event-loop", EVENT_LOOP.get(variant, "asyncio"))
+        server = ServerProcess(db_url, "127.0.0.1", port, workdir / "server.log", options)
         access = PLAIN
         if variant == "secure":
             cert, key = self_signed(workdir / "tls")
@@ -336,7 +339,7 @@ async def _case(
     pool: ReceiverPool, clients: int, variant: str, seconds: float, rate: float, ack_delay: float
 ) -> list[Phase]:
     with tempfile.TemporaryDirectory(prefix="fanout-") as tmp:
-        async with _server(variant, Path(tmp)) as (url, pid, access):
+        async with server_under_test(variant, Path(tmp)) as (url, pid, access):
             await pool.connect(url, clients, None if variant == "bare" else ack_delay, access)
             try:
                 writer = Writer(url, clients, pool, access)

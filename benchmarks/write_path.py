@@ -14,11 +14,12 @@ with the outcome), alternating with the others in the same rounds.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -114,9 +115,30 @@ def _measure(writers: int, per_writer: int, op: Callable[[int, int], None]) -> R
     return Result(len(flat) / elapsed, statistics.median(flat) * 1000, p99 * 1000)
 
 
+@dataclass(frozen=True)
+class Paths:
+    """The best round of each path: the floor, the write as before (step by step, one
+    statement per round trip), the write as it runs now, and with an actor."""
+
+    bare: Result
+    before: Result | None
+    full: Result
+    with_actor: Result | None
+
+
+@contextlib.contextmanager
+def _as_before(store: SqlStore) -> Iterator[None]:
+    """The write path as it was: step by step, one statement per round trip."""
+    store.one_round_trip = False
+    try:
+        yield
+    finally:
+        store.one_round_trip = True
+
+
 def _bench(
     store: SqlStore, writers: int, count: int, rounds: int, date: str, actor: str | None = None
-) -> tuple[Result, Result, Result | None]:
+) -> Paths:
     """The best of ``rounds`` alternating rounds of each path (the machine is shared: the
     best round is the one least disturbed by others)."""
     store.init_schema()
@@ -153,16 +175,25 @@ def _bench(
         cur.execute(dialect.commit)
 
     bares: list[Result] = []
+    befores: list[Result] = []
     fulls: list[Result] = []
     actors: list[Result] = []
+    # The step-by-step write is the comparison wherever the store has a faster path.
+    compare = store.dialect.write_once is not None
     try:
         for r in range(rounds):
             bares.append(_measure(writers, per_writer, bare_write))
-            offset = r * per_writer  # request ids stay unique across rounds
+            offset = 2 * r * per_writer  # request ids stay unique across rounds and paths
 
             def shifted(index: int, n: int, offset: int = offset) -> None:
                 store_write(index, offset + n)
 
+            def shifted_before(index: int, n: int, offset: int = offset + per_writer) -> None:
+                store_write(index, offset + n)
+
+            if compare:
+                with _as_before(store):
+                    befores.append(_measure(writers, per_writer, shifted_before))
             fulls.append(_measure(writers, per_writer, shifted))
             if actor is not None:
 
@@ -170,18 +201,27 @@ def _bench(
                     store_write(index, offset + n, actor)
 
                 actors.append(_measure(writers, per_writer, as_actor))
-        offset = rounds * per_writer
+        offset = 2 * rounds * per_writer
         trips = _round_trips(store, lambda index, n: store_write(index, offset + n))
+        offset += 100
+        with _as_before(store):
+            steps = _round_trips(store, lambda index, n: store_write(index, offset + n))
     finally:
         for conn in connections:
             conn.close()
     bare = max(bares, key=lambda x: x.ops_per_s)
     full = max(fulls, key=lambda x: x.ops_per_s)
+    before = max(befores, key=lambda x: x.ops_per_s) if befores else None
     with_actor = max(actors, key=lambda x: x.ops_per_s) if actors else None
     if with_actor is not None:
         with_actor = replace(with_actor, round_trips=trips)  # the same statements
     # bare_write sends exactly three statements: BEGIN, UPDATE, COMMIT.
-    return replace(bare, round_trips=3.0), replace(full, round_trips=trips), with_actor
+    return Paths(
+        replace(bare, round_trips=3.0),
+        None if before is None else replace(before, round_trips=steps),
+        replace(full, round_trips=trips),
+        with_actor,
+    )
 
 
 def _cells(result: Result, bare: Result | None = None) -> tuple[object, ...]:
@@ -226,12 +266,15 @@ def main(
                 assert isinstance(opened, SqlStore)
                 store = opened
             try:
-                bare, full, with_actor = _bench(
-                    store, w, count, rounds, f"2099-{m:02d}-{w:02d}", actor
-                )
+                measured = _bench(store, w, count, rounds, f"2099-{m:02d}-{w:02d}", actor)
             finally:
                 store.close()
-            paths = [("Store.write", full), ("Store.write +actor", with_actor)]
+            bare = measured.bare
+            paths = [
+                ("Store.write before (steps)", measured.before),
+                ("Store.write", measured.full),
+                ("Store.write +actor", measured.with_actor),
+            ]
             table.append((store.dialect.name, mode, w, "bare UPDATE;COMMIT", *_cells(bare)))
             table += [
                 (store.dialect.name, mode, w, path, *_cells(result, bare))

@@ -25,6 +25,7 @@ from synccli.server.app import SyncServer, run_server
 from synccli.server.auth import install_redaction
 from synccli.server.config import ServerConfig
 from synccli.server.logs import LEVELS, configure_logging
+from synccli.server.loop import EVENT_LOOPS
 from synccli.store import redact_url
 
 #: ``ServerConfig``'s defaults, so that the options cannot drift from the library's.
@@ -203,6 +204,12 @@ SETTINGS = (
         click.Choice(sorted(SERVER_BUGS)),
         "Misbehave on purpose for the harness self-test.",
         hidden=True,
+    ),
+    Setting(
+        "event_loop",
+        "--event-loop",
+        click.Choice(EVENT_LOOPS),
+        "Event loop: asyncio's, uvloop (pip install 'synccli[fast]'), or auto (uvloop if there).",
     ),
     Setting("bug_seed", "--bug-seed", click.INT, "Seed of injected bugs.", hidden=True),
     Setting(

@@ -35,6 +35,7 @@ from synccli.server.connection import Connection
 from synccli.server.db import DbRunner
 from synccli.server.http import Router
 from synccli.server.hub import Hub
+from synccli.server.loop import loop_factory
 from synccli.server.metrics import Metrics
 from synccli.server.services import Services
 from synccli.server.tls import server_context
@@ -302,7 +303,8 @@ def run_server(
     previous = gc.get_threshold()
     gc.set_threshold(GC_THRESHOLD, 50, 100)
     try:
-        asyncio.run(SyncServer(config).run(on_started))
+        with asyncio.Runner(loop_factory=loop_factory(config.event_loop)) as runner:
+            runner.run(SyncServer(config).run(on_started))
     finally:
         gc.set_threshold(*previous)
 

@@ -8,6 +8,7 @@ from synccli.errors import ConfigError
 from synccli.injection import check_bugs
 from synccli.protocol.node import valid_node_name
 from synccli.protocol.server_ops import ServerSessionConfig
+from synccli.server.loop import check_event_loop
 
 #: The protocol limits' defaults have one home, the connection's session configuration.
 _LIMITS = ServerSessionConfig()
@@ -84,6 +85,8 @@ class ServerConfig:
     #: Serve on this already-listening socket (inherited) instead of binding host:port;
     #: the harness's packet loss hands over one made inside a network namespace.
     listen_fd: int | None = None
+    #: ``asyncio``, ``uvloop`` or ``auto`` (uvloop when installed; see ``server.loop``).
+    event_loop: str = "asyncio"
 
     def __post_init__(self) -> None:
         positive = {
@@ -123,6 +126,7 @@ class ServerConfig:
                 f"a node name is 1 to 64 letters, digits or ._:@- (got {self.node_name!r})"
             )
         check_bugs(self.inject_bugs, "server")
+        check_event_loop(self.event_loop)
         self._check_security()
 
     def _check_security(self) -> None:

@@ -98,6 +98,9 @@ class Connection:
         self.ws = ws
         config = services.config
         self._loop = asyncio.get_running_loop()
+        # Wall time first: a session clock read after it can only move the expiry later,
+        # never before the moment a handshake with the same token is refused.
+        wall = time.time()
         now = self._loop.time()
         self.session = ServerSession(
             session_config(config),
@@ -108,7 +111,7 @@ class Connection:
             services.metrics.counts,
             services.metrics.writes_failed,
             today=lambda: utc_now().date(),
-            auth=grant.authorisation(now, time.time()),
+            auth=grant.authorisation(now, wall),
         )
         self._ack_timeout = config.ack_timeout_s
         # Who this connection's writes are recorded as when no token names the user.

@@ -19,7 +19,8 @@ from synccli.domain.values import Event, Row
 from synccli.errors import DatabaseUnavailable
 
 #: 2: events record who made the change (``actor``) and the row before it (``from_*``).
-SCHEMA_VERSION = 2
+#: 3: PostgreSQL has the function ``synccli_write`` (the write in one round trip).
+SCHEMA_VERSION = 3
 
 # Called inside the write transaction at each stage ("verify", "commit"); raising an
 # exception from it makes the transaction roll back. The database-fault hook plugs in here.

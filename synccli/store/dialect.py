@@ -13,7 +13,9 @@ from __future__ import annotations
 import enum
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
+
+from synccli.store import write_sql
 
 #: Tables in creation order; ``Dialect.create[name]`` creates one (with its indexes).
 TABLES = ("schema_version", "appointments", "channels", "events", "requests")
@@ -91,6 +93,13 @@ class Dialect:
     count_events: str
     oldest_events: str
     count_appointments: str
+    #: The whole write (``Store.write``) as one statement or batch that commits itself, and
+    #: the same without its transaction control (run between ``begin_write`` and ``commit``
+    #: when a write hook must see the open transaction). None: the write runs step by step.
+    write_once: str | None = None
+    write_in_tx: str | None = None
+    #: What ``write_once`` calls, created (or replaced) by ``init_schema`` (schema 3).
+    create_write_function: str | None = None
 
     def statements(self) -> dict[str, str]:
         """Every statement of this dialect, by field name (``name[i]`` for a sequence)."""
@@ -99,6 +108,8 @@ class Dialect:
             if f.name in ("name", "limit_first", "classify"):
                 continue
             value = getattr(self, f.name)
+            if value is None:
+                continue
             if isinstance(value, tuple):
                 found.update((f"{f.name}[{i}]", sql) for i, sql in enumerate(value))
             else:
@@ -349,7 +360,8 @@ POSTGRESQL = _build(
     _odbc_classifier(
         transient=frozenset({"40P01", "40001", "55P03"}),
         unique=frozenset({"23505"}),
-        no_schema=frozenset({"42P01"}),
+        # 42883: no such function (``synccli_write``: a schema-2 database).
+        no_schema=frozenset({"42P01", "42883"}),
         natives="",
     ),
     key="VARCHAR(128)",
@@ -369,6 +381,16 @@ POSTGRESQL = _build(
     ),
     lock_suffix=" FOR UPDATE",
     insert_suffix=" ON CONFLICT ({key}) DO NOTHING",
+)
+
+_PG_FUNCTION, _PG_WRITE = write_sql.postgresql_function(
+    "VARCHAR(128)", "VARCHAR(32)", "BIGINT", "TEXT"
+)
+POSTGRESQL = replace(
+    POSTGRESQL,
+    create_write_function=_PG_FUNCTION,
+    write_once=_PG_WRITE,
+    write_in_tx=_PG_WRITE,
 )
 
 MSSQL = _build(
@@ -402,5 +424,10 @@ MSSQL = _build(
     top=(" TOP (?)", ""),
     add_column="ADD",
 )
+
+_MSSQL_ONCE, _MSSQL_IN_TX = write_sql.mssql(
+    "NVARCHAR(128)", "NVARCHAR(32)", "BIGINT", "NVARCHAR(MAX)", MSSQL.begin_write
+)
+MSSQL = replace(MSSQL, write_once=_MSSQL_ONCE, write_in_tx=_MSSQL_IN_TX)
 
 DIALECTS = {d.name: d for d in (SQLITE, POSTGRESQL, MSSQL)}

@@ -58,14 +58,34 @@ def payload_of(row: Row) -> str:
     return _encode(row.to_wire())
 
 
+def payload_parts(appointment_id: str, state: str, stamp: str) -> tuple[str, str, str, str]:
+    """``payload_of`` of the row a write stores, in the four pieces around the values only
+    the database knows (the row's date, patient and version): ``head + date + to_patient +
+    patient + to_version + version + tail``, the text values as JSON strings. The
+    one-round-trip write assembles the payload from these in SQL."""
+    return (
+        f'{{"appointmentId":{_encode(appointment_id)},"date":',
+        ',"patient":',
+        f',"state":{_encode(state)},"stateTime":{_encode(stamp)},"version":',
+        f',"updatedAt":{_encode(stamp)}}}',
+    )
+
+
+def result_parts(request: WriteRequest) -> tuple[str, str]:
+    """``result_of`` in the pieces around its sequence number and payload:
+    ``head + seq + mid + payload + "}"``."""
+    actor = "" if request.actor is None else f',"actor":{_encode(request.actor)}'
+    return f'{{"fingerprint":{_encode(request.fingerprint())},"seq":', f'{actor},"row":'
+
+
 def result_of(request: WriteRequest, seq: int, payload: str) -> str:
     """The idempotency record of a committed write: its outcome and the request's
     fingerprint, so a reused id with other content can be told apart. ``payload`` is the
     row's stored form (``payload_of``), spliced in as is: the row is serialised once per
     write, for the event and for this record. The request's ``actor`` is kept with it (the
     event records it too, for the audit trail)."""
-    actor = "" if request.actor is None else f',"actor":{_encode(request.actor)}'
-    return f'{{"fingerprint":{_encode(request.fingerprint())},"seq":{seq}{actor},"row":{payload}}}'
+    head, mid = result_parts(request)
+    return f"{head}{seq}{mid}{payload}}}"
 
 
 def replay(request: WriteRequest, stored: str) -> WriteOutcome:

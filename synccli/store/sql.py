@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from abc import abstractmethod
@@ -31,10 +32,13 @@ from synccli.store.records import (
     entries_of,
     event_of,
     payload_of,
+    payload_parts,
     replay,
     result_of,
+    result_parts,
     row_of,
 )
+from synccli.store.write_sql import VERIFY_FAILED
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -94,6 +98,10 @@ class SqlStore(Store):
         # Dates whose channel row is known to exist (channels are never deleted), so the
         # write path can skip the insert-if-absent statement.
         self._known_channels: set[str] = set()
+        #: Whether ``write`` uses the dialect's one-round-trip statement when it has one
+        #: (the step-by-step path stays, for SQLite and as the benchmark's comparison).
+        self.one_round_trip = True
+        self._kept = threading.local()
 
     # ----------------------------------------------------------------- connections
 
@@ -120,45 +128,76 @@ class SqlStore(Store):
 
     # ----------------------------------------------------------------- transactions
 
-    def _run(self, body: Callable[[Cursor], T], *, write: bool) -> T:
+    def _run(
+        self, body: Callable[[Cursor], T], *, write: bool, owns: bool = False, keep: bool = False
+    ) -> T:
         """Run ``body`` in one transaction, retrying transient failures a bounded number of
         times. Exceptions raised by ``body`` itself (rule violations, hook faults) are never
-        retried: they propagate after the rollback."""
+        retried: they propagate after the rollback. ``owns``: ``body`` runs statements that
+        commit themselves (autocommit, or a batch with its own transaction control), so no
+        ``BEGIN``/``COMMIT`` is sent around it. ``keep``: run it on the thread's kept cursor
+        (see ``_kept_cursor``) instead of a fresh one."""
         for attempt in range(ATTEMPTS):
             try:
-                return self._transaction(body, write)
+                return self._transaction(body, write, owns, keep)
             except _Retry as retry:
                 if attempt == ATTEMPTS - 1:
                     raise self._exhausted(retry) from None
                 time.sleep(BACKOFF * 2**attempt)
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
-    def _transaction(self, body: Callable[[Cursor], T], write: bool) -> T:
+    def _transaction(
+        self, body: Callable[[Cursor], T], write: bool, owns: bool = False, keep: bool = False
+    ) -> T:
         conn = self._pool.acquire()
         try:
-            return self._transaction_on(conn, body, write)
+            return self._transaction_on(conn, body, write, owns, keep)
         finally:
             self._pool.release(conn)
 
-    def _transaction_on(self, conn: Connection, body: Callable[[Cursor], T], write: bool) -> T:
+    def _transaction_on(
+        self,
+        conn: Connection,
+        body: Callable[[Cursor], T],
+        write: bool,
+        owns: bool = False,
+        keep: bool = False,
+    ) -> T:
         try:
-            cur: Cursor = conn.cursor()
+            cur: Cursor = self._kept_cursor(conn) if keep else conn.cursor()
         except Exception as exc:
             raise self._translate(conn, exc) from exc
         try:
-            cur.execute(self.dialect.begin_write if write else self.dialect.begin_read)
+            if not owns:
+                cur.execute(self.dialect.begin_write if write else self.dialect.begin_read)
             result = body(cur)
-            cur.execute(self.dialect.commit)
+            if not owns:
+                cur.execute(self.dialect.commit)
             return result
         except BaseException as exc:
-            self._rollback(conn, cur)
+            # A body that owns its transaction left none open unless the driver failed.
+            if not owns or self._is_driver_error(exc):
+                self._rollback(conn, cur)
             if self._is_driver_error(exc):
                 raise self._translate(conn, exc) from exc
             raise
         finally:
-            # The cursor of a dropped connection may refuse to close.
-            with contextlib.suppress(Exception):
-                cur.close()
+            if not keep:
+                # The cursor of a dropped connection may refuse to close.
+                with contextlib.suppress(Exception):
+                    cur.close()
+
+    def _kept_cursor(self, conn: Connection) -> Cursor:
+        """This thread's cursor on ``conn`` that lives as long as the connection. pyodbc keeps
+        the statement a cursor last ran prepared, so running the same statement on the same
+        cursor again skips the database's parse and plan (for the one-statement write,
+        longer than running it); a fresh cursor per call would pay them every time."""
+        kept: tuple[Connection, Cursor] | None = getattr(self._kept, "pair", None)
+        if kept is not None and kept[0] is conn:
+            return kept[1]
+        cur: Cursor = conn.cursor()
+        self._kept.pair = (conn, cur)
+        return cur
 
     def _rollback(self, conn: Connection, cur: Cursor) -> None:
         if not self.in_transaction(conn):
@@ -185,7 +224,8 @@ class SqlStore(Store):
             return _Retry(kind, exc)
         if kind is ErrorKind.NO_SCHEMA:
             return DatabaseUnavailable(
-                f"the database {self.url} has no synccli tables; run `synccli db init --db URL`"
+                f"the database {self.url} has no synccli tables (or an older schema); "
+                "run `synccli db init --db URL`"
             )
         return DatabaseUnavailable(f"database error on {self.url}: {self.describe(exc)}")
 
@@ -213,6 +253,9 @@ class SqlStore(Store):
                     for statement in self.dialect.table_ddl(table):
                         cur.execute(statement)
                     created.add(table)
+            if self.dialect.create_write_function is not None:
+                # CREATE OR REPLACE: every init leaves the function this synccli calls.
+                cur.execute(self.dialect.create_write_function)
             cur.execute(self.dialect.select_schema_version)
             found = [int(r[0]) for r in cur.fetchall()]
             if not found:
@@ -254,8 +297,95 @@ class SqlStore(Store):
     # ----------------------------------------------------------------- the write path
 
     def write(self, request: WriteRequest, now: datetime) -> WriteOutcome:
-        """Guarantee 1 in one transaction; see ``Store.write``."""
-        return self._run(lambda cur: self._write(cur, request, now), write=True)
+        """Guarantee 1 in one transaction; see ``Store.write``. Where the dialect has the
+        whole write as one statement (``write_once``) it is one round trip; with a hook
+        installed, the same statement runs inside an explicit transaction so the hook still
+        sees it open (and can roll it back)."""
+        d = self.dialect
+        if d.write_once is None or d.write_in_tx is None or not self.one_round_trip:
+            return self._run(lambda cur: self._write(cur, request, now), write=True)
+        try:
+            if self.hook is None:
+                once = d.write_once
+                return self._run(
+                    lambda cur: self._write_once(cur, once, request, now),
+                    write=True,
+                    owns=True,
+                    keep=True,
+                )
+            in_tx = d.write_in_tx
+            return self._run(lambda cur: self._write_once(cur, in_tx, request, now), write=True)
+        except DatabaseUnavailable as exc:
+            if VERIFY_FAILED not in str(exc):
+                raise
+            raise DatabaseUnavailable(
+                f"appointment {request.appointment_id} was not stored as written; rolled back"
+            ) from None
+
+    def _write_once(
+        self, cur: Cursor, sql: str, request: WriteRequest, now: datetime
+    ) -> WriteOutcome:
+        """The write as the one statement ``sql``; what its answer row means follows the
+        rules of ``_write`` (see ``synccli.store.write_sql``)."""
+        stamp = iso_ms(now)
+        head, to_patient, to_version, tail = payload_parts(
+            request.appointment_id, request.state, stamp
+        )
+        result_head, result_mid = result_parts(request)
+        cur.execute(
+            sql,
+            (
+                request.request_id,
+                request.appointment_id,
+                request.state,
+                request.expected_version,
+                stamp,
+                request.actor,
+                new_epoch(),
+                head,
+                to_patient,
+                to_version,
+                tail,
+                result_head,
+                result_mid,
+            ),
+        )
+        found = cur.fetchone()
+        if found[7] is not None:
+            return replay(request, str(found[7]))
+        if found[0] is None:
+            raise WriteRejected("not_found", f"no appointment {request.appointment_id!r}")
+        before = row_of(found)
+        if found[9] is None:
+            try:
+                _check(request, before)
+            except WriteRejected:
+                # As in ``_write``: the lock may have waited for this very request's first
+                # attempt, whose record the statement's snapshot did not show yet.
+                cur.execute(self.dialect.select_request, (request.request_id,))
+                stored = cur.fetchone()
+                if stored is not None:
+                    return replay(request, str(stored[0]))
+                raise
+            raise TransientDatabaseError(
+                f"appointment {before.appointment_id} changed under its lock; retry"
+            )
+        if self.hook is not None:
+            self.hook("verify")
+            self.hook("commit")
+        # The statement verified that the row was stored exactly as this one.
+        after = Row(
+            before.appointment_id,
+            before.date,
+            before.patient,
+            request.state,
+            stamp,
+            before.version + 1,
+            stamp,
+        )
+        epoch, seq = str(found[8]), int(found[9])
+        event = Event(after.date, epoch, seq, after, request.request_id, stamp)
+        return WriteOutcome(request.request_id, after, seq, event)
 
     def _write(self, cur: Cursor, request: WriteRequest, now: datetime) -> WriteOutcome:
         d = self.dialect
@@ -300,7 +430,8 @@ class SqlStore(Store):
 
         self._create_channel(cur, after.date)
         cur.execute(d.bump_channel, (after.date,))
-        bumped = cur.fetchall()
+        # psqlODBC describes an UPDATE … RETURNING that matched nothing as no result set.
+        bumped = [] if cur.description is None else cur.fetchall()
         if not bumped:
             # The cached channel row is gone (the tables were recreated): forget the cache
             # and let the retry create it.

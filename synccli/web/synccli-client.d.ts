@@ -147,6 +147,8 @@ export interface SyncClientOptions extends Omit<SessionOptions, "clientId"> {
   saveDelay?: number;
   backoffInitial?: number;
   backoffMax?: number;
+  /** Seconds within which a refused attempt is retried (`probe/2..probe`); null: backoff. */
+  probe?: number | null;
   healthyAfter?: number;
   WebSocket?: new (url: string) => WebSocket;
   timers?: Timers;

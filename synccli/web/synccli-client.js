@@ -777,6 +777,9 @@ function randomId() {
   return `b-${[...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
+/** A failed attempt that ended this soon after it began was refused (nothing listens). */
+const REFUSED_WITHIN_S = 0.05;
+
 /**
  * The socket URL with `client=<id>` (the server records it as the actor of this page's
  * writes when no signed token names the user; synccli/protocol/client_id.py) and `token=`.
@@ -816,10 +819,11 @@ export class SyncClient {
     gapTimeout = 2.0,
     writeTimeout = 5.0,
     maxWriteAttempts = 5,
-    ackDelay = 0.05,
+    ackDelay = 0.25, // as the Python client (DEFAULT_ACK_DELAY_S): one ack covers several events
     saveDelay = 1.0,
     backoffInitial = 0.25,
     backoffMax = 5.0,
+    probe = 0.5,
     healthyAfter = 1.0,
     WebSocket = globalThis.WebSocket,
     timers = defaultTimers,
@@ -836,6 +840,8 @@ export class SyncClient {
     this.saveDelay = saveDelay;
     this.backoffInitial = backoffInitial;
     this.backoffMax = backoffMax;
+    this.probe = probe;
+    this._attemptAt = null;
     this.healthyAfter = healthyAfter;
     this.WebSocket = WebSocket;
     this.timers = timers;
@@ -948,6 +954,7 @@ export class SyncClient {
     this._reconnectTimer = null;
     if (this._closing) return;
     this.attempt += 1;
+    this._attemptAt = this.now();
     this._emit("connection", { state: "connecting", attempt: this.attempt, delay: 0 });
     let ws;
     try {
@@ -982,6 +989,7 @@ export class SyncClient {
   _onClose(ws, event) {
     if (ws !== this._ws) return;
     const wasOpen = this._open;
+    let refused = false;
     this._ws = null;
     this._open = false;
     for (const name of ["_tickTimer", "_ackTimer"]) this._clear(name);
@@ -990,15 +998,18 @@ export class SyncClient {
       this._record({ k: "disconnect", code: event?.code ?? null, reason: event?.reason ?? "" });
       if (this.now() - this._openedAt >= this.healthyAfter) this._delays = this._newBackoff();
     } else {
+      refused = this.probe !== null && this.now() - this._attemptAt < REFUSED_WITHIN_S;
       this._record({ k: "connect_failed", attempt: this.attempt, error: `closed (${event?.code ?? "?"})` });
     }
     this._emitStatuses();
     this._save();
-    if (!this._closing) this._scheduleReconnect();
+    if (!this._closing) this._scheduleReconnect(refused);
   }
 
-  _scheduleReconnect() {
-    const delay = this._delays.next().value;
+  /** The next attempt: after a refused one (nothing listens, so it cost the server
+   * nothing) within `probe/2..probe`, else the next backoff delay (protocol/backoff.py). */
+  _scheduleReconnect(refused = false) {
+    const delay = refused ? this.probe * (0.5 + this.random() / 2) : this._delays.next().value;
     this._emit("connection", { state: "closed", attempt: this.attempt, delay });
     this._reconnectTimer = this.timers.setTimeout(() => this._connect(), delay * 1000);
   }

@@ -139,7 +139,9 @@ test("subscribes on open, and one cumulative ack covers a burst", () => {
   ws.receive({ type: "subscribed", date: D, epoch: E, sequenceNum: 0, recovered: false, snapshot: [row(1), row(2)] });
   for (let seq = 1; seq <= 3; seq++) ws.receive(ev(seq, 1 + (seq % 2), "Present"));
   assert.equal(ws.sent.length, 1, "acks are held back");
-  clock.advance(0.05);
+  clock.advance(0.24);
+  assert.equal(ws.sent.length, 1, "for the ack delay (250 ms, as the Python client)");
+  clock.advance(0.01);
   assert.deepEqual(ws.sent.slice(1), [{ type: "ack", date: D, sequenceNum: 3, epoch: E }]);
   assert.equal(client.status(D), "synced");
   assert.deepEqual(statuses, ["syncing:undefined", "synced:0", "synced:1", "synced:2", "synced:3"]);
@@ -165,7 +167,7 @@ test("a malformed frame is reported, then resynced, never thrown", () => {
 });
 
 test("reconnects with backoff, faster on `online`, resumes with since and re-sends the write", async () => {
-  const { clock, sockets, client, win } = setup({ backoffInitial: 1, backoffMax: 4 });
+  const { clock, sockets, client, win } = setup({ backoffInitial: 1, backoffMax: 4, probe: null });
   const connection = [];
   client.on("connection", (c) => connection.push(c.state));
   client.start();
@@ -197,6 +199,30 @@ test("reconnects with backoff, faster on `online`, resumes with since and re-sen
   assert.deepEqual(await outcome, { ok: true, code: null, seq: 3 });
   sockets[2].receive(ev(3, 1, "Present", "b-1"));
   assert.deepEqual(client.rows(D)[0], { row: row(1, "Present", 4), state: "Present", pending: false });
+});
+
+test("an attempt refused at once is retried within probe/2..probe, not after a grown backoff", () => {
+  const { clock, sockets, client } = setup({ backoffInitial: 1, backoffMax: 4, probe: 0.5 });
+  client.start();
+  sockets[0].open();
+  sockets[0].receive({ type: "subscribed", date: D, epoch: E, sequenceNum: 2, recovered: false, snapshot: [row(1)] });
+  clock.advance(2); // a healthy connection
+  sockets[0].drop(); // an open connection lost: the backoff decides (up to 1 s, here 0.5 s)
+  clock.advance(0.51);
+  assert.equal(sockets.length, 2);
+  for (let n = 2; n <= 8; n++) {
+    sockets[n - 1].drop(); // nothing listens: refused at once
+    clock.advance(0.37);
+    assert.equal(sockets.length, n, "not before probe/2 + random × probe/2 (0.375 s)");
+    clock.advance(0.01);
+    assert.equal(sockets.length, n + 1, "the backoff did not grow: back within the probe delay");
+  }
+  clock.advance(0.2);
+  sockets[8].drop(); // closed 0.2 s after the attempt, never opened: a struggling server, backoff
+  clock.advance(0.99);
+  assert.equal(sockets.length, 9, "a slow failure waits for the backoff (up to 2 s, here 1 s)");
+  clock.advance(0.02);
+  assert.equal(sockets.length, 10);
 });
 
 test("a refused write resolves ok:false and is rolled back", async () => {

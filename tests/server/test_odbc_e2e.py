@@ -488,6 +488,65 @@ def test_simulation_with_faults_on_postgres_passes_the_gate(url: str, tmp_path: 
     assert gate.returncode == 0, gate.stdout[-2000:] + gate.stderr
 
 
+DB_FAULTS = """
+description = "database faults mid-write on PostgreSQL: deadlock victims, failed verifies"
+seed = 23
+duration_s = 6
+clients = 3
+writers = 2
+rate = 20
+drain_timeout_s = 15
+[[faults]]
+name = "deadlocks"
+kind = "db_fault"
+mode = "deadlock"
+rate = 0.8
+at_s = 1
+for_s = 2
+[[faults]]
+name = "verify"
+kind = "db_fault"
+mode = "verify"
+rate = 0.5
+at_s = 3.5
+for_s = 1.5
+[thresholds]
+lost = "== 0"
+duplicates = "== 0"
+out_of_order = "== 0"
+phantoms = "== 0"
+delivery_rate = ">= 0.995"
+"""
+
+
+@pytest.mark.slow
+def test_database_faults_mid_write_on_postgres_leave_no_partial_write(
+    url: str, tmp_path: Path
+) -> None:
+    """The one-round-trip write under the db-fault hook: every failed write is rolled back
+    (no event without its success, none lost), and the gate passes."""
+    scenario = tmp_path / "scenario.toml"
+    scenario.write_text(DB_FAULTS)
+    out = tmp_path / "run"
+    synccli = [sys.executable, "-m", "synccli"]
+    simulate = [*synccli, "simulate", "--db", url, "--scenario", str(scenario), "--quiet"]
+    run = subprocess.run(
+        [*simulate, "--out", str(out)], capture_output=True, text=True, timeout=seconds(90)
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert run.returncode == 0, (summary["reasons"], run.stdout[-2000:], run.stderr[-2000:])
+    assert all(f["evidence"]["db_errors"] >= 1 for f in summary["faults"])
+    assert summary["writes"]["failed"].get("db_unavailable", 0) >= 1
+    assert summary["events_committed"] == summary["writes"]["ok"]
+    gate = subprocess.run(
+        [*synccli, "report", str(out), "--gate", "--db", url, "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=seconds(60),
+    )
+    assert gate.returncode == 0, gate.stdout[-2000:] + gate.stderr
+
+
 # ---------------------------------------------------------------------- the CLI on bad URLs
 
 

@@ -118,8 +118,29 @@ def test_killing_a_writer_mid_storm_leaves_no_half_write(
         survivor.send_signal(signal.SIGKILL)
         victim.wait(timeout=seconds(10))
         survivor.wait(timeout=seconds(10))
+    # A write is one statement: the server may still be running (and then commit) the one
+    # a writer sent just before it died. Check the log once those sessions are gone.
+    _wait_until_no_statement_runs(database)
     seqs = _assert_log_matches_rows(store, raw)
     assert set(acknowledged) <= set(seqs)
+
+
+def _wait_until_no_statement_runs(database: str) -> None:
+    """Return once no other session of ``database`` is running a statement (bounded)."""
+    watcher = admin_connection(database)
+    try:
+        for _ in range(1000):
+            running = watcher.execute(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = ? "
+                "AND state <> 'idle' AND pid <> pg_backend_pid()",
+                database,
+            ).fetchone()[0]
+            if not running:
+                return
+            time.sleep(0.01)  # polling another session: there is no event to wait on
+        raise AssertionError("a killed writer's statement is still running")
+    finally:
+        watcher.close()
 
 
 def test_bad_credentials_and_unknown_database_are_one_clear_sentence(database: str) -> None:

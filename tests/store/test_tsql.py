@@ -15,9 +15,10 @@ import sqlglot
 from sqlglot import exp
 
 from synccli.clock import utc_now
-from synccli.store.dialect import DIALECTS, MSSQL, SQLITE, TABLES, Dialect
+from synccli.store.dialect import DIALECTS, MSSQL, POSTGRESQL, SQLITE, TABLES, Dialect
 from synccli.store.pool import Connection
 from synccli.store.sqlite import SqliteStore
+from synccli.store.write_sql import WRITE_PARAMS
 from tests.store.contract import DATE, NOW, update
 
 
@@ -50,8 +51,23 @@ def test_the_check_fails_on_a_broken_statement(broken: str) -> None:
 
 @pytest.mark.parametrize("dialect", list(DIALECTS.values()), ids=list(DIALECTS))
 def test_each_statement_takes_the_same_parameters_everywhere(dialect: Dialect) -> None:
+    # SQLite has no one-round-trip write: those statements are held to their parameter list.
+    reference = {**SQLITE.statements(), "write_once": "?" * len(WRITE_PARAMS)}
+    reference["write_in_tx"] = reference["write_once"]
+    reference["create_write_function"] = ""
     for name, sql in dialect.statements().items():
-        assert sql.count("?") == SQLITE.statements()[name].count("?"), name
+        assert sql.count("?") == reference[name].count("?"), name
+
+
+def test_the_one_round_trip_write_exists_where_the_network_is() -> None:
+    assert SQLITE.write_once is None
+    for dialect in (POSTGRESQL, MSSQL):
+        assert dialect.write_once is not None and dialect.write_in_tx is not None
+    # One batch on SQL Server: its own transaction around the body, the answer after COMMIT.
+    assert MSSQL.write_once is not None and MSSQL.write_in_tx is not None
+    assert MSSQL.write_once.startswith(MSSQL.begin_write)
+    assert "COMMIT TRANSACTION" in MSSQL.write_once
+    assert "COMMIT" not in MSSQL.write_in_tx and "BEGIN" not in MSSQL.write_in_tx
 
 
 class _Recording:
