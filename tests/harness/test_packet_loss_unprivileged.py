@@ -16,6 +16,7 @@ import pwd
 import shutil
 import signal
 import site
+import stat
 import subprocess
 import sys
 import tempfile
@@ -101,10 +102,44 @@ def home() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def _traversable(paths: list[str]) -> Iterator[None]:
+    """Let other users read the import folders ``paths`` and pass through (not list) the
+    folders above them while the test runs: a checkout or venv under a private folder
+    (``mktemp -d`` makes mode 700) is otherwise out of the user's reach. Each mode is put
+    back afterwards."""
+    changed: dict[Path, int] = {}
+
+    def grant(folder: Path, bits: int) -> None:
+        mode = folder.stat().st_mode
+        if mode & bits != bits:
+            changed.setdefault(folder, mode)
+            folder.chmod(stat.S_IMODE(mode) | bits)
+
+    for path in paths:
+        folder = Path(path).resolve()
+        grant(folder, stat.S_IROTH | stat.S_IXOTH)
+        for parent in folder.parents:
+            grant(parent, stat.S_IXOTH)
+    try:
+        yield
+    finally:
+        for folder, mode in changed.items():
+            folder.chmod(stat.S_IMODE(mode))
+
+
 @pytest.fixture
-def user(home: Path) -> Unprivileged:
+def user(home: Path) -> Iterator[Unprivileged]:
     prefix, uid, gid = _user()
     os.chown(home, uid, gid)
+    if os.geteuid() != 0:
+        yield _usable(prefix, uid, gid, home)
+        return
+    with _traversable([str(ROOT), *site.getsitepackages()]):
+        yield _usable(prefix, uid, gid, home)
+
+
+def _usable(prefix: tuple[str, ...], uid: int, gid: int, home: Path) -> Unprivileged:
     # This interpreter may live where the user cannot read it (a root-only pyenv): then the
     # system's Python 3 with the same packages on PYTHONPATH.
     pythons = [p for p in (sys.executable, "/usr/bin/python3") if os.path.exists(p)]
