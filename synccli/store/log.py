@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from synccli.audit.entries import LogEntry
+from synccli.audit.entries import LogLine
 from synccli.domain.channels import Channel
 from synccli.errors import SynccliError
 from synccli.store.base import Store
@@ -16,7 +16,7 @@ MAX_PAGE = 32_000
 
 
 class LogReader:
-    """The entries of one date after ``since``, at most ``limit`` (None: all), of one
+    """The lines (``LogLine``) of one date after ``since``, at most ``limit`` (None: all), of one
     appointment when given, in pages of ``page`` entries doubling up to ``max_page``.
     ``channel`` is known after the first page (None: the date has never had a write)."""
 
@@ -36,11 +36,11 @@ class LogReader:
         self.channel: Channel | None = None
         self.count = 0
 
-    def first(self) -> list[LogEntry]:
+    def first(self) -> list[LogLine]:
         """The first page (sets ``channel``)."""
         return self._read(self.since)
 
-    def pages(self, first: list[LogEntry]) -> Iterator[list[LogEntry]]:
+    def pages(self, first: list[LogLine]) -> Iterator[list[LogLine]]:
         """``first`` and then every further page, each its own read transaction."""
         page, size = first, self.page
         while page:
@@ -50,12 +50,12 @@ class LogReader:
             size = min(size * 2, self.max_page)
             page = self._read(page[-1].seq, size)
 
-    def _read(self, after: int, size: int | None = None) -> list[LogEntry]:
+    def _read(self, after: int, size: int | None = None) -> list[LogLine]:
         want = self._want(self.page if size is None else size)
-        found = self.store.log_page(self.date, after, want, self.appointment_id)
+        found = self.store.log_lines(self.date, after, want, self.appointment_id)
         self.channel = found.channel
-        self.count += len(found.entries)
-        return found.entries
+        self.count += len(found.lines)
+        return found.lines
 
     def _left(self) -> int | None:
         return None if self.limit is None else self.limit - self.count
