@@ -13,7 +13,12 @@ apply and ack cumulatively every 250 ms. Reported per variant, from the same run
 * delivered/s: events applied per second, all subscribers together;
 * relay DB queries/s per node while idle: ``synccli_relay_db_queries_total`` over
   ``--idle`` seconds with no writes, the subscribers still connected (the polling relay's
-  cost that the bus removes).
+  cost that the bus removes);
+* for three nodes, when HAProxy is installed: time to recover after ``node_kill``, p50/p99
+  over ``--kills`` kills, from the SIGKILL until a client of the killed node, reconnected
+  through HAProxy, applied an event committed after the kill (so it holds every event
+  committed before it); writes keep running at ``--kill-rate`` on node 1. Definition and
+  method: ``failover.py``. Target: p99 ≤ 2 s.
 
 The budget (DESIGN.md): across nodes on the bus, commit→apply p99 ≤ 1.5 times one node.
 """
@@ -33,11 +38,12 @@ from pathlib import Path
 from typing import Any
 
 import click
+from failover import measure_kills
 from tabulate import tabulate
 from websockets.asyncio.client import connect
 
 from synccli.domain.values import parse_iso_ms
-from synccli.harness.cluster import RedisProcess
+from synccli.harness.cluster import HaproxyProcess, RedisProcess, node_name
 from synccli.harness.server_process import ServerProcess, free_port
 from synccli.store import open_store
 
@@ -118,6 +124,7 @@ async def run_variant(
     writers: int,
     rate: float,
     idle: float,
+    kill: KillPlan,
 ) -> list[Any]:
     db_url = f"sqlite:///{workdir / (variant + '.db')}"
     store = open_store(db_url)
@@ -133,7 +140,13 @@ async def run_variant(
             await redis.start()
             options += ["--bus", redis.url]
         nodes = [
-            ServerProcess(db_url, "127.0.0.1", free_port(), workdir / f"{variant}-{i}.log", options)
+            ServerProcess(
+                db_url,
+                "127.0.0.1",
+                free_port(),
+                workdir / f"{variant}-{i}.log",
+                [*options, "--node-name", node_name(i)],
+            )
             for i in range(count)
         ]
         for node in nodes:
@@ -166,6 +179,9 @@ async def run_variant(
         after = [(await n.metrics()).get("synccli_relay_db_queries_total", 0) for n in nodes]
         stop.set()
         await asyncio.gather(*subs)
+        recovery: list[object] = [None] * 5
+        if count > 1 and kill.kills > 0 and HaproxyProcess.available():
+            recovery = await kill_phase(nodes, workdir / variant, writers, kill)
     lat = sorted(received.latencies_ms)
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else float("nan")
     idle_rate = statistics.mean((a - b) / idle for a, b in zip(after, before, strict=True))
@@ -176,7 +192,34 @@ async def run_variant(
         round(p99, 2),
         round(received.count / elapsed),
         round(idle_rate, 2),
+        *recovery,
     ]
+
+
+@dataclass(frozen=True)
+class KillPlan:
+    kills: int
+    clients: int
+    rate: float
+    down_s: float
+
+
+async def kill_phase(
+    nodes: list[ServerProcess], workdir: Path, writers: int, plan: KillPlan
+) -> list[object]:
+    """Kill nodes under writes on node 1; the recovery columns (``KillResult.row``)."""
+    workdir.mkdir(exist_ok=True)
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(writer(nodes[0].ws_url, i, writers, plan.rate, stop))
+        for i in range(writers)
+    ]
+    try:
+        result = await measure_kills(nodes, workdir, DATE, plan.clients, plan.kills, plan.down_s)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+    return result.row()
 
 
 @click.command()
@@ -188,8 +231,29 @@ async def run_variant(
 )
 @click.option("--idle", type=float, default=5.0, show_default=True, help="Idle seconds.")
 @click.option("--variants", default=",".join(VARIANTS), show_default=True)
+@click.option(
+    "--kills", type=int, default=6, show_default=True, help="node_kill repeats (0: none)."
+)
+@click.option(
+    "--kill-clients", type=int, default=30, show_default=True, help="Clients behind HAProxy."
+)
+@click.option(
+    "--kill-rate", type=float, default=50.0, show_default=True, help="Writes/s during kills."
+)
+@click.option(
+    "--down", type=float, default=1.0, show_default=True, help="Seconds a killed node stays down."
+)
 def main(
-    seconds: float, subscribers: int, writers: int, rate: float, idle: float, variants: str
+    seconds: float,
+    subscribers: int,
+    writers: int,
+    rate: float,
+    idle: float,
+    variants: str,
+    kills: int,
+    kill_clients: int,
+    kill_rate: float,
+    down: float,
 ) -> None:
     """Run each variant and print one table (and the ratios to one node)."""
     rows = []
@@ -199,10 +263,31 @@ def main(
                 raise click.BadParameter(f"unknown variant {variant!r}", param_hint="--variants")
             rows.append(
                 asyncio.run(
-                    run_variant(variant, Path(tmp), seconds, subscribers, writers, rate, idle)
+                    run_variant(
+                        variant,
+                        Path(tmp),
+                        seconds,
+                        subscribers,
+                        writers,
+                        rate,
+                        idle,
+                        KillPlan(kills, kill_clients, kill_rate, down),
+                    )
                 )
             )
-    headers = ["variant", "writes", "p50 ms", "p99 ms", "delivered/s", "idle relay q/s/node"]
+    headers = [
+        "variant",
+        "writes",
+        "p50 ms",
+        "p99 ms",
+        "delivered/s",
+        "idle relay q/s/node",
+        "kills",
+        "clients moved",
+        "never",
+        "kill→caught up p50 ms",
+        "p99 ms",
+    ]
     click.echo(tabulate(rows, headers=headers))
     base = next((r for r in rows if r[0] == "1-node"), None)
     if base is not None and base[3]:

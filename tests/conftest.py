@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +38,14 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
-def simulate_scenario(scenario: Path, out: Path, timeout: float) -> dict[str, Any]:
-    """Run ``synccli simulate`` on ``scenario`` into ``out`` as a real process; return its
-    summary after asserting it exited 0 (its reasons and output in the message if not)."""
+def simulate_scenario(
+    scenario: Path, out: Path, timeout: float, options: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Run ``synccli simulate`` on ``scenario`` (with ``options``) into ``out`` as a real
+    process; return its summary after asserting it exited 0 (its reasons and output in the
+    message if not)."""
     result = subprocess.run(
-        [*SYNCCLI, "simulate", "--scenario", str(scenario), "--quiet", "--out", str(out)],
+        [*SYNCCLI, "simulate", "--scenario", str(scenario), "--quiet", "--out", str(out), *options],
         capture_output=True,
         text=True,
         timeout=seconds(timeout),

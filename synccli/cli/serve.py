@@ -173,6 +173,13 @@ SETTINGS = (
         metavar="redis://HOST:PORT/DB",
     ),
     Setting(
+        "node_name",
+        "--node-name",
+        click.STRING,
+        "Name this node in the X-Synccli-Node header of every WebSocket upgrade.",
+        metavar="NAME",
+    ),
+    Setting(
         "bus_safety_poll_s",
         "--bus-safety-poll",
         _SECONDS,

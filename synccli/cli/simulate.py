@@ -186,11 +186,8 @@ def simulate_command(
         raise InfrastructureError(missing)
     if url is not None and not url.startswith(("ws://", "wss://")):
         raise ConfigError(f"--url must be a WebSocket URL like ws://127.0.0.1:8765/ws, not {url!r}")
-    if nodes is not None and nodes > 1 and (url is not None or tls or jwt):
-        raise ConfigError(
-            "--nodes starts a cluster of embedded servers without TLS or per-user tokens: "
-            "leave out --url, --tls and --jwt"
-        )
+    if nodes is not None and nodes > 1 and url is not None:
+        raise ConfigError("--nodes starts a cluster of embedded servers: leave out --url")
     if url is not None and (tls or jwt):
         raise ConfigError("--tls and --jwt set up the embedded server; with --url use --ca/--token")
     credential = resolve_secret(token, token_file, "SYNCCLI_TOKEN", "token")

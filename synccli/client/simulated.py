@@ -35,6 +35,7 @@ from synccli.domain.states import allowed_targets
 from synccli.domain.values import Position
 from synccli.errors import ProtocolError
 from synccli.history import records as rec
+from synccli.protocol import node
 from synccli.protocol.backoff import Reconnect, ReconnectConfig
 from synccli.protocol.channel import SYNCED, Effects
 from synccli.protocol.client_id import with_client_id
@@ -228,7 +229,10 @@ class SimulatedClient:
                 await ws.close()
                 return
             self.connects += 1
-            self._record(rec.Connect(self.attempts))
+            answer = ws.response
+            self._record(
+                rec.Connect(self.attempts, answer.headers.get(node.HEADER) if answer else None)
+            )
             opened = time.monotonic()
             await self._serve(ws)
             if time.monotonic() - opened >= HEALTHY_AFTER_S:

@@ -306,10 +306,20 @@ class Simulation:
         kinds: set[str],
     ) -> tuple[str, list[str]]:
         """Nodes, bus and balancer; returns where proxies point and the clients' URLs."""
-        from synccli.harness.cluster import start_cluster
+        from synccli.harness.cluster import HaproxyProcess, NodeSecurity, start_cluster
 
         assert self.history is not None
-        targets.netns_unavailable = "the nodes of a cluster do not run in a namespace"
+        # Packet loss: the balancer accepts inside the namespace (the nodes stay outside,
+        # as a single server does); without a balancer there is no one front to make lossy.
+        netns = None
+        if HaproxyProcess.available():
+            netns = await self._maybe_namespace(stack, kinds, targets)
+        else:
+            targets.netns_unavailable = "packet loss in a cluster needs HAProxy in front"
+        # One certificate (for the names the balancer and the nodes are reached by) and one
+        # token secret for every node.
+        hosts = ["127.0.0.1"] if netns is None else sorted({"127.0.0.1", netns.front[0]})
+        tls, jwt_secret = self._security(*hosts)
         cluster = await start_cluster(
             stack,
             self.run_dir,
@@ -320,6 +330,8 @@ class Simulation:
             self._stop_cluster,
             links="bus_partition" in kinds,
             seed=self.scenario.seed,
+            security=NodeSecurity(tls, self.ca_file, jwt_secret),
+            front=netns,
         )
         self.server = targets.server = cluster.nodes[0]
         targets.cluster = cluster
@@ -333,7 +345,7 @@ class Simulation:
             )
         )
         if cluster.entry is not None:
-            return cluster.entry, [f"ws://{cluster.entry}/ws"]
+            return cluster.entry, [f"{'wss' if tls else 'ws'}://{cluster.entry}/ws"]
         self._rotate = True
         return "", [node.ws_url for node in cluster.nodes]
 
@@ -357,13 +369,13 @@ class Simulation:
             options += ["--bug-seed", str(self.scenario.seed)]
         return options
 
-    def _security(self, host: str) -> tuple[tuple[str, str] | None, str | None]:
-        """With ``tls``: a certificate for ``host`` (trusted by the harness); with ``jwt``
+    def _security(self, *hosts: str) -> tuple[tuple[str, str] | None, str | None]:
+        """With ``tls``: a certificate for ``hosts`` (trusted by the harness); with ``jwt``
         (or ``tls``): a fresh secret, the harness's admin token and the clients' minter."""
         config = self.config
         tls = None
         if config.tls:
-            cert, key = self_signed(self.run_dir / "tls", [host])
+            cert, key = self_signed(self.run_dir / "tls", hosts)
             tls, self.ca_file = (str(cert), str(key)), str(cert)
         if not (config.jwt or config.tls):
             return tls, None

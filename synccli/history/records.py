@@ -160,8 +160,12 @@ class ClientCreated(Record):
 
 @dataclass(frozen=True, slots=True)
 class Connect(Record):
+    """``node``: the name the server gave on the upgrade (a node of a cluster), if any."""
+
     KIND: ClassVar[str] = "connect"
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"node"})
     attempt: int = 1
+    node: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

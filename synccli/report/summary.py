@@ -113,6 +113,8 @@ class Summary(Counters):
     browser_clients: int = 0
     #: Browser pages that clicked the board's buttons (synccli.harness.browsers).
     browser_writers: int = 0
+    #: Which node each client was on (``report.nodes``); None: no client recorded a node.
+    nodes: dict[str, Any] | None = None
     #: What the HTML report's timeline draws; not part of ``summary.json``.
     timeline: Timeline | None = field(default=None, compare=False, repr=False)
 
@@ -271,6 +273,7 @@ def summarize(
         "truth_source": truth.source,
         "browser_clients": read.browser_clients,
         "browser_writers": read.browser_writers,
+        "nodes": read.timeline.nodes.summary(),
     }
     scenario = config.get("thresholds")
     thresholds = merge(

@@ -36,6 +36,7 @@ from synccli.report.checker import Anomaly, CheckResult
 from synccli.report.client_view import Step, steps_of
 from synccli.report.client_view import near as steps_near
 from synccli.report.metrics import FaultWindow, nearest_rank
+from synccli.report.nodes import NodeSegment, NodeTracker
 from synccli.report.truth import Truth
 
 STATES = ("connected", "syncing", "offline")
@@ -92,6 +93,8 @@ class Timeline:
     markers: dict[str, list[float]]
     lanes: dict[str, list[Segment]]
     excerpts: list[Excerpt] = field(default_factory=list)
+    #: Per client, the node it was connected to over time (a cluster run; else empty).
+    nodes: dict[str, list[NodeSegment]] = field(default_factory=dict)
 
     def state_shares(self) -> list[dict[str, int]]:
         """Per bin, how many clients were in each state at its middle (aggregate lanes)."""
@@ -217,8 +220,11 @@ class TimelineReader:
         self._lanes: dict[str, list[tuple[float, Record]]] = {}
         self._markers: dict[str, list[float]] = {kind: [] for kind in MARKER_KINDS}
         self._connected: set[str | None] = set()
+        #: Which node each client was on (a cluster run), also read by the summary.
+        self.nodes = NodeTracker()
 
     def feed(self, w: float, client: str | None, r: Record) -> None:
+        self.nodes.feed(w, client, r)
         if isinstance(r, RunStart):
             if self.start_w is None:
                 self.start_w = w
@@ -271,6 +277,7 @@ class TimelineReader:
                 for client in sorted(result.clients)
             },
             excerpts=_excerpts(history, result.anomalies, w0, truth),
+            nodes=self.nodes.lanes(duration, w0),
         )
 
 

@@ -6,6 +6,8 @@ line, log scale); reconnects, gap recoveries, resyncs and anomalies as markers (
 count, each anomaly a link to its client's records); and the clients — one lane each
 (connected / syncing / offline) up to ``LANE_LIMIT`` clients, beyond that the share of
 clients in each state per bin, so a run of 1,000 clients draws as many shapes as one of 40.
+A cluster run adds which node each client was on, the same way: a lane per client coloured
+by node, or the count of clients on each node per bin.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import math
 from collections import Counter
 from html import escape
 
+from synccli.report.nodes import node_order
 from synccli.report.timeline import MARKER_KINDS, STATES, Timeline
 
 WIDTH = 1100
@@ -26,6 +29,11 @@ MARKER_H = 18
 LANE_H = 10
 SHARE_H = 90
 STATE_COLOURS = {"connected": "#6bb36f", "syncing": "#e8a33d", "offline": "#c8483e"}
+#: One per node, cycled past ten (a colourblind-safe set, Tableau 10).
+NODE_COLOURS = (
+    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2",
+    "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+)  # fmt: skip
 MARKER_COLOURS = {"reconnect": "#3b6fb6", "gap_recovered": "#7a4fb0", "resync": "#b0571f"}
 MARKER_LABELS = {
     "reconnect": "reconnects",
@@ -174,6 +182,74 @@ def _shares(c: _Canvas, timeline: Timeline, top: float) -> float:
     return top + SHARE_H
 
 
+def node_colours(timeline: Timeline) -> dict[str, str]:
+    """A colour per node of the run, in node order."""
+    names = node_order(node for segs in timeline.nodes.values() for _, _, node in segs)
+    return {name: NODE_COLOURS[i % len(NODE_COLOURS)] for i, name in enumerate(names)}
+
+
+def _nodes(c: _Canvas, timeline: Timeline, top: float) -> float:
+    """Which node each client was on: a lane per client (segments coloured and titled by
+    node), or with many clients the count of clients on each node per time bin."""
+    colours = node_colours(timeline)
+    if len(timeline.nodes) > LANE_LIMIT:
+        return _node_counts(c, timeline, top, colours)
+    c.title(top + 10, "node per client")
+    top += 18
+    for i, (client, segments) in enumerate(sorted(timeline.nodes.items())):
+        y = top + i * LANE_H
+        c.label(y + 8, escape(client), "tick")
+        for start, end, node in segments:
+            x0 = c.x(start)
+            width = max(c.x(end) - x0, 0.5)
+            c.add(
+                f'<rect class="node-lane" data-node="{escape(node)}" x="{x0:.1f}" '
+                f'y="{y + 1}" width="{width:.1f}" height="{LANE_H - 2}" '
+                f'fill="{colours[node]}"><title>{escape(client)} on {escape(node)} '
+                f"{start:.1f}-{end:.1f} s</title></rect>"
+            )
+            if width > 7 * len(node) + 4:
+                c.add(
+                    f'<text class="node-name" x="{x0 + 2:.1f}" y="{y + LANE_H - 2}">'
+                    f"{escape(node)}</text>"
+                )
+    return top + len(timeline.nodes) * LANE_H
+
+
+def node_counts(timeline: Timeline) -> list[dict[str, int]]:
+    """Per time bin, how many clients were on each node at its middle."""
+    bins = max(1, math.ceil(timeline.duration / timeline.bin_s))
+    counts: list[dict[str, int]] = [{} for _ in range(bins)]
+    for segments in timeline.nodes.values():
+        for start, end, node in segments:
+            first = max(0, math.ceil(start / timeline.bin_s - 0.5))
+            last = min(bins - 1, math.ceil(end / timeline.bin_s - 0.5) - 1)
+            for i in range(first, last + 1):
+                counts[i][node] = counts[i].get(node, 0) + 1
+    return counts
+
+
+def _node_counts(c: _Canvas, timeline: Timeline, top: float, colours: dict[str, str]) -> float:
+    total = len(timeline.nodes)
+    c.title(top + SHARE_H / 2 - 7, f"clients by node ({total})", "per time bin")
+    width = PLOT * timeline.bin_s / timeline.duration
+    for i, count in enumerate(node_counts(timeline)):
+        x0 = c.x(i * timeline.bin_s)
+        y = top + SHARE_H
+        for node, colour in colours.items():
+            n = count.get(node, 0)
+            if not n:
+                continue
+            h = SHARE_H * n / total
+            y -= h
+            c.add(
+                f'<rect class="node-share" data-node="{escape(node)}" x="{x0:.1f}" '
+                f'y="{y:.1f}" width="{max(width, 0.5):.1f}" height="{h:.1f}" fill="{colour}">'
+                f"<title>{i * timeline.bin_s:g} s: {n} on {escape(node)}</title></rect>"
+            )
+    return top + SHARE_H
+
+
 def _axis(c: _Canvas, timeline: Timeline, y: float) -> None:
     step = next((s for s in _TICK_STEPS if timeline.duration / s <= 12), _TICK_STEPS[-1])
     c.add(f'<line class="axis" x1="{LEFT}" x2="{LEFT + PLOT}" y1="{y}" y2="{y}"/>')
@@ -187,11 +263,12 @@ def _axis(c: _Canvas, timeline: Timeline, y: float) -> None:
         t += step
 
 
-def _legend(c: _Canvas, y: float) -> None:
+def _legend(c: _Canvas, y: float, nodes: dict[str, str]) -> None:
     x = LEFT
     keys = [(STATE_COLOURS[s], s) for s in STATES] + [("#1f4f8f", "p50 latency")]
     keys += [("#9bbbe0", "p50-p99 band"), ("#b3261e", "p99 latency")]
     keys.append(("#999", "fault window"))
+    keys += [(colour, node) for node, colour in nodes.items()]
     for colour, text in keys:
         c.add(
             f'<rect x="{x}" y="{y}" width="10" height="10" fill="{colour}"/>'
@@ -208,6 +285,7 @@ _STYLE = (
     ".bin{fill:transparent}"
     ".p50{fill:none;stroke:#1f4f8f;stroke-width:1.5}"
     ".p99{fill:none;stroke:#b3261e;stroke-width:1}.anomaly{stroke:#b3261e;stroke-width:2}"
+    ".node-name{font:8px sans-serif;fill:#fff}"
     "</style>"
 )
 
@@ -236,12 +314,14 @@ def render_timeline(timeline: Timeline) -> str:
         y = _lanes(c, timeline, y + 6)
     else:
         y = _shares(c, timeline, y + 6)
+    if timeline.nodes:
+        y = _nodes(c, timeline, y + 6)
     _axis(c, timeline, y + 4)
     shapes = c.parts
     c.parts = []
     _faults(c, timeline, 2.0, y + 4)
     c.parts += shapes
-    _legend(c, y + 26)
+    _legend(c, y + 26, node_colours(timeline))
     height = y + 44
     return (
         f'<svg id="timeline" viewBox="0 0 {WIDTH} '

@@ -22,10 +22,12 @@ from datetime import timedelta
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
 
 from synccli.bus import Relay, open_bus
 from synccli.clock import utc_now
 from synccli.errors import DatabaseUnavailable, InfrastructureError, StoreError
+from synccli.protocol import node
 from synccli.server.auth import Gate, authenticator_for, is_loopback, origin_policy
 from synccli.server.bugs import NO_BUGS, Bugs, ServerPolicy
 from synccli.server.config import ServerConfig
@@ -128,6 +130,7 @@ class SyncServer:
                 self._handle,
                 **where,
                 process_request=Router(services, gate),
+                process_response=_node_header(config.node_name),
                 compression=None,
                 max_size=config.max_frame_bytes,
                 max_queue=64,
@@ -304,3 +307,17 @@ def run_server(
             runner.run(SyncServer(config).run(on_started))
     finally:
         gc.set_threshold(*previous)
+
+
+def _node_header(
+    name: str | None,
+) -> Callable[[ServerConnection, Request, Response], None] | None:
+    """websockets' ``process_response``: name this node on every WebSocket upgrade."""
+    if name is None:
+        return None
+
+    def add(_connection: ServerConnection, _request: Request, response: Response) -> None:
+        if response.status_code == 101:
+            response.headers[node.HEADER] = name
+
+    return add

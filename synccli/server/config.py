@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from synccli.errors import ConfigError
 from synccli.injection import check_bugs
+from synccli.protocol.node import valid_node_name
 from synccli.protocol.server_ops import ServerSessionConfig
 from synccli.server.loop import check_event_loop
 
@@ -49,6 +50,8 @@ class ServerConfig:
     bus_url: str | None = None
     #: With a bus up, the relay's safety poll of the database (catches a missed last event).
     bus_safety_poll_s: float = 1.0
+    #: This node's name, sent on every WebSocket upgrade (``X-Synccli-Node``); None: none.
+    node_name: str | None = None
     #: Events older than this many hours are pruned from the log; None keeps them forever.
     retention_hours: float | None = 24.0
     prune_every_s: float = 60.0
@@ -117,6 +120,10 @@ class ServerConfig:
         if self.bus_url is not None and not self.bus_url.startswith(BUS_SCHEMES):
             raise ConfigError(
                 f"the bus URL must look like redis://HOST:PORT/DB (got {self.bus_url!r})"
+            )
+        if self.node_name is not None and not valid_node_name(self.node_name):
+            raise ConfigError(
+                f"a node name is 1 to 64 letters, digits or ._:@- (got {self.node_name!r})"
             )
         check_bugs(self.inject_bugs, "server")
         check_event_loop(self.event_loop)

@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from websockets.asyncio.client import connect
+
 from synccli.harness.server_process import free_port
+from synccli.protocol.node import HEADER
 from tests.bus.helpers import (
     collectors,
     head,
@@ -20,7 +23,7 @@ from tests.bus.helpers import (
     wait_status,
 )
 from tests.conftest import seconds
-from tests.server.helpers import aio
+from tests.server.helpers import aio, running_server
 
 #: Long enough that within a test only the bus (or a gap it reveals) can deliver a foreign
 #: write while the bus is up: the safety poll would come too late.
@@ -101,3 +104,25 @@ def test_an_unreachable_bus_at_start_is_one_sentence_and_exit_4(tmp_path: Path) 
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
     assert not (tmp_path / "x.db").exists()  # refused before touching the database
+
+
+@aio
+async def test_a_named_node_says_its_name_on_every_websocket_upgrade(tmp_path: Path) -> None:
+    async with running_server(tmp_path, node_name="node2") as server, connect(server.url) as ws:
+        assert ws.response is not None and ws.response.headers[HEADER] == "node2"
+    async with running_server(tmp_path) as server, connect(server.url) as ws:
+        assert ws.response is not None and HEADER not in ws.response.headers
+
+
+def test_a_node_name_that_cannot_be_a_header_is_one_sentence_and_exit_2(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/x.db"
+    result = subprocess.run(
+        [sys.executable, "-m", "synccli", "serve", "--db", db, "--port", "0",
+         "--node-name", "node 1\r\nX-Evil: 1"],
+        capture_output=True, text=True, timeout=seconds(30),
+    )  # fmt: skip
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("Error: a node name is 1 to 64 letters"), result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "x.db").exists()
