@@ -12,8 +12,9 @@ transaction, then each operation runs ``--rounds`` times, alternating, best roun
 * bare SELECT of JSON lines: ``select_log_lines`` for the whole day, values not decoded;
 * events: every entry through ``LogReader``'s pages, rendered as the table (and JSON Lines,
   CSV) and written to ``/dev/null``, as ``synccli events DATE > /dev/null`` does: the
-  database writes each page's lines as JSON text (``Store.log_lines``); "cells (before)"
-  rows read ten cells per entry (``Store.log_page``) and build the lines in Python;
+  database writes each page's lines as JSON text (``Store.log_lines``), the next page read
+  while one is rendered; "cells (before)" rows read ten cells per entry
+  (``Store.log_page``), build the lines in Python and read a page only after the last;
 * board --at: the sequence number at a time in the middle of the day, the entries that
   decide the board there read in one transaction (``Store.board_log``), the board rebuilt
   and rendered as the table; "whole day (before)" reads every entry and folds in Python.
@@ -27,7 +28,7 @@ import os
 import random
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import click
@@ -152,7 +153,17 @@ def events(store: SqlStore, fmt: str) -> int:
 
 class _CellReader(LogReader):
     """Before: each page read as ten cells per entry (``log_page``), the lines built in
-    Python from the entries and their payloads."""
+    Python from the entries and their payloads, the next page read only after this one
+    is rendered."""
+
+    def pages(self, first: list[LogLine]) -> Iterator[list[LogLine]]:
+        page, size = first, self.page
+        while page:
+            yield page
+            if len(page) < self._want(size) or self._left() == 0:
+                return
+            size = min(size * 2, self.max_page)
+            page = self._read(page[-1].seq, size)
 
     def _read(self, after: int, size: int | None = None) -> list[LogLine]:
         want = self._want(self.page if size is None else size)

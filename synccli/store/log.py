@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from synccli.audit.entries import LogLine
 from synccli.domain.channels import Channel
@@ -41,14 +42,18 @@ class LogReader:
         return self._read(self.since)
 
     def pages(self, first: list[LogLine]) -> Iterator[list[LogLine]]:
-        """``first`` and then every further page, each its own read transaction."""
+        """``first`` and then every further page, each its own read transaction. The next
+        page is read (on one worker thread) while the caller handles the one before: the
+        database's work and the rendering overlap."""
         page, size = first, self.page
-        while page:
-            yield page
-            if len(page) < self._want(size) or self._left() == 0:
-                return
-            size = min(size * 2, self.max_page)
-            page = self._read(page[-1].seq, size)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-reader") as worker:
+            while page:
+                ahead = None
+                if len(page) >= self._want(size) and self._left() != 0:
+                    size = min(size * 2, self.max_page)
+                    ahead = worker.submit(self._read, page[-1].seq, size)
+                yield page
+                page = [] if ahead is None else ahead.result()
 
     def _read(self, after: int, size: int | None = None) -> list[LogLine]:
         want = self._want(self.page if size is None else size)

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from synccli.audit import check_head, earliest_seq, rebuild, seq_at
-from synccli.audit.entries import LogLine
+from synccli.audit.entries import LinePage, LogLine
 from synccli.domain.channels import WriteRequest
 from synccli.domain.states import STATES
 from synccli.domain.values import Row
@@ -188,6 +188,28 @@ def test_the_reader_pages_and_stops_at_the_limit(store: SqlStore) -> None:
     pages = list(reader.pages(reader.first()))
     assert [len(p) for p in pages] == [1, 2, 4, 3]
     assert [e.seq for p in pages for e in p] == list(range(1, 11))
+
+
+def test_a_page_read_ahead_that_fails_raises_where_it_is_wanted(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.seed(DATE, 1)
+    for i, state in enumerate(["Present", "Scheduled", "Present"]):
+        store.write(WriteRequest(f"r{i}", appt(1), state), NOW + timedelta(seconds=i))
+    read = store.log_lines
+
+    def gone_after_two(date: str, after_seq: int, limit: int, appointment_id: None) -> LinePage:
+        if after_seq >= 2:
+            raise DatabaseUnavailable("the database went away")
+        return read(date, after_seq, limit, appointment_id)
+
+    monkeypatch.setattr(store, "log_lines", gone_after_two)
+    reader = LogReader(store, DATE, page=1, max_page=1)
+    pages = reader.pages(reader.first())
+    assert [line.seq for line in next(pages)] == [1]  # page 2 is read meanwhile
+    assert [line.seq for line in next(pages)] == [2]
+    with pytest.raises(DatabaseUnavailable):
+        next(pages)
 
 
 # ------------------------------------------------------------------ the board at any seq
