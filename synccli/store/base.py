@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
-from synccli.audit.entries import DayLog, LogPage, decisive
+from synccli.audit.entries import DayLog, LinePage, LogLine, LogPage, decisive
 from synccli.domain.channels import Channel, ChannelStatus, WriteOutcome, WriteRequest
 from synccli.domain.values import Event, Row
 from synccli.errors import DatabaseUnavailable
@@ -80,6 +80,13 @@ class Store(ABC):
         """Up to ``limit`` entries of ``date`` after ``after_seq`` (of one appointment when
         given), in order, with the date's channel (None if it has none). Writes nothing."""
         raise DatabaseUnavailable(f"{type(self).__name__} keeps no readable log")
+
+    def log_lines(
+        self, date: str, after_seq: int, limit: int, appointment_id: str | None = None
+    ) -> LinePage:
+        """``log_page`` as the lines a tool shows (a store may have the database build them)."""
+        page = self.log_page(date, after_seq, limit, appointment_id)
+        return LinePage(date, page.channel, list(map(LogLine.of, page.entries)))
 
     def day_log(self, date: str) -> DayLog:
         """The channel, the stored rows and every kept entry of ``date``, from one read

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from synccli.audit.entries import DayLog, LogPage
+from synccli.audit.entries import DayLog, LinePage, LogPage
 from synccli.domain.channels import Channel, ChannelStatus, WriteOutcome, WriteRequest
 from synccli.domain.values import Event, Row
 from synccli.store.base import Store, WriteHook
@@ -61,6 +61,11 @@ class DelegatingStore(Store):
         self, date: str, after_seq: int, limit: int, appointment_id: str | None = None
     ) -> LogPage:
         return self.inner.log_page(date, after_seq, limit, appointment_id)
+
+    def log_lines(
+        self, date: str, after_seq: int, limit: int, appointment_id: str | None = None
+    ) -> LinePage:
+        return self.inner.log_lines(date, after_seq, limit, appointment_id)
 
     def day_log(self, date: str) -> DayLog:
         return self.inner.day_log(date)

@@ -100,6 +100,12 @@ class Dialect:
     write_in_tx: str | None = None
     #: What ``write_once`` calls, created (or replaced) by ``init_schema`` (schema 3).
     create_write_function: str | None = None
+    #: ``select_log`` (``select_log_of``) as JSON text: arrays of ``seq, committed_at,
+    #: appointment_id, from_state, actor, request_id`` and the payload object, separated
+    #: by commas, in one value per page or one per row (in
+    #: order). None: the engine reads ``select_log`` and builds the lines itself.
+    select_log_lines: str | None = None
+    select_log_lines_of: str | None = None
 
     def statements(self) -> dict[str, str]:
         """Every statement of this dialect, by field name (``name[i]`` for a sequence)."""
@@ -392,6 +398,37 @@ POSTGRESQL = replace(
     write_once=_PG_WRITE,
     write_in_tx=_PG_WRITE,
 )
+
+#: The ``LogLine`` fields the events table holds as columns; a line is these and the
+#: stored payload object (extracting the patient, state and version in SQL would parse each
+#: payload once per field: on PostgreSQL twice the cost of the whole read).
+_LINE = "seq, committed_at, appointment_id, from_state, actor, request_id"
+_PAGE = f"SELECT {_LINE}, payload FROM events WHERE date = ? AND seq > ?"
+
+
+def _log_lines(dialect: Dialect, *, sqlite: bool) -> Dialect:
+    """``dialect`` with its ``select_log_lines`` statements: SQLite writes one JSON array per
+    row (json1; its aggregates take no ORDER BY before 3.44), PostgreSQL one text per page
+    (``string_agg`` in sequence order), so the driver converts one value, not ten a row."""
+
+    def lines(where: str) -> str:
+        page = f"({_PAGE}{where} ORDER BY seq LIMIT ?) AS page"
+        if sqlite:
+            return f"SELECT json_array({_LINE}, json(payload)) FROM {page} ORDER BY seq"
+        return (
+            f"SELECT string_agg(json_build_array({_LINE}, payload::json)::text, ',' "
+            f"ORDER BY seq) FROM {page}"
+        )
+
+    return replace(
+        dialect,
+        select_log_lines=lines(""),
+        select_log_lines_of=lines(" AND appointment_id = ?"),
+    )
+
+
+SQLITE = _log_lines(SQLITE, sqlite=True)
+POSTGRESQL = _log_lines(POSTGRESQL, sqlite=False)
 
 MSSQL = _build(
     "mssql",

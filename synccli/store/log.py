@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
-from synccli.audit.entries import LogEntry
+from synccli.audit.entries import LogLine
 from synccli.domain.channels import Channel
 from synccli.errors import SynccliError
 from synccli.store.base import Store
@@ -16,7 +17,7 @@ MAX_PAGE = 32_000
 
 
 class LogReader:
-    """The entries of one date after ``since``, at most ``limit`` (None: all), of one
+    """The lines (``LogLine``) of one date after ``since``, at most ``limit`` (None: all), of one
     appointment when given, in pages of ``page`` entries doubling up to ``max_page``.
     ``channel`` is known after the first page (None: the date has never had a write)."""
 
@@ -36,26 +37,30 @@ class LogReader:
         self.channel: Channel | None = None
         self.count = 0
 
-    def first(self) -> list[LogEntry]:
+    def first(self) -> list[LogLine]:
         """The first page (sets ``channel``)."""
         return self._read(self.since)
 
-    def pages(self, first: list[LogEntry]) -> Iterator[list[LogEntry]]:
-        """``first`` and then every further page, each its own read transaction."""
+    def pages(self, first: list[LogLine]) -> Iterator[list[LogLine]]:
+        """``first`` and then every further page, each its own read transaction. The next
+        page is read (on one worker thread) while the caller handles the one before: the
+        database's work and the rendering overlap."""
         page, size = first, self.page
-        while page:
-            yield page
-            if len(page) < self._want(size) or self._left() == 0:
-                return
-            size = min(size * 2, self.max_page)
-            page = self._read(page[-1].seq, size)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-reader") as worker:
+            while page:
+                ahead = None
+                if len(page) >= self._want(size) and self._left() != 0:
+                    size = min(size * 2, self.max_page)
+                    ahead = worker.submit(self._read, page[-1].seq, size)
+                yield page
+                page = [] if ahead is None else ahead.result()
 
-    def _read(self, after: int, size: int | None = None) -> list[LogEntry]:
+    def _read(self, after: int, size: int | None = None) -> list[LogLine]:
         want = self._want(self.page if size is None else size)
-        found = self.store.log_page(self.date, after, want, self.appointment_id)
+        found = self.store.log_lines(self.date, after, want, self.appointment_id)
         self.channel = found.channel
-        self.count += len(found.entries)
-        return found.entries
+        self.count += len(found.lines)
+        return found.lines
 
     def _left(self) -> int | None:
         return None if self.limit is None else self.limit - self.count

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TypeVar
 
-from synccli.audit.entries import DayLog, LogPage
+from synccli.audit.entries import DayLog, LinePage, LogPage
 from synccli.clock import utc_now
 from synccli.domain.channels import Channel, ChannelStatus, WriteOutcome, WriteRequest
 from synccli.domain.states import SCHEDULED, check_transition
@@ -26,6 +26,7 @@ from synccli.domain.values import Event, Row, iso_ms, message_id
 from synccli.errors import DatabaseUnavailable, TransientDatabaseError, WriteRejected
 from synccli.store.base import SCHEMA_VERSION, Store
 from synccli.store.dialect import HEADS_CHUNK, TABLES, Dialect, ErrorKind
+from synccli.store.lines import lines_of
 from synccli.store.pool import Connection, ConnectionPool, Cursor
 from synccli.store.records import (
     channel_of,
@@ -533,6 +534,29 @@ class SqlStore(Store):
                 return LogPage(date, channel, [])
             cur.execute(sql, params)
             return LogPage(date, channel, entries_of(cur.fetchall()))
+
+        return self._run(body, write=False)
+
+    def log_lines(
+        self, date: str, after_seq: int, limit: int, appointment_id: str | None = None
+    ) -> LinePage:
+        """``log_page`` as lines the database writes as JSON text (``select_log_lines``),
+        where the dialect has that statement."""
+        d = self.dialect
+        sql = d.select_log_lines if appointment_id is None else d.select_log_lines_of
+        if sql is None:
+            return super().log_lines(date, after_seq, limit, appointment_id)
+        filters: tuple[object, ...] = (date, after_seq)
+        if appointment_id is not None:
+            filters += (appointment_id,)
+        params = (max(limit, 0), *filters) if d.limit_first else (*filters, max(limit, 0))
+
+        def body(cur: Cursor) -> LinePage:
+            channel = self._select_channel(cur, date)
+            if channel is None or limit <= 0:
+                return LinePage(date, channel, [])
+            cur.execute(sql, params)
+            return LinePage(date, channel, lines_of(cur.fetchall()))
 
         return self._run(body, write=False)
 

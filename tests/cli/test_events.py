@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 from websockets.asyncio.client import connect
 
-from synccli.audit.entries import LogEntry
+from synccli.audit.entries import LogEntry, LogLine
 from synccli.audit.render import log_json
 from synccli.cli.main import cli
 from synccli.client.operator import update_state
@@ -275,4 +275,4 @@ def test_a_json_line_is_what_the_json_encoder_writes() -> None:
             "actor": actor,
             "requestId": request,
         }
-        assert log_json(entry) == json.dumps(expected, ensure_ascii=False)
+        assert log_json(LogLine.of(entry)) == json.dumps(expected, ensure_ascii=False)

@@ -18,10 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from synccli.audit import check_head, earliest_seq, rebuild, seq_at
+from synccli.audit.entries import LinePage, LogLine
 from synccli.domain.channels import WriteRequest
 from synccli.domain.states import STATES
 from synccli.domain.values import Row
 from synccli.errors import ConfigError, DatabaseUnavailable, WriteRejected
+from synccli.history import fast_json
 from synccli.store import open_store
 from synccli.store.base import SCHEMA_VERSION
 from synccli.store.dialect import POSTGRESQL, SQLITE, TABLES, Dialect
@@ -125,6 +127,48 @@ def test_a_write_records_its_actor_request_and_prior_state(store: SqlStore) -> N
     assert store.log_page(DATE, 0, 10, appt(2)).entries == []
 
 
+#: Text the database must escape as JSON exactly as Python reads it back.
+AWKWARD = 'Zoë "Q" \\ \x01\t 日本 \u2028 😀'
+
+
+@pytest.fixture(params=["msgspec", "json"])
+def decoder(request: pytest.FixtureRequest) -> Iterator[str]:
+    fast_json.use_stdlib(request.param == "json")
+    yield request.param
+    fast_json.use_stdlib(False)
+
+
+@pytest.mark.parametrize("built_in_python", [False, True])
+def test_the_lines_the_database_builds_are_the_entries_shown(
+    store: SqlStore, backend: Backend, built_in_python: bool, decoder: str
+) -> None:
+    if built_in_python:  # as on SQL Server: no select_log_lines, lines built from entries
+        store.dialect = dataclasses.replace(
+            store.dialect, select_log_lines=None, select_log_lines_of=None
+        )
+    assert fast_json.DECODER in (decoder, "json")  # json: msgspec is not installed
+    store.seed(DATE, 2)
+    backend.raw("UPDATE appointments SET patient = ? WHERE appointment_id = ?", AWKWARD, appt(1))
+    for i, state in enumerate(["Present", "Present", "Seated"]):
+        request = WriteRequest(f"r{i}{AWKWARD}", appt(1 + i % 2), state, actor=AWKWARD * i or None)
+        store.write(request, NOW + timedelta(seconds=i))
+    page = store.log_lines(DATE, 0, 10)
+    assert page.channel is not None and page.channel.head_seq == 3
+    assert page.lines == [LogLine.of(e) for e in store.log_page(DATE, 0, 10).entries]
+    first = page.lines[0]
+    assert (first.patient, first.to_state, first.version, first.actor) == (
+        AWKWARD,
+        "Present",
+        2,
+        None,
+    )
+    assert [line.seq for line in store.log_lines(DATE, 1, 1).lines] == [2]
+    assert [line.seq for line in store.log_lines(DATE, 0, 10, appt(1)).lines] == [1, 3]
+    assert store.log_lines(DATE, 3, 10).lines == []
+    assert store.log_lines(DATE, 0, 10, "nobody").lines == []
+    assert store.log_lines("2031-01-01", 0, 10).channel is None
+
+
 def test_log_reads_write_nothing_for_an_unknown_date(store: SqlStore, backend: Backend) -> None:
     assert store.log_page("2031-01-01", 0, 10).channel is None
     day = store.day_log("2031-01-01")
@@ -144,6 +188,28 @@ def test_the_reader_pages_and_stops_at_the_limit(store: SqlStore) -> None:
     pages = list(reader.pages(reader.first()))
     assert [len(p) for p in pages] == [1, 2, 4, 3]
     assert [e.seq for p in pages for e in p] == list(range(1, 11))
+
+
+def test_a_page_read_ahead_that_fails_raises_where_it_is_wanted(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.seed(DATE, 1)
+    for i, state in enumerate(["Present", "Scheduled", "Present"]):
+        store.write(WriteRequest(f"r{i}", appt(1), state), NOW + timedelta(seconds=i))
+    read = store.log_lines
+
+    def gone_after_two(date: str, after_seq: int, limit: int, appointment_id: None) -> LinePage:
+        if after_seq >= 2:
+            raise DatabaseUnavailable("the database went away")
+        return read(date, after_seq, limit, appointment_id)
+
+    monkeypatch.setattr(store, "log_lines", gone_after_two)
+    reader = LogReader(store, DATE, page=1, max_page=1)
+    pages = reader.pages(reader.first())
+    assert [line.seq for line in next(pages)] == [1]  # page 2 is read meanwhile
+    assert [line.seq for line in next(pages)] == [2]
+    with pytest.raises(DatabaseUnavailable):
+        next(pages)
 
 
 # ------------------------------------------------------------------ the board at any seq
