@@ -19,7 +19,6 @@ from click.shell_completion import CompletionItem
 
 from synccli.domain.values import check_date
 from synccli.errors import ProtocolError, SynccliError
-from synccli.harness.scenario import DEFAULT_NAME, SCENARIO_DIR
 from synccli.harness.scenario_fields import parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -95,6 +94,8 @@ def complete_scenario(
     """Shell completion of a scenario: the shipped names (or those in the ``--dir`` given
     before it), ``default``, and the ``*.toml`` files (and folders leading to them) that
     start with ``incomplete``."""
+    from synccli.harness.scenario import DEFAULT_NAME, SCENARIO_DIR  # only when completing
+
     directory = Path(ctx.params.get("directory") or SCENARIO_DIR)
     names = sorted({path.stem for path in directory.glob("*.toml")} | {DEFAULT_NAME})
     items = [CompletionItem(name) for name in names if name.startswith(incomplete)]

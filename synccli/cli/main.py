@@ -1,5 +1,7 @@
 """The ``synccli`` command group. Each command lives in its own module and only builds a
-config and calls the library."""
+config and calls the library. A command's module is imported only when that command runs
+(or help lists it), so a quick command such as ``events`` does not pay for loading the
+server, the harness and the report."""
 
 from __future__ import annotations
 
@@ -25,7 +27,23 @@ COMMANDS = (
 )
 
 
+class LazyGroup(click.Group):
+    """A group whose commands are ``COMMANDS``, each imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for _, name in COMMANDS]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        for module, name in COMMANDS:
+            if name == cmd_name:
+                command = getattr(importlib.import_module(module), name)
+                assert isinstance(command, click.Command)
+                return command
+        return None
+
+
 @click.group(
+    cls=LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog=examples(
         "synccli db seed && synccli serve",
@@ -43,10 +61,6 @@ def cli() -> None:
     show it in their command's --help; shell completion (bash, zsh, fish) is described
     in the README.
     """
-
-
-for _module, _name in COMMANDS:
-    cli.add_command(getattr(importlib.import_module(_module), _name))
 
 
 def main() -> None:
