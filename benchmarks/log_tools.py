@@ -15,6 +15,8 @@ transaction, then each operation runs ``--rounds`` times, alternating, best roun
   database writes each page's lines as JSON text (``Store.log_lines``), the next page read
   while one is rendered; "cells (before)" rows read ten cells per entry
   (``Store.log_page``), build the lines in Python and read a page only after the last;
+* ``$ synccli …``: the same as a whole command, as a user runs it (process start-up
+  included), output to ``/dev/null``;
 * board --at: the sequence number at a time in the middle of the day, the entries that
   decide the board there read in one transaction (``Store.board_log``), the board rebuilt
   and rendered as the table; "whole day (before)" reads every entry and folds in Python.
@@ -26,6 +28,8 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -214,6 +218,16 @@ def board_at_whole_day(store: SqlStore, moment: str) -> int:
     return len(day.entries)
 
 
+def command(url: str, *args: str) -> int:
+    """The whole ``synccli`` process a user runs (start-up included), output discarded."""
+    subprocess.run(
+        [sys.executable, "-m", "synccli", *args, "--db", url],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return 0
+
+
 def best(run: Callable[[], int], rounds: int) -> tuple[float, int]:
     times, count = [], 0
     for _ in range(rounds):
@@ -242,6 +256,7 @@ def main(db_url: str | None, count: int, appointments: int, rounds: int, seed: i
         middle = iso_ms(
             datetime(2099, 6, 1, 7, 0, tzinfo=UTC) + timedelta(milliseconds=150 * count)
         )
+        url = store.url
         operations: dict[str, Callable[[], int]] = {
             "bare SELECT": lambda: bare(store),
             "bare SELECT of JSON lines (whole day)": lambda: bare_lines(store),
@@ -253,6 +268,10 @@ def main(db_url: str | None, count: int, appointments: int, rounds: int, seed: i
             "events --format csv": lambda: events(store, "csv"),
             "board --at, whole day (before)": lambda: board_at_whole_day(store, middle),
             "board --at (mid-day)": lambda: board_at(store, middle),
+            "$ synccli events DATE": lambda: command(store.url, "events", DATE),
+            "$ synccli events DATE -f json": lambda: command(url, "events", DATE, "-f", "json"),
+            "$ synccli events DATE -f csv": lambda: command(url, "events", DATE, "-f", "csv"),
+            "$ synccli board DATE --at T": lambda: command(url, "board", DATE, "--at", middle),
         }
         results = {name: (float("inf"), 0) for name in operations}
         for _ in range(rounds):
