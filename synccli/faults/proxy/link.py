@@ -104,6 +104,10 @@ class Link:
     def _start_stage(self, index: int) -> None:
         if index == 0:
             return  # the hidden noop runs inside the reader
+        if self.finished:
+            # The link ended (or was cancelled) while a toxic change awaited the old stage:
+            # a stage started now would never be cancelled.
+            return
         stage = self._stages[index]
         toxic: Toxic = NOOP
         if stage.envelope is not None and self._rng.random() < stage.envelope.toxicity:
@@ -207,3 +211,9 @@ class Link:
                 stage.task.cancel()
         # A writer cancelled before it first ran never reaches its ``finally``.
         self.done.set()
+
+    async def stopped(self) -> None:
+        """Wait until every task of the link has ended (after ``cancel``), so none is left
+        pending when the loop closes."""
+        tasks = [*self._tasks, *(s.task for s in self._stages if s.task is not None)]
+        await asyncio.gather(*tasks, return_exceptions=True)

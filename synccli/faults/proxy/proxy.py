@@ -41,6 +41,10 @@ class Connection:
         for link in self.links.values():
             link.cancel()
 
+    async def stopped(self) -> None:
+        """Wait for both links' tasks to end (after ``cancel``)."""
+        await asyncio.gather(*(link.stopped() for link in self.links.values()))
+
     def abort(self) -> None:
         """Close both sockets and stop both links at once."""
         self.cancel()
@@ -196,3 +200,4 @@ class Proxy:
         finally:
             self._connections.discard(connection)
             connection.cancel()
+            await connection.stopped()
