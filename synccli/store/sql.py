@@ -522,11 +522,8 @@ class SqlStore(Store):
         """Up to ``limit`` entries of ``date`` after ``after_seq``, in order, and the channel
         from the same read transaction. Writes nothing."""
         d = self.dialect
-        filters: tuple[object, ...] = (date, after_seq)
-        if appointment_id is not None:
-            filters += (appointment_id,)
         sql = d.select_log if appointment_id is None else d.select_log_of
-        params = (max(limit, 0), *filters) if d.limit_first else (*filters, max(limit, 0))
+        params = self._log_params(date, after_seq, limit, appointment_id)
 
         def body(cur: Cursor) -> LogPage:
             channel = self._select_channel(cur, date)
@@ -546,10 +543,7 @@ class SqlStore(Store):
         sql = d.select_log_lines if appointment_id is None else d.select_log_lines_of
         if sql is None:
             return super().log_lines(date, after_seq, limit, appointment_id)
-        filters: tuple[object, ...] = (date, after_seq)
-        if appointment_id is not None:
-            filters += (appointment_id,)
-        params = (max(limit, 0), *filters) if d.limit_first else (*filters, max(limit, 0))
+        params = self._log_params(date, after_seq, limit, appointment_id)
 
         def body(cur: Cursor) -> LinePage:
             channel = self._select_channel(cur, date)
@@ -559,6 +553,16 @@ class SqlStore(Store):
             return LinePage(date, channel, lines_of(cur.fetchall()))
 
         return self._run(body, write=False)
+
+    def _log_params(
+        self, date: str, after_seq: int, limit: int, appointment_id: str | None
+    ) -> tuple[object, ...]:
+        """The parameters of a log page statement, the row limit where the dialect puts it."""
+        filters: tuple[object, ...] = (date, after_seq)
+        if appointment_id is not None:
+            filters += (appointment_id,)
+        top = max(limit, 0)
+        return (top, *filters) if self.dialect.limit_first else (*filters, top)
 
     def day_log(self, date: str) -> DayLog:
         """The rows, the channel and every kept entry of ``date`` from one read transaction
