@@ -16,7 +16,7 @@ import uuid
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from synccli.audit.entries import DayLog, LinePage, LogPage
 from synccli.clock import utc_now
@@ -42,6 +42,7 @@ from synccli.store.records import (
 from synccli.store.write_sql import VERIFY_FAILED
 
 T = TypeVar("T")
+R = TypeVar("R")
 log = logging.getLogger(__name__)
 
 #: Attempts for one operation when the driver reports a transient error or a lost connection.
@@ -523,16 +524,8 @@ class SqlStore(Store):
         from the same read transaction. Writes nothing."""
         d = self.dialect
         sql = d.select_log if appointment_id is None else d.select_log_of
-        params = self._log_params(date, after_seq, limit, appointment_id)
-
-        def body(cur: Cursor) -> LogPage:
-            channel = self._select_channel(cur, date)
-            if channel is None or limit <= 0:
-                return LogPage(date, channel, [])
-            cur.execute(sql, params)
-            return LogPage(date, channel, entries_of(cur.fetchall()))
-
-        return self._run(body, write=False)
+        channel, entries = self._log_read(sql, date, after_seq, limit, appointment_id, entries_of)
+        return LogPage(date, channel, entries)
 
     def log_lines(
         self, date: str, after_seq: int, limit: int, appointment_id: str | None = None
@@ -543,26 +536,34 @@ class SqlStore(Store):
         sql = d.select_log_lines if appointment_id is None else d.select_log_lines_of
         if sql is None:
             return super().log_lines(date, after_seq, limit, appointment_id)
-        params = self._log_params(date, after_seq, limit, appointment_id)
+        channel, lines = self._log_read(sql, date, after_seq, limit, appointment_id, lines_of)
+        return LinePage(date, channel, lines)
 
-        def body(cur: Cursor) -> LinePage:
-            channel = self._select_channel(cur, date)
-            if channel is None or limit <= 0:
-                return LinePage(date, channel, [])
-            cur.execute(sql, params)
-            return LinePage(date, channel, lines_of(cur.fetchall()))
-
-        return self._run(body, write=False)
-
-    def _log_params(
-        self, date: str, after_seq: int, limit: int, appointment_id: str | None
-    ) -> tuple[object, ...]:
-        """The parameters of a log page statement, the row limit where the dialect puts it."""
+    def _log_read(
+        self,
+        sql: str,
+        date: str,
+        after_seq: int,
+        limit: int,
+        appointment_id: str | None,
+        convert: Callable[[Any], list[R]],
+    ) -> tuple[Channel | None, list[R]]:
+        """One page of a log statement (``select_log*``) and the channel, from one read
+        transaction; ``convert`` turns the fetched rows into the page's items."""
         filters: tuple[object, ...] = (date, after_seq)
         if appointment_id is not None:
             filters += (appointment_id,)
         top = max(limit, 0)
-        return (top, *filters) if self.dialect.limit_first else (*filters, top)
+        params = (top, *filters) if self.dialect.limit_first else (*filters, top)
+
+        def body(cur: Cursor) -> tuple[Channel | None, list[R]]:
+            channel = self._select_channel(cur, date)
+            if channel is None or limit <= 0:
+                return channel, []
+            cur.execute(sql, params)
+            return channel, convert(cur.fetchall())
+
+        return self._run(body, write=False)
 
     def day_log(self, date: str) -> DayLog:
         """The rows, the channel and every kept entry of ``date`` from one read transaction
