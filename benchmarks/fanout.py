@@ -392,8 +392,19 @@ def _security_costs(phases: list[Phase]) -> list[list[object]]:
     return rows
 
 
-def _csv(text: str) -> list[str]:
+def csv_list(text: str) -> list[str]:
+    """The non-empty items of a comma-separated option."""
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def client_counts(text: str) -> list[int]:
+    """``--clients`` as numbers; a usage error names what was given otherwise."""
+    try:
+        return [int(c) for c in csv_list(text)]
+    except ValueError:
+        raise click.UsageError(
+            f"--clients takes numbers separated by commas, not {text!r}"
+        ) from None
 
 
 @click.command()
@@ -415,13 +426,8 @@ def main(
     clients: str, seconds: float, rate: float, variants: str, workers: int, ack_delay: float
 ) -> None:
     """Measure fan-out of the full protocol against a bare broadcast() ceiling."""
-    try:
-        counts = [int(c) for c in _csv(clients)]
-    except ValueError:
-        raise click.UsageError(
-            f"--clients takes numbers separated by commas, not {clients!r}"
-        ) from None
-    chosen = _csv(variants)
+    counts = client_counts(clients)
+    chosen = csv_list(variants)
     unknown = set(chosen) - set(VARIANTS)
     if unknown:
         raise click.UsageError(f"unknown variant(s) {sorted(unknown)}; choose from {VARIANTS}")

@@ -44,7 +44,7 @@ import click
 from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from fanout import DATE, cpu_seconds, server_under_test
+from fanout import DATE, client_counts, cpu_seconds, csv_list, server_under_test
 
 from synccli.harness.server_process import free_port
 
@@ -272,10 +272,6 @@ async def case(
     )
 
 
-def _csv(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
 @click.command()
 @click.option("--clients", default="100,1000", show_default=True, help="Comma-separated N.")
 @click.option("--seconds", type=float, default=10.0, show_default=True, help="Steady phase.")
@@ -289,13 +285,8 @@ def main(
     clients: str, seconds: float, rate: float, cut_at: float, cut_for: float, chosen: str
 ) -> None:
     """Compare synccli with Socket.IO 4: efficiency, latency and recovery after a cut."""
-    try:
-        counts = [int(c) for c in _csv(clients)]
-    except ValueError:
-        raise click.UsageError(
-            f"--clients takes numbers separated by commas, not {clients!r}"
-        ) from None
-    peers = _csv(chosen)
+    counts = client_counts(clients)
+    peers = csv_list(chosen)
     if set(peers) - set(PEERS):
         raise click.UsageError(
             f"unknown peer(s) {sorted(set(peers) - set(PEERS))}; choose from {PEERS}"
