@@ -7,8 +7,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,21 +17,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from synccli.audit import check_head, earliest_seq, rebuild, seq_at
-from synccli.audit.entries import LinePage, LogLine
+from synccli.audit.entries import LogLine
 from synccli.domain.channels import WriteRequest
 from synccli.domain.states import STATES
 from synccli.domain.values import Row
 from synccli.errors import ConfigError, DatabaseUnavailable, WriteRejected
 from synccli.history import fast_json
-from synccli.store import open_store
 from synccli.store.base import SCHEMA_VERSION
-from synccli.store.dialect import POSTGRESQL, SQLITE, TABLES, Dialect
-from synccli.store.log import LogReader
+from synccli.store.dialect import TABLES, Dialect
 from synccli.store.sql import SqlStore
+from tests.store.backends import KINDS, Backend, backend_of
 from tests.store.contract import DATE, NOW, appt
-from tests.store.pg import admin_connection, empty_schema, throwaway_database, url_of
-
-Raw = Callable[..., list[tuple[Any, ...]]]
+from tests.store.pg import admin_connection, throwaway_database
 
 #: The events table of schema 1, as synccli before the audit trail created it.
 V1_EVENTS = {
@@ -51,19 +47,6 @@ V1_EVENTS = {
 _OLD_COLUMNS = "date, seq, event_id, appointment_id, request_id, payload, committed_at"
 
 
-class Backend:
-    """A fresh, empty database of one kind: ``make_store`` opens a store on it, ``raw``
-    runs one statement on a separate autocommit connection."""
-
-    def __init__(self, dialect: Dialect, url: str, raw: Raw) -> None:
-        self.dialect, self.url, self.raw = dialect, url, raw
-
-    def make_store(self) -> SqlStore:
-        store = open_store(self.url)
-        assert isinstance(store, SqlStore)
-        return store
-
-
 @pytest.fixture(scope="module")
 def pg_database() -> Iterator[str]:
     admin_connection().close()
@@ -71,34 +54,9 @@ def pg_database() -> Iterator[str]:
         yield name
 
 
-def _sqlite_backend(path: Path) -> Backend:
-    def raw(sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        conn = sqlite3.connect(path, isolation_level=None)
-        try:
-            return [tuple(r) for r in conn.execute(sql, params).fetchall()]
-        finally:
-            conn.close()
-
-    return Backend(SQLITE, f"sqlite:///{path}", raw)
-
-
-def _pg_backend(database: str) -> Iterator[Backend]:
-    admin = empty_schema(database)
-
-    def raw(sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        cursor = admin.execute(sql, *params)
-        return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
-
-    yield Backend(POSTGRESQL, url_of(database), raw)
-    admin.close()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=KINDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    if request.param == "sqlite":
-        yield _sqlite_backend(tmp_path / "log.db")
-    else:
-        yield from _pg_backend(request.getfixturevalue("pg_database"))
+    yield from backend_of(request, tmp_path)
 
 
 @pytest.fixture
@@ -175,41 +133,6 @@ def test_log_reads_write_nothing_for_an_unknown_date(store: SqlStore, backend: B
     assert (day.channel, day.rows, day.entries, day.head) == (None, [], [], 0)
     assert backend.raw("SELECT COUNT(*) FROM channels")[0][0] == 0
     assert store.appointment_date("2031-01-01-0001") is None
-
-
-def test_the_reader_pages_and_stops_at_the_limit(store: SqlStore) -> None:
-    store.seed(DATE, 1)
-    for i, state in enumerate(["Present", "Scheduled"] * 5):
-        store.write(WriteRequest(f"r{i}", appt(1), state), NOW + timedelta(seconds=i))
-    reader = LogReader(store, DATE, since=2, limit=5, page=2, max_page=2)
-    pages = list(reader.pages(reader.first()))
-    assert [[e.seq for e in p] for p in pages] == [[3, 4], [5, 6], [7]]
-    reader = LogReader(store, DATE, page=1, max_page=4)
-    pages = list(reader.pages(reader.first()))
-    assert [len(p) for p in pages] == [1, 2, 4, 3]
-    assert [e.seq for p in pages for e in p] == list(range(1, 11))
-
-
-def test_a_page_read_ahead_that_fails_raises_where_it_is_wanted(
-    store: SqlStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store.seed(DATE, 1)
-    for i, state in enumerate(["Present", "Scheduled", "Present"]):
-        store.write(WriteRequest(f"r{i}", appt(1), state), NOW + timedelta(seconds=i))
-    read = store.log_lines
-
-    def gone_after_two(date: str, after_seq: int, limit: int, appointment_id: None) -> LinePage:
-        if after_seq >= 2:
-            raise DatabaseUnavailable("the database went away")
-        return read(date, after_seq, limit, appointment_id)
-
-    monkeypatch.setattr(store, "log_lines", gone_after_two)
-    reader = LogReader(store, DATE, page=1, max_page=1)
-    pages = reader.pages(reader.first())
-    assert [line.seq for line in next(pages)] == [1]  # page 2 is read meanwhile
-    assert [line.seq for line in next(pages)] == [2]
-    with pytest.raises(DatabaseUnavailable):
-        next(pages)
 
 
 # ------------------------------------------------------------------ the board at any seq
