@@ -12,9 +12,12 @@ transaction, then each operation runs ``--rounds`` times, alternating, best roun
 * bare SELECT of JSON lines: ``select_log_lines`` for the whole day, values not decoded;
 * events: every entry through ``LogReader``'s pages, rendered as the table (and JSON Lines,
   CSV) and written to ``/dev/null``, as ``synccli events DATE > /dev/null`` does: the
-  database writes each page's lines as JSON text (``Store.log_lines``), the next page read
-  while one is rendered; "cells (before)" rows read ten cells per entry
-  (``Store.log_page``), build the lines in Python and read a page only after the last;
+  database writes each page's lines as JSON text (``Store.log_lines``), the next pages read
+  while one is rendered, the store's ``log_readers`` at once by sequence range on their own
+  connections (PostgreSQL: 2; SQLite: 1, the same as before);
+  "one reader (before)" reads one page ahead at a time; "cells (before)" rows read ten cells
+  per entry (``Store.log_page``), build the lines in Python and read a page only after the
+  last;
 * ``$ synccli …``: the same as a whole command, as a user runs it (process start-up
   included), output to ``/dev/null``;
 * board --at: the sequence number at a time in the middle of the day, the entries that
@@ -147,8 +150,8 @@ def bare(store: SqlStore) -> int:
         conn.close()
 
 
-def events(store: SqlStore, fmt: str) -> int:
-    reader = LogReader(store, DATE)
+def events(store: SqlStore, fmt: str, readers: int | None = None) -> int:
+    reader = LogReader(store, DATE, readers=readers)
     with open(os.devnull, "w", encoding="utf-8") as sink:
         for block in log_blocks(reader.pages(reader.first()), fmt):
             sink.write(block)
@@ -160,18 +163,20 @@ class _CellReader(LogReader):
     Python from the entries and their payloads, the next page read only after this one
     is rendered."""
 
+    def first(self) -> list[LogLine]:
+        return self._cells(self.since, self.page)
+
     def pages(self, first: list[LogLine]) -> Iterator[list[LogLine]]:
         page, size = first, self.page
         while page:
             yield page
-            if len(page) < self._want(size) or self._left() == 0:
+            if len(page) < size:
                 return
             size = min(size * 2, self.max_page)
-            page = self._read(page[-1].seq, size)
+            page = self._cells(page[-1].seq, size)
 
-    def _read(self, after: int, size: int | None = None) -> list[LogLine]:
-        want = self._want(self.page if size is None else size)
-        found = self.store.log_page(self.date, after, want, self.appointment_id)
+    def _cells(self, after: int, size: int) -> list[LogLine]:
+        found = self.store.log_page(self.date, after, size, self.appointment_id)
         self.channel = found.channel
         self.count += len(found.entries)
         return list(map(LogLine.of, found.entries))
@@ -261,10 +266,13 @@ def main(db_url: str | None, count: int, appointments: int, rounds: int, seed: i
             "bare SELECT": lambda: bare(store),
             "bare SELECT of JSON lines (whole day)": lambda: bare_lines(store),
             "events (table), cells (before)": lambda: events_before(store, "table"),
+            "events (table), one reader (before)": lambda: events(store, "table", 1),
             "events (table)": lambda: events(store, "table"),
             "events --format json, cells (before)": lambda: events_before(store, "json"),
+            "events --format json, one reader (before)": lambda: events(store, "json", 1),
             "events --format json": lambda: events(store, "json"),
             "events --format csv, cells (before)": lambda: events_before(store, "csv"),
+            "events --format csv, one reader (before)": lambda: events(store, "csv", 1),
             "events --format csv": lambda: events(store, "csv"),
             "board --at, whole day (before)": lambda: board_at_whole_day(store, middle),
             "board --at (mid-day)": lambda: board_at(store, middle),

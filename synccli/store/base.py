@@ -36,6 +36,10 @@ class Store(ABC):
     hook: WriteHook | None = None
     #: Driver errors that reported a corrupt database (each is logged as an error).
     corrupt_errors: int = 0
+    #: Log pages worth reading at once (``LogReader``): more than one only where the
+    #: database builds them in processes of its own; in this process they would only
+    #: take turns on the same CPU.
+    log_readers: int = 1
 
     @abstractmethod
     def init_schema(self) -> None:

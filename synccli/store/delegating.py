@@ -36,6 +36,10 @@ class DelegatingStore(Store):
     def corrupt_errors(self) -> int:  # type: ignore[override]
         return self.inner.corrupt_errors
 
+    @property
+    def log_readers(self) -> int:  # type: ignore[override]
+        return self.inner.log_readers
+
     def init_schema(self) -> None:
         self.inner.init_schema()
 

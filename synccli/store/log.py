@@ -16,10 +16,6 @@ from synccli.store.base import Store
 #: page doubles, up to ``MAX_PAGE``, so a long day takes few round trips.
 PAGE = 1_000
 MAX_PAGE = 32_000
-#: Pages read at once, each on its own thread (and so its own connection), while the
-#: caller renders the one before: the database builds one page while another is sent.
-READERS = 2
-
 #: A page being read: the last sequence number it may hold (None: any), what it asked for.
 _Read = tuple[int | None, int, "Future[LinePage]"]
 
@@ -27,8 +23,9 @@ _Read = tuple[int | None, int, "Future[LinePage]"]
 class LogReader:
     """The lines (``LogLine``) of one date after ``since``, at most ``limit`` (None: all), of one
     appointment when given, in pages of ``page`` entries doubling up to ``max_page``, up to
-    ``readers`` pages read ahead at once. ``channel`` is known after the first page (None:
-    the date has never had a write)."""
+    ``readers`` pages (default: the store's ``log_readers``) read ahead at once, each on
+    its own thread and so its own connection. ``channel`` is known after the first page
+    (None: the date has never had a write)."""
 
     def __init__(
         self,
@@ -40,11 +37,11 @@ class LogReader:
         appointment_id: str | None = None,
         page: int = PAGE,
         max_page: int = MAX_PAGE,
-        readers: int = READERS,
+        readers: int | None = None,
     ) -> None:
         self.store, self.date, self.since, self.limit = store, date, since, limit
         self.appointment_id, self.page, self.max_page = appointment_id, page, max(page, max_page)
-        self.readers = max(readers, 1)
+        self.readers = max(store.log_readers if readers is None else readers, 1)
         self.channel: Channel | None = None
         self.count = 0
 

@@ -44,6 +44,9 @@ def load_pyodbc() -> ModuleType:
 class OdbcStore(SqlStore):
     """A ``Store`` on SQL Server or PostgreSQL through ODBC."""
 
+    #: The server builds one page of the log while the page before is sent and decoded.
+    log_readers = 2
+
     def __init__(self, target: OdbcTarget, url: str, dialect: Dialect | None = None) -> None:
         self._pyodbc = load_pyodbc()
         self.target = target
