@@ -2,7 +2,8 @@
 
 A bus is a fast path only. The database log is the truth: a node that misses a bus message
 sees the sequence gap (the hub holds the early event and wakes the relay) and reads the
-missing events from the store; the slow safety poll catches a missed *last* event. Ordering
+missing events from the store; presence (``synccli.bus.presence``) tells when a *last* event
+may be missing, and the relay then reads the log. Ordering
 per date is the hub's (by sequence number), never the bus's arrival order.
 
 ``LocalBus`` is the default for one node: nothing is published, and the relay polls the
