@@ -12,13 +12,17 @@ run folder (``load_truth``), so a run can be re-checked offline.
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterable, Mapping
+import sys
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synccli.domain.values import Event, Row
+from synccli.domain.values import Event, Row, message_id
 from synccli.errors import ConfigError
 from synccli.store.base import Store
 
@@ -50,16 +54,101 @@ class CommittedEvent:
         )
 
 
+class CommittedEvents(Mapping[int, CommittedEvent]):
+    """A channel's committed events by seq, in columns: a long run's truth holds one
+    ``CommittedEvent`` object per event otherwise (about 600 bytes each with its strings),
+    this about 100. An event is built when it is looked up. Appointment ids and states are
+    interned (a few distinct values repeated), and an event id is kept only when it is not
+    the usual ``"<date>:<epoch>:<seq>"``."""
+
+    __slots__ = ("_aids", "_at", "_date", "_epoch", "_ids", "_seqs", "_states", "_versions")
+
+    def __init__(self, date: str, epoch: str, events: Iterable[CommittedEvent] = ()) -> None:
+        self._date, self._epoch = date, epoch
+        self._fill(events)
+
+    def _fill(self, events: Iterable[CommittedEvent]) -> None:
+        self._seqs: array[int] = array("q")
+        self._ids: dict[int, str] = {}
+        self._aids: list[str] = []
+        self._versions: array[int] = array("q")
+        self._states: list[str] = []
+        self._at: list[str] = []
+        # In one go when in seq order (as a log is read and ``truth.json`` written), so
+        # that a long log is never held as objects; else sorted (the last of a repeated
+        # seq wins, as in a dict).
+        items = iter(events)
+        for event in items:
+            if self._seqs and event.seq <= self._seqs[-1]:
+                rest = {e.seq: e for e in itertools.chain(self.values(), [event], items)}
+                self._fill(rest[seq] for seq in sorted(rest))
+                return
+            self._append(event)
+
+    def _append(self, e: CommittedEvent) -> None:
+        if e.event_id != message_id(self._date, self._epoch, e.seq):
+            self._ids[e.seq] = e.event_id
+        self._seqs.append(e.seq)
+        self._aids.append(sys.intern(e.appointment_id))
+        self._versions.append(e.version)
+        self._states.append(sys.intern(e.state))
+        self._at.append(e.committed_at)
+
+    def _index(self, seq: int) -> int | None:
+        seqs = self._seqs
+        if not seqs:
+            return None
+        i = seq - seqs[0]  # the usual log: contiguous seqs
+        if not 0 <= i < len(seqs) or seqs[i] != seq:
+            i = bisect_left(seqs, seq)
+            if i == len(seqs) or seqs[i] != seq:
+                return None
+        return i
+
+    def _event(self, i: int) -> CommittedEvent:
+        seq = self._seqs[i]
+        event_id = self._ids.get(seq) or message_id(self._date, self._epoch, seq)
+        return CommittedEvent(
+            seq, event_id, self._aids[i], self._versions[i], self._states[i], self._at[i]
+        )
+
+    def __getitem__(self, seq: int) -> CommittedEvent:
+        i = self._index(seq)
+        if i is None:
+            raise KeyError(seq)
+        return self._event(i)
+
+    def __contains__(self, seq: object) -> bool:
+        return isinstance(seq, int) and self._index(seq) is not None
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._seqs)
+
+    def __len__(self) -> int:
+        return len(self._seqs)
+
+    def committed_at(self) -> Iterator[tuple[int, str]]:
+        """``(seq, committed_at)`` in seq order, without building the events."""
+        return zip(self._seqs, self._at, strict=True)
+
+
 @dataclass(frozen=True, slots=True)
 class ChannelTruth:
-    """The committed history of one date in its final epoch."""
+    """The committed history of one date in its final epoch (``events``: any mapping; the
+    loaders make a compact ``CommittedEvents``)."""
 
     date: str
     epoch: str
     head: int
     min_seq: int
-    events: dict[int, CommittedEvent]
+    events: Mapping[int, CommittedEvent]
     rows: dict[str, tuple[int, str]]
+
+    def commit_times(self) -> Iterator[tuple[int, str]]:
+        """``(seq, committed_at)`` of every event, in seq order."""
+        if isinstance(self.events, CommittedEvents):
+            return self.events.committed_at()
+        return ((seq, self.events[seq].committed_at) for seq in sorted(self.events))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +173,7 @@ def _channel(
         epoch=epoch,
         head=head,
         min_seq=min(committed, default=head + 1),
-        events=committed,
+        events=CommittedEvents(date, epoch, committed.values()),
         rows={row.appointment_id: (row.version, row.state) for row in rows},
     )
 
@@ -167,16 +256,17 @@ def truth_from_dict(data: Any, source: str) -> Truth:
             )
         channels: dict[str, ChannelTruth] = {}
         for date, ch in data["channels"].items():
-            events = {
-                int(seq): CommittedEvent(int(seq), str(eid), str(aid), int(ver), str(st), str(at))
+            epoch = str(ch["epoch"])
+            events = (
+                CommittedEvent(int(seq), str(eid), str(aid), int(ver), str(st), str(at))
                 for seq, eid, aid, ver, st, at in ch["events"]
-            }
+            )
             channels[date] = ChannelTruth(
                 date=date,
-                epoch=str(ch["epoch"]),
+                epoch=epoch,
                 head=int(ch["head"]),
                 min_seq=int(ch["min_seq"]),
-                events=events,
+                events=CommittedEvents(date, epoch, events),
                 rows={str(aid): (int(v), str(s)) for aid, (v, s) in ch["rows"].items()},
             )
         return Truth(channels, str(data.get("source", source)))

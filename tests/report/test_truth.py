@@ -96,3 +96,23 @@ def test_malformed_truth_file_is_a_config_error(tmp_path: Path, content: str) ->
     path.write_text(content)
     with pytest.raises(ConfigError, match=r"truth\.json"):
         load_truth(path)
+
+
+def test_committed_events_are_the_mapping_they_replace() -> None:
+    """The columns give back every event as it was given, in or out of seq order (the last
+    of a repeated seq wins, as in a dict), with event ids of any form."""
+    from synccli.report.truth import CommittedEvent, CommittedEvents
+
+    def event(seq: int, event_id: str | None = None) -> CommittedEvent:
+        at = f"2026-11-26T09:00:{seq:02d}.000Z"
+        return CommittedEvent(seq, event_id or f"{DATE}:E1:{seq}", f"a{seq % 2}", seq, "Seated", at)
+
+    given = [event(1), event(2, "other-id"), event(4), event(7), event(3), event(4, "again")]
+    table = CommittedEvents(DATE, "E1", given)
+    plain = {e.seq: e for e in given}
+    assert table == plain and dict(table) == plain
+    assert list(table) == [1, 2, 3, 4, 7] and len(table) == 5
+    assert table[4].event_id == "again" and table.get(5) is None and 6 not in table
+    assert list(table.committed_at()) == [(s, plain[s].committed_at) for s in sorted(plain)]
+    with pytest.raises(KeyError):
+        table[0]
