@@ -134,19 +134,27 @@ class BinnedLatencies:
     def __init__(self, w0: float, bin_s: float) -> None:
         self.w0, self.bin_s = w0, bin_s
         self.bins: dict[int, array[float]] = {}
-        self._count = 0
         self._sorted = False
 
     def add(self, applied_w: float, ms: float) -> None:
-        i = int((applied_w - self.w0) // self.bin_s)
-        samples = self.bins.get(i)
-        if samples is None:
-            samples = self.bins[i] = array("d")
-        samples.append(ms)
-        self._count += 1
+        self.adder()(applied_w, ms)
+
+    def adder(self) -> Callable[[float, float], None]:
+        """``add`` with its lookups made once, for a loop over millions of samples."""
+        w0, bin_s, bins = self.w0, self.bin_s, self.bins
+        get = bins.get
+
+        def add(applied_w: float, ms: float) -> None:
+            i = int((applied_w - w0) // bin_s)
+            samples = get(i)
+            if samples is None:
+                samples = bins[i] = array("d")
+            samples.append(ms)
+
+        return add
 
     def __len__(self) -> int:
-        return self._count
+        return sum(len(samples) for samples in self.bins.values())
 
     def __iter__(self) -> Iterator[float]:
         return itertools.chain.from_iterable(self.bins.values())
@@ -237,7 +245,7 @@ class DeliveryStats:
         """What keeps a latency sample: called with the time it was applied and the
         latency in milliseconds."""
         if self.binned is not None:
-            return self.binned.add
+            return self.binned.adder()
         latencies, applied_at = self.latencies_ms, self.applied_at
 
         def keep(applied_w: float, ms: float) -> None:

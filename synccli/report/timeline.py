@@ -117,8 +117,9 @@ def _latency_bins(stats: DeliveryStats, w0: float, bin_s: float) -> list[Latency
     binned = stats.binned
     if binned is None or (binned.w0, binned.bin_s) != (w0, bin_s):
         binned = BinnedLatencies(w0, bin_s)
+        add = binned.adder()
         for w, ms in zip(stats.applied_at, stats.samples(), strict=True):
-            binned.add(w, ms)
+            add(w, ms)
     bins = binned.sorted_bins()
     return [
         LatencyBin(i * bin_s, nearest_rank(bins[i], 0.5), nearest_rank(bins[i], 0.99), len(bins[i]))
