@@ -41,12 +41,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from synccli.domain.values import parse_iso_ms
 from synccli.history import Apply, Entry, Final, Record, SnapshotTaken, Subscribed
 from synccli.history.reader import HistoryFile, Row
 from synccli.report.metrics import TRACE_GRACE_S, DeliveryStats, FaultWindow
 from synccli.report.recovery import note_catch_up
-from synccli.report.truth import ChannelTruth, Truth
+from synccli.report.truth import ChannelTruth, Truth, iso_to_w
 
 ANOMALY_KINDS = ("lost", "duplicate", "out_of_order", "phantom", "epoch_mixup", "not_converged")
 _CHANNEL_KINDS = (Subscribed, SnapshotTaken, Apply, Final)
@@ -159,21 +158,11 @@ class _SeqSet:
             ends.insert(i + 1, seq)
 
 
-def iso_to_w(text: object) -> float | None:
-    """An ISO ``committedAt`` as Unix seconds, None when absent or malformed."""
-    if not isinstance(text, str):
-        return None
-    try:
-        return parse_iso_ms(text).timestamp()
-    except ValueError:
-        return None
-
-
 def commit_times(channel: ChannelTruth) -> array[float]:
     """The commit time of each event of ``channel`` (Unix seconds), indexed by seq up to
     the head; NaN where unknown (pruned, not in the log, or malformed): 8 bytes an event,
     where a dict of floats takes about ten times that."""
-    known = [(seq, iso_to_w(text)) for seq, text in channel.commit_times() if seq >= 0]
+    known = [(seq, w) for seq, w in channel.commit_seconds() if seq >= 0]
     times = array("d", [math.nan]) * (max(channel.head, known[-1][0] if known else 0) + 1)
     for seq, w in known:
         if w is not None:
@@ -485,6 +474,16 @@ class Checker:
         """The outcome; fills the delivery stats of ``windows`` with the pairs whose event
         was committed inside them. ``dates``: the dates every client was meant to follow
         (beyond those in its own records). Call it once, after the last record."""
+        with collector_paused():
+            return self._result(on_time_s, windows, dates, overall)
+
+    def _result(
+        self,
+        on_time_s: float,
+        windows: Sequence[FaultWindow],
+        dates: Iterable[str],
+        overall: DeliveryStats | None,
+    ) -> CheckResult:
         for window in windows:
             window.events_committed = sum(
                 1 for ws in self._commit_w.values() for w in ws if window.contains(w)

@@ -14,21 +14,38 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import sys
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from synccli.domain.values import Event, Row, message_id
+from synccli.domain.values import Event, Row, iso_ms, message_id, parse_iso_ms
 from synccli.errors import ConfigError
 from synccli.store.base import Store
 
 TRUTH_SCHEMA = "synccli.truth/1"
 # Events are read from a store in pages of this size so a long log never loads at once twice.
 _PAGE = 10_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+#: The form ``iso_ms`` writes, which ``committed_ms`` turns into a number and back.
+_ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+def committed_ms(text: str) -> int | None:
+    """A ``committedAt`` in the form ``iso_ms`` writes as milliseconds since 1970 (``iso_ms``
+    of that instant is ``text`` again); None for any other text."""
+    if _ISO_MS.fullmatch(text) is None:
+        return None
+    try:
+        return (parse_iso_ms(text) - _EPOCH) // _MS
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +74,23 @@ class CommittedEvent:
 class CommittedEvents(Mapping[int, CommittedEvent]):
     """A channel's committed events by seq, in columns: a long run's truth holds one
     ``CommittedEvent`` object per event otherwise (about 600 bytes each with its strings),
-    this about 100. An event is built when it is looked up. Appointment ids and states are
-    interned (a few distinct values repeated), and an event id is kept only when it is not
-    the usual ``"<date>:<epoch>:<seq>"``."""
+    this about 50. An event is built when it is looked up. Appointment ids and states are
+    interned (a few distinct values repeated), an event id is kept only when it is not the
+    usual ``"<date>:<epoch>:<seq>"``, and a commit time as milliseconds (its text only when
+    not in ``iso_ms`` form). No string of a parsed ``truth.json`` is kept but the interned
+    ones, so the memory of the parse goes back once it is read."""
 
-    __slots__ = ("_aids", "_at", "_date", "_epoch", "_ids", "_seqs", "_states", "_versions")
+    __slots__ = (
+        "_aids",
+        "_at",
+        "_at_text",
+        "_date",
+        "_epoch",
+        "_ids",
+        "_seqs",
+        "_states",
+        "_versions",
+    )
 
     def __init__(self, date: str, epoch: str, events: Iterable[CommittedEvent] = ()) -> None:
         self._date, self._epoch = date, epoch
@@ -73,7 +102,8 @@ class CommittedEvents(Mapping[int, CommittedEvent]):
         self._aids: list[str] = []
         self._versions: array[int] = array("q")
         self._states: list[str] = []
-        self._at: list[str] = []
+        self._at: array[int] = array("q")
+        self._at_text: dict[int, str] = {}
         # In one go when in seq order (as a log is read and ``truth.json`` written), so
         # that a long log is never held as objects; else sorted (the last of a repeated
         # seq wins, as in a dict).
@@ -92,7 +122,10 @@ class CommittedEvents(Mapping[int, CommittedEvent]):
         self._aids.append(sys.intern(e.appointment_id))
         self._versions.append(e.version)
         self._states.append(sys.intern(e.state))
-        self._at.append(e.committed_at)
+        ms = committed_ms(e.committed_at)
+        if ms is None:
+            self._at_text[e.seq] = e.committed_at
+        self._at.append(0 if ms is None else ms)
 
     def _index(self, seq: int) -> int | None:
         seqs = self._seqs
@@ -109,8 +142,12 @@ class CommittedEvents(Mapping[int, CommittedEvent]):
         seq = self._seqs[i]
         event_id = self._ids.get(seq) or message_id(self._date, self._epoch, seq)
         return CommittedEvent(
-            seq, event_id, self._aids[i], self._versions[i], self._states[i], self._at[i]
+            seq, event_id, self._aids[i], self._versions[i], self._states[i], self._text_at(i)
         )
+
+    def _text_at(self, i: int) -> str:
+        text = self._at_text.get(self._seqs[i])
+        return text if text is not None else iso_ms(_EPOCH + self._at[i] * _MS)
 
     def __getitem__(self, seq: int) -> CommittedEvent:
         i = self._index(seq)
@@ -127,9 +164,13 @@ class CommittedEvents(Mapping[int, CommittedEvent]):
     def __len__(self) -> int:
         return len(self._seqs)
 
-    def committed_at(self) -> Iterator[tuple[int, str]]:
-        """``(seq, committed_at)`` in seq order, without building the events."""
-        return zip(self._seqs, self._at, strict=True)
+    def commit_seconds(self) -> Iterator[tuple[int, float | None]]:
+        """``(seq, commit time)`` in seq order as Unix seconds (what ``parse_iso_ms(...)
+        .timestamp()`` gives: ``ms / 1000``, correctly rounded like it), None where the
+        text is not a time."""
+        texts = self._at_text
+        for seq, ms in zip(self._seqs, self._at, strict=True):
+            yield seq, (ms / 1000 if seq not in texts else iso_to_w(texts[seq]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,11 +185,23 @@ class ChannelTruth:
     events: Mapping[int, CommittedEvent]
     rows: dict[str, tuple[int, str]]
 
-    def commit_times(self) -> Iterator[tuple[int, str]]:
-        """``(seq, committed_at)`` of every event, in seq order."""
+    def commit_seconds(self) -> Iterator[tuple[int, float | None]]:
+        """``(seq, commit time)`` of every event in seq order, as Unix seconds (None: not
+        a time)."""
         if isinstance(self.events, CommittedEvents):
-            return self.events.committed_at()
-        return ((seq, self.events[seq].committed_at) for seq in sorted(self.events))
+            return self.events.commit_seconds()
+        events = self.events
+        return ((seq, iso_to_w(events[seq].committed_at)) for seq in sorted(events))
+
+
+def iso_to_w(text: object) -> float | None:
+    """An ISO ``committedAt`` as Unix seconds, None when absent or malformed."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return parse_iso_ms(text).timestamp()
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
