@@ -555,8 +555,10 @@ def _account(
         reached = max(reached, seq)
     # Slices of the per-seq arrays, read in step with the seqs (faster than indexing).
     seqs = range(start + 1, head + 1)
-    nothing = array("d", [math.nan]) * len(seqs)
-    applied_w = nothing if walk.applied_w is None else walk.applied_w[start + 1 : head + 1]
+    if walk.applied_w is None:  # nothing applied
+        applied_w = array("d", [math.nan]) * len(seqs)
+    else:
+        applied_w = walk.applied_w[start + 1 : head + 1]
     on_time_s = overall.on_time_s
     sample = overall.sampler()
     catch_up = any(w.end_w is not None and w.error is None for w in windows)
