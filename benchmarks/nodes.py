@@ -21,6 +21,10 @@ apply and ack cumulatively every 250 ms. Reported per variant, from the same run
   committed before it); writes keep running at ``--kill-rate`` on node 1. Definition and
   method: ``failover.py``. Target: p99 ≤ 2 s.
 
+``3-bus-mixed`` puts every other subscriber on the writers' node and reports the two halves
+apart: what crossing the bus costs, in the same cluster at the same moment (the other
+variants also differ in how many processes share the machine).
+
 The budget (DESIGN.md): across nodes on the bus, commit→apply p99 ≤ 1.5 times one node.
 On a shared machine one round is noisy: ``--rounds N`` runs the variants N times in turn
 (1-node, 3-bus, …, 1-node, 3-bus, …) and gives each variant's ratio of median p99s.
@@ -54,7 +58,7 @@ from synccli.store import open_store
 DATE = datetime.now(UTC).date().isoformat()
 APPOINTMENTS = 64
 ACK_DELAY_S = 0.25
-VARIANTS = ("1-node", "3-bus", "3-poll")
+VARIANTS = ("1-node", "3-bus", "3-poll", "3-bus-mixed")
 
 
 @dataclass
@@ -128,7 +132,8 @@ async def run_variant(
     rate: float,
     idle: float,
     kill: KillPlan,
-) -> list[Any]:
+) -> list[list[Any]]:
+    """The variant's table rows: one, or for ``3-bus-mixed`` one per side."""
     db_url = f"sqlite:///{workdir / (variant + '.db')}"
     store = open_store(db_url)
     store.init_schema()
@@ -137,7 +142,7 @@ async def run_variant(
     count = 1 if variant == "1-node" else 3
     async with contextlib.AsyncExitStack() as stack:
         options: list[str] = ["--log-level", "warning"]
-        if variant == "3-bus":
+        if variant.startswith("3-bus"):
             redis = RedisProcess(workdir / "redis.log", port=free_port(), workdir=workdir)
             stack.push_async_callback(redis.stop)
             await redis.start()
@@ -156,15 +161,22 @@ async def run_variant(
             stack.push_async_callback(node.stop)
         await asyncio.gather(*(node.start() for node in nodes))
         readers = nodes if count == 1 else nodes[1:]
-        received = Received()
+        received, local = Received(), Received()
         stop = asyncio.Event()
+        # ``3-bus-mixed``: every other subscriber on the writers' node, measured apart.
+        mixed = variant == "3-bus-mixed"
         subs = [
-            asyncio.create_task(subscriber(readers[i % len(readers)].ws_url, received, stop))
+            asyncio.create_task(
+                subscriber(nodes[0].ws_url, local, stop)
+                if mixed and i % 2
+                else subscriber(readers[i % len(readers)].ws_url, received, stop)
+            )
             for i in range(subscribers)
         ]
         await asyncio.sleep(1.0)  # every subscription answered
-        received.latencies_ms.clear()
-        received.count = 0
+        for sink in (received, local):
+            sink.latencies_ms.clear()
+            sink.count = 0
         write_stop = asyncio.Event()
         started = time.monotonic()
         tasks = [
@@ -183,20 +195,22 @@ async def run_variant(
         stop.set()
         await asyncio.gather(*subs)
         recovery: list[object] = [None] * 5
-        if count > 1 and kill.kills > 0 and HaproxyProcess.available():
+        if count > 1 and not mixed and kill.kills > 0 and HaproxyProcess.available():
             recovery = await kill_phase(nodes, workdir / variant, writers, kill)
-    lat = sorted(received.latencies_ms)
-    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else float("nan")
     idle_rate = statistics.mean((a - b) / idle for a, b in zip(after, before, strict=True))
-    return [
-        variant,
-        written,
-        round(statistics.median(lat), 2) if lat else None,
-        round(p99, 2),
-        round(received.count / elapsed),
-        round(idle_rate, 2),
-        *recovery,
-    ]
+
+    def row(name: str, sink: Received) -> list[Any]:
+        lat = sorted(sink.latencies_ms)
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else float("nan")
+        p50 = round(statistics.median(lat), 2) if lat else None
+        return [name, written, p50, round(p99, 2), round(sink.count / elapsed)]
+
+    if mixed:
+        return [
+            [*row("3-bus-mixed, other nodes", received), round(idle_rate, 2)],
+            [*row("3-bus-mixed, writers' node", local), round(idle_rate, 2)],
+        ]
+    return [[*row(variant, received), round(idle_rate, 2), *recovery]]
 
 
 @dataclass(frozen=True)
@@ -275,7 +289,7 @@ def main(
     for round_no in range(1, rounds + 1):
         for variant in chosen:
             with tempfile.TemporaryDirectory(prefix="synccli-nodes-") as tmp:
-                row = asyncio.run(
+                measured = asyncio.run(
                     run_variant(
                         variant,
                         Path(tmp),
@@ -287,7 +301,7 @@ def main(
                         KillPlan(kills, kill_clients, kill_rate, down),
                     )
                 )
-            rows.append([round_no, *row])
+            rows += [[round_no, *row] for row in measured]
     headers = [
         "round",
         "variant",
@@ -303,12 +317,17 @@ def main(
         "p99 ms",
     ]
     click.echo(tabulate(rows, headers=headers))
-    p99s = {v: [r[4] for r in rows if r[1] == v and r[4] == r[4]] for v in chosen}
+    names = dict.fromkeys(r[1] for r in rows)
+    p99s = {v: [r[4] for r in rows if r[1] == v and r[4] == r[4]] for v in names}
+    if mixed := p99s.get("3-bus-mixed, writers' node"):
+        others = p99s["3-bus-mixed, other nodes"]
+        ratio = statistics.median(others) / statistics.median(mixed)
+        click.echo(f"3-bus-mixed: p99 on other nodes {ratio:.2f}x the writers' node (same run)")
     base = p99s.get("1-node")
     if not base:
         return
     for variant, values in p99s.items():
-        if variant != "1-node" and values:
+        if variant != "1-node" and not variant.startswith("3-bus-mixed") and values:
             each = ", ".join(f"{v / b:.2f}x" for v, b in zip(values, base, strict=False))
             median = statistics.median(values) / statistics.median(base)
             click.echo(f"{variant}: p99 {median:.2f}x one node (median of rounds; each: {each})")
