@@ -2,6 +2,7 @@
 
     python benchmarks/nodes.py                       # about a minute
     python benchmarks/nodes.py --seconds 10 --subscribers 20 --variants 1-node,3-bus
+    python benchmarks/nodes.py --rounds 3 --kills 0 --variants 1-node,3-bus   # alternating
 
 Each variant starts its ``synccli serve`` processes on a fresh SQLite file (and, for
 ``3-bus``, a private ``redis-server`` on a free port). Writers on node 1 check in at
@@ -21,6 +22,8 @@ apply and ack cumulatively every 250 ms. Reported per variant, from the same run
   method: ``failover.py``. Target: p99 ≤ 2 s.
 
 The budget (DESIGN.md): across nodes on the bus, commit→apply p99 ≤ 1.5 times one node.
+On a shared machine one round is noisy: ``--rounds N`` runs the variants N times in turn
+(1-node, 3-bus, …, 1-node, 3-bus, …) and gives each variant's ratio of median p99s.
 """
 
 from __future__ import annotations
@@ -243,6 +246,13 @@ async def kill_phase(
 @click.option(
     "--down", type=float, default=1.0, show_default=True, help="Seconds a killed node stays down."
 )
+@click.option(
+    "--rounds",
+    type=click.IntRange(1, 20),
+    default=1,
+    show_default=True,
+    help="Times the variants run, in turn.",
+)
 def main(
     seconds: float,
     subscribers: int,
@@ -254,15 +264,18 @@ def main(
     kill_clients: int,
     kill_rate: float,
     down: float,
+    rounds: int,
 ) -> None:
     """Run each variant and print one table (and the ratios to one node)."""
+    chosen = variants.split(",")
+    for variant in chosen:
+        if variant not in VARIANTS:
+            raise click.BadParameter(f"unknown variant {variant!r}", param_hint="--variants")
     rows = []
-    with tempfile.TemporaryDirectory(prefix="synccli-nodes-") as tmp:
-        for variant in variants.split(","):
-            if variant not in VARIANTS:
-                raise click.BadParameter(f"unknown variant {variant!r}", param_hint="--variants")
-            rows.append(
-                asyncio.run(
+    for round_no in range(1, rounds + 1):
+        for variant in chosen:
+            with tempfile.TemporaryDirectory(prefix="synccli-nodes-") as tmp:
+                row = asyncio.run(
                     run_variant(
                         variant,
                         Path(tmp),
@@ -274,8 +287,9 @@ def main(
                         KillPlan(kills, kill_clients, kill_rate, down),
                     )
                 )
-            )
+            rows.append([round_no, *row])
     headers = [
+        "round",
         "variant",
         "writes",
         "p50 ms",
@@ -289,11 +303,15 @@ def main(
         "p99 ms",
     ]
     click.echo(tabulate(rows, headers=headers))
-    base = next((r for r in rows if r[0] == "1-node"), None)
-    if base is not None and base[3]:
-        for row in rows:
-            if row is not base:
-                click.echo(f"{row[0]}: p99 {row[3] / base[3]:.2f}x one node")
+    p99s = {v: [r[4] for r in rows if r[1] == v and r[4] == r[4]] for v in chosen}
+    base = p99s.get("1-node")
+    if not base:
+        return
+    for variant, values in p99s.items():
+        if variant != "1-node" and values:
+            each = ", ".join(f"{v / b:.2f}x" for v, b in zip(values, base, strict=False))
+            median = statistics.median(values) / statistics.median(base)
+            click.echo(f"{variant}: p99 {median:.2f}x one node (median of rounds; each: {each})")
 
 
 if __name__ == "__main__":

@@ -121,6 +121,9 @@ class Paths:
     statement per round trip), the write as it runs now, and with an actor."""
 
     bare: Result
+    #: The bare write with every writer on one row: the floor of writes on one date, which
+    #: all take that date's channel row (its head) until they commit. None for one writer.
+    shared: Result | None
     before: Result | None
     full: Result
     with_actor: Result | None
@@ -174,7 +177,18 @@ def _bench(
         )
         cur.execute(dialect.commit)
 
+    def shared_row(index: int, n: int) -> None:
+        cur = cursors[index]
+        cur.execute(dialect.begin_write)
+        cur.execute(
+            "UPDATE appointments SET version = version + 1, updated_at = ? "
+            "WHERE appointment_id = ?",
+            ("2099-01-01T00:00:00.000Z", appointment(0, 0)),
+        )
+        cur.execute(dialect.commit)
+
     bares: list[Result] = []
+    shareds: list[Result] = []
     befores: list[Result] = []
     fulls: list[Result] = []
     actors: list[Result] = []
@@ -183,6 +197,8 @@ def _bench(
     try:
         for r in range(rounds):
             bares.append(_measure(writers, per_writer, bare_write))
+            if writers > 1:
+                shareds.append(_measure(writers, per_writer, shared_row))
             offset = 2 * r * per_writer  # request ids stay unique across rounds and paths
 
             def shifted(index: int, n: int, offset: int = offset) -> None:
@@ -210,6 +226,7 @@ def _bench(
         for conn in connections:
             conn.close()
     bare = max(bares, key=lambda x: x.ops_per_s)
+    shared = max(shareds, key=lambda x: x.ops_per_s) if shareds else None
     full = max(fulls, key=lambda x: x.ops_per_s)
     before = max(befores, key=lambda x: x.ops_per_s) if befores else None
     with_actor = max(actors, key=lambda x: x.ops_per_s) if actors else None
@@ -218,17 +235,22 @@ def _bench(
     # bare_write sends exactly three statements: BEGIN, UPDATE, COMMIT.
     return Paths(
         replace(bare, round_trips=3.0),
+        None if shared is None else replace(shared, round_trips=3.0),
         None if before is None else replace(before, round_trips=steps),
         replace(full, round_trips=trips),
         with_actor,
     )
 
 
-def _cells(result: Result, bare: Result | None = None) -> tuple[object, ...]:
-    """A table row's measurements, and their cost against ``bare`` when given."""
-    costs: tuple[object, ...] = ("", "")
+def _cells(
+    result: Result, bare: Result | None = None, shared: Result | None = None
+) -> tuple[object, ...]:
+    """A table row's measurements, and their cost against ``bare`` (and the one-row bare
+    write, ``shared``) when given."""
+    costs: tuple[object, ...] = ("", "", "")
     if bare is not None:
-        costs = (bare.ops_per_s / result.ops_per_s, result.p50_ms / bare.p50_ms)
+        against_shared = "" if shared is None else shared.ops_per_s / result.ops_per_s
+        costs = (bare.ops_per_s / result.ops_per_s, result.p50_ms / bare.p50_ms, against_shared)
     return (result.ops_per_s, result.p50_ms, result.p99_ms, result.round_trips, *costs)
 
 
@@ -275,9 +297,13 @@ def main(
                 ("Store.write", measured.full),
                 ("Store.write +actor", measured.with_actor),
             ]
-            table.append((store.dialect.name, mode, w, "bare UPDATE;COMMIT", *_cells(bare)))
+            name = store.dialect.name
+            table.append((name, mode, w, "bare UPDATE;COMMIT", *_cells(bare)))
+            if measured.shared is not None:
+                one_row = _cells(measured.shared, bare)
+                table.append((name, mode, w, "bare, all on one row", *one_row))
             table += [
-                (store.dialect.name, mode, w, path, *_cells(result, bare))
+                (name, mode, w, path, *_cells(result, bare, measured.shared))
                 for path, result in paths
                 if result is not None
             ]
@@ -295,6 +321,7 @@ def main(
                 "round trips",
                 "cost x bare (ops/s)",
                 "p50 x bare",
+                "cost x one-row bare",
             ],
             floatfmt=".3f",
         )

@@ -32,10 +32,16 @@ __all__ = [
 ]
 
 
-def open_bus(url: str | None, metrics: Counters, fast_poll_s: float, safety_poll_s: float) -> Bus:
+def open_bus(
+    url: str | None,
+    metrics: Counters,
+    fast_poll_s: float,
+    safety_poll_s: float,
+    node_name: str | None = None,
+) -> Bus:
     """The bus at ``url`` (not yet started), or the local one when ``url`` is None."""
     if url is None:
         return LocalBus(fast_poll_s)
     from synccli.bus.redis_bus import RedisBus
 
-    return RedisBus(url, metrics, fast_poll_s, safety_poll_s)
+    return RedisBus(url, metrics, fast_poll_s, safety_poll_s, node_name)

@@ -2,7 +2,8 @@
 
 A bus is a fast path only. The database log is the truth: a node that misses a bus message
 sees the sequence gap (the hub holds the early event and wakes the relay) and reads the
-missing events from the store; the slow safety poll catches a missed *last* event. Ordering
+missing events from the store; presence (``synccli.bus.presence``) tells when a *last* event
+may be missing, and the relay then reads the log. Ordering
 per date is the hub's (by sequence number), never the bus's arrival order.
 
 ``LocalBus`` is the default for one node: nothing is published, and the relay polls the
@@ -31,6 +32,8 @@ class Counters(Protocol):
 
     db_up: bool
     bus_up: bool
+    bus_peers: int
+    bus_peers_silent: int
 
     def inc(self, name: str, amount: int = 1) -> None: ...
 
@@ -84,14 +87,19 @@ class Bus(Protocol):
     def publish(self, event: Event) -> None:
         """Send an event this node committed; never blocks and never fails the write."""
 
+    def log_changed(self) -> None:
+        """The log changed in a way no event carries (a channel reset): tell the other
+        nodes to read the database."""
+
     async def run(self, on_event: OnEvent, on_change: OnChange) -> None:
         """Consume until cancelled, reconnecting by itself."""
 
     def status(self) -> BusStatus:
         """Whether the link is up right now."""
 
-    def poll_s(self) -> float:
-        """Seconds between the relay's database polls while nothing wakes it."""
+    def poll_s(self) -> float | None:
+        """Seconds between the relay's database polls while nothing wakes it; None: no
+        poll (the bus tells when a pass is needed)."""
 
     async def close(self) -> None:
         """Release the connections; idempotent."""
@@ -110,6 +118,9 @@ class LocalBus:
 
     def publish(self, event: Event) -> None:
         return None
+
+    def log_changed(self) -> None:
+        return None  # the next poll reads it
 
     async def run(self, on_event: OnEvent, on_change: OnChange) -> None:
         return None

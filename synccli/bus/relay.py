@@ -3,9 +3,10 @@
 One task. Each pass reads ``store.heads_of`` the subscribed dates and, for every channel the
 hub is behind on, reads the missing events from the log and publishes them in order; it
 turns an epoch change into ``resync_required``. A pass runs when woken (a gap the hub saw,
-the bus going down or coming back) or after the bus's poll period: 50 ms with no bus (the
-only way to notice other processes' writes), the slow safety poll while a bus is up. The
-last pass's result is the database's health.
+the bus going down or coming back, a peer node falling silent or heard again) or after the
+bus's poll period: 50 ms with no bus (the only way to notice other processes' writes), the
+slow safety poll while a bus is up but some peer is silent, and none at all while every
+peer is heard (``synccli.bus.presence``). The last pass's result is the database's health.
 """
 
 from __future__ import annotations

@@ -183,7 +183,7 @@ SETTINGS = (
         "bus_safety_poll_s",
         "--bus-safety-poll",
         _SECONDS,
-        "With the bus up, seconds between the relay's safety polls of the database.",
+        "With the bus up and a peer silent, seconds between the relay's polls of the database.",
     ),
     Setting(
         "db_timeout_s",

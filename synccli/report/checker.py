@@ -31,20 +31,21 @@ and listed in (client, date) order, as if each channel had been walked on its ow
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 from array import array
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-from synccli.domain.values import parse_iso_ms
 from synccli.history import Apply, Entry, Final, Record, SnapshotTaken, Subscribed
 from synccli.history.reader import HistoryFile, Row
 from synccli.report.metrics import TRACE_GRACE_S, DeliveryStats, FaultWindow
 from synccli.report.recovery import note_catch_up
-from synccli.report.truth import ChannelTruth, Truth
+from synccli.report.truth import ChannelTruth, Truth, iso_to_w
 
 ANOMALY_KINDS = ("lost", "duplicate", "out_of_order", "phantom", "epoch_mixup", "not_converged")
 _CHANNEL_KINDS = (Subscribed, SnapshotTaken, Apply, Final)
@@ -157,14 +158,16 @@ class _SeqSet:
             ends.insert(i + 1, seq)
 
 
-def iso_to_w(text: object) -> float | None:
-    """An ISO ``committedAt`` as Unix seconds, None when absent or malformed."""
-    if not isinstance(text, str):
-        return None
-    try:
-        return parse_iso_ms(text).timestamp()
-    except ValueError:
-        return None
+def commit_times(channel: ChannelTruth) -> array[float]:
+    """The commit time of each event of ``channel`` (Unix seconds), indexed by seq up to
+    the head; NaN where unknown (pruned, not in the log, or malformed): 8 bytes an event,
+    where a dict of floats takes about ten times that."""
+    known = [(seq, w) for seq, w in channel.commit_seconds() if seq >= 0]
+    times = array("d", [math.nan]) * (max(channel.head, known[-1][0] if known else 0) + 1)
+    for seq, w in known:
+        if w is not None:
+            times[seq] = w
+    return times
 
 
 def _phantom_reason(ch: ChannelTruth | None, r: Apply, seq: int) -> str | None:
@@ -194,7 +197,8 @@ class _ChannelWalk:
     announced: Callable[[str, str], bool]
     sink: _Collector
     epoch: str | None = None
-    commit_w: dict[int, float | None] = field(default_factory=dict)
+    #: The commit time per seq of the final epoch (NaN: unknown), indexed by seq.
+    commit_w: array[float] = field(default_factory=lambda: array("d"))
     position: int = 0
     applied: _SeqSet = field(default_factory=_SeqSet)
     start: int | None = None
@@ -245,7 +249,8 @@ class _ChannelWalk:
                     # The same shared record as the previous client's, committed as applied.
                     if applied_w[seq] != applied_w[seq]:  # NaN: the first apply of seq
                         applied_w[seq] = w
-                        if self.commit_w.get(seq) is None:
+                        committed = self.commit_w[seq]
+                        if committed != committed:  # NaN: not in the log
                             self.record_commit_at[seq] = r.committed_at
                 else:
                     self._deliver(w, r, seq)
@@ -304,7 +309,7 @@ class _ChannelWalk:
             applied_w = self.applied_w = array("d", [math.nan]) * (head + 1)
         if math.isnan(applied_w[seq]):
             applied_w[seq] = w
-            if self.commit_w.get(seq) is None:
+            if math.isnan(self.commit_w[seq]):
                 # Only needed when the log no longer has the event; parsed then, not here.
                 self.record_commit_at[seq] = r.committed_at
 
@@ -345,6 +350,20 @@ class _ChannelWalk:
             f"{got.get(differ[0])}, database {want.get(differ[0])}",
         )
         return False
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside: a pass allocates a row per line (millions), none
+    of them in a reference cycle, and the collector would otherwise walk the young ones
+    again and again (about a tenth of a pass)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def row_batches(entries: Iterable[Entry[Record]]) -> Iterator[list[Row]]:
@@ -399,10 +418,7 @@ class Checker:
         #: Per (client, date); ``walk`` makes a missing one.
         self.walks: dict[tuple[str, str], _ChannelWalk] = {}
         self._last_checked: dict[str, list[Any]] = {}
-        self._commit_w = {
-            date: {seq: iso_to_w(e.committed_at) for seq, e in ch.events.items()}
-            for date, ch in truth.channels.items()
-        }
+        self._commit_w = {date: commit_times(ch) for date, ch in truth.channels.items()}
 
     def _is_announced(self, date: str, epoch: str) -> bool:
         if epoch in self._announced.get(date, ()):
@@ -420,7 +436,7 @@ class Checker:
             self.truth.channels.get(date),
             self._is_announced,
             _Collector(self.max_anomalies),
-            commit_w=self._commit_w.get(date, {}),
+            commit_w=self._commit_w.get(date, array("d")),
             last_checked=self._last_checked.setdefault(date, [None, None]),
         )
         self.clients.add(client)
@@ -458,21 +474,22 @@ class Checker:
         """The outcome; fills the delivery stats of ``windows`` with the pairs whose event
         was committed inside them. ``dates``: the dates every client was meant to follow
         (beyond those in its own records). Call it once, after the last record."""
+        with collector_paused():
+            return self._result(on_time_s, windows, dates, overall)
+
+    def _result(
+        self,
+        on_time_s: float,
+        windows: Sequence[FaultWindow],
+        dates: Iterable[str],
+        overall: DeliveryStats | None,
+    ) -> CheckResult:
         for window in windows:
             window.events_committed = sum(
-                1
-                for ws in self._commit_w.values()
-                for w in ws.values()
-                if w is not None and window.contains(w)
+                1 for ws in self._commit_w.values() for w in ws if window.contains(w)
             )
-        # Latency samples and their times as 8-byte floats, not float objects: millions in
-        # a long run.
         if overall is None:
-            overall = DeliveryStats(
-                on_time_s,
-                latencies_ms=cast(list[float], array("d")),
-                applied_at=cast(list[float], array("d")),
-            )
+            overall = DeliveryStats(on_time_s)
         clients = self.clients
         result = CheckResult(sorted(clients), [], overall)
         sink = _Collector(self.max_anomalies)
@@ -510,18 +527,19 @@ def check_records(
     pairs whose event was committed inside them."""
     checker = Checker(truth, all_epochs=lambda: known_epochs(entries), max_anomalies=max_anomalies)
     walks, walk, feed = checker.walks, checker.walk, checker.feed
-    for rows in row_batches(entries):
-        for _, w, client, r in rows:
-            if type(r) is Apply and client is not None:
-                (walks.get((client, r.date)) or walk(client, r.date)).apply(w, r)
-            else:
-                feed(w, client, r)
-    return checker.result(on_time_s=on_time_s, windows=windows, dates=dates)
+    with collector_paused():
+        for rows in row_batches(entries):
+            for _, w, client, r in rows:
+                if type(r) is Apply and client is not None:
+                    (walks.get((client, r.date)) or walk(client, r.date)).apply(w, r)
+                else:
+                    feed(w, client, r)
+        return checker.result(on_time_s=on_time_s, windows=windows, dates=dates)
 
 
 def _account(
     walk: _ChannelWalk,
-    commit_w: dict[int, float | None],
+    commit_w: array[float],
     overall: DeliveryStats,
     windows: Sequence[FaultWindow],
 ) -> tuple[int, int]:
@@ -535,21 +553,24 @@ def _account(
         for s in range(reached + 1, min(seq, head) + 1):
             covered[s] = w
         reached = max(reached, seq)
-    applied_w = walk.applied_w
+    # Slices of the per-seq arrays, read in step with the seqs (faster than indexing).
+    seqs = range(start + 1, head + 1)
+    if walk.applied_w is None:  # nothing applied
+        applied_w = array("d", [math.nan]) * len(seqs)
+    else:
+        applied_w = walk.applied_w[start + 1 : head + 1]
     on_time_s = overall.on_time_s
-    latencies, applied_at = overall.latencies_ms, overall.applied_at
+    sample = overall.sampler()
     catch_up = any(w.end_w is not None and w.error is None for w in windows)
     pairs: list[tuple[float | None, float | None]] = []
     steady_n = on_time = delivered = 0
     steady = True
-    for seq in range(start + 1, head + 1):
-        applied: float | None = applied_w[seq] if applied_w is not None else None
-        if applied != applied:  # NaN: never applied
-            applied = None
+    for seq, first, known in zip(seqs, applied_w, commit_w[start + 1 : head + 1], strict=True):
+        applied = None if first != first else first  # NaN: never applied
         cover = covered.get(seq) if covered else None
         when = cover if applied is None else applied if cover is None else min(applied, cover)
-        committed = commit_w.get(seq)
-        if committed is None:
+        committed: float | None = known
+        if known != known:  # NaN: not in the log
             committed = iso_to_w(walk.record_commit_at.get(seq))
         if windows:
             steady = _steady(committed, when, windows, on_time_s)
@@ -567,9 +588,8 @@ def _account(
         if steady and (committed is None or when - committed <= on_time_s):
             on_time += 1
         if applied is not None and committed is not None:
-            latencies.append((applied - committed) * 1000.0)
-            applied_at.append(applied)
-    expected = max(0, head - start)
+            sample(applied, (applied - committed) * 1000.0)
+    expected = len(seqs)
     overall.expected += expected
     overall.delivered += delivered
     overall.steady += steady_n

@@ -7,12 +7,14 @@ Latency percentiles are exact (nearest rank over the sorted samples), never aver
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
+import struct
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from synccli.history import (
     Connect,
@@ -57,21 +59,46 @@ class Ordered(Protocol):
 
 #: Above this many samples ``Ranked`` keeps sorted chunks of 8-byte floats.
 _CHUNK = 1 << 20
+_SIGN = 1 << 63
+
+
+def _order_key(x: float) -> int:
+    """An integer in the order of the finite floats, for a binary search over values: a
+    float's bits read as an integer are in order for positive floats and in reverse order
+    for negative ones. (-0.0 and 0.0 share 0; a latency is never -0.0: ``a - c`` of equal
+    floats is 0.0.)"""
+    bits = int.from_bytes(struct.pack("<d", x), "little")
+    return bits if bits < _SIGN else -(bits - _SIGN)
+
+
+def _from_order_key(key: int) -> float:
+    (x,) = struct.unpack("<d", struct.pack("<Q", key if key >= 0 else _SIGN - key))
+    return float(x)
 
 
 class Ranked:
     """``sorted(samples)`` for nearest-rank picks in little memory: a sorted list when there
     are few samples, else sorted chunks of 8-byte floats (a sorted list of a long run's
-    samples takes 32 bytes each), the k-th smallest found by binary search over them."""
+    samples takes 32 bytes each), the k-th smallest found by a binary search over values
+    (``of_sorted``: chunks already sorted, such as ``BinnedLatencies``' bins)."""
 
     def __init__(self, samples: Sequence[float]) -> None:
-        n = self._n = len(samples)
+        n = len(samples)
         if n <= _CHUNK:
-            self._chunks: list[Sequence[float]] = [sorted(samples)]
+            self._set([sorted(samples)])
         else:
-            self._chunks = [
-                array("d", sorted(samples[i : i + _CHUNK])) for i in range(0, n, _CHUNK)
-            ]
+            self._set([array("d", sorted(samples[i : i + _CHUNK])) for i in range(0, n, _CHUNK)])
+
+    @classmethod
+    def of_sorted(cls, chunks: Iterable[Sequence[float]]) -> Ranked:
+        """The samples of ``chunks``, each in ascending order."""
+        ranked = cls.__new__(cls)
+        ranked._set([chunk for chunk in chunks if len(chunk)])
+        return ranked
+
+    def _set(self, chunks: list[Sequence[float]]) -> None:
+        self._chunks = chunks
+        self._n = sum(len(chunk) for chunk in chunks)
 
     def __len__(self) -> int:
         return self._n
@@ -83,20 +110,70 @@ class Ranked:
         chunks = self._chunks
         if len(chunks) == 1:
             return chunks[0][k]
-        # The k-th smallest is the least sample with at least k + 1 samples <= it: in each
-        # chunk, the first such sample by binary search; the least of those.
-        best = math.inf
-        for chunk in chunks:
-            lo, hi = 0, len(chunk)
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if sum(bisect.bisect_right(c, chunk[mid]) for c in chunks) > k:
-                    hi = mid
-                else:
-                    lo = mid + 1
-            if lo < len(chunk):
-                best = min(best, chunk[lo])
-        return best
+        # The k-th smallest is the least value with at least k + 1 samples <= it: a binary
+        # search over the floats between the least and the greatest sample (at most 64
+        # steps of one bisection per chunk), which lands on a sample.
+        lo = _order_key(min(chunk[0] for chunk in chunks))
+        hi = _order_key(max(chunk[-1] for chunk in chunks))
+        while lo < hi:
+            mid = (lo + hi) // 2
+            value = _from_order_key(mid)
+            if sum(bisect.bisect_right(chunk, value) for chunk in chunks) > k:
+                hi = mid
+            else:
+                lo = mid + 1
+        return _from_order_key(lo)
+
+
+class BinnedLatencies:
+    """A run's latency samples grouped by the time bin they were applied in (``bin_s``
+    seconds from ``w0``), each bin an array of 8-byte floats: what both the percentiles
+    and the timeline's per-bin latencies need, without a time or a bin number per sample.
+    ``ranked`` sorts every bin in place (after which ``add`` must not be called)."""
+
+    def __init__(self, w0: float, bin_s: float) -> None:
+        self.w0, self.bin_s = w0, bin_s
+        self.bins: dict[int, array[float]] = {}
+        self._sorted = False
+
+    def add(self, applied_w: float, ms: float) -> None:
+        self.adder()(applied_w, ms)
+
+    def adder(self) -> Callable[[float, float], None]:
+        """``add`` with its lookups made once, for a loop over millions of samples."""
+        w0, bin_s, bins = self.w0, self.bin_s, self.bins
+        get = bins.get
+
+        def add(applied_w: float, ms: float) -> None:
+            i = int((applied_w - w0) // bin_s)
+            samples = get(i)
+            if samples is None:
+                samples = bins[i] = array("d")
+            samples.append(ms)
+
+        return add
+
+    def __len__(self) -> int:
+        return sum(len(samples) for samples in self.bins.values())
+
+    def __iter__(self) -> Iterator[float]:
+        return itertools.chain.from_iterable(self.bins.values())
+
+    def sorted_bins(self) -> dict[int, array[float]]:
+        """The bins, each sorted."""
+        if not self._sorted:
+            for i, samples in self.bins.items():
+                self.bins[i] = array("d", sorted(samples))
+            self._sorted = True
+        return self.bins
+
+    def ranked(self) -> Ranked:
+        return Ranked.of_sorted(self.sorted_bins().values())
+
+
+def ranked(samples: Sequence[float] | BinnedLatencies) -> Ordered:
+    """``samples`` in ascending order, for nearest-rank picks."""
+    return samples.ranked() if isinstance(samples, BinnedLatencies) else Ranked(samples)
 
 
 def nearest_rank(ordered: Ordered, q: float) -> float:
@@ -104,9 +181,9 @@ def nearest_rank(ordered: Ordered, q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-def percentiles(samples: Sequence[float]) -> dict[str, float | int | None]:
+def percentiles(samples: Sequence[float] | BinnedLatencies) -> dict[str, float | int | None]:
     """``{p50, p90, p99, p999, max, count}`` by nearest rank; values are None without samples."""
-    ordered = Ranked(samples)
+    ordered = ranked(samples)
     count = len(ordered)
     out: dict[str, float | int | None] = {}
     for name, q in PERCENTILES:
@@ -133,9 +210,12 @@ class DeliveryStats:
     delivered: int = 0
     steady: int = 0
     on_time: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
+    # As 8-byte floats, not float objects (a fault window of a long run holds millions).
+    latencies_ms: list[float] = field(default_factory=lambda: cast(list[float], array("d")))
     #: When each latency sample was applied (wall clock), for the report's timeline.
-    applied_at: list[float] = field(default_factory=list)
+    applied_at: list[float] = field(default_factory=lambda: cast(list[float], array("d")))
+    #: Where the samples go instead of ``latencies_ms`` and ``applied_at``, if set.
+    binned: BinnedLatencies | None = None
 
     def add(
         self,
@@ -154,8 +234,29 @@ class DeliveryStats:
         if steady and (committed_w is None or delivered_w - committed_w <= self.on_time_s):
             self.on_time += 1
         if applied_w is not None and committed_w is not None:
-            self.latencies_ms.append((applied_w - committed_w) * 1000.0)
-            self.applied_at.append(applied_w)
+            ms = (applied_w - committed_w) * 1000.0
+            if self.binned is not None:
+                self.binned.add(applied_w, ms)
+            else:
+                self.latencies_ms.append(ms)
+                self.applied_at.append(applied_w)
+
+    def sampler(self) -> Callable[[float, float], None]:
+        """What keeps a latency sample: called with the time it was applied and the
+        latency in milliseconds."""
+        if self.binned is not None:
+            return self.binned.adder()
+        latencies, applied_at = self.latencies_ms, self.applied_at
+
+        def keep(applied_w: float, ms: float) -> None:
+            latencies.append(ms)
+            applied_at.append(applied_w)
+
+        return keep
+
+    def samples(self) -> Sequence[float] | BinnedLatencies:
+        """The latency samples (``binned``, or ``latencies_ms``)."""
+        return self.binned if self.binned is not None else self.latencies_ms
 
     @property
     def delivery_rate(self) -> float:

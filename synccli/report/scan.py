@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from synccli.history import Apply, ClientCreated, Fault, History, Record
-from synccli.report.checker import Checker, known_epochs, row_batches
+from synccli.report.checker import Checker, collector_paused, known_epochs, row_batches
 from synccli.report.metrics import RecordCounter, TraceReader, WindowReader
 from synccli.report.timeline import TimelineReader
 from synccli.report.truth import Truth
@@ -40,6 +40,11 @@ class RunRead:
 
 def read_run(history: History, truth: Truth, *, max_anomalies: int = 100) -> RunRead:
     """Read ``history`` once, checking it against ``truth`` as it goes."""
+    with collector_paused():
+        return _read(history, truth, max_anomalies)
+
+
+def _read(history: History, truth: Truth, max_anomalies: int) -> RunRead:
     entries = history.entries
     read = RunRead(
         Checker(truth, all_epochs=lambda: known_epochs(entries), max_anomalies=max_anomalies)

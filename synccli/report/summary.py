@@ -16,11 +16,10 @@ Verdicts, in order of precedence:
 from __future__ import annotations
 
 import json
-from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from statistics import fmean
-from typing import Any, cast
+from typing import Any
 
 from synccli.errors import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_INFRASTRUCTURE, EXIT_OK
 from synccli.history import (
@@ -36,11 +35,13 @@ from synccli.history import (
 )
 from synccli.report.checker import CheckResult
 from synccli.report.metrics import (
+    BinnedLatencies,
     Counters,
     DeliveryStats,
-    Ranked,
+    Ordered,
     nearest_rank,
     percentiles,
+    ranked,
     server_metric,
 )
 from synccli.report.recovery import overall_recovery, window_recovery
@@ -58,7 +59,7 @@ from synccli.report.thresholds import (
     parse_thresholds,
     percentile_of,
 )
-from synccli.report.timeline import TimeBins, Timeline
+from synccli.report.timeline import Timeline
 from synccli.report.truth import Truth
 from synccli.version import __version__
 
@@ -136,7 +137,9 @@ def _plain(value: Any) -> Any:
 
 
 def _flat_metrics(
-    values: dict[str, Any], latencies_ms: list[float], names: Iterable[str]
+    values: dict[str, Any],
+    latencies_ms: Sequence[float] | BinnedLatencies,
+    names: Iterable[str],
 ) -> dict[str, float | None]:
     """The metrics thresholds can name (``thresholds.METRICS``), flattened; ``names`` asks
     for extra latency percentiles (``latency_ms.p95``)."""
@@ -155,11 +158,11 @@ def _flat_metrics(
         flat[f"recovery_ms.{key}"] = values["recovery_ms"][key]
     for alias, name in ALIASES.items():
         flat[alias] = flat[name]
-    ordered: Ranked | None = None
+    ordered: Ordered | None = None
     for name in names:
         q = percentile_of(name)
         if q is not None and name not in flat:
-            ordered = ordered or Ranked(latencies_ms)
+            ordered = ordered or ranked(latencies_ms)
             flat[name] = nearest_rank(ordered, q) if len(ordered) else None
     return flat
 
@@ -220,16 +223,13 @@ def summarize(
     windows = read.windows.windows(deadline)
     read.traces.count(windows)
     w0, _, bin_s = read.timeline.bins(read.first_w, read.last_w)
-    overall = DeliveryStats(
-        deadline,
-        latencies_ms=cast(list[float], array("d")),
-        applied_at=cast(list[float], TimeBins(w0, bin_s)),
-    )
+    # The samples by time bin: the timeline's bins and the percentiles read the same.
+    overall = DeliveryStats(deadline, binned=BinnedLatencies(w0, bin_s))
     result = read.checker.result(on_time_s=deadline, windows=windows, dates=dates, overall=overall)
     counters = read.counter.counters()
     scraped = history.last(ServerMetrics)
     server = scraped.record.metrics if scraped else None
-    latency = percentiles(result.overall.latencies_ms)
+    latency = percentiles(result.overall.samples())
     p50 = latency["p50"]
     faults = [
         w.to_dict(float(p50) if p50 is not None else None) | {"recovery": window_recovery(w)}
@@ -281,7 +281,7 @@ def summarize(
         parse_thresholds(scenario) if isinstance(scenario, dict) else (),
         overrides,
     )
-    flat = _flat_metrics(values, result.overall.latencies_ms, (t.metric for t in thresholds))
+    flat = _flat_metrics(values, result.overall.samples(), (t.metric for t in thresholds))
     checked = evaluate(thresholds, flat)
     infra = infrastructure_error(history, read.client_kinds)
     if infra is not None:

@@ -13,8 +13,7 @@ from __future__ import annotations
 import heapq
 import json
 import math
-from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from synccli.history import (
@@ -35,7 +34,7 @@ from synccli.history import (
 from synccli.report.checker import Anomaly, CheckResult
 from synccli.report.client_view import Step, steps_of
 from synccli.report.client_view import near as steps_near
-from synccli.report.metrics import FaultWindow, nearest_rank
+from synccli.report.metrics import BinnedLatencies, DeliveryStats, FaultWindow, nearest_rank
 from synccli.report.nodes import NodeSegment, NodeTracker
 from synccli.report.truth import Truth
 
@@ -114,47 +113,18 @@ def _bin_size(duration: float) -> float:
     return max(1.0, math.ceil(duration / MAX_BINS))
 
 
-class TimeBins:
-    """Stands in for ``DeliveryStats.applied_at`` when the bins are known before the pairs
-    are counted (``summarize``): keeps each time's bin (4 bytes) instead of the time (8)."""
-
-    def __init__(self, w0: float, bin_s: float) -> None:
-        self.w0, self.bin_s = w0, bin_s
-        self.index = array("i")
-
-    def append(self, w: float) -> None:
-        self.index.append(int((w - self.w0) // self.bin_s))
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-
-def _latency_bins(
-    applied_at: Sequence[float] | TimeBins,
-    latencies_ms: Sequence[float],
-    w0: float,
-    bin_s: float,
-) -> list[LatencyBin]:
-    # Per bin in 8-byte floats (not float objects: millions in a long run).
-    binned: dict[int, array[float]] = {}
-    if isinstance(applied_at, TimeBins) and (applied_at.w0, applied_at.bin_s) == (w0, bin_s):
-        index: Iterable[int] = applied_at.index
-    else:
-        index = (int((w - w0) // bin_s) for w in applied_at)  # type: ignore[union-attr]
-    for i, ms in zip(index, latencies_ms, strict=True):
-        samples = binned.get(i)
-        if samples is None:
-            samples = binned[i] = array("d")
-        samples.append(ms)
-    out = []
-    for i in sorted(binned):
-        ordered = sorted(binned.pop(i))
-        out.append(
-            LatencyBin(
-                i * bin_s, nearest_rank(ordered, 0.5), nearest_rank(ordered, 0.99), len(ordered)
-            )
-        )
-    return out
+def _latency_bins(stats: DeliveryStats, w0: float, bin_s: float) -> list[LatencyBin]:
+    binned = stats.binned
+    if binned is None or (binned.w0, binned.bin_s) != (w0, bin_s):
+        binned = BinnedLatencies(w0, bin_s)
+        add = binned.adder()
+        for w, ms in zip(stats.applied_at, stats.samples(), strict=True):
+            add(w, ms)
+    bins = binned.sorted_bins()
+    return [
+        LatencyBin(i * bin_s, nearest_rank(bins[i], 0.5), nearest_rank(bins[i], 0.99), len(bins[i]))
+        for i in sorted(bins)
+    ]
 
 
 def _next_state(state: str | None, record: Record, pending: set[str]) -> str | None:
@@ -270,7 +240,7 @@ class TimelineReader:
             duration=duration,
             bin_s=bin_s,
             faults=spans,
-            latency=_latency_bins(stats.applied_at, stats.latencies_ms, w0, bin_s),
+            latency=_latency_bins(stats, w0, bin_s),
             markers={k: [w - w0 for w in ws] for k, ws in self._markers.items()},
             lanes={
                 client: _lane(self._lanes.get(client, empty), w0, duration)

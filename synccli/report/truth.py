@@ -12,19 +12,40 @@ run folder (``load_truth``), so a run can be re-checked offline.
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterable, Mapping
+import re
+import sys
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from synccli.domain.values import Event, Row
+from synccli.domain.values import Event, Row, iso_ms, message_id, parse_iso_ms
 from synccli.errors import ConfigError
 from synccli.store.base import Store
 
 TRUTH_SCHEMA = "synccli.truth/1"
 # Events are read from a store in pages of this size so a long log never loads at once twice.
 _PAGE = 10_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+#: The form ``iso_ms`` writes, which ``committed_ms`` turns into a number and back.
+_ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+def committed_ms(text: str) -> int | None:
+    """A ``committedAt`` in the form ``iso_ms`` writes as milliseconds since 1970 (``iso_ms``
+    of that instant is ``text`` again); None for any other text."""
+    if _ISO_MS.fullmatch(text) is None:
+        return None
+    try:
+        return (parse_iso_ms(text) - _EPOCH) // _MS
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,16 +71,137 @@ class CommittedEvent:
         )
 
 
+class CommittedEvents(Mapping[int, CommittedEvent]):
+    """A channel's committed events by seq, in columns: a long run's truth holds one
+    ``CommittedEvent`` object per event otherwise (about 600 bytes each with its strings),
+    this about 50. An event is built when it is looked up. Appointment ids and states are
+    interned (a few distinct values repeated), an event id is kept only when it is not the
+    usual ``"<date>:<epoch>:<seq>"``, and a commit time as milliseconds (its text only when
+    not in ``iso_ms`` form). No string of a parsed ``truth.json`` is kept but the interned
+    ones, so the memory of the parse goes back once it is read."""
+
+    __slots__ = (
+        "_aids",
+        "_at",
+        "_at_text",
+        "_date",
+        "_epoch",
+        "_ids",
+        "_seqs",
+        "_states",
+        "_versions",
+    )
+
+    def __init__(self, date: str, epoch: str, events: Iterable[CommittedEvent] = ()) -> None:
+        self._date, self._epoch = date, epoch
+        self._fill(events)
+
+    def _fill(self, events: Iterable[CommittedEvent]) -> None:
+        self._seqs: array[int] = array("q")
+        self._ids: dict[int, str] = {}
+        self._aids: list[str] = []
+        self._versions: array[int] = array("q")
+        self._states: list[str] = []
+        self._at: array[int] = array("q")
+        self._at_text: dict[int, str] = {}
+        # In one go when in seq order (as a log is read and ``truth.json`` written), so
+        # that a long log is never held as objects; else sorted (the last of a repeated
+        # seq wins, as in a dict).
+        items = iter(events)
+        for event in items:
+            if self._seqs and event.seq <= self._seqs[-1]:
+                rest = {e.seq: e for e in itertools.chain(self.values(), [event], items)}
+                self._fill(rest[seq] for seq in sorted(rest))
+                return
+            self._append(event)
+
+    def _append(self, e: CommittedEvent) -> None:
+        if e.event_id != message_id(self._date, self._epoch, e.seq):
+            self._ids[e.seq] = e.event_id
+        self._seqs.append(e.seq)
+        self._aids.append(sys.intern(e.appointment_id))
+        self._versions.append(e.version)
+        self._states.append(sys.intern(e.state))
+        ms = committed_ms(e.committed_at)
+        if ms is None:
+            self._at_text[e.seq] = e.committed_at
+        self._at.append(0 if ms is None else ms)
+
+    def _index(self, seq: int) -> int | None:
+        seqs = self._seqs
+        if not seqs:
+            return None
+        i = seq - seqs[0]  # the usual log: contiguous seqs
+        if not 0 <= i < len(seqs) or seqs[i] != seq:
+            i = bisect_left(seqs, seq)
+            if i == len(seqs) or seqs[i] != seq:
+                return None
+        return i
+
+    def _event(self, i: int) -> CommittedEvent:
+        seq = self._seqs[i]
+        event_id = self._ids.get(seq) or message_id(self._date, self._epoch, seq)
+        return CommittedEvent(
+            seq, event_id, self._aids[i], self._versions[i], self._states[i], self._text_at(i)
+        )
+
+    def _text_at(self, i: int) -> str:
+        text = self._at_text.get(self._seqs[i])
+        return text if text is not None else iso_ms(_EPOCH + self._at[i] * _MS)
+
+    def __getitem__(self, seq: int) -> CommittedEvent:
+        i = self._index(seq)
+        if i is None:
+            raise KeyError(seq)
+        return self._event(i)
+
+    def __contains__(self, seq: object) -> bool:
+        return isinstance(seq, int) and self._index(seq) is not None
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._seqs)
+
+    def __len__(self) -> int:
+        return len(self._seqs)
+
+    def commit_seconds(self) -> Iterator[tuple[int, float | None]]:
+        """``(seq, commit time)`` in seq order as Unix seconds (what ``parse_iso_ms(...)
+        .timestamp()`` gives: ``ms / 1000``, correctly rounded like it), None where the
+        text is not a time."""
+        texts = self._at_text
+        for seq, ms in zip(self._seqs, self._at, strict=True):
+            yield seq, (ms / 1000 if seq not in texts else iso_to_w(texts[seq]))
+
+
 @dataclass(frozen=True, slots=True)
 class ChannelTruth:
-    """The committed history of one date in its final epoch."""
+    """The committed history of one date in its final epoch (``events``: any mapping; the
+    loaders make a compact ``CommittedEvents``)."""
 
     date: str
     epoch: str
     head: int
     min_seq: int
-    events: dict[int, CommittedEvent]
+    events: Mapping[int, CommittedEvent]
     rows: dict[str, tuple[int, str]]
+
+    def commit_seconds(self) -> Iterator[tuple[int, float | None]]:
+        """``(seq, commit time)`` of every event in seq order, as Unix seconds (None: not
+        a time)."""
+        if isinstance(self.events, CommittedEvents):
+            return self.events.commit_seconds()
+        events = self.events
+        return ((seq, iso_to_w(events[seq].committed_at)) for seq in sorted(events))
+
+
+def iso_to_w(text: object) -> float | None:
+    """An ISO ``committedAt`` as Unix seconds, None when absent or malformed."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return parse_iso_ms(text).timestamp()
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +226,7 @@ def _channel(
         epoch=epoch,
         head=head,
         min_seq=min(committed, default=head + 1),
-        events=committed,
+        events=CommittedEvents(date, epoch, committed.values()),
         rows={row.appointment_id: (row.version, row.state) for row in rows},
     )
 
@@ -167,16 +309,17 @@ def truth_from_dict(data: Any, source: str) -> Truth:
             )
         channels: dict[str, ChannelTruth] = {}
         for date, ch in data["channels"].items():
-            events = {
-                int(seq): CommittedEvent(int(seq), str(eid), str(aid), int(ver), str(st), str(at))
+            epoch = str(ch["epoch"])
+            events = (
+                CommittedEvent(int(seq), str(eid), str(aid), int(ver), str(st), str(at))
                 for seq, eid, aid, ver, st, at in ch["events"]
-            }
+            )
             channels[date] = ChannelTruth(
                 date=date,
-                epoch=str(ch["epoch"]),
+                epoch=epoch,
                 head=int(ch["head"]),
                 min_seq=int(ch["min_seq"]),
-                events=events,
+                events=CommittedEvents(date, epoch, events),
                 rows={str(aid): (int(v), str(s)) for aid, (v, s) in ch["rows"].items()},
             )
         return Truth(channels, str(data.get("source", source)))

@@ -102,7 +102,13 @@ class SyncServer:
         metrics = Metrics()
         # Then the bus: a node that cannot reach it refuses to start before touching the
         # database.
-        bus = open_bus(config.bus_url, metrics, config.relay_poll_s, config.bus_safety_poll_s)
+        bus = open_bus(
+            config.bus_url,
+            metrics,
+            config.relay_poll_s,
+            config.bus_safety_poll_s,
+            config.node_name,
+        )
         await bus.start()
         raw: Store = open_store(config.db_url)
         db = DbRunner(raw, timeout=config.db_timeout_s)

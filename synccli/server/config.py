@@ -48,7 +48,7 @@ class ServerConfig:
     relay_poll_s: float = 0.05
     #: ``redis://HOST:PORT/DB`` shares events with other nodes; None: one node, polling relay.
     bus_url: str | None = None
-    #: With a bus up, the relay's safety poll of the database (catches a missed last event).
+    #: With a bus up and a peer silent, the relay's poll of the database (a missed last event).
     bus_safety_poll_s: float = 1.0
     #: This node's name, sent on every WebSocket upgrade (``X-Synccli-Node``); None: none.
     node_name: str | None = None

@@ -194,6 +194,7 @@ class Router:
                 date = check_date(arg("date", ""))
                 channel = await self.s.db.run(self.s.store.reset_channel, date)
                 told = self.s.hub.reset(channel)
+                self.s.bus.log_changed()
                 return _json(
                     connection,
                     HTTPStatus.OK,

@@ -78,13 +78,13 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 def configure_logging(level: str, interval: float = 1.0) -> FloodFilter | None:
     """Log at ``level`` (one of ``LEVELS``) to stderr with floods limited, like
     ``logging.basicConfig``: when the root logger has handlers already, add none (and return
-    None)."""
-    if level != "debug":
-        # websockets logs every HTTP probe and connection at INFO: noise for operators.
-        logging.getLogger("websockets").setLevel(logging.WARNING)
+    None, and leave every logger's level as that configuration set it)."""
     root = logging.getLogger()
     if root.handlers:
         return None
+    if level != "debug":
+        # websockets logs every HTTP probe and connection at INFO: noise for operators.
+        logging.getLogger("websockets").setLevel(logging.WARNING)
     flood = FloodFilter(interval)
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(HANDLER_NAME)

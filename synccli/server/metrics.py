@@ -40,7 +40,8 @@ _HELP = {
     "bus_published_total": ("counter", "Events this node published on the bus."),
     "bus_consumed_total": ("counter", "Events of other nodes received from the bus."),
     "bus_dropped_total": ("counter", "Events not published (bus down or queue full)."),
-    "bus_malformed_total": ("counter", "Bus messages that were not events."),
+    "bus_malformed_total": ("counter", "Bus messages that were not events or beats."),
+    "bus_name_clashes_total": ("counter", "Beats from another process under this node's name."),
 }
 
 
@@ -55,6 +56,9 @@ class Metrics:
     bus_up: bool = True
     bus_lag_s: float = 0.0
     bus_lag_max_s: float = 0.0
+    #: Other nodes known on the bus, and how many of them are silent (the relay polls then).
+    bus_peers: int = 0
+    bus_peers_silent: int = 0
 
     def inc(self, name: str, amount: int = 1) -> None:
         """Add ``amount`` to counter ``name`` (one of the documented names)."""
@@ -98,5 +102,11 @@ class Metrics:
             "# HELP synccli_bus_lag_max_seconds The largest bus lag since start.",
             "# TYPE synccli_bus_lag_max_seconds gauge",
             f"synccli_bus_lag_max_seconds {self.bus_lag_max_s:.6f}",
+            "# HELP synccli_bus_peers Other nodes known on the bus.",
+            "# TYPE synccli_bus_peers gauge",
+            f"synccli_bus_peers {self.bus_peers}",
+            "# HELP synccli_bus_peers_silent Known nodes not heard lately (the relay polls).",
+            "# TYPE synccli_bus_peers_silent gauge",
+            f"synccli_bus_peers_silent {self.bus_peers_silent}",
         ]
         return "\n".join(lines) + "\n"

@@ -112,6 +112,24 @@ def test_redaction_goes_on_synccli_s_own_handler_only() -> None:
         root.setLevel(level)
 
 
+def test_logging_configured_by_the_embedding_application_is_left_alone() -> None:
+    root, quiet = logging.getLogger(), logging.getLogger("websockets")
+    saved, level, quiet_level = root.handlers[:], root.level, quiet.level
+    theirs = logging.StreamHandler(io.StringIO())
+    root.handlers[:] = [theirs]
+    quiet.setLevel(logging.NOTSET)
+    try:
+        assert configure_logging("info") is None
+        assert root.handlers == [theirs] and quiet.level == logging.NOTSET
+        root.handlers.clear()
+        assert configure_logging("info") is not None  # our own handler: websockets quieted
+        assert quiet.level == logging.WARNING
+    finally:
+        root.handlers[:] = saved
+        root.setLevel(level)
+        quiet.setLevel(quiet_level)
+
+
 def test_serve_unusable_database_is_exit_4(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'missing' / 'x.db'}"
     result = CliRunner().invoke(cli, ["serve", "--db", url, "--port", "0"])

@@ -3,6 +3,11 @@ clean runs (snapshots, replays, reconnects, an epoch change handled right) pass.
 
 from __future__ import annotations
 
+import gc
+
+import pytest
+
+from synccli.report.checker import collector_paused
 from synccli.report.summary import summarize
 from synccli.report.thresholds import parse_override
 from tests.report.builders import BASE_W, Run, clean_run
@@ -438,3 +443,18 @@ def test_each_snapshot_covers_only_the_events_after_the_previous_one() -> None:
     summary = run.summary()
     assert (summary.expected_pairs, summary.delivered_pairs) == (5, 5)
     assert summary.on_time_rate == 0.6
+
+
+def test_the_collector_is_paused_during_a_pass_and_left_as_it_was() -> None:
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collector_paused():
+        assert not gc.isenabled()
+        raise RuntimeError("a corrupt history")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -33,3 +33,25 @@ def test_chunked_percentiles_are_the_plain_ones(monkeypatch: pytest.MonkeyPatch)
     plain = percentiles(xs)
     monkeypatch.setattr(metrics, "_CHUNK", 64)
     assert percentiles(xs) == plain and plain["count"] == 1000
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_sorted_chunks_and_bins_give_every_rank(seed: int) -> None:
+    """``Ranked.of_sorted`` (as ``BinnedLatencies`` uses it) over many chunks, with negative
+    samples and repeats, picks what ``sorted`` does; the bins hold the samples by time."""
+    rng = random.Random(seed)
+    binned = metrics.BinnedLatencies(100.0, 2.0)
+    pairs = [
+        (100.0 + rng.uniform(0, 60), rng.choice([0.5, 7.25, rng.uniform(-3, 9)]))
+        for _ in range(400)
+    ]
+    for w, ms in pairs:
+        binned.add(w, ms)
+    xs = [ms for _, ms in pairs]
+    ranked = binned.ranked()
+    assert [ranked[k] for k in range(len(xs))] == sorted(xs) and len(ranked) == len(xs)
+    assert percentiles(binned) == percentiles(xs)
+    bins = binned.sorted_bins()
+    assert len(bins) > 20
+    for i, samples in bins.items():
+        assert list(samples) == sorted(ms for w, ms in pairs if int((w - 100.0) // 2.0) == i)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -96,3 +97,32 @@ def test_malformed_truth_file_is_a_config_error(tmp_path: Path, content: str) ->
     path.write_text(content)
     with pytest.raises(ConfigError, match=r"truth\.json"):
         load_truth(path)
+
+
+def test_committed_events_are_the_mapping_they_replace() -> None:
+    """The columns give back every event as it was given, in or out of seq order (the last
+    of a repeated seq wins, as in a dict), with event ids of any form."""
+    from synccli.report.truth import CommittedEvent, CommittedEvents, iso_to_w
+
+    def event(seq: int, event_id: str | None = None) -> CommittedEvent:
+        at = f"2026-11-26T09:00:{seq:02d}.000Z"
+        return CommittedEvent(seq, event_id or f"{DATE}:E1:{seq}", f"a{seq % 2}", seq, "Seated", at)
+
+    given = [event(1), event(2, "other-id"), event(4), event(7), event(3), event(4, "again")]
+    # Commit times kept as milliseconds, and texts of other forms as they are.
+    odd = [
+        "2026-11-26T09:00:09.5Z",
+        "2026-11-26T09:00:09+00:00",
+        "not a time",
+        "1969-07-20T20:17:40.001Z",
+    ]
+    given += [replace(event(10 + i), committed_at=text) for i, text in enumerate(odd)]
+    table = CommittedEvents(DATE, "E1", given)
+    plain = {e.seq: e for e in given}
+    assert table == plain and dict(table) == plain
+    assert list(table) == [1, 2, 3, 4, 7, 10, 11, 12, 13] and len(table) == 9
+    assert table[4].event_id == "again" and table.get(5) is None and 6 not in table
+    seconds = [(s, iso_to_w(plain[s].committed_at)) for s in sorted(plain)]
+    assert list(table.commit_seconds()) == seconds and seconds[-2][1] is None
+    with pytest.raises(KeyError):
+        table[0]
