@@ -104,7 +104,22 @@ class AckTracker:
         per_date = self._by_date.get(event.date)
         if per_date is None:
             per_date = self._by_date[event.date] = _DatePending()
-        pending = per_date.by_seq.get(event.seq)
+        order, seq = per_date.order, event.seq
+        if not order or order[-1].event.seq < seq:
+            # The fan-out case, once per delivery: the date's next event, sent for the first
+            # time. Appended to both orders in place (what ``add`` and ``_arm`` do, inline).
+            deadline = now + self.ack_timeout
+            if deadline < self._last_deadline:
+                deadline = self._last_deadline
+            fresh = _Pending(event, deadline, queued=1, live=live)
+            per_date.by_seq[seq] = fresh
+            order.append(fresh)
+            self._deadlines.append(fresh)
+            self._last_deadline = deadline
+            self._count += 1
+            self.live += live
+            return
+        pending = per_date.by_seq.get(seq)
         if pending is not None and pending.event.epoch == event.epoch:
             self._arm(pending, now)
             return

@@ -126,8 +126,18 @@ class ServerSession:
             raise RuntimeError("a request is still waiting for its store operation")
         if not self.rate.admit(now):
             return self._rate_limited(frame)
-        step = self._handle(frame)
-        return self._run(step, lambda: next(step), now)
+        saved, out = self._out, Effects()
+        self._out, self._now = out, now
+        try:
+            step = self._handle(frame)
+            if step is not None:
+                out.op = next(step)
+                self._step = step
+        except StopIteration:
+            pass
+        finally:
+            self._out = saved
+        return out
 
     def _rate_limited(self, frame: str | bytes) -> Effects:
         """A frame over the connection's message rate: refused unread (a write is still
@@ -185,20 +195,31 @@ class ServerSession:
             self._out = saved
         return out
 
-    def _handle(self, frame: str | bytes) -> Step:
+    def _handle(self, frame: str | bytes) -> Step | None:
+        """Read one frame and serve it. A request that needs the store comes back as a step
+        to run; the rest (acks above all, the most frequent frame) is served on return,
+        without building one."""
         if self._expired():
-            return
+            return None
         try:
             data = m.loads(frame)
             if data["type"] == m.UpdateAppointmentState.type and _request_id(data):
-                yield from self._write(data)
-                return
+                return self._write(data)
             message = m.parse_client_message(data)
             self._check_window(message)
         except ProtocolError as exc:
             self._malformed_message(exc)
-            return
+            return None
         self.malformed = 0
+        if isinstance(message, m.Ack):
+            try:
+                self._ack(message)
+            except Exception:
+                self._internal_error(message.type)
+            return None
+        return self._serve(message)
+
+    def _serve(self, message: m.ClientMessage) -> Step:
         try:
             yield from self._dispatch(message)
         except DatabaseUnavailable as exc:
@@ -209,13 +230,14 @@ class ServerSession:
                 )
             )
         except Exception:
-            log.exception("internal error handling %s", message.type)
-            self.counts["internal_errors_total"] += 1
-            self._send(
-                m.ErrorMessage(
-                    "internal", "internal server error; the request was not served", message.type
-                )
-            )
+            self._internal_error(message.type)
+
+    def _internal_error(self, kind: str) -> None:
+        log.exception("internal error handling %s", kind)
+        self.counts["internal_errors_total"] += 1
+        self._send(
+            m.ErrorMessage("internal", "internal server error; the request was not served", kind)
+        )
 
     def _check_window(self, message: m.ClientMessage) -> None:
         if isinstance(message, (m.Subscribe, m.GetSnapshot, m.RequestMissedEvents)):
@@ -270,8 +292,6 @@ class ServerSession:
             yield from self._subscribe(message)
         elif isinstance(message, m.Unsubscribe):
             self._leave(message.date)
-        elif isinstance(message, m.Ack):
-            self._ack(message)
         elif isinstance(message, m.RequestMissedEvents):
             yield from self._missed(message)
         elif isinstance(message, m.GetSnapshot):

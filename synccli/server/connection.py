@@ -130,6 +130,7 @@ class Connection:
         self._shared_frames = accepts_shared_frames(ws)
         self._fanout = services.fanout
         self._batch: list[bytes] = []  # live payloads waiting for the fan-out flush
+        self._flush_soon = self._flush  # bound once: scheduled per loop iteration
         self._closing = False
         self._close_task: asyncio.Task[None] | None = None
         self._sender_task: asyncio.Task[None] | None = None
@@ -342,7 +343,7 @@ class Connection:
             self._put(frame)
         else:
             if not self._batch:
-                self._fanout.schedule(self._flush)
+                self._fanout.schedule(self._flush_soon)
             self._batch.append(frame)
         if now + self._ack_timeout < self._timer_wake_at:
             self._wake.set()
