@@ -126,18 +126,11 @@ class ServerSession:
             raise RuntimeError("a request is still waiting for its store operation")
         if not self.rate.admit(now):
             return self._rate_limited(frame)
-        saved, out = self._out, Effects()
-        self._out, self._now = out, now
-        try:
-            step = self._handle(frame)
-            if step is not None:
-                out.op = next(step)
-                self._step = step
-        except StopIteration:
-            pass
-        finally:
-            self._out = saved
-        return out
+        return self._run(lambda: self._start(frame), now)
+
+    def _start(self, frame: str | bytes) -> tuple[Step, StoreOp] | None:
+        step = self._handle(frame)
+        return None if step is None else (step, next(step))
 
     def _rate_limited(self, frame: str | bytes) -> Effects:
         """A frame over the connection's message rate: refused unread (a write is still
@@ -161,12 +154,12 @@ class ServerSession:
     def resume(self, result: Any, now: float) -> Effects:
         """The result of the pending store operation."""
         step = self._pending()
-        return self._run(step, lambda: step.send(result), now)
+        return self._run(lambda: (step, step.send(result)), now)
 
     def fail(self, exc: BaseException, now: float) -> Effects:
         """The pending store operation raised ``exc``."""
         step = self._pending()
-        return self._run(step, lambda: step.throw(exc), now)
+        return self._run(lambda: (step, step.throw(exc)), now)
 
     def close(self) -> None:
         """The connection is gone: abandon the pending request, leave every channel."""
@@ -183,12 +176,15 @@ class ServerSession:
         step, self._step = self._step, None
         return step
 
-    def _run(self, step: Step, advance: Callable[[], StoreOp], now: float) -> Effects:
+    def _run(self, advance: Callable[[], tuple[Step, StoreOp] | None], now: float) -> Effects:
+        """The effects of ``advance``: a request run up to its next store operation (which
+        stays pending), or to its end; None when nothing was left to run."""
         saved, out = self._out, Effects()
         self._out, self._now = out, now
         try:
-            out.op = advance()
-            self._step = step
+            started = advance()
+            if started is not None:
+                self._step, out.op = started
         except StopIteration:
             pass
         finally:
