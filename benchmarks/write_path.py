@@ -167,25 +167,21 @@ def _bench(
     cursors = [c.cursor() for c in connections]
     dialect = store.dialect
 
-    def bare_write(index: int, n: int) -> None:
+    def bare_update(index: int, key: str) -> None:
         cur = cursors[index]
         cur.execute(dialect.begin_write)
         cur.execute(
             "UPDATE appointments SET version = version + 1, updated_at = ? "
             "WHERE appointment_id = ?",
-            ("2099-01-01T00:00:00.000Z", appointment(index, n)),
+            ("2099-01-01T00:00:00.000Z", key),
         )
         cur.execute(dialect.commit)
 
+    def bare_write(index: int, n: int) -> None:
+        bare_update(index, appointment(index, n))
+
     def shared_row(index: int, n: int) -> None:
-        cur = cursors[index]
-        cur.execute(dialect.begin_write)
-        cur.execute(
-            "UPDATE appointments SET version = version + 1, updated_at = ? "
-            "WHERE appointment_id = ?",
-            ("2099-01-01T00:00:00.000Z", appointment(0, 0)),
-        )
-        cur.execute(dialect.commit)
+        bare_update(index, appointment(0, 0))  # every writer on writer 0's first row
 
     bares: list[Result] = []
     shareds: list[Result] = []
