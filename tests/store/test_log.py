@@ -9,7 +9,6 @@ import itertools
 import json
 from collections.abc import Iterator
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,9 +25,8 @@ from synccli.history import fast_json
 from synccli.store.base import SCHEMA_VERSION
 from synccli.store.dialect import TABLES, Dialect
 from synccli.store.sql import SqlStore
-from tests.store.backends import KINDS, Backend, backend_of
+from tests.store.backends import Backend
 from tests.store.contract import DATE, NOW, appt
-from tests.store.pg import admin_connection, throwaway_database
 
 #: The events table of schema 1, as synccli before the audit trail created it.
 V1_EVENTS = {
@@ -45,26 +43,6 @@ V1_EVENTS = {
     ),
 }
 _OLD_COLUMNS = "date, seq, event_id, appointment_id, request_id, payload, committed_at"
-
-
-@pytest.fixture(scope="module")
-def pg_database() -> Iterator[str]:
-    admin_connection().close()
-    with throwaway_database() as name:
-        yield name
-
-
-@pytest.fixture(params=KINDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    yield from backend_of(request, tmp_path)
-
-
-@pytest.fixture
-def store(backend: Backend) -> Iterator[SqlStore]:
-    opened = backend.make_store()
-    opened.init_schema()
-    yield opened
-    opened.close()
 
 
 # ------------------------------------------------------------------ the audit columns

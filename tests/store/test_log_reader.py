@@ -5,9 +5,8 @@ across pruned ranges and entries written meanwhile, and a failed read raising in
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -17,33 +16,12 @@ from synccli.domain.channels import WriteRequest
 from synccli.errors import DatabaseUnavailable
 from synccli.store.log import LogReader
 from synccli.store.sql import SqlStore
-from tests.store.backends import KINDS, Backend, backend_of
+from tests.store.backends import Backend
 from tests.store.contract import DATE, NOW, appt
-from tests.store.pg import admin_connection, throwaway_database
 
 #: The next state of an appointment in the day ``_write_day`` writes.
 NEXT = {"Scheduled": "Present", "Present": "Seated", "Seated": "Present"}
 LogRead = Callable[[str, int, int, "str | None"], LinePage]
-
-
-@pytest.fixture(scope="module")
-def pg_database() -> Iterator[str]:
-    admin_connection().close()
-    with throwaway_database() as name:
-        yield name
-
-
-@pytest.fixture(params=KINDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    yield from backend_of(request, tmp_path)
-
-
-@pytest.fixture
-def store(backend: Backend) -> Iterator[SqlStore]:
-    opened = backend.make_store()
-    opened.init_schema()
-    yield opened
-    opened.close()
 
 
 def _write_day(store: SqlStore, count: int, start: int = 0) -> None:
