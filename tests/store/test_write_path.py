@@ -23,6 +23,7 @@ from synccli.store.base import SCHEMA_VERSION
 from synccli.store.dialect import POSTGRESQL
 from synccli.store.sql import SqlStore
 from synccli.store.sqlite import SqliteStore
+from tests.store.backends import sqlite_backend
 from tests.store.contract import DATE, NOW, appt
 from tests.store.pg import empty_schema, throwaway_database, url_of
 
@@ -44,14 +45,7 @@ class Backend:
 
 def _sqlite(tmp_path: Path) -> Iterator[Backend]:
     path = tmp_path / "write.db"
-    import sqlite3
-
-    def raw(sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        conn = sqlite3.connect(path, isolation_level=None)
-        try:
-            return [tuple(r) for r in conn.execute(sql, params).fetchall()]
-        finally:
-            conn.close()
+    raw = sqlite_backend(path).raw
 
     def wipe() -> None:
         for suffix in ("", "-wal", "-shm"):
