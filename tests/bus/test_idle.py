@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import signal
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from websockets.asyncio.client import connect
@@ -30,14 +29,19 @@ from tests.server.helpers import DATE, ServerProcess, aio
 FAST_SAFETY_POLL = ("--bus-safety-poll", "0.1")
 
 
+async def gauge(servers: list[ServerProcess], name: str) -> list[float]:
+    return [(await metrics(n))[name] for n in servers]
+
+
 async def queries(servers: list[ServerProcess]) -> list[float]:
-    return [(await metrics(n))["synccli_relay_db_queries_total"] for n in servers]
+    return await gauge(servers, "synccli_relay_db_queries_total")
 
 
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    """Wait for a predicate over the metrics endpoint (which pushes nothing)."""
-    async with asyncio.timeout(seconds(timeout)):
-        while not await check():
+async def until(servers: list[ServerProcess], name: str, value: float) -> None:
+    """Wait until metric ``name`` reads ``value`` on every one of ``servers`` (the metrics
+    endpoint pushes nothing)."""
+    async with asyncio.timeout(seconds(10)):
+        while any(found != value for found in await gauge(servers, name)):
             await asyncio.sleep(0.05)
 
 
@@ -53,12 +57,7 @@ async def test_an_idle_cluster_reads_nothing_and_polls_only_for_a_silent_peer(
                 await toggle(servers[0], 1, 2)
                 for collector in seen:
                     await collector.wait_for(head(tmp_path))
-
-                async def everyone_known() -> bool:
-                    counts = [await metrics(n) for n in servers]
-                    return all(c["synccli_bus_peers"] == 2 for c in counts)
-
-                await until(everyone_known)
+                await until(servers, "synccli_bus_peers", 2)
                 # Idle, subscribers on every node: a window with no read at all (the old
                 # constant poll read once per period, ten times in this window).
                 before = await queries(servers)
@@ -67,23 +66,13 @@ async def test_an_idle_cluster_reads_nothing_and_polls_only_for_a_silent_peer(
 
                 os.kill(paused.proc.pid, signal.SIGSTOP)
                 try:
-
-                    async def watchers_polling() -> bool:
-                        counts = [await metrics(n) for n in watchers]
-                        return all(c["synccli_bus_peers_silent"] == 1 for c in counts)
-
-                    await until(watchers_polling)
+                    await until(watchers, "synccli_bus_peers_silent", 1)
                     polled = await queries(watchers)
                     await asyncio.sleep(seconds(1))
                     assert all(a > b for a, b in zip(await queries(watchers), polled, strict=True))
                 finally:
                     os.kill(paused.proc.pid, signal.SIGCONT)
-
-                async def all_heard() -> bool:
-                    counts = [await metrics(n) for n in servers]
-                    return all(c["synccli_bus_peers_silent"] == 0 for c in counts)
-
-                await until(all_heard)
+                await until(servers, "synccli_bus_peers_silent", 0)
                 # Heard again (one pass each), then quiet again.
                 await asyncio.sleep(seconds(0.5))
                 before = await queries(servers)
