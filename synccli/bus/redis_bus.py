@@ -238,16 +238,15 @@ class RedisBus:
         for key, value in raw.items():
             try:
                 entry = json.loads(value)
-                at_ms = float(entry["at_ms"])
-                member = Member(str(entry["session"]), int(entry["drops"]), 0.0)
+                age = max(0.0, (now_ms - float(entry["at_ms"])) / 1000)
+                member = Member(str(entry["session"]), int(entry["drops"]), age)
             except (ValueError, KeyError, TypeError):
                 gone.append(key)
                 continue
-            age = max(0.0, (now_ms - at_ms) / 1000)
-            if age >= FORGET_AFTER_S:
+            if member.age_s >= FORGET_AFTER_S:
                 gone.append(key)
             name = key.decode(errors="replace") if isinstance(key, bytes) else key
-            members[name] = Member(member.session, member.drops, age)
+            members[name] = member
         if gone:
             await self._client.hdel(MEMBERS, *gone)
         self._presence.seed(members, asyncio.get_running_loop().time())
