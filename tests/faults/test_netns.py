@@ -226,7 +226,10 @@ def check_loss_drops_and_tcp_delivers(link: LossyLink, conn: socket.socket) -> N
     # may be dropped until then. The count surviving the removal is the fault's trace.
     link.clear_loss()
     dropped = link.dropped()
-    assert dropped > 3, "30 % loss over ~50 packets must drop some in the kernel"
+    # The exchange is some 25-40 packets (on a 64 KB loopback MTU the bulk echo is a few
+    # segments), so a fixed floor above one fails now and then by chance: none dropped at
+    # 30 % over 25 packets has a chance of about 1 in 7,000, a handful is routine.
+    assert dropped >= 1, "30 % loss over some 25 packets must drop at least one in the kernel"
     round_trips(conn, 40)
     assert link.dropped() == dropped, "no drop once the loss is cleared"
 
