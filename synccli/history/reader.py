@@ -8,7 +8,6 @@ what a killed run leaves behind, so it is dropped and reported (``History.trunca
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +86,15 @@ def row_from_json(data: dict[str, Any], record: Record | None = None) -> Row:
     if client is not None and not isinstance(client, str):
         raise ConfigError(f"a history record has a client id that is not a string: {client!r}")
     return float(t), float(w), client, record or record_from_json(data)
+
+
+def _unreadable(path: Path, exc: OSError) -> ConfigError:
+    """What to say of a history that cannot be read."""
+    if isinstance(exc, FileNotFoundError):
+        return ConfigError(
+            f"no history at {path}: pass the folder of a run made by `synccli simulate`"
+        )
+    return ConfigError(f"cannot read {path}: {exc.strerror}")
 
 
 def _parse(line: str) -> dict[str, Any] | None:
@@ -222,6 +230,8 @@ def parse_history(text: str, source: str = "history.jsonl") -> History:
 
 #: Lines decoded at once on the fast path (about 1 MB).
 _BATCH_BYTES = 1 << 20
+#: How much of a file ``of_kinds`` searches at once.
+_SCAN_BYTES = 1 << 20
 
 
 class _Pass:
@@ -245,12 +255,8 @@ class _Pass:
         try:
             with open(self.path, encoding="utf-8", errors="replace") as lines:
                 yield from self._batches(lines)
-        except FileNotFoundError:
-            raise ConfigError(
-                f"no history at {self.path}: pass the folder of a run made by `synccli simulate`"
-            ) from None
         except OSError as exc:
-            raise ConfigError(f"cannot read {self.path}: {exc.strerror}") from None
+            raise _unreadable(self.path, exc) from None
 
     def _batches(self, lines: IO[str]) -> Iterator[list[Row]]:
         number = 1  # of the batch's first line
@@ -394,18 +400,47 @@ class HistoryFile(Sequence[Entry[Record]]):
             yield from (e for e in self if isinstance(e.record, kinds))
             return
         names = {k.KIND for k in kinds}
-        named = re.compile("|".join(re.escape(name) for name in sorted(names))).search
-        with open(self.path, encoding="utf-8", errors="replace") as lines:
-            for number, line in enumerate(lines, start=1):
-                if named(line) is None:
-                    continue
-                data = _parse(line)
-                if data is None or data["k"] not in names:
-                    continue  # a cut-off last line, or a line naming the kind elsewhere
-                try:
-                    yield entry_from_json(data)
-                except ConfigError as exc:
-                    raise ConfigError(f"{self.path} line {number}: {exc}") from None
+        # A line of a kind names it: found by searching the file for the names (as bytes,
+        # a block at a time), not by looking at each line.
+        named = [f'"{name}"'.encode() for name in sorted(names)]
+        try:
+            with open(self.path, "rb") as file:
+                number, rest = 1, b""
+                while block := file.read(_SCAN_BYTES):
+                    # Whole lines only: the last, cut by the block, waits for the next one.
+                    cut = block.rfind(b"\n") + 1
+                    data, rest = rest + block[:cut], block[cut:] if cut else rest + block
+                    if not cut:
+                        continue
+                    yield from self._named_entries(named, names, data, number)
+                    number += data.count(b"\n")
+                yield from self._named_entries(named, names, rest, number)
+        except OSError as exc:
+            raise _unreadable(self.path, exc) from None
+
+    def _named_entries(
+        self, named: list[bytes], names: set[str], data: bytes, number: int
+    ) -> Iterator[Entry[Record]]:
+        """The entries of the lines of ``data`` (whole lines, the first one ``number``)
+        that hold one of ``named``, in order."""
+        begins: set[int] = set()
+        for name in named:
+            at = data.find(name)
+            while at >= 0:
+                begin = data.rfind(b"\n", 0, at) + 1
+                begins.add(begin)
+                end = data.find(b"\n", at)
+                at = -1 if end < 0 else data.find(name, end)
+        for begin in sorted(begins):
+            end = data.find(b"\n", begin)
+            parsed = _parse(data[begin : len(data) if end < 0 else end].decode("utf-8", "replace"))
+            if parsed is None or parsed["k"] not in names:
+                continue  # a cut-off last line, or a line naming the kind elsewhere
+            try:
+                yield entry_from_json(parsed)
+            except ConfigError as exc:
+                line = number + data.count(b"\n", 0, begin)
+                raise ConfigError(f"{self.path} line {line}: {exc}") from None
 
     def __len__(self) -> int:
         return self._indexed().count

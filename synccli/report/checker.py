@@ -24,9 +24,12 @@ likewise cannot be compared).
 The records are read in one pass (plus one over the rare ``subscribed``/``snapshot``
 records, for the epochs announced) and every (client, date) keeps only compact state: the
 applied seqs as a contiguous run plus the exceptions, and the first apply time per seq in a
-float array. So a ``HistoryFile`` of any length is checked in bounded memory (about 8 bytes
-per expected pair, and as much per latency sample). Anomalies are kept per (client, date)
-and listed in (client, date) order, as if each channel had been walked on its own.
+float array. Given its ``Accounting`` (the fault windows, read first), a walk counts its
+pairs as they settle and keeps the apply times of a few hundred seqs only; the latency
+samples go to a temporary file (``samples.Spill``). So a ``HistoryFile`` of any length is
+checked in bounded memory. Without it (``check_records``), every pair is counted at the end,
+from about 8 bytes per expected pair. Anomalies are kept per (client, date) and listed in
+(client, date) order, as if each channel had been walked on its own.
 """
 
 from __future__ import annotations
@@ -158,6 +161,35 @@ class _SeqSet:
             ends.insert(i + 1, seq)
 
 
+#: A walk counts its settled pairs once this many have settled, and keeps room for this
+#: many apply times past the last seq applied: a few KB a walk, whatever the run's length.
+_SETTLE = 256
+_ROOM = 512
+_NANS = array("d", [math.nan])
+_NAN_BYTES = _NANS.tobytes()
+
+
+@dataclass(slots=True)
+class Accounting:
+    """Where the expected pairs of a check are counted: the run's ``overall`` stats and its
+    fault ``windows`` (read before the records, ``scan.read_faults``), with the on-time
+    deadline. Given to ``Checker``, a walk counts its pairs while the records are read, as
+    they settle (delivered, and every earlier one too), so it keeps the apply times of a
+    few hundred seqs, not of the run's."""
+
+    overall: DeliveryStats
+    windows: Sequence[FaultWindow] = ()
+    #: Whether a window healed, so that clients' catch-up times are noted.
+    catch_up: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.catch_up = any(w.end_w is not None and w.error is None for w in self.windows)
+
+    @property
+    def on_time_s(self) -> float:
+        return self.overall.on_time_s
+
+
 def commit_times(channel: ChannelTruth) -> array[float]:
     """The commit time of each event of ``channel`` (Unix seconds), indexed by seq up to
     the head; NaN where unknown (pruned, not in the log, or malformed): 8 bytes an event,
@@ -202,8 +234,24 @@ class _ChannelWalk:
     position: int = 0
     applied: _SeqSet = field(default_factory=_SeqSet)
     start: int | None = None
-    #: The first apply time per seq (NaN: none), indexed by seq; made on the first delivery.
-    applied_w: array[float] | None = None
+    #: Where the walk's pairs are counted as soon as they are settled; None: all at the end.
+    accounting: Accounting | None = None
+    #: The first apply time per seq (NaN: none) from seq ``base`` on (index ``seq - base``),
+    #: up to ``limit``; grown on demand and, with ``accounting``, cut as pairs settle.
+    applied_w: array[float] = field(default_factory=lambda: array("d"))
+    base: int = 0
+    limit: int = 0
+    #: The pairs up to this seq are counted (None: none yet); those between it and
+    #: ``scanned`` were all delivered.
+    settled: int | None = None
+    scanned: int = 0
+    #: The highest seq a snapshot of the final epoch covered.
+    covered_to: int = 0
+    #: Settled seqs a snapshot delivered before any apply, and those applied since.
+    covered_only: _SeqSet = field(default_factory=_SeqSet)
+    applied_late: set[int] = field(default_factory=set)
+    expected: int = 0
+    delivered: int = 0
     record_commit_at: dict[int, object] = field(default_factory=dict)
     #: The last apply checked against the database and the answer, shared by the walks of
     #: one date: the clients of a process record the very same object for an event.
@@ -228,6 +276,7 @@ class _ChannelWalk:
             self.epoch, self.position, self.applied = epoch, seq, _SeqSet()
             if epoch == self.final_epoch:
                 self.covers.append((seq, w))
+                self.covered_to = max(self.covered_to, seq)
         elif self.epoch is None:
             self.epoch, self.position = epoch, recovered_from
 
@@ -244,11 +293,11 @@ class _ChannelWalk:
             self.position = seq
             if self.epoch == self.final_epoch:
                 last = self.last_checked
-                applied_w = self.applied_w
-                if last[0] is r and last[1] is None and applied_w is not None:
+                if last[0] is r and last[1] is None and self.base <= seq < self.limit:
                     # The same shared record as the previous client's, committed as applied.
-                    if applied_w[seq] != applied_w[seq]:  # NaN: the first apply of seq
-                        applied_w[seq] = w
+                    applied_w, i = self.applied_w, seq - self.base
+                    if applied_w[i] != applied_w[i]:  # NaN: the first apply of seq
+                        applied_w[i] = w
                         committed = self.commit_w[seq]
                         if committed != committed:  # NaN: not in the log
                             self.record_commit_at[seq] = r.committed_at
@@ -303,19 +352,74 @@ class _ChannelWalk:
         if reason is not None:
             self.sink.add("phantom", self.client, self.date, seq, reason)
             return
-        applied_w = self.applied_w
-        if applied_w is None:
-            head = self.truth.head if self.truth else 0
-            applied_w = self.applied_w = array("d", [math.nan]) * (head + 1)
-        if math.isnan(applied_w[seq]):
-            applied_w[seq] = w
+        if seq < self.base:
+            self._apply_settled(w, r, seq)
+            return
+        if seq >= self.limit:
+            self._make_room(seq)
+        applied_w, i = self.applied_w, seq - self.base
+        if math.isnan(applied_w[i]):
+            applied_w[i] = w
             if math.isnan(self.commit_w[seq]):
                 # Only needed when the log no longer has the event; parsed then, not here.
                 self.record_commit_at[seq] = r.committed_at
 
-    def first_apply(self, seq: int) -> float | None:
-        w = self.applied_w[seq] if self.applied_w is not None else math.nan
-        return None if math.isnan(w) else w
+    def _make_room(self, seq: int) -> None:
+        """Room in ``applied_w`` for ``seq`` (<= head): without accounting, for every seq at
+        once; with it, for a few hundred more, once the settled pairs are counted."""
+        head = self.truth.head if self.truth else 0
+        accounting = self.accounting
+        if accounting is None:
+            top = head + 1
+        else:
+            if self.start is not None:
+                self._settle(accounting)
+            top = min(head + 1, seq + _ROOM)
+        self.applied_w.extend(_NANS * (top - self.limit))
+        self.limit = top
+
+    def _settle(self, accounting: Accounting) -> None:
+        """Count the pairs from ``settled`` up to the first seq not delivered yet, when
+        there are enough of them, and drop their apply times. A delivered pair is final:
+        its first apply, or the first snapshot covering it, cannot come earlier later."""
+        lo = self.start if self.settled is None else self.settled
+        assert lo is not None
+        base, applied_w = self.base, self.applied_w
+        scanned = max(lo, self.scanned, min(self.covered_to, self.limit - 1))
+        if scanned < self.limit - 1:
+            tail = applied_w[scanned + 1 - base :].tobytes()
+            at = tail.find(_NAN_BYTES)
+            while at > 0 and at % 8:  # a match across two floats
+                at = tail.find(_NAN_BYTES, at + 1)
+            scanned = self.limit - 1 if at < 0 else scanned + at // 8
+        self.scanned = scanned
+        if scanned - lo < _SETTLE:
+            return
+        _account(self, lo, scanned, accounting)
+        del applied_w[: scanned + 1 - base]
+        self.base = self.settled = scanned
+        self.base += 1
+        if self.record_commit_at:
+            for seq in [s for s in self.record_commit_at if s <= scanned]:
+                del self.record_commit_at[seq]
+
+    def _apply_settled(self, w: float, r: Apply, seq: int) -> None:
+        """The first apply of a seq counted already: a latency sample, if a snapshot had
+        delivered it before; nothing otherwise (it was applied before)."""
+        if seq not in self.covered_only or seq in self.applied_late:
+            return
+        self.applied_late.add(seq)
+        committed: float | None = self.commit_w[seq]
+        if committed != committed:
+            committed = iso_to_w(r.committed_at)
+        accounting = self.accounting
+        if committed is None or accounting is None:
+            return
+        ms = (w - committed) * 1000.0
+        accounting.overall.sampler()(w, ms)
+        for window in accounting.windows:
+            if window.contains(committed):
+                window.stats.sampler()(w, ms)
 
     def converged(self) -> bool:
         final, truth = self.final, self.truth
@@ -408,8 +512,10 @@ class Checker:
         *,
         all_epochs: Callable[[], dict[str, set[str]]],
         max_anomalies: int = 100,
+        accounting: Accounting | None = None,
     ) -> None:
         self.truth = truth
+        self.accounting = accounting
         self.max_anomalies = max_anomalies
         self.clients: set[str] = set()
         self._all_epochs = all_epochs
@@ -436,6 +542,7 @@ class Checker:
             self.truth.channels.get(date),
             self._is_announced,
             _Collector(self.max_anomalies),
+            accounting=self.accounting,
             commit_w=self._commit_w.get(date, array("d")),
             last_checked=self._last_checked.setdefault(date, [None, None]),
         )
@@ -473,25 +580,24 @@ class Checker:
     ) -> CheckResult:
         """The outcome; fills the delivery stats of ``windows`` with the pairs whose event
         was committed inside them. ``dates``: the dates every client was meant to follow
-        (beyond those in its own records). Call it once, after the last record."""
+        (beyond those in its own records). Call it once, after the last record. A checker
+        given its ``accounting`` counts into that (``windows``, ``overall`` and
+        ``on_time_s`` must be left out)."""
+        accounting = self.accounting
+        if accounting is None:
+            accounting = Accounting(overall or DeliveryStats(on_time_s), windows)
+        elif windows or overall is not None:
+            raise ValueError("this checker counts into the accounting it was given")
         with collector_paused():
-            return self._result(on_time_s, windows, dates, overall)
+            return self._result(accounting, dates)
 
-    def _result(
-        self,
-        on_time_s: float,
-        windows: Sequence[FaultWindow],
-        dates: Iterable[str],
-        overall: DeliveryStats | None,
-    ) -> CheckResult:
-        for window in windows:
+    def _result(self, accounting: Accounting, dates: Iterable[str]) -> CheckResult:
+        for window in accounting.windows:
             window.events_committed = sum(
                 1 for ws in self._commit_w.values() for w in ws if window.contains(w)
             )
-        if overall is None:
-            overall = DeliveryStats(on_time_s)
         clients = self.clients
-        result = CheckResult(sorted(clients), [], overall)
+        result = CheckResult(sorted(clients), [], accounting.overall)
         sink = _Collector(self.max_anomalies)
         walks = self.walks
         for date in set(dates):
@@ -500,10 +606,11 @@ class Checker:
                     self.walk(client, date)
         for client, date in sorted(walks):
             walk = walks.pop((client, date))
-            expected, delivered = _account(walk, walk.commit_w, result.overall, windows)
+            lo = walk.settled if walk.settled is not None else walk.start or 0
+            _account(walk, lo, walk.truth.head if walk.truth else 0, accounting)
             walk.sink.at = walk.final_w
             result.channels.append(
-                ChannelCheck(client, date, expected, delivered, walk.converged())
+                ChannelCheck(client, date, walk.expected, walk.delivered, walk.converged())
             )
             sink.counts.update(walk.sink.counts)
             room = sink.limit - len(sink.anomalies)
@@ -537,35 +644,28 @@ def check_records(
         return checker.result(on_time_s=on_time_s, windows=windows, dates=dates)
 
 
-def _account(
-    walk: _ChannelWalk,
-    commit_w: array[float],
-    overall: DeliveryStats,
-    windows: Sequence[FaultWindow],
-) -> tuple[int, int]:
-    """Count the expected pairs of one walk into the stats; report the lost ones.
-    (``DeliveryStats.add`` written out: this runs once per expected pair of the run.)"""
-    head = walk.truth.head if walk.truth else 0
-    start = walk.start or 0
+def _account(walk: _ChannelWalk, lo: int, hi: int, accounting: Accounting) -> None:
+    """Count the expected pairs ``lo < seq <= hi`` of one walk into the stats; report the
+    lost ones. (``DeliveryStats.add`` written out: this runs once per expected pair.)"""
     covered: dict[int, float] = {}
-    reached = start
+    reached = walk.start or 0
     for seq, w in walk.covers:
-        for s in range(reached + 1, min(seq, head) + 1):
+        for s in range(max(reached, lo) + 1, min(seq, hi) + 1):
             covered[s] = w
         reached = max(reached, seq)
     # Slices of the per-seq arrays, read in step with the seqs (faster than indexing).
-    seqs = range(start + 1, head + 1)
-    if walk.applied_w is None:  # nothing applied
-        applied_w = array("d", [math.nan]) * len(seqs)
-    else:
-        applied_w = walk.applied_w[start + 1 : head + 1]
+    seqs = range(lo + 1, hi + 1)
+    applied_w = walk.applied_w[lo + 1 - walk.base : hi + 1 - walk.base]
+    if len(applied_w) < len(seqs):  # never applied so far
+        applied_w.extend(_NANS * (len(seqs) - len(applied_w)))
+    overall, windows = accounting.overall, accounting.windows
     on_time_s = overall.on_time_s
     sample = overall.sampler()
-    catch_up = any(w.end_w is not None and w.error is None for w in windows)
+    catch_up = accounting.catch_up
     pairs: list[tuple[float | None, float | None]] = []
     steady_n = on_time = delivered = 0
     steady = True
-    for seq, first, known in zip(seqs, applied_w, commit_w[start + 1 : head + 1], strict=True):
+    for seq, first, known in zip(seqs, applied_w, walk.commit_w[lo + 1 : hi + 1], strict=True):
         applied = None if first != first else first  # NaN: never applied
         cover = covered.get(seq) if covered else None
         when = cover if applied is None else applied if cover is None else min(applied, cover)
@@ -589,13 +689,16 @@ def _account(
             on_time += 1
         if applied is not None and committed is not None:
             sample(applied, (applied - committed) * 1000.0)
+        elif applied is None:
+            walk.covered_only.add(seq)
     expected = len(seqs)
     overall.expected += expected
     overall.delivered += delivered
     overall.steady += steady_n
     overall.on_time += on_time
+    walk.expected += expected
+    walk.delivered += delivered
     note_catch_up(walk.client, pairs, windows)
-    return expected, delivered
 
 
 def _steady(

@@ -6,15 +6,12 @@ Latency percentiles are exact (nearest rank over the sorted samples), never aver
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import math
-import struct
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from synccli.history import (
     Connect,
@@ -27,6 +24,7 @@ from synccli.history import (
     Write,
     WriteResult,
 )
+from synccli.report.samples import Ordered, Ranked, SampleStore, Spill
 
 PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p999", 0.999))
 # A fault leaves its mark shortly after it ends too (a client notices a dead link on its
@@ -50,130 +48,58 @@ TRACE_KINDS = (
 )
 
 
-class Ordered(Protocol):
-    """Samples in ascending order, by position (a sorted list, or ``Ranked``)."""
-
-    def __len__(self) -> int: ...
-    def __getitem__(self, index: int, /) -> float: ...
-
-
-#: Above this many samples ``Ranked`` keeps sorted chunks of 8-byte floats.
-_CHUNK = 1 << 20
-_SIGN = 1 << 63
-
-
-def _order_key(x: float) -> int:
-    """An integer in the order of the finite floats, for a binary search over values: a
-    float's bits read as an integer are in order for positive floats and in reverse order
-    for negative ones. (-0.0 and 0.0 share 0; a latency is never -0.0: ``a - c`` of equal
-    floats is 0.0.)"""
-    bits = int.from_bytes(struct.pack("<d", x), "little")
-    return bits if bits < _SIGN else -(bits - _SIGN)
-
-
-def _from_order_key(key: int) -> float:
-    (x,) = struct.unpack("<d", struct.pack("<Q", key if key >= 0 else _SIGN - key))
-    return float(x)
-
-
-class Ranked:
-    """``sorted(samples)`` for nearest-rank picks in little memory: a sorted list when there
-    are few samples, else sorted chunks of 8-byte floats (a sorted list of a long run's
-    samples takes 32 bytes each), the k-th smallest found by a binary search over values
-    (``of_sorted``: chunks already sorted, such as ``BinnedLatencies``' bins)."""
-
-    def __init__(self, samples: Sequence[float]) -> None:
-        n = len(samples)
-        if n <= _CHUNK:
-            self._set([sorted(samples)])
-        else:
-            self._set([array("d", sorted(samples[i : i + _CHUNK])) for i in range(0, n, _CHUNK)])
-
-    @classmethod
-    def of_sorted(cls, chunks: Iterable[Sequence[float]]) -> Ranked:
-        """The samples of ``chunks``, each in ascending order."""
-        ranked = cls.__new__(cls)
-        ranked._set([chunk for chunk in chunks if len(chunk)])
-        return ranked
-
-    def _set(self, chunks: list[Sequence[float]]) -> None:
-        self._chunks = chunks
-        self._n = sum(len(chunk) for chunk in chunks)
-
-    def __len__(self) -> int:
-        return self._n
-
-    def __getitem__(self, index: int, /) -> float:
-        k = index + self._n if index < 0 else index
-        if not 0 <= k < self._n:
-            raise IndexError("sample rank out of range")
-        chunks = self._chunks
-        if len(chunks) == 1:
-            return chunks[0][k]
-        # The k-th smallest is the least value with at least k + 1 samples <= it: a binary
-        # search over the floats between the least and the greatest sample (at most 64
-        # steps of one bisection per chunk), which lands on a sample.
-        lo = _order_key(min(chunk[0] for chunk in chunks))
-        hi = _order_key(max(chunk[-1] for chunk in chunks))
-        while lo < hi:
-            mid = (lo + hi) // 2
-            value = _from_order_key(mid)
-            if sum(bisect.bisect_right(chunk, value) for chunk in chunks) > k:
-                hi = mid
-            else:
-                lo = mid + 1
-        return _from_order_key(lo)
-
-
 class BinnedLatencies:
     """A run's latency samples grouped by the time bin they were applied in (``bin_s``
-    seconds from ``w0``), each bin an array of 8-byte floats: what both the percentiles
-    and the timeline's per-bin latencies need, without a time or a bin number per sample.
-    ``ranked`` sorts every bin in place (after which ``add`` must not be called)."""
+    seconds from ``w0``), in bounded memory (``samples.SampleStore``): what both the
+    percentiles and the timeline's per-bin latencies need, without a time or a bin number
+    per sample. ``ranked`` and ``sorted_bins`` end the adding."""
 
-    def __init__(self, w0: float, bin_s: float) -> None:
+    def __init__(self, w0: float, bin_s: float, spill: Spill | None = None) -> None:
         self.w0, self.bin_s = w0, bin_s
-        self.bins: dict[int, array[float]] = {}
-        self._sorted = False
+        self.store = SampleStore(spill if spill is not None else Spill())
+        self._add: Callable[[float, float], None] | None = None
 
     def add(self, applied_w: float, ms: float) -> None:
-        self.adder()(applied_w, ms)
+        if self._add is None:
+            self._add = self.adder()
+        self._add(applied_w, ms)
 
     def adder(self) -> Callable[[float, float], None]:
         """``add`` with its lookups made once, for a loop over millions of samples."""
-        w0, bin_s, bins = self.w0, self.bin_s, self.bins
-        get = bins.get
-
-        def add(applied_w: float, ms: float) -> None:
-            i = int((applied_w - w0) // bin_s)
-            samples = get(i)
-            if samples is None:
-                samples = bins[i] = array("d")
-            samples.append(ms)
-
-        return add
+        return self.store.adder(self.w0, self.bin_s)
 
     def __len__(self) -> int:
-        return sum(len(samples) for samples in self.bins.values())
+        return len(self.store)
 
-    def __iter__(self) -> Iterator[float]:
-        return itertools.chain.from_iterable(self.bins.values())
+    def mean(self) -> float | None:
+        return self.store.mean()
 
-    def sorted_bins(self) -> dict[int, array[float]]:
-        """The bins, each sorted."""
-        if not self._sorted:
-            for i, samples in self.bins.items():
-                self.bins[i] = array("d", sorted(samples))
-            self._sorted = True
-        return self.bins
+    def sorted_bins(self, bin_s: float | None = None) -> Iterator[tuple[int, Ordered]]:
+        """Each bin of ``bin_s`` seconds from ``w0`` (default: this one's bins) with its
+        samples in ascending order, by bin; a bin's samples are read as it comes, so keep
+        only what is needed of each. ``bin_s`` must be a whole multiple of this one's."""
+        factor = 1 if bin_s is None else round(bin_s / self.bin_s)
+        if factor < 1 or not math.isclose(factor * self.bin_s, bin_s or self.bin_s):
+            raise ValueError(f"bins of {bin_s} s cannot be made of bins of {self.bin_s} s")
+        keys: dict[int, list[int]] = {}
+        for key in self.store.bin_keys():
+            keys.setdefault(key // factor, []).append(key)
+        return ((i, self.store.ordered(fine)) for i, fine in keys.items())
 
-    def ranked(self) -> Ranked:
-        return Ranked.of_sorted(self.sorted_bins().values())
+    def ranked(self) -> Ordered:
+        return self.store.ordered()
 
 
 def ranked(samples: Sequence[float] | BinnedLatencies) -> Ordered:
     """``samples`` in ascending order, for nearest-rank picks."""
     return samples.ranked() if isinstance(samples, BinnedLatencies) else Ranked(samples)
+
+
+def mean(samples: Sequence[float] | BinnedLatencies) -> float | None:
+    """The samples' mean (None: no samples)."""
+    if isinstance(samples, BinnedLatencies):
+        return samples.mean()
+    return math.fsum(samples) / len(samples) if len(samples) else None
 
 
 def nearest_rank(ordered: Ordered, q: float) -> float:
@@ -295,7 +221,7 @@ class FaultWindow:
         return self.start_w <= w <= end
 
     def latency_traced(self, run_p50_ms: float | None) -> bool:
-        p99 = percentiles(self.stats.latencies_ms)["p99"]
+        p99 = percentiles(self.stats.samples())["p99"]
         if p99 is None or run_p50_ms is None:
             return False
         return p99 >= LATENCY_TRACE_FACTOR * max(run_p50_ms, 1.0)
@@ -319,7 +245,7 @@ class FaultWindow:
             "delivered_pairs": self.stats.delivered,
             "delivery_rate": round(self.stats.delivery_rate, 6),
             "on_time_rate": round(self.stats.on_time_rate, 6),
-            "latency_ms": percentiles(self.stats.latencies_ms),
+            "latency_ms": percentiles(self.stats.samples()),
             "traces": {kind: self.traces[kind] for kind in TRACE_KINDS if self.traces[kind]},
             "evidence": self.evidence,
             "no_trace": self.error is None and not traced,

@@ -4,16 +4,32 @@ the fault windows and their traces, the record counters and the timeline (``read
 A long run's records are nearly all ``apply`` lines, which only the checker needs: they go
 straight to their channel's walk, and every other record to each part. A ``HistoryFile``
 opened lazily is so read once (plus, for the timeline's excerpts, once more when there are
-anomalies, and for the announced epochs when an apply needs them).
+anomalies, and for the announced epochs when an apply needs them), after a search of the
+file for its ``run_start`` and ``fault`` lines (``read_faults``): with the fault windows
+known, the checker counts as it reads.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from synccli.history import Apply, ClientCreated, Fault, History, Record
-from synccli.report.checker import Checker, collector_paused, known_epochs, row_batches
-from synccli.report.metrics import RecordCounter, TraceReader, WindowReader
+from synccli.history import Apply, ClientCreated, Entry, Fault, History, Record, RunStart
+from synccli.history.reader import HistoryFile
+from synccli.report.checker import (
+    Accounting,
+    Checker,
+    collector_paused,
+    known_epochs,
+    row_batches,
+)
+from synccli.report.metrics import (
+    BinnedLatencies,
+    DeliveryStats,
+    RecordCounter,
+    TraceReader,
+    WindowReader,
+)
+from synccli.report.samples import Spill
 from synccli.report.timeline import TimelineReader
 from synccli.report.truth import Truth
 
@@ -36,19 +52,62 @@ class RunRead:
     #: The first record's time and the latest time in the run (None: no records).
     first_w: float | None = None
     last_w: float | None = None
+    #: Where the checker counted while reading (None: it counts in ``result``).
+    accounting: Accounting | None = None
 
 
-def read_run(history: History, truth: Truth, *, max_anomalies: int = 100) -> RunRead:
-    """Read ``history`` once, checking it against ``truth`` as it goes."""
+@dataclass(slots=True)
+class Faults:
+    """What is read before the rest (``read_faults``): the first ``run_start`` and the
+    fault windows."""
+
+    start: Entry[RunStart] | None
+    windows: WindowReader
+
+
+def read_faults(history: History) -> Faults:
+    """The first ``run_start`` and the fault windows: a quick pass over the lines that
+    name them."""
+    entries = history.entries
+    found = entries.of_kinds(RunStart, Fault) if isinstance(entries, HistoryFile) else entries
+    faults = Faults(None, WindowReader())
+    for e in found:
+        if isinstance(e.record, Fault):
+            faults.windows.feed(e.t, e.w, e.record)
+        elif faults.start is None and isinstance(e.record, RunStart):
+            faults.start = e  # type: ignore[assignment]
+    return faults
+
+
+def read_run(
+    history: History,
+    truth: Truth,
+    *,
+    faults: Faults | None = None,
+    on_time_s: float = 0.0,
+    max_anomalies: int = 100,
+) -> RunRead:
+    """Read ``history`` once, checking it against ``truth`` as it goes. Given its
+    ``faults`` (``read_faults``), the checker counts each client's pairs while reading,
+    on time within ``on_time_s``: in bounded memory, the latency samples kept in a
+    temporary file (``samples.Spill``)."""
     with collector_paused():
-        return _read(history, truth, max_anomalies)
+        return _read(history, truth, faults, on_time_s, max_anomalies)
 
 
-def _read(history: History, truth: Truth, max_anomalies: int) -> RunRead:
+def _read(
+    history: History,
+    truth: Truth,
+    faults: Faults | None,
+    on_time_s: float,
+    max_anomalies: int,
+) -> RunRead:
     entries = history.entries
     read = RunRead(
         Checker(truth, all_epochs=lambda: known_epochs(entries), max_anomalies=max_anomalies)
     )
+    if faults is not None:
+        read.windows = faults.windows
     walks, walk, check = read.checker.walks, read.checker.walk, read.checker.feed
     fault, trace = read.windows.feed, read.traces.feed
     count, timeline = read.counter.feed, read.timeline.feed
@@ -57,6 +116,9 @@ def _read(history: History, truth: Truth, max_anomalies: int) -> RunRead:
     for rows in row_batches(entries):
         if read.first_w is None:
             read.first_w = rows[0][1]
+            if faults is not None:
+                w0 = faults.start.w if faults.start is not None else read.first_w
+                read.accounting = _accounting(read, on_time_s, w0)
         for t, w, client, r in rows:
             if w > last_w:
                 last_w = w
@@ -67,7 +129,8 @@ def _read(history: History, truth: Truth, max_anomalies: int) -> RunRead:
             if client is not None:
                 client_kinds.add(type(r))
             if type(r) is Fault:
-                fault(t, w, r)
+                if faults is None:
+                    fault(t, w, r)
             elif type(r) is ClientCreated and r.browser:
                 read.browser_clients += 1
                 read.browser_writers += r.writer
@@ -77,3 +140,16 @@ def _read(history: History, truth: Truth, max_anomalies: int) -> RunRead:
     if read.first_w is not None:
         read.last_w = last_w
     return read
+
+
+def _accounting(read: RunRead, on_time_s: float, w0: float) -> Accounting:
+    """Where the checker counts as it reads: the latency samples by second from ``w0``
+    (the timeline's bins are whole seconds from the run's start), the run's and each fault
+    window's, in one temporary file."""
+    spill = Spill()
+    windows = read.windows.windows(on_time_s)
+    for window in windows:
+        window.stats.binned = BinnedLatencies(w0, 1.0, spill)
+    overall = DeliveryStats(on_time_s, binned=BinnedLatencies(w0, 1.0, spill))
+    accounting = read.checker.accounting = Accounting(overall, windows)
+    return accounting

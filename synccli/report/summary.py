@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from statistics import fmean
 from typing import Any
 
 from synccli.errors import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_INFRASTRUCTURE, EXIT_OK
@@ -38,14 +37,15 @@ from synccli.report.metrics import (
     BinnedLatencies,
     Counters,
     DeliveryStats,
-    Ordered,
+    mean,
     nearest_rank,
     percentiles,
     ranked,
     server_metric,
 )
 from synccli.report.recovery import overall_recovery, window_recovery
-from synccli.report.scan import read_run
+from synccli.report.samples import Ordered
+from synccli.report.scan import read_faults, read_run
 from synccli.report.thresholds import (
     ALIASES,
     DEFAULT_THRESHOLDS,
@@ -151,7 +151,7 @@ def _flat_metrics(
     flat["faults_no_trace"] = sum(1 for f in values["faults"] if f["no_trace"])
     for key, value in values["latency_ms"].items():
         flat[f"latency_ms.{key}"] = value
-    flat["latency_ms.mean"] = fmean(latencies_ms) if latencies_ms else None
+    flat["latency_ms.mean"] = mean(latencies_ms)
     for key, value in values["loop_lag_ms"].items():
         flat[f"loop_lag_ms.{key}"] = value
     for key in RECOVERY_KEYS:
@@ -212,20 +212,30 @@ def summarize(
     (``scan.read_run``). Thresholds: the defaults, then the
     run config's ``thresholds``, then ``overrides``. ``on_time_s`` and ``expect_traces``
     default to the run config's values (``on_time_s``, ``expect_traces``)."""
-    read = read_run(history, truth, max_anomalies=max_anomalies)
+    prelude = read_faults(history)
+    first = prelude.start.record.config if prelude.start else None
+    deadline = float(
+        on_time_s
+        or (first.get("on_time_s") if isinstance(first, dict) else None)
+        or DEFAULT_ON_TIME_S
+    )
+    read = read_run(history, truth, faults=prelude, on_time_s=deadline, max_anomalies=max_anomalies)
     records = history.entries
     config = _config(history)
     start = history.first(RunStart)
     end = history.last(RunEnd)
-    deadline = float(on_time_s or config.get("on_time_s") or DEFAULT_ON_TIME_S)
     listed = config.get("dates")
     dates = [d for d in listed if isinstance(d, str)] if isinstance(listed, list) else []
     windows = read.windows.windows(deadline)
     read.traces.count(windows)
-    w0, _, bin_s = read.timeline.bins(read.first_w, read.last_w)
-    # The samples by time bin: the timeline's bins and the percentiles read the same.
-    overall = DeliveryStats(deadline, binned=BinnedLatencies(w0, bin_s))
-    result = read.checker.result(on_time_s=deadline, windows=windows, dates=dates, overall=overall)
+    if read.accounting is not None:
+        result = read.checker.result(on_time_s=deadline, dates=dates)
+    else:  # no records
+        w0, _, bin_s = read.timeline.bins(read.first_w, read.last_w)
+        overall = DeliveryStats(deadline, binned=BinnedLatencies(w0, bin_s))
+        result = read.checker.result(
+            on_time_s=deadline, windows=windows, dates=dates, overall=overall
+        )
     counters = read.counter.counters()
     scraped = history.last(ServerMetrics)
     server = scraped.record.metrics if scraped else None

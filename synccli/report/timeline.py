@@ -115,15 +115,16 @@ def _bin_size(duration: float) -> float:
 
 def _latency_bins(stats: DeliveryStats, w0: float, bin_s: float) -> list[LatencyBin]:
     binned = stats.binned
-    if binned is None or (binned.w0, binned.bin_s) != (w0, bin_s):
+    if binned is None:
         binned = BinnedLatencies(w0, bin_s)
         add = binned.adder()
-        for w, ms in zip(stats.applied_at, stats.samples(), strict=True):
+        for w, ms in zip(stats.applied_at, stats.latencies_ms, strict=True):
             add(w, ms)
-    bins = binned.sorted_bins()
+    elif binned.w0 != w0:
+        raise ValueError(f"latencies binned from {binned.w0}, the timeline starts at {w0}")
     return [
-        LatencyBin(i * bin_s, nearest_rank(bins[i], 0.5), nearest_rank(bins[i], 0.99), len(bins[i]))
-        for i in sorted(bins)
+        LatencyBin(i * bin_s, nearest_rank(samples, 0.5), nearest_rank(samples, 0.99), len(samples))
+        for i, samples in binned.sorted_bins(bin_s)
     ]
 
 

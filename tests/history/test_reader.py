@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from synccli.errors import ConfigError
-from synccli.history import Apply, Connect, RunStart, load_history, parse_history
+from synccli.history import Apply, Connect, RunStart, load_history, parse_history, reader
 from synccli.history.reader import HistoryFile
 
 GOOD = '{"t":0,"w":1,"c":null,"k":"run_start"}\n{"t":1,"w":2,"c":"c001","k":"connect"}\n'
@@ -109,6 +109,32 @@ def test_a_loaded_file_is_read_again_on_each_pass_with_first_and_last_kept(
     assert [e.t for e in history.entries.of_kinds(Connect)] == [1.0, 1.0]
     assert [e.client for e in history.entries.of_kinds(Apply)] == ["c001", "c002"]
     assert list(reversed(history.entries)) == list(history.entries)[::-1]
+
+
+@pytest.mark.parametrize("block", [7, 64, 1 << 23])
+def test_lines_of_kinds_are_found_across_blocks(
+    block: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``of_kinds`` searches the file a block at a time: lines cut by a block, a kind named
+    elsewhere in a line, spaces around the "k", a last line without its newline and a bad
+    line (named by its number) are all read as a pass over every line reads them."""
+    monkeypatch.setattr(reader, "_SCAN_BYTES", block)
+    path = tmp_path / "history.jsonl"
+    lines = [
+        '{"t":0,"w":1,"c":null,"k":"run_start","note":"connect"}',
+        '{"t": 1, "w": 2, "c": "c001", "k": "connect", "attempt": 1}',
+        APPLY.strip(),
+        '{"t":2,"w":3,"c":"c002","k":"connect","attempt":2}',
+    ]
+    path.write_text("\n".join(lines))
+    history = load_history(path)
+    assert [e.t for e in history.entries.of_kinds(Connect)] == [1.0, 2.0]
+    assert [e.w for e in history.entries.of_kinds(RunStart, Connect)] == [1.0, 2.0, 3.0]
+    path.write_text("\n".join([*lines[:3], lines[3].replace('"attempt":2', '"attempt":"x"')]))
+    with pytest.raises(ConfigError, match=r"history\.jsonl line 4: "):
+        list(HistoryFile(path, lazy=True).of_kinds(Connect))
+    with pytest.raises(ConfigError, match="no history at"):
+        list(HistoryFile(tmp_path / "missing.jsonl", lazy=True).of_kinds(Connect))
 
 
 def test_a_corrupt_line_in_a_loaded_file_is_reported_when_it_is_opened(tmp_path: Path) -> None:

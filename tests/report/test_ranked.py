@@ -8,8 +8,9 @@ from array import array
 
 import pytest
 
-from synccli.report import metrics
-from synccli.report.metrics import Ranked, percentiles
+from synccli.report import metrics, samples
+from synccli.report.metrics import percentiles
+from synccli.report.samples import Ranked, Spill
 
 
 @pytest.mark.parametrize("n", [1, 2, 6, 7, 8, 50, 333])
@@ -17,7 +18,7 @@ from synccli.report.metrics import Ranked, percentiles
 def test_every_rank_is_the_sorted_one(
     n: int, repeats: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(metrics, "_CHUNK", 7)
+    monkeypatch.setattr(samples, "_CHUNK", 7)
     rng = random.Random(n * 2 + repeats)
     xs = [rng.choice([1.0, 2.0, -3.5]) if repeats else rng.uniform(-5, 100) for _ in range(n)]
     ranked = Ranked(array("d", xs))
@@ -31,7 +32,7 @@ def test_chunked_percentiles_are_the_plain_ones(monkeypatch: pytest.MonkeyPatch)
     rng = random.Random(5)
     xs = array("d", (rng.expovariate(0.1) for _ in range(1000)))
     plain = percentiles(xs)
-    monkeypatch.setattr(metrics, "_CHUNK", 64)
+    monkeypatch.setattr(samples, "_CHUNK", 64)
     assert percentiles(xs) == plain and plain["count"] == 1000
 
 
@@ -51,7 +52,40 @@ def test_sorted_chunks_and_bins_give_every_rank(seed: int) -> None:
     ranked = binned.ranked()
     assert [ranked[k] for k in range(len(xs))] == sorted(xs) and len(ranked) == len(xs)
     assert percentiles(binned) == percentiles(xs)
-    bins = binned.sorted_bins()
+    bins = dict(binned.sorted_bins())
     assert len(bins) > 20
-    for i, samples in bins.items():
-        assert list(samples) == sorted(ms for w, ms in pairs if int((w - 100.0) // 2.0) == i)
+    for i, kept in bins.items():
+        assert list(kept) == sorted(ms for w, ms in pairs if int((w - 100.0) // 2.0) == i)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_spilled_runs_give_every_rank_bin_and_mean(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a tiny buffer and budget nearly every sample goes through the temporary file:
+    the ranks, the bins (also merged into coarser ones), the count and the mean are those
+    of the samples kept in memory."""
+    monkeypatch.setattr(samples, "_BUFFER", 5)
+    rng = random.Random(seed)
+    spill = Spill(budget=12)
+    binned = metrics.BinnedLatencies(100.0, 1.0, spill)
+    other = metrics.BinnedLatencies(100.0, 1.0, spill)  # a second store on the same file
+    pairs = [(100.0 + rng.uniform(-2, 30), rng.uniform(0, 50)) for _ in range(700)]
+    for w, ms in pairs:
+        binned.add(w, ms)
+        other.add(w, -ms)
+    xs = [ms for _, ms in pairs]
+    assert len(binned) == len(xs) and spill._written > 1000
+    ranked = binned.ranked()
+    assert [ranked[k] for k in range(len(xs))] == sorted(xs)
+    assert percentiles(binned) == percentiles(xs)
+    assert binned.mean() == pytest.approx(sum(xs) / len(xs), rel=1e-12)
+    assert percentiles(other)["max"] == round(-min(xs), 3)
+    for bin_s in (1.0, 3.0):
+        bins = dict(binned.sorted_bins(bin_s))
+        want: dict[int, list[float]] = {}
+        for w, ms in pairs:
+            want.setdefault(int((w - 100.0) // bin_s), []).append(ms)
+        assert {i: list(b) for i, b in bins.items()} == {i: sorted(v) for i, v in want.items()}
+    with pytest.raises(ValueError, match="cannot be made"):
+        dict(binned.sorted_bins(1.5))

@@ -16,7 +16,7 @@ import pytest
 
 from synccli.errors import ConfigError
 from synccli.history import fast_json, load_history, parse_history
-from synccli.report import check_run, load_truth
+from synccli.report import check_run, checker, load_truth, samples
 from synccli.report.summary import Summary, summarize
 from synccli.report.timeline import Timeline
 from tests.report import summary_reference
@@ -44,9 +44,8 @@ def _same(new: Summary, old: Summary) -> None:
     assert _excerpts(new.timeline) == _excerpts(old.timeline)
 
 
-@pytest.mark.parametrize("seed", range(60))
-def test_one_pass_summary_matches_the_one_it_replaced(
-    seed: int, decoder: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _matches_in_a_list_and_in_a_file(
+    seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run = _random_run(seed)
     history = run.history()
@@ -57,6 +56,36 @@ def test_one_pass_summary_matches_the_one_it_replaced(
     # The writer rounds t to the microsecond, which only run durations show.
     expected = summary_reference.summarize(load_history(compact), run.truth())
     _same(summarize(load_history(compact, lazy=True), run.truth()), expected)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_one_pass_summary_matches_the_one_it_replaced(
+    seed: int, decoder: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _matches_in_a_list_and_in_a_file(seed, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def tiny_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checker counts a walk's pairs as soon as one settles, with room for one more
+    apply time, and every few latency samples go through the temporary file: each path
+    that bounds a long run's memory is taken on runs of a few hundred records."""
+    monkeypatch.setattr(checker, "_SETTLE", 1)
+    monkeypatch.setattr(checker, "_ROOM", 1)
+    monkeypatch.setattr(samples, "_BUFFER", 2)
+    monkeypatch.setattr(samples, "DEFAULT_BUDGET", 3)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_counting_while_reading_matches_in_tiny_steps(
+    seed: int, tiny_steps: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _matches_in_a_list_and_in_a_file(seed, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.iterdir()))
+def test_recorded_runs_match_in_tiny_steps(name: str, tiny_steps: None) -> None:
+    test_recorded_runs_summary_and_timeline_match(name, "msgspec")
 
 
 def test_the_random_runs_have_excerpts_of_both_kinds() -> None:
