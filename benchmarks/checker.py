@@ -18,12 +18,10 @@ and peak RSS (``resource.getrusage``):
   loop`` and ``msgspec loop`` likewise with those decoders (when installed), ``msgspec
   batches`` the reader's fast path (``fast_json.decode_heads``: a batch of lines at once,
   only the envelope and the apply fields);
-- ``check``: ``load_history`` and ``check_records``, what the checker costs (counting
-  every pair at the end); ``check (json)`` the same with the standard library's decoder
-  only (no msgspec);
+- ``check``: ``load_history`` and ``check_records``, what the checker costs; ``check
+  (json)`` the same with the standard library's decoder only (no msgspec);
 - ``report``: ``check_run``, the whole summary (metrics, fault windows, timeline, verdict)
-  in one pass after a search for the fault lines, counting as it reads: its peak is what
-  must stay bounded;
+  in one pass after a search for the fault lines;
 - ``report (before)`` with ``--before``: the in-memory path this replaced (the whole file
   parsed into a list, each part reading it again, the reference checker and summary of
   tests/report), on the same history written in full, as before compact applies. It needs

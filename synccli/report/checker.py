@@ -27,8 +27,8 @@ applied seqs as a contiguous run plus the exceptions, and the first apply time p
 float array. Given its ``Accounting`` (the fault windows, read first), a walk counts its
 pairs as they settle and keeps the apply times of a few hundred seqs only; the latency
 samples go to a temporary file (``samples.Spill``). So a ``HistoryFile`` of any length is
-checked in bounded memory. Without it (``check_records``), every pair is counted at the end,
-from about 8 bytes per expected pair. Anomalies are kept per (client, date) and listed in
+checked in bounded memory (without it, every pair is counted at the end, from about 8
+bytes per expected pair). Anomalies are kept per (client, date) and listed in
 (client, date) order, as if each channel had been walked on its own.
 """
 
@@ -46,8 +46,9 @@ from typing import Any
 
 from synccli.history import Apply, Entry, Final, Record, SnapshotTaken, Subscribed
 from synccli.history.reader import HistoryFile, Row
-from synccli.report.metrics import TRACE_GRACE_S, DeliveryStats, FaultWindow
+from synccli.report.metrics import TRACE_GRACE_S, BinnedLatencies, DeliveryStats, FaultWindow
 from synccli.report.recovery import note_catch_up
+from synccli.report.samples import Spill
 from synccli.report.truth import ChannelTruth, Truth, iso_to_w
 
 ANOMALY_KINDS = ("lost", "duplicate", "out_of_order", "phantom", "epoch_mixup", "not_converged")
@@ -188,6 +189,17 @@ class Accounting:
     @property
     def on_time_s(self) -> float:
         return self.overall.on_time_s
+
+    @classmethod
+    def spilled(cls, on_time_s: float, windows: Sequence[FaultWindow], w0: float) -> Accounting:
+        """Counting into stats whose latency samples (the run's and each window's) go by
+        second from ``w0`` to one temporary file (``samples.Spill``): the timeline's bins
+        are whole seconds from the run's start."""
+        spill = Spill()
+        for window in windows:
+            window.stats.on_time_s = on_time_s
+            window.stats.binned = BinnedLatencies(w0, 1.0, spill)
+        return cls(DeliveryStats(on_time_s, binned=BinnedLatencies(w0, 1.0, spill)), windows)
 
 
 def commit_times(channel: ChannelTruth) -> array[float]:
@@ -629,19 +641,24 @@ def check_records(
     max_anomalies: int = 100,
 ) -> CheckResult:
     """Check every client of ``entries`` (a list or a ``HistoryFile``: read once, rarely
-    twice) against ``truth``. ``dates`` are the dates every client was meant to follow
-    (beyond those in its own records). Fills the delivery stats of ``windows`` with the
-    pairs whose event was committed inside them."""
+    twice) against ``truth``, in bounded memory (``Accounting.spilled``: the latency
+    samples by second from the first record). ``dates`` are the dates every client was
+    meant to follow (beyond those in its own records). Fills the delivery stats of
+    ``windows`` with the pairs whose event was committed inside them."""
     checker = Checker(truth, all_epochs=lambda: known_epochs(entries), max_anomalies=max_anomalies)
     walks, walk, feed = checker.walks, checker.walk, checker.feed
     with collector_paused():
         for rows in row_batches(entries):
+            if checker.accounting is None:
+                checker.accounting = Accounting.spilled(on_time_s, windows, rows[0][1])
             for _, w, client, r in rows:
                 if type(r) is Apply and client is not None:
                     (walks.get((client, r.date)) or walk(client, r.date)).apply(w, r)
                 else:
                     feed(w, client, r)
-        return checker.result(on_time_s=on_time_s, windows=windows, dates=dates)
+        if checker.accounting is None:  # no records
+            return checker.result(on_time_s=on_time_s, windows=windows, dates=dates)
+        return checker.result(on_time_s=on_time_s, dates=dates)
 
 
 def _account(walk: _ChannelWalk, lo: int, hi: int, accounting: Accounting) -> None:

@@ -11,6 +11,7 @@ known, the checker counts as it reads.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from synccli.history import Apply, ClientCreated, Entry, Fault, History, Record, RunStart
@@ -23,13 +24,10 @@ from synccli.report.checker import (
     row_batches,
 )
 from synccli.report.metrics import (
-    BinnedLatencies,
-    DeliveryStats,
     RecordCounter,
     TraceReader,
     WindowReader,
 )
-from synccli.report.samples import Spill
 from synccli.report.timeline import TimelineReader
 from synccli.report.truth import Truth
 
@@ -66,11 +64,15 @@ class Faults:
 
 
 def read_faults(history: History) -> Faults:
-    """The first ``run_start`` and the fault windows: a quick pass over the lines that
-    name them."""
+    """The first ``run_start`` and the fault windows: searches of the file for the lines
+    that name them (the first ``run_start`` is usually its first line)."""
     entries = history.entries
-    found = entries.of_kinds(RunStart, Fault) if isinstance(entries, HistoryFile) else entries
     faults = Faults(None, WindowReader())
+    if isinstance(entries, HistoryFile):
+        faults.start = next(entries.of_kinds(RunStart), None)  # type: ignore[assignment]
+        found: Iterable[Entry[Record]] = entries.of_kinds(Fault)
+    else:
+        found = entries
     for e in found:
         if isinstance(e.record, Fault):
             faults.windows.feed(e.t, e.w, e.record)
@@ -118,7 +120,9 @@ def _read(
             read.first_w = rows[0][1]
             if faults is not None:
                 w0 = faults.start.w if faults.start is not None else read.first_w
-                read.accounting = _accounting(read, on_time_s, w0)
+                windows = read.windows.windows(on_time_s)
+                read.accounting = Accounting.spilled(on_time_s, windows, w0)
+                read.checker.accounting = read.accounting
         for t, w, client, r in rows:
             if w > last_w:
                 last_w = w
@@ -140,16 +144,3 @@ def _read(
     if read.first_w is not None:
         read.last_w = last_w
     return read
-
-
-def _accounting(read: RunRead, on_time_s: float, w0: float) -> Accounting:
-    """Where the checker counts as it reads: the latency samples by second from ``w0``
-    (the timeline's bins are whole seconds from the run's start), the run's and each fault
-    window's, in one temporary file."""
-    spill = Spill()
-    windows = read.windows.windows(on_time_s)
-    for window in windows:
-        window.stats.binned = BinnedLatencies(w0, 1.0, spill)
-    overall = DeliveryStats(on_time_s, binned=BinnedLatencies(w0, 1.0, spill))
-    accounting = read.checker.accounting = Accounting(overall, windows)
-    return accounting

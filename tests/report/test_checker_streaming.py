@@ -22,7 +22,7 @@ from synccli.history.reader import HistoryFile
 from synccli.report import check_run, load_truth
 from synccli.report import checker as checker_module
 from synccli.report.checker import CheckResult
-from synccli.report.metrics import FaultWindow, fault_windows
+from synccli.report.metrics import BinnedLatencies, DeliveryStats, FaultWindow, fault_windows
 from synccli.report.summary import summarize
 from tests.report import checker_reference, summary_reference
 from tests.report.builders import BASE_W, Run
@@ -67,13 +67,20 @@ def _random_run(seed: int) -> Run:
     return run
 
 
+def _samples(stats: DeliveryStats) -> list[float]:
+    samples = stats.samples()
+    ordered = samples.ranked() if isinstance(samples, BinnedLatencies) else samples
+    return [ordered[i] for i in range(len(ordered))]
+
+
 def _result(result: CheckResult, windows: list[FaultWindow]) -> dict[str, Any]:
     overall = result.overall
     return {
         "clients": result.clients,
         "channels": [astuple(c) for c in result.channels],
         "overall": (overall.expected, overall.delivered, overall.steady, overall.on_time),
-        "latencies": list(overall.latencies_ms),
+        # By value: the order in which pairs are counted is not part of the result.
+        "latencies": sorted(_samples(overall)),
         "anomalies": [(a.to_dict(), a.w) for a in result.anomalies],
         "counts": dict(result.counts),
         "windows": [
@@ -81,7 +88,7 @@ def _result(result: CheckResult, windows: list[FaultWindow]) -> dict[str, Any]:
                 w.events_committed,
                 w.stats.expected,
                 w.stats.delivered,
-                list(w.stats.latencies_ms),
+                sorted(_samples(w.stats)),
                 dict(w.caught_up),
             )
             for w in windows
