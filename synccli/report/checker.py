@@ -197,7 +197,6 @@ class Accounting:
         are whole seconds from the run's start."""
         spill = Spill()
         for window in windows:
-            window.stats.on_time_s = on_time_s
             window.stats.binned = BinnedLatencies(w0, 1.0, spill)
         return cls(DeliveryStats(on_time_s, binned=BinnedLatencies(w0, 1.0, spill)), windows)
 

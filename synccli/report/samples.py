@@ -241,7 +241,7 @@ class SampleStore:
         self._buffers: dict[int, array[float]] = {}
         #: Per key (None: all keys), its runs in the spill: (offset, count).
         self._runs: dict[int | None, list[tuple[int, int]]] = {}
-        self._spilled = 0
+        #: The sum of each run of all keys.
         self._spilled_sums: list[float] = []
         self._sorted = False
 
@@ -276,7 +276,6 @@ class SampleStore:
         ``total``) were written at ``offset``."""
         self._runs.setdefault(key, []).append((offset, n))
         if key is None:
-            self._spilled += n
             self._spilled_sums.append(total)
 
     def _done(self) -> None:
@@ -289,7 +288,8 @@ class SampleStore:
 
     def __len__(self) -> int:
         waiting = sum(len(b) for s, _, b in self.spill._full if s is self)
-        return self._spilled + waiting + sum(len(b) for b in self._buffers.values())
+        spilled = sum(n for _, n in self._runs.get(None, ()))
+        return spilled + waiting + sum(len(b) for b in self._buffers.values())
 
     def mean(self) -> float | None:
         """The samples' mean (None: no samples)."""

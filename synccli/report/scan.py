@@ -23,11 +23,7 @@ from synccli.report.checker import (
     known_epochs,
     row_batches,
 )
-from synccli.report.metrics import (
-    RecordCounter,
-    TraceReader,
-    WindowReader,
-)
+from synccli.report.metrics import RecordCounter, TraceReader, WindowReader
 from synccli.report.timeline import TimelineReader
 from synccli.report.truth import Truth
 
@@ -50,7 +46,7 @@ class RunRead:
     #: The first record's time and the latest time in the run (None: no records).
     first_w: float | None = None
     last_w: float | None = None
-    #: Where the checker counted while reading (None: it counts in ``result``).
+    #: Where the checker counted while reading (set with the first records).
     accounting: Accounting | None = None
 
 
@@ -84,46 +80,43 @@ def read_faults(history: History) -> Faults:
 def read_run(
     history: History,
     truth: Truth,
+    faults: Faults,
     *,
-    faults: Faults | None = None,
-    on_time_s: float = 0.0,
+    on_time_s: float,
     max_anomalies: int = 100,
 ) -> RunRead:
-    """Read ``history`` once, checking it against ``truth`` as it goes. Given its
-    ``faults`` (``read_faults``), the checker counts each client's pairs while reading,
-    on time within ``on_time_s``: in bounded memory, the latency samples kept in a
-    temporary file (``samples.Spill``)."""
+    """Read ``history`` once, checking it against ``truth`` as it goes. With its
+    ``faults`` (``read_faults``) known, the checker counts each client's pairs while
+    reading, on time within ``on_time_s``: in bounded memory, the latency samples kept in
+    a temporary file (``samples.Spill``)."""
     with collector_paused():
         return _read(history, truth, faults, on_time_s, max_anomalies)
 
 
 def _read(
-    history: History,
-    truth: Truth,
-    faults: Faults | None,
-    on_time_s: float,
-    max_anomalies: int,
+    history: History, truth: Truth, faults: Faults, on_time_s: float, max_anomalies: int
 ) -> RunRead:
     entries = history.entries
     read = RunRead(
-        Checker(truth, all_epochs=lambda: known_epochs(entries), max_anomalies=max_anomalies)
+        Checker(truth, all_epochs=lambda: known_epochs(entries), max_anomalies=max_anomalies),
+        windows=faults.windows,
     )
-    if faults is not None:
-        read.windows = faults.windows
+    windows = read.windows.windows(on_time_s)
+
+    def count_into(w0: float) -> None:
+        # The samples by second from the run's start, as the timeline's bins are.
+        read.accounting = read.checker.accounting = Accounting.spilled(on_time_s, windows, w0)
+
     walks, walk, check = read.checker.walks, read.checker.walk, read.checker.feed
-    fault, trace = read.windows.feed, read.traces.feed
+    trace = read.traces.feed
     count, timeline = read.counter.feed, read.timeline.feed
     client_kinds = read.client_kinds
     last_w = -float("inf")
     for rows in row_batches(entries):
         if read.first_w is None:
             read.first_w = rows[0][1]
-            if faults is not None:
-                w0 = faults.start.w if faults.start is not None else read.first_w
-                windows = read.windows.windows(on_time_s)
-                read.accounting = Accounting.spilled(on_time_s, windows, w0)
-                read.checker.accounting = read.accounting
-        for t, w, client, r in rows:
+            count_into(faults.start.w if faults.start is not None else read.first_w)
+        for _, w, client, r in rows:
             if w > last_w:
                 last_w = w
             if type(r) is Apply and client is not None:
@@ -132,10 +125,7 @@ def _read(
             check(w, client, r)
             if client is not None:
                 client_kinds.add(type(r))
-            if type(r) is Fault:
-                if faults is None:
-                    fault(t, w, r)
-            elif type(r) is ClientCreated and r.browser:
+            if type(r) is ClientCreated and r.browser:
                 read.browser_clients += 1
                 read.browser_writers += r.writer
             trace(w, client, r)
@@ -143,4 +133,6 @@ def _read(
             timeline(w, client, r)
     if read.first_w is not None:
         read.last_w = last_w
+    else:  # no records
+        count_into(0.0)
     return read

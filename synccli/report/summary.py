@@ -24,6 +24,7 @@ from synccli.errors import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_INFRASTRUCTURE, 
 from synccli.history import (
     Connect,
     ConnectFailed,
+    Entry,
     Final,
     History,
     InfrastructureFailure,
@@ -36,7 +37,6 @@ from synccli.report.checker import CheckResult
 from synccli.report.metrics import (
     BinnedLatencies,
     Counters,
-    DeliveryStats,
     mean,
     nearest_rank,
     percentiles,
@@ -193,8 +193,7 @@ def infrastructure_error(
     return None
 
 
-def _config(history: History) -> dict[str, Any]:
-    start = history.first(RunStart)
+def _config(start: Entry[RunStart] | None) -> dict[str, Any]:
     config = start.record.config if start else None
     return config if isinstance(config, dict) else {}
 
@@ -213,29 +212,17 @@ def summarize(
     run config's ``thresholds``, then ``overrides``. ``on_time_s`` and ``expect_traces``
     default to the run config's values (``on_time_s``, ``expect_traces``)."""
     prelude = read_faults(history)
-    first = prelude.start.record.config if prelude.start else None
-    deadline = float(
-        on_time_s
-        or (first.get("on_time_s") if isinstance(first, dict) else None)
-        or DEFAULT_ON_TIME_S
-    )
-    read = read_run(history, truth, faults=prelude, on_time_s=deadline, max_anomalies=max_anomalies)
+    start = prelude.start
+    config = _config(start)
+    deadline = float(on_time_s or config.get("on_time_s") or DEFAULT_ON_TIME_S)
+    read = read_run(history, truth, prelude, on_time_s=deadline, max_anomalies=max_anomalies)
     records = history.entries
-    config = _config(history)
-    start = history.first(RunStart)
     end = history.last(RunEnd)
     listed = config.get("dates")
     dates = [d for d in listed if isinstance(d, str)] if isinstance(listed, list) else []
     windows = read.windows.windows(deadline)
     read.traces.count(windows)
-    if read.accounting is not None:
-        result = read.checker.result(on_time_s=deadline, dates=dates)
-    else:  # no records
-        w0, _, bin_s = read.timeline.bins(read.first_w, read.last_w)
-        overall = DeliveryStats(deadline, binned=BinnedLatencies(w0, bin_s))
-        result = read.checker.result(
-            on_time_s=deadline, windows=windows, dates=dates, overall=overall
-        )
+    result = read.checker.result(on_time_s=deadline, dates=dates)
     counters = read.counter.counters()
     scraped = history.last(ServerMetrics)
     server = scraped.record.metrics if scraped else None

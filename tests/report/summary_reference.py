@@ -81,7 +81,7 @@ def summarize(
     run config's ``thresholds``, then ``overrides``. ``on_time_s`` and ``expect_traces``
     default to the run config's values (``on_time_s``, ``expect_traces``)."""
     records = history.entries
-    config = _config(history)
+    config = _config(history.first(RunStart))
     start = history.first(RunStart)
     end = history.last(RunEnd)
     deadline = float(on_time_s or config.get("on_time_s") or DEFAULT_ON_TIME_S)

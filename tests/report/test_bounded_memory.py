@@ -46,7 +46,7 @@ def test_a_long_run_is_read_in_bounded_memory(
     run = _long_run()
     folder = run.write(tmp_path / "run")
     history = load_history(folder / "history.jsonl", lazy=True)
-    read = read_run(history, run.truth(), faults=read_faults(history), on_time_s=1.0)
+    read = read_run(history, run.truth(), read_faults(history), on_time_s=1.0)
     walks = read.checker.walks
     room = checker._ROOM + checker._SETTLE
     for client in ("c001", "c002"):
