@@ -53,3 +53,12 @@ def simulate_scenario(
     summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
     assert result.returncode == 0, (summary["reasons"], result.stdout[-2000:], result.stderr)
     return summary
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``--dist loadgroup``), the end-to-end runs and the namespace tests
+    go one after another on one worker: each is a server, clients and a proxy that want the
+    machine's cores, and their time budgets assume they have them. The rest spread."""
+    for item in items:
+        if item.get_closest_marker("slow") or item.get_closest_marker("netns"):
+            item.add_marker(pytest.mark.xdist_group("end-to-end"))
