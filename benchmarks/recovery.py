@@ -38,6 +38,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 from tabulate import tabulate
@@ -227,7 +228,7 @@ async def one_run(config: RunConfig, clients: int, variant: str) -> Row:
             sampler.cancel()
     summary = outcome.summary
     heal, cut, attempts, connects = history_counts(outcome.run_dir, config.scenario.groups)
-    window = next((f for f in summary.faults if f.get("recovery")), {})
+    window: dict[str, Any] = next((f for f in summary.faults if f.get("recovery")), {})
     recovery = window.get("recovery") or {"behind": 0, "never": 0, "ms": {}}
     cpu_1s, cpu_peak = cpu_after(samples, heal, 1.0)
     harness.append((time.monotonic() - sim.t0, {os.getpid(): cpu_seconds(os.getpid()) or 0.0}))

@@ -77,7 +77,7 @@ async def _resume(url: str, epoch: str, since: int) -> float:
         started = time.perf_counter()
         await _subscribe(ws, state)
         ack = state.take_ack()
-        assert ack is not None and ack.seq > since, "nothing was resumed"
+        assert ack is not None and ack.seq is not None and ack.seq > since, "nothing was resumed"
         await ws.send(dumps(ack.to_wire()))
         return time.perf_counter() - started
 

@@ -37,7 +37,7 @@ def test_all_is_unique_and_what_a_star_import_gives() -> None:
 
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no_such_name"):
-        synccli.no_such_name  # type: ignore[attr-defined]  # noqa: B018
+        synccli.no_such_name  # noqa: B018
 
 
 def test_importing_the_package_does_not_load_the_server_store_or_websockets() -> None:

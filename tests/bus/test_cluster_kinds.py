@@ -42,8 +42,11 @@ def call(kind: str, targets: FaultTargets, **attrs: Any) -> FaultCall:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_without_a_cluster_each_kind_fails_cleanly(kind: str) -> None:
+    async def apply() -> None:
+        await RUNNERS[kind](call(kind, FaultTargets()))
+
     with pytest.raises(FaultError, match="needs a cluster: run with --nodes 2"):
-        asyncio.run(RUNNERS[kind](call(kind, FaultTargets())))
+        asyncio.run(apply())
 
 
 def test_the_node_is_counted_from_one_or_seeded(tmp_path: Path) -> None:

@@ -232,8 +232,8 @@ def test_the_client_id_query_is_kept_only_when_valid() -> None:
 @aio
 async def test_writes_through_the_server_record_the_connection_s_client(tmp_path: Path) -> None:
     async with running_server(tmp_path) as server:
-        result = await update_state(server.url, appt(1), "Present", request_id="op-1")
-        assert result.ok
+        written = await update_state(server.url, appt(1), "Present", request_id="op-1")
+        assert written.ok
         async with client(server) as anonymous:
             assert (await anonymous.write(2, request_id="anon-1"))["ok"]
         async with connect(with_client_id(server.url, "c7"), compression=None) as ws:

@@ -98,6 +98,7 @@ def test_redaction_goes_on_synccli_s_own_handler_only() -> None:
     try:
         configure_logging("info")
         (ours,) = own_handlers()
+        assert isinstance(ours, logging.StreamHandler)
         out = io.StringIO()
         ours.setStream(out)
         root.addHandler(foreign)

@@ -7,6 +7,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
@@ -29,7 +30,7 @@ def closed_port() -> int:
 
 
 @asynccontextmanager
-async def client(url: str, **kw: object) -> AsyncIterator[RecordingSink]:
+async def client(url: str, **kw: Any) -> AsyncIterator[RecordingSink]:
     sink = RecordingSink()
     simulated = SimulatedClient(client_config("c001", url, seed=4, **kw), sink)
     simulated.start()

@@ -333,4 +333,4 @@ def test_toxiproxy_python_client(toxiproxy_url: str, api: Api, echo: Upstream) -
     assert server.destroy(proxy) is True
     assert server.get_proxy(name) is None
     with pytest.raises(OSError):
-        socket.create_connection(tuple(proxy.listen.rsplit(":", 1)), timeout=1)  # type: ignore[arg-type]
+        socket.create_connection(tuple(proxy.listen.rsplit(":", 1)), timeout=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from synccli.harness.run import server_options
 from synccli.harness.scenario import FaultSpec, ServerOptions
@@ -13,6 +13,11 @@ from synccli.harness.schedule import FaultRunner, FaultTargets
 from synccli.harness.server_process import parse_prometheus
 from synccli.history import Record, Resync
 from tests.conftest import seconds
+
+if TYPE_CHECKING:
+    from synccli.faults.loss import LossLink
+    from synccli.faults.toxiproxy import ToxiproxyFaults
+    from synccli.harness.server_process import ServerProcess
 
 
 class Recorder:
@@ -24,7 +29,8 @@ class Recorder:
 
 
 class FakeProxies:
-    """Stands in for ToxiproxyFaults' call surface, recording what was asked."""
+    """Stands in for ToxiproxyFaults' call surface, recording what was asked (cast to it
+    where ``FaultTargets`` takes it, as the other fakes are to what they stand in for)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
@@ -62,7 +68,8 @@ def test_a_toxic_on_both_streams_is_applied_then_healed() -> None:
     proxies, history = FakeProxies(), Recorder()
     spec = FaultSpec(at_s=0, for_s=0.01, kind="latency", target=1.0, stream="both",
                      attrs={"latency": 10}, name="slow")  # fmt: skip
-    _run(FaultRunner((spec,), FaultTargets(proxies=proxies, groups=2), history, seed=1))
+    targets = FaultTargets(proxies=cast("ToxiproxyFaults", proxies), groups=2)
+    _run(FaultRunner((spec,), targets, history, seed=1))
     assert [c[0] for c in proxies.calls] == ["add", "add", "remove", "remove"]
     assert {c[3] for c in proxies.calls[:2]} == {"upstream", "downstream"}
     assert [r["phase"] for r in history.records] == ["start", "end"]
@@ -89,7 +96,8 @@ def test_a_fault_that_cannot_be_applied_is_recorded_and_counted() -> None:
 def test_heal_all_heals_what_is_active_once() -> None:
     proxies, history = FakeProxies(), Recorder()
     spec = FaultSpec(at_s=0, for_s=30, kind="down", name="outage")
-    runner = FaultRunner((spec,), FaultTargets(proxies=proxies, groups=1), history, seed=1)
+    targets = FaultTargets(proxies=cast("ToxiproxyFaults", proxies), groups=1)
+    runner = FaultRunner((spec,), targets, history, seed=1)
 
     async def scenario() -> None:
         task = asyncio.create_task(runner.run(time.monotonic()))
@@ -142,7 +150,8 @@ def test_packet_loss_uses_the_stream_and_records_the_drops_of_its_window() -> No
     history, netns = Recorder(), FakeNetns(per_rule=42)
     spec = FaultSpec(at_s=0, for_s=0.01, kind="packet_loss", stream="downstream",
                      attrs={"percent": 10}, name="loss")  # fmt: skip
-    _run(FaultRunner((spec,), FaultTargets(netns=netns, groups=1), history, seed=1))
+    targets = FaultTargets(netns=cast("LossLink", netns), groups=1)
+    _run(FaultRunner((spec,), targets, history, seed=1))
     assert netns.rules == [(10.0, "downstream")]
     end = history.records[-1]
     assert (end["phase"], end["evidence"]) == ("end", {"packets_dropped": 42})
@@ -162,7 +171,8 @@ class FakeServer:
 def test_the_window_opens_before_the_fault_acts() -> None:
     history = Recorder()
     spec = FaultSpec(at_s=0, for_s=0, kind="epoch_reset", name="reset")
-    targets = FaultTargets(server=FakeServer(history), dates=("2026-11-26",))
+    server = cast("ServerProcess", FakeServer(history))
+    targets = FaultTargets(server=server, dates=("2026-11-26",))
     _run(FaultRunner((spec,), targets, history, seed=1))
     assert [(r["k"], r.get("phase")) for r in history.records] == [
         ("fault", "start"),
@@ -192,7 +202,8 @@ def test_db_fault_is_dispatched_with_its_attributes_and_counts_its_errors() -> N
     history, server = Recorder(), FakeDbServer()
     spec = FaultSpec(at_s=0, for_s=0.01, kind="db_fault", name="dl",
                      attrs={"mode": "deadlock", "rate": 0.5, "delay_ms": 0})  # fmt: skip
-    runner = FaultRunner((spec,), FaultTargets(server=server), history, seed=9)
+    targets = FaultTargets(server=cast("ServerProcess", server))
+    runner = FaultRunner((spec,), targets, history, seed=9)
     _run(runner)
     assert server.calls == [
         ("db-fault", {"mode": "deadlock", "seed": 9, "rate": 0.5, "delay_ms": 0}),
@@ -229,7 +240,8 @@ def test_the_heal_is_due_at_its_scheduled_time_however_long_the_apply_took() -> 
     proxies, history = SlowProxies(apply_s), Recorder()
     spec = FaultSpec(at_s=at_s, for_s=for_s, kind="down", name="outage")
     t0 = time.monotonic()
-    asyncio.run(FaultRunner((spec,), FaultTargets(proxies=proxies, groups=1), history, 1).run(t0))
+    targets = FaultTargets(proxies=cast("ToxiproxyFaults", proxies), groups=1)
+    asyncio.run(FaultRunner((spec,), targets, history, 1).run(t0))
     (_, disabled_at), (enabled, healed_at) = proxies.at
     assert enabled and disabled_at - t0 >= at_s + apply_s
     # Counting ``for_s`` from the end of the apply would heal ``apply_s`` late.
@@ -240,7 +252,8 @@ def test_the_heal_is_due_at_its_scheduled_time_however_long_the_apply_took() -> 
 def test_a_run_ending_while_a_fault_is_applied_still_heals_it() -> None:
     proxies, history = SlowProxies(seconds(0.5)), Recorder()
     spec = FaultSpec(at_s=0, for_s=30, kind="down", name="outage")
-    runner = FaultRunner((spec,), FaultTargets(proxies=proxies, groups=1), history, seed=1)
+    targets = FaultTargets(proxies=cast("ToxiproxyFaults", proxies), groups=1)
+    runner = FaultRunner((spec,), targets, history, seed=1)
 
     async def scenario() -> None:
         task = asyncio.create_task(runner.run(time.monotonic()))

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _records(run_dir: Path) -> list[dict[str, object]]:
+def _records(run_dir: Path) -> list[dict[str, Any]]:
     lines = (run_dir / "history.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines if line.strip()]
 

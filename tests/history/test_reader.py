@@ -128,6 +128,7 @@ def test_lines_of_kinds_are_found_across_blocks(
     ]
     path.write_text("\n".join(lines))
     history = load_history(path)
+    assert isinstance(history.entries, HistoryFile)
     assert [e.t for e in history.entries.of_kinds(Connect)] == [1.0, 2.0]
     assert [e.w for e in history.entries.of_kinds(RunStart, Connect)] == [1.0, 2.0, 3.0]
     path.write_text("\n".join([*lines[:3], lines[3].replace('"attempt":2', '"attempt":"x"')]))

@@ -189,7 +189,7 @@ def _replace_somewhere(value: Any, path: list[int], new: Any) -> Any:
     keys = list(value) if isinstance(value, dict) else list(range(len(value)))
     key = keys[path[0] % len(keys)]
     copy = dict(value) if isinstance(value, dict) else list(value)
-    copy[key] = _replace_somewhere(value[key], path[1:], new)  # type: ignore[index]
+    copy[key] = _replace_somewhere(value[key], path[1:], new)
     return copy
 
 

@@ -273,7 +273,7 @@ def _known_epochs(entries: Iterable[Entry[Record]]) -> dict[str, set[str]]:
 
 
 def check_records(
-    entries: list[Entry[Record]],
+    entries: Sequence[Entry[Record]],
     truth: Truth,
     *,
     on_time_s: float,

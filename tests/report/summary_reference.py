@@ -30,7 +30,7 @@ from synccli.history import (
     SnapshotTaken,
     Subscribed,
 )
-from synccli.report.checker import Anomaly, CheckResult
+from synccli.report.checker import Anomaly as CheckerAnomaly
 from synccli.report.client_view import Step, steps_of
 from synccli.report.client_view import near as steps_near
 from synccli.report.metrics import (
@@ -43,17 +43,16 @@ from synccli.report.metrics import (
     server_metric,
 )
 from synccli.report.recovery import overall_recovery, window_recovery
-from synccli.report.summary import (
-    DEFAULT_ON_TIME_S,
-    Summary,
+from synccli.report.summary import DEFAULT_ON_TIME_S, Summary, _config, _flat_metrics
+from synccli.report.thresholds import (
+    DEFAULT_THRESHOLDS,
+    INVARIANTS,
+    Threshold,
     ThresholdResult,
-    _config,
-    _flat_metrics,
     evaluate,
     merge,
     parse_thresholds,
 )
-from synccli.report.thresholds import DEFAULT_THRESHOLDS, INVARIANTS, Threshold
 from synccli.report.timeline import (
     EXCERPT_RECORDS,
     EXCERPT_S,
@@ -65,7 +64,7 @@ from synccli.report.timeline import (
     _bin_size,
 )
 from synccli.report.truth import Truth
-from tests.report.checker_reference import check_records
+from tests.report.checker_reference import Anomaly, CheckResult, check_records
 
 
 def summarize(
@@ -267,7 +266,11 @@ def _excerpt(
     rows = [(round(e.w - w0, 3), json.dumps(e.record.to_json(), sort_keys=True)) for e in near]
     t = None if at is None else round(at - w0, 3)
     around = [] if steps is None or anomaly.seq is None else steps_near(steps, anomaly.seq)
-    return Excerpt(anomaly, t, rows, around)
+    # The timeline holds the checker's Anomaly; the reference's own has the same fields.
+    shown = CheckerAnomaly(
+        anomaly.kind, anomaly.client, anomaly.date, anomaly.seq, anomaly.detail, anomaly.w
+    )
+    return Excerpt(shown, t, rows, around)
 
 
 def build_timeline(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from synccli.history import RunEnd
 from synccli.report.summary import summarize
 from tests.report.builders import BASE_W, Run, clean_run
 
@@ -48,8 +49,11 @@ def test_history_cut_short_without_finals_is_inconclusive() -> None:
 def test_interrupted_run_is_inconclusive() -> None:
     run = clean_run(clients=1, events=2)
     history = run.history()
-    end = history.entries[-1]
-    history.entries[-1] = replace(end, record=replace(end.record, interrupted=True))
+    entries = history.entries
+    assert isinstance(entries, list)  # a parsed history: its entries can be replaced
+    end = entries[-1]
+    assert isinstance(end.record, RunEnd)
+    entries[-1] = replace(end, record=replace(end.record, interrupted=True))
     assert summarize(history, run.truth()).verdict == "inconclusive"
 
 

@@ -23,6 +23,7 @@ import pytest
 from click.testing import CliRunner
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Origin
 
 from synccli.cli.main import cli
 from synccli.errors import ConfigError
@@ -250,10 +251,10 @@ async def test_foreign_origin_gets_403_at_the_upgrade(tmp_path: Path) -> None:
     allowed = ("https://board.clinic.example",)
     async with running_server(tmp_path, allowed_origins=allowed) as server:
         with pytest.raises(InvalidStatus) as refused:
-            await connect(server.url, origin="https://evil.example")
+            await connect(server.url, origin=Origin("https://evil.example"))
         assert refused.value.response.status_code == 403
         for origin in (allowed[0], f"http://127.0.0.1:{server.port}"):
-            async with connect(server.url, origin=origin) as ws:
+            async with connect(server.url, origin=Origin(origin)) as ws:
                 assert (await Client(ws).subscribe())["type"] == "subscribed"
         async with connect(server.url) as ws:  # not a browser: no Origin
             assert (await Client(ws).subscribe())["type"] == "subscribed"
@@ -261,7 +262,7 @@ async def test_foreign_origin_gets_403_at_the_upgrade(tmp_path: Path) -> None:
         assert server.services.metrics.counts["origin_refused_total"] == 1
     async with (
         running_server(tmp_path) as server,
-        connect(server.url, origin="https://evil.example") as ws,
+        connect(server.url, origin=Origin("https://evil.example")) as ws,
     ):
         assert (await Client(ws).subscribe())["type"] == "subscribed"  # loopback, no list
 
@@ -437,7 +438,8 @@ def test_tokens_never_appear_in_the_log_at_debug_level(tmp_path: Path, mode: str
             await Client(ws).write(1)
         async with connect(url, additional_headers=bearer(good)) as ws:
             await Client(ws).subscribe()
-        for attempt in ({"additional_headers": bearer(wrong)}, {}):
+        attempts: tuple[dict[str, Any], ...] = ({"additional_headers": bearer(wrong)}, {})
+        for attempt in attempts:
             target = url if attempt else f"{url}?token={wrong}"
             with pytest.raises(InvalidStatus):
                 await connect(target, **attempt)

@@ -204,7 +204,8 @@ def _serves_again(port: int) -> bool:
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/livez", timeout=2) as r:
-                return r.status == 200
+                status: int = r.status
+                return status == 200
         except OSError:
             time.sleep(0.1)  # polling another process, bounded by the deadline
     return False

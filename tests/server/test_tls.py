@@ -38,6 +38,7 @@ def https_get(url: str, context: ssl.SSLContext) -> tuple[int, str]:
 async def test_wss_end_to_end_with_a_self_signed_certificate(tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path / "tls")
     trust = client_context("wss://x", str(cert))
+    assert trust is not None  # a wss:// URL's context
     async with running_server(tmp_path, tls_cert=str(cert), tls_key=str(key)) as server:
         assert server.url.startswith("wss://127.0.0.1:")
         async with (

@@ -209,7 +209,12 @@ def test_a_patient_name_is_rendered_as_text(browser: Any, board: Board) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     wide = open_page(browser, board.page_url())
     dialogs: list[str] = []
-    wide.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    wide.on("dialog", on_dialog)
     assert row(wide, 1).locator(".patient").inner_text() == XSS_NAME
     assert wide.locator("#rows img").count() == 0
     clicks = [("Check in", 2), ("Check in", 3), ("Seat", 2), ("No-show", 4), ("Cancel", 5)]

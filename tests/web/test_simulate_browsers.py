@@ -92,7 +92,7 @@ def test_browsers_are_clients_of_a_run(tmp_path: Path, browser: object) -> None:
         for e in history
         if isinstance(e.record, WriteResult)
         and e.record.ok
-        and sent.get(e.record.request_id, "").startswith("b")
+        and (sent.get(e.record.request_id) or "").startswith("b")
     }
     assert {sent[rid] for rid in confirmed} == {"b000", "b001"}
     with sqlite3.connect(out / "synccli.db") as db:
