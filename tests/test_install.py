@@ -7,6 +7,7 @@ the fault layer must all come from the wheel and its declared dependencies.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import venv
@@ -55,26 +56,37 @@ class Installed:
         )
 
 
+#: What the wheel is built from: the project's metadata and the package, nothing else.
+SOURCES = ("pyproject.toml", "README.md", "LICENSE", "synccli")
+#: Files a run, a cache or an interpreter leaves in the package folder.
+GENERATED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+
+
+def _run(argv: list[str]) -> None:
+    """``argv``, which must succeed; its output in the failure if it does not."""
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds(300))
+    assert done.returncode == 0, (argv, done.stdout[-2000:], done.stderr[-4000:])
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     base = tmp_path_factory.mktemp("install")
+    # Built from a copy: the build writes into its source folder and walks it, and the
+    # checkout changes meanwhile (other tests write caches and run folders there).
+    source = base / "source"
+    source.mkdir()
+    for name in SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, source / name, ignore=GENERATED)
+        else:
+            shutil.copy2(ROOT / name, source / name)
     dist = base / "dist"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(ROOT)],
-        check=True,
-        capture_output=True,
-        timeout=seconds(300),
-    )
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(source)])
     (wheel,) = dist.glob("synccli-*.whl")
     env_dir = base / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     bin_dir = env_dir / "bin"
-    subprocess.run(
-        [str(bin_dir / "pip"), "install", "-q", str(wheel)],
-        check=True,
-        capture_output=True,
-        timeout=seconds(300),
-    )
+    _run([str(bin_dir / "pip"), "install", "-q", str(wheel)])
     workdir = base / "elsewhere"
     workdir.mkdir()
     yield Installed(wheel, bin_dir, workdir)
