@@ -29,13 +29,17 @@ def _json_loads(text: str) -> Any:
 
 
 if msgspec is not None:
+    #: What a ``Head`` holds for an envelope field the line does not have.
+    MISSING: Any = msgspec.UNSET
 
     class Head(msgspec.Struct, kw_only=True, gc=False):
-        """A line's envelope and, for an ``apply``, its fields (``seq`` None: a reference)."""
+        """A line's envelope and, for an ``apply``, its fields (``seq`` None: a reference).
+        The envelope's fields are ``MISSING`` when absent, so that a reference line (exactly
+        the envelope, ``k`` and ``ref``) is told from an ``apply`` missing its fields."""
 
-        t: float = 0.0
-        w: float = 0.0
-        c: str | None = None
+        t: float | msgspec.UnsetType = msgspec.UNSET
+        w: float | msgspec.UnsetType = msgspec.UNSET
+        c: str | msgspec.UnsetType | None = msgspec.UNSET
         k: str
         ref: str | None = None
         date: str | None = None
@@ -67,6 +71,7 @@ if msgspec is not None:
     decode_heads: Callable[[Sequence[str]], list[Any] | None] = _decode_heads
 else:  # pragma: no cover
     loads = _json_loads
+    MISSING = object()
 
     def decode_heads(lines: Sequence[str]) -> list[Any] | None:
         return None

@@ -300,13 +300,17 @@ class _Pass:
         first, last = self.first, self.last
         rows: list[Row] = []
         append = rows.append
+        missing = fast_json.MISSING
         last_ref: Row | None = None  # the last reference row after the batch's last other apply
         row: Row
         for i, h in enumerate(heads):
-            if h.k == "apply":
+            if h.k == "apply" and h.t is not missing and h.w is not missing and h.c is not missing:
                 if h.seq is None:
                     record = defs.get(h.ref) if h.date is None and h.epoch is None else None
-                    if record is not None:
+                    # Exactly a reference's five fields: t, w, c, k and ref are there, and with
+                    # four commas in the line there is no other (a comma in a string takes the
+                    # general path below, which reads the line as it always did).
+                    if record is not None and batch[i].count(",") == 4:
                         last_ref = h.t, h.w, h.c, record
                         append(last_ref)
                         continue

@@ -153,6 +153,7 @@ def test_a_corrupt_line_in_a_loaded_file_is_reported_when_it_is_opened(tmp_path:
         '{"t": 3, "w": 4, "c": "c002", "k": "apply", "ref": "7.0.0"}',
         '{"t":3,"w":4,"c":"c\\u0030\\"2","k":"apply","ref":"7.0.0"}',
         '{"w":4,"t":3,"c":"c002","k":"apply","ref":"7.0.0"}',
+        '{"t":3,"w":4,"c":"c,2","k":"apply","ref":"7.0.0"}',
     ],
 )
 def test_reference_lines_mean_the_same_however_they_are_spelled(line: str, tmp_path: Path) -> None:
@@ -167,3 +168,30 @@ def test_reference_lines_mean_the_same_however_they_are_spelled(line: str, tmp_p
         entry = entries[1]
         assert (entry.t, entry.w, entry.client) == want
         assert entry.record is entries[0].record
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"t":3,"w":4,"c":"c002","k":"apply","ref":"7.0.0","extra":1}',
+        '{"t":3,"w":4,"c":"c002","k":"apply","ref":"7.0.0","state":"Present"}',
+        '{"t":3,"w":4,"c":"c002","k":"apply","ref":"7.0.0","replay":true}',
+        '{"w":4,"c":"c002","k":"apply","ref":"7.0.0"}',
+        '{"t":3,"w":4,"k":"apply","ref":"7.0.0"}',
+        '{"t":3,"w":4,"c":"c002","k":"apply","ref":"7.0.0","date":null}',
+        '{"t":3,"w":4,"c":"c002","k":"apply","ref":"7.0.0","x":{"y":1}}',
+        '{"t":3,"w":4,"c":"c002","k":"apply","ref":"7.0.0","x":"a,b"}',
+    ],
+)
+def test_a_reference_line_with_a_field_more_or_less_is_corrupt_on_every_path(
+    line: str, tmp_path: Path
+) -> None:
+    """A reference is exactly the envelope and ``ref``: anything else with a ``ref`` and no
+    ``date`` is an apply missing its fields, whichever decoder reads the file."""
+    path = tmp_path / "history.jsonl"
+    path.write_text(APPLY + line + "\n" + GOOD)
+    with pytest.raises(ConfigError, match=r"line 2: history record 'apply' has (no|a) 'date'") as a:
+        parse_history(APPLY + line + "\n" + GOOD)
+    with pytest.raises(ConfigError) as b:
+        load_history(path)  # in batches, msgspec's where it is installed
+    assert str(b.value) == f"{path} {str(a.value).removeprefix('history.jsonl ')}"
