@@ -71,8 +71,8 @@ def _run(argv: list[str]) -> None:
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     base = tmp_path_factory.mktemp("install")
-    # Built from a copy: the build writes into its source folder and walks it, and the
-    # checkout changes meanwhile (other tests write caches and run folders there).
+    # Built from a copy: the build writes into its source folder and walks all of it, and a
+    # copy keeps it apart from whatever else runs in the checkout meanwhile.
     source = base / "source"
     source.mkdir()
     for name in SOURCES:
