@@ -10,7 +10,13 @@ import pytest
 
 from synccli.report import metrics, samples
 from synccli.report.metrics import percentiles
-from synccli.report.samples import Ranked, Spill
+from synccli.report.samples import Ordered, Ranked, Spill
+
+
+def values(ordered: Ordered) -> list[float]:
+    """Every sample of ``ordered``, by position (``Ordered`` promises positions, not
+    iteration)."""
+    return [ordered[k] for k in range(len(ordered))]
 
 
 @pytest.mark.parametrize("n", [1, 2, 6, 7, 8, 50, 333])
@@ -55,9 +61,7 @@ def test_sorted_chunks_and_bins_give_every_rank(seed: int) -> None:
     bins = dict(binned.sorted_bins())
     assert len(bins) > 20
     for i, kept in bins.items():
-        assert [kept[k] for k in range(len(kept))] == sorted(
-            ms for w, ms in pairs if int((w - 100.0) // 2.0) == i
-        )
+        assert values(kept) == sorted(ms for w, ms in pairs if int((w - 100.0) // 2.0) == i)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -88,7 +92,6 @@ def test_spilled_runs_give_every_rank_bin_and_mean(
         want: dict[int, list[float]] = {}
         for w, ms in pairs:
             want.setdefault(int((w - 100.0) // bin_s), []).append(ms)
-        got = {i: [b[k] for k in range(len(b))] for i, b in bins.items()}
-        assert got == {i: sorted(v) for i, v in want.items()}
+        assert {i: values(b) for i, b in bins.items()} == {i: sorted(v) for i, v in want.items()}
     with pytest.raises(ValueError, match="cannot be made"):
         dict(binned.sorted_bins(1.5))
