@@ -5,8 +5,8 @@
 one call into ``Head`` objects holding only the envelope and the fields of an ``apply``
 (every other field is skipped without being built): about ten times ``json.loads`` per line.
 It returns None when msgspec is missing or when any line of the batch is not a valid line
-of that shape (not JSON, blank, a field of an unexpected type): the caller then takes the
-line-by-line path, which reports the problem exactly as before.
+of that shape (not JSON, blank, no envelope, a field of an unexpected type): the caller
+then takes the line-by-line path, which reports the problem exactly as before.
 """
 
 from __future__ import annotations
@@ -29,17 +29,15 @@ def _json_loads(text: str) -> Any:
 
 
 if msgspec is not None:
-    #: What a ``Head`` holds for an envelope field the line does not have.
-    MISSING: Any = msgspec.UNSET
 
     class Head(msgspec.Struct, kw_only=True, gc=False):
         """A line's envelope and, for an ``apply``, its fields (``seq`` None: a reference).
-        The envelope's fields are ``MISSING`` when absent, so that a reference line (exactly
-        the envelope, ``k`` and ``ref``) is told from an ``apply`` missing its fields."""
+        The envelope is required: the writer writes it on every line, and a batch with a
+        line without it is read line by line (which gives it the defaults it always did)."""
 
-        t: float | msgspec.UnsetType = msgspec.UNSET
-        w: float | msgspec.UnsetType = msgspec.UNSET
-        c: str | msgspec.UnsetType | None = msgspec.UNSET
+        t: float
+        w: float
+        c: str | None
         k: str
         ref: str | None = None
         date: str | None = None
@@ -71,7 +69,6 @@ if msgspec is not None:
     decode_heads: Callable[[Sequence[str]], list[Any] | None] = _decode_heads
 else:  # pragma: no cover
     loads = _json_loads
-    MISSING = object()
 
     def decode_heads(lines: Sequence[str]) -> list[Any] | None:
         return None

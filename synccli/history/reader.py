@@ -300,17 +300,16 @@ class _Pass:
         first, last = self.first, self.last
         rows: list[Row] = []
         append = rows.append
-        missing = fast_json.MISSING
         last_ref: Row | None = None  # the last reference row after the batch's last other apply
         row: Row
-        for i, h in enumerate(heads):
-            if h.k == "apply" and h.t is not missing and h.w is not missing and h.c is not missing:
+        for i, (line, h) in enumerate(zip(batch, heads, strict=True)):
+            if h.k == "apply":
                 if h.seq is None:
-                    record = defs.get(h.ref) if h.date is None and h.epoch is None else None
                     # Exactly a reference's five fields: t, w, c, k and ref are there, and with
                     # four commas in the line there is no other (a comma in a string takes the
                     # general path below, which reads the line as it always did).
-                    if record is not None and batch[i].count(",") == 4:
+                    record = defs.get(h.ref)
+                    if record is not None and line.count(",") == 4:
                         last_ref = h.t, h.w, h.c, record
                         append(last_ref)
                         continue
@@ -334,7 +333,7 @@ class _Pass:
                         continue
             # Any other line, or an apply that is not right: the general path, which reads
             # it as it always did (and names what is wrong with it).
-            data = _parse(batch[i])
+            data = _parse(line)
             assert data is not None, "decode_heads accepted a line _parse does not"
             try:
                 row = self.decoder.row(data)

@@ -68,6 +68,10 @@ class BinnedLatencies:
         """``add`` with its lookups made once, for a loop over millions of samples."""
         return self.store.adder(self.w0, self.bin_s)
 
+    def extender(self) -> Callable[[Sequence[float], Sequence[float]], None]:
+        """``adder`` for many samples at once (``SampleStore.extender``)."""
+        return self.store.extender(self.w0, self.bin_s)
+
     def __len__(self) -> int:
         return len(self.store)
 
@@ -177,6 +181,19 @@ class DeliveryStats:
         def keep(applied_w: float, ms: float) -> None:
             latencies.append(ms)
             applied_at.append(applied_w)
+
+        return keep
+
+    def extender(self) -> Callable[[Sequence[float], Sequence[float]], None]:
+        """``sampler`` for many samples at once: called with the times they were applied
+        and their latencies in milliseconds, in step."""
+        if self.binned is not None:
+            return self.binned.extender()
+        latencies, applied_at = self.latencies_ms, self.applied_at
+
+        def keep(applied_ws: Sequence[float], mss: Sequence[float]) -> None:
+            latencies.extend(mss)
+            applied_at.extend(applied_ws)
 
         return keep
 

@@ -265,6 +265,46 @@ class SampleStore:
 
         return add
 
+    def extender(
+        self, w0: float, bin_s: float
+    ) -> Callable[[Sequence[float], Sequence[float]], None]:
+        """``adder`` for many samples at once: a function of ``(applied_ws, mss)`` that keeps
+        the same samples in the same order as calling the adder on each pair would (the same
+        buffers handed to the spill at the same points). Applied times in ascending order,
+        as a walk's usually are, go a time bin at a time; others one by one."""
+        add = self.adder(w0, bin_s)
+        buffers, take, opened = self._buffers, self.spill.take, self.spill.opened
+        get = buffers.get
+        store = self
+
+        def bin_of(applied_w: float) -> int:
+            return int((applied_w - w0) // bin_s)
+
+        def extend(applied_ws: Sequence[float], mss: Sequence[float]) -> None:
+            n = len(applied_ws)
+            ascending = list(applied_ws)
+            if ascending != sorted(ascending):
+                for applied_w, ms in zip(applied_ws, mss, strict=True):
+                    add(applied_w, ms)
+                return
+            i = 0
+            while i < n:
+                key = bin_of(ascending[i])
+                j = bisect.bisect_right(ascending, key, i, key=bin_of)  # the bin's end
+                while i < j:
+                    buffer = get(key)
+                    if buffer is None:
+                        opened()  # which may write every buffer out, so before this one
+                        buffer = buffers[key] = array("d")
+                    stop = min(j, i + _BUFFER - len(buffer))
+                    buffer.extend(mss[i:stop])
+                    i = stop
+                    if len(buffer) >= _BUFFER:
+                        del buffers[key]
+                        take(store, key, buffer)
+
+        return extend
+
     def drain(self) -> list[tuple[int, array[float]]]:
         """The buffers being filled, taken out (``Spill.flush``)."""
         drained = list(self._buffers.items())

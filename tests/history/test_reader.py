@@ -195,3 +195,31 @@ def test_a_reference_line_with_a_field_more_or_less_is_corrupt_on_every_path(
     with pytest.raises(ConfigError) as b:
         load_history(path)  # in batches, msgspec's where it is installed
     assert str(b.value) == f"{path} {str(a.value).removeprefix('history.jsonl ')}"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"w":2,"c":"c001","k":"connect","attempt":1}',
+        '{"t":1,"c":"c001","k":"connect","attempt":1}',
+        '{"t":1,"w":2,"k":"connect","attempt":1}',
+        APPLY.strip().replace('"c":"c001",', ""),
+    ],
+)
+def test_a_line_without_part_of_its_envelope_reads_the_same_on_every_path(
+    line: str, tmp_path: Path
+) -> None:
+    """The batched decoder wants the whole envelope (``t``, ``w``, ``c``); a batch with a line
+    without it is read line by line, which gives the missing ``t`` or ``w`` 0.0 and the missing
+    client None, as it always did."""
+    path = tmp_path / "history.jsonl"
+    path.write_text(GOOD + line + "\n" + GOOD)
+    want = parse_history(GOOD + line + "\n" + GOOD).entries
+    assert list(load_history(path).entries) == list(want)
+    data = json.loads(line)
+    entry = want[2]
+    assert (entry.t, entry.w, entry.client) == (
+        data.get("t", 0.0),
+        data.get("w", 0.0),
+        data.get("c"),
+    )

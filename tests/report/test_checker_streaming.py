@@ -7,8 +7,10 @@ off for 10 s, clients spread over two worker processes)."""
 from __future__ import annotations
 
 import json
+import math
 import random
 import shutil
+from array import array
 from collections.abc import Sequence
 from dataclasses import astuple, replace
 from pathlib import Path
@@ -68,9 +70,12 @@ def _random_run(seed: int) -> Run:
 
 
 def _samples(stats: DeliveryStats) -> list[float]:
+    """The latency samples, in no particular order (a bin at a time: picking every rank of
+    the whole run one by one takes seconds on a long one)."""
     samples = stats.samples()
-    ordered = samples.ranked() if isinstance(samples, BinnedLatencies) else samples
-    return [ordered[i] for i in range(len(ordered))]
+    if not isinstance(samples, BinnedLatencies):
+        return list(samples)
+    return [kept[i] for _, kept in samples.sorted_bins() for i in range(len(kept))]
 
 
 def _result(result: CheckResult, windows: list[FaultWindow]) -> dict[str, Any]:
@@ -232,3 +237,146 @@ def test_recorded_runs_give_the_in_memory_checker_s_summary(
     history = load_history(run / "history.jsonl")
     assert isinstance(history.entries, HistoryFile)
     assert any(isinstance(e.record, Apply) for e in history.entries)
+
+
+def _long_run() -> Run:
+    """900 events, 0.1 s apart, a fault from 40 s to 45 s and five clients, each long enough
+    for its pairs to be counted while reading, in stretches: one on time throughout, one cut
+    off by the fault (it catches up after the heal), one that never gets seqs 100-130, one
+    late by seconds for a while, and one whose snapshot stands in for fifty applies."""
+    run = Run(appointments=40)
+    run.config = {"dates": [run.date]}
+    run.commit(900)
+    run.fault("start", BASE_W + 40.0)
+    run.fault("end", BASE_W + 45.0)
+    for c in range(5):
+        run.connect(f"c{c:03d}", BASE_W)
+        run.subscribed(f"c{c:03d}", 0, w=BASE_W + 0.01)
+    run.apply("c000", *range(1, 901))
+    for seq in range(1, 901):
+        if 390 <= seq <= 460:  # replayed in order after the heal
+            run.apply("c001", seq, delay=BASE_W + 46.0 + seq * 1e-4 - run.commit_w[seq])
+        elif seq > 460:
+            run.apply("c001", seq, delay=max(0.05, BASE_W + 46.1 - run.commit_w[seq]))
+        else:
+            run.apply("c001", seq)
+    run.apply("c002", *(s for s in range(1, 901) if not 100 <= s <= 130))
+    for seq in range(1, 901):  # held up for seconds from seq 600 (the next ones queue)
+        late = BASE_W + 67.0 + seq * 1e-4 - run.commit_w[seq] if seq >= 600 else 0.0
+        run.apply("c003", seq, delay=max(0.05, late))
+    run.apply("c004", *range(1, 650))
+    run.snapshot("c004", 700)
+    run.apply("c004", *range(701, 901))
+    for c in range(5):
+        run.final(f"c{c:03d}")
+    return run
+
+
+def test_stretches_counted_at_once_count_as_pair_by_pair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Most of a long run's pairs are counted a stretch at a time (``_account_applied``);
+    the stretches near the fault, with a seq never applied, or under a snapshot, pair by
+    pair: the numbers are the in-memory checker's either way."""
+    run = _long_run()
+    history = run.history()
+    expected = _check(checker_reference, history.entries, run, 100)
+    assert expected["counts"] == {"lost": 31, "out_of_order": 1}  # c002, at seq 131
+    at_once: list[int] = []
+    plain = checker_module._account_applied
+
+    def counted(walk: Any, lo: int, hi: int, accounting: Any) -> bool:
+        done = plain(walk, lo, hi, accounting)
+        at_once.append(hi - lo if done else 0)
+        return done
+
+    monkeypatch.setattr(checker_module, "_account_applied", counted)
+    assert _check(checker_module, history.entries, run, 100) == expected
+    pairs = expected["overall"][0]
+    assert sum(at_once) > pairs * 0.7 and 0 in at_once
+    compact = tmp_path / "compact.jsonl"
+    _write_compact(history.entries, compact, monkeypatch)
+    assert _check(checker_module, HistoryFile(compact), run, 100) == expected
+
+
+def _walk_and_accounting(seed: int) -> tuple[Any, Any]:
+    """A walk of 300 seqs (commits 0.1 s apart) with its apply times, mostly 50 ms after the
+    commit, a fifth late by about the deadline or by seconds or never applied, a few commit
+    times unknown, and zero to two fault windows anywhere (maybe one not healed), counted
+    into plain stats (their samples in order)."""
+    rng = random.Random(seed)
+    n = 300
+    committed = [BASE_W + seq * 0.1 for seq in range(n + 1)]
+    applied: list[float] = [math.nan]
+    for seq in range(1, n + 1):
+        roll = rng.random()
+        delay = 0.05 if roll < 0.8 else rng.choice([0.49, 0.5, 0.51, 2.0, 4.0, math.nan])
+        applied.append(committed[seq] + delay)
+        if rng.random() < 0.005:
+            committed[seq] = math.nan
+    windows = []
+    for i in range(rng.choice([0, 1, 2])):
+        start = BASE_W + rng.uniform(-2, 32)
+        end = None if rng.random() < 0.2 else start + rng.uniform(0.1, 3)
+        stats = DeliveryStats(0.5)
+        windows.append(FaultWindow(f"f{i}", "down", 1.0, start, end, 0.0, None, stats))
+    accounting = checker_module.Accounting(DeliveryStats(0.5), windows)
+    walk = checker_module._ChannelWalk(
+        "c000", "2026-11-26", None, lambda date, epoch: True, checker_module._Collector(100)
+    )
+    walk.start, walk.base, walk.limit = 0, 0, n + 1
+    walk.applied_w = array("d", applied)
+    walk.commit_w = array("d", committed)
+    for seq in range(1, n + 1):
+        if committed[seq] != committed[seq]:
+            walk.record_commit_at[seq] = None
+    return walk, accounting
+
+
+def _counted(walk: Any, accounting: Any) -> dict[str, Any]:
+    def stats(s: DeliveryStats) -> tuple[object, ...]:
+        return (
+            s.expected,
+            s.delivered,
+            s.steady,
+            s.on_time,
+            list(s.latencies_ms),
+            list(s.applied_at),
+        )
+
+    return {
+        "overall": stats(accounting.overall),
+        "windows": [(stats(w.stats), dict(w.caught_up)) for w in accounting.windows],
+        "walk": (walk.expected, walk.delivered, walk.covered_only.starts, walk.covered_only.ends),
+        "anomalies": [(a.to_dict(), a.w) for a in walk.sink.anomalies],
+    }
+
+
+@pytest.mark.parametrize("seed", range(80))
+def test_counting_a_stretch_at_once_is_counting_each_pair(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``_account`` (stretches at once where it can; short ones here, so that some end or
+    begin at every edge of a window) against ``_account_each`` (pair by pair) on the same
+    walk: the same counts, samples in the same order, the same catch-up times and the same
+    lost seqs; faults anywhere, pairs late by about the deadline."""
+    monkeypatch.setattr(checker_module, "_STRETCH", 3 + seed % 5)
+    walk, accounting = _walk_and_accounting(seed)
+    checker_module._account(walk, 0, 300, accounting)
+    each_walk, each_accounting = _walk_and_accounting(seed)
+    checker_module._account_each(each_walk, 0, 300, each_accounting, {})
+    assert _counted(walk, accounting) == _counted(each_walk, each_accounting)
+
+
+def test_the_stretches_above_are_counted_both_ways() -> None:
+    """The comparison above means something only if both ways count pairs there, and near
+    every edge of a window."""
+    at_once = each = 0
+    for seed in range(80):
+        walk, accounting = _walk_and_accounting(seed)
+        for start in range(0, 300, 10):
+            if checker_module._account_applied(walk, start, start + 10, accounting):
+                at_once += 1
+            else:
+                each += 1
+    assert at_once > 1000 and each > 200

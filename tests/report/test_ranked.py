@@ -95,3 +95,44 @@ def test_spilled_runs_give_every_rank_bin_and_mean(
         assert {i: values(b) for i, b in bins.items()} == {i: sorted(v) for i, v in want.items()}
     with pytest.raises(ValueError, match="cannot be made"):
         dict(binned.sorted_bins(1.5))
+
+
+def _store_state(spill: Spill, store: samples.SampleStore) -> tuple[object, ...]:
+    """Everything a store and its spill hold: the runs written (and the file's bytes), the
+    sums of the runs of all samples, and the buffers being filled."""
+    data = b""
+    if spill._file is not None:
+        spill._file.flush()
+        spill._file.seek(0)
+        data = spill._file.read()
+    buffers = {key: list(b) for key, b in store._buffers.items()}
+    return spill._written, data, store._runs, store._spilled_sums, buffers
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_many_samples_at_once_are_kept_as_one_at_a_time(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``extender`` hands the spill the same buffers at the same points as the adder called
+    on each sample: for ascending times (bins of 0.1 s, with times on their boundaries, where
+    a bin's end is a rounding away) and for times in any order."""
+    monkeypatch.setattr(samples, "_BUFFER", 5)
+    rng = random.Random(seed)
+    w0, bin_s = 100.0, 0.1
+    one, many = Spill(budget=40), Spill(budget=40)
+    each, at_once = samples.SampleStore(one), samples.SampleStore(many)
+    add, extend = each.adder(w0, bin_s), at_once.extender(w0, bin_s)
+    t = w0
+    for _ in range(60):
+        chunk: list[float] = []
+        for _ in range(rng.randint(1, 30)):
+            t += rng.choice([0.0, 0.01, 0.1, 0.3])
+            chunk.append(rng.choice([t, w0 + round((t - w0) / bin_s) * bin_s]))
+        if rng.random() < 0.3:
+            rng.shuffle(chunk)
+        mss = [rng.uniform(0, 50) for _ in chunk]
+        for applied_w, ms in zip(chunk, mss, strict=True):
+            add(applied_w, ms)
+        extend(array("d", chunk), mss)
+        assert _store_state(many, at_once) == _store_state(one, each)
+    assert one._written > 500  # the spill was used, again and again
