@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -36,6 +37,22 @@ def require(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required in CI: {reason}")
     pytest.skip(reason)
+
+
+def listen_backlog(port: int) -> int:
+    """What the kernel holds for the listening socket on 127.0.0.1:``port``: the most
+    connections it queues before they are accepted (``ss``'s Send-Q of a listener)."""
+    require(shutil.which("ss") is not None, "ss (iproute2) is not installed")
+    found = subprocess.run(
+        ["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert found[0] == "LISTEN" and found[3] == f"127.0.0.1:{port}", found
+    return int(found[2])
+
+
+def somaxconn() -> int:
+    """The kernel's cap on every listening socket's backlog."""
+    return int(Path("/proc/sys/net/core/somaxconn").read_text())
 
 
 def simulate_scenario(

@@ -135,6 +135,12 @@ SETTINGS = (
         "Open connections; more are refused with HTTP 503.",
     ),
     Setting(
+        "backlog",
+        "--backlog",
+        click.IntRange(min=1),
+        "Connections the kernel queues before the server accepts them (listen backlog).",
+    ),
+    Setting(
         "max_subscriptions",
         "--max-subscriptions",
         click.IntRange(min=1),

@@ -169,7 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             control.send(b"error unknown request")
             continue
         try:
-            listener = socket.create_server((args.host, args.port), backlog=128)
+            # The server listens on it again with its own backlog (``--backlog``).
+            listener = socket.create_server((args.host, args.port), backlog=socket.SOMAXCONN)
         except OSError as exc:
             control.send(f"error cannot listen on {args.host}:{args.port} inside: {exc}".encode())
             continue
@@ -192,7 +193,7 @@ async def _relay(front: socket.socket, host: str, port: int) -> None:
         for end in (writer, up_writer):
             end.close()
 
-    server = await asyncio.start_server(forward, sock=front)
+    server = await asyncio.start_server(forward, sock=front, backlog=socket.SOMAXCONN)
     async with server:
         await server.serve_forever()
 

@@ -100,7 +100,7 @@ class UserNamespaceLink:
 
     def create(self) -> None:
         """Start the helper in a new user and network namespace, listening for clients."""
-        front = socket.create_server(("127.0.0.1", 0), backlog=128)
+        front = socket.create_server(("127.0.0.1", 0), backlog=socket.SOMAXCONN)
         setup = [["ip", "link", "set", "lo", "up"]]
         helper = NamespaceHelper(UNSHARE, INNER_HOST, INNER_PORT, relay=front, setup=setup)
         try:

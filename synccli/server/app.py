@@ -141,6 +141,7 @@ class SyncServer:
                 max_size=config.max_frame_bytes,
                 max_queue=64,
                 ssl=tls,
+                backlog=config.backlog,
             )
             if config.metrics_port is not None:
                 self._metrics_server = await serve(

@@ -64,6 +64,10 @@ class ServerConfig:
     shutdown_timeout_s: float = 5.0
     #: Open WebSocket connections; more are refused with HTTP 503 at the upgrade.
     max_connections: int = 2000
+    #: Connections the kernel queues for the server before it accepts them (``listen()``'s
+    #: backlog, capped by ``net.core.somaxconn``): room for every connection coming back at
+    #: once, since one that finds the queue full waits for a SYN retransmit, about 1 s.
+    backlog: int = 2048
     #: Bytes of frames queued for one connection before it is closed 4001.
     send_queue_bytes: int = 8 * 1024 * 1024
     #: Events per replay page; the next page is read once the queue is below a quarter.
@@ -99,6 +103,7 @@ class ServerConfig:
             "bus safety poll": self.bus_safety_poll_s,
             "database timeout": self.db_timeout_s,
             "max connections": self.max_connections,
+            "backlog": self.backlog,
             "send queue bytes": self.send_queue_bytes,
             "replay page": self.replay_page,
             "max subscriptions": self.max_subscriptions,

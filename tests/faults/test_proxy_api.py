@@ -11,6 +11,7 @@ from toxiproxy import Toxiproxy
 from toxiproxy.api import APIConsumer
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
+from tests.conftest import listen_backlog, somaxconn
 from tests.faults.test_proxy_helpers import (  # noqa: F401  (fixtures)
     REAL_URL,
     Api,
@@ -220,6 +221,18 @@ def test_proxy_update_and_delete(api: Api, echo: Upstream) -> None:
     assert api.call("GET", path).status == 404
     with pytest.raises(ConnectionRefusedError):
         connect(proxy["listen"])
+
+
+def test_a_proxy_queues_as_many_connections_as_the_kernel_allows(api: Api, echo: Upstream) -> None:
+    """Go listens with the kernel's somaxconn, when created and when enabled again (a fleet
+    cut off by a ``down`` comes back at once when it heals); asyncio's default is 100."""
+    proxy = api.create("backlog", echo.address)
+    port = int(proxy["listen"].rsplit(":", 1)[1])
+    assert listen_backlog(port) == min(socket.SOMAXCONN, somaxconn())
+    path = f"/proxies/{proxy['name']}"
+    assert api.call("POST", path, {"enabled": False}).status == 200
+    assert api.call("POST", path, {"enabled": True}).status == 200
+    assert listen_backlog(port) == min(socket.SOMAXCONN, somaxconn())
 
 
 def test_populate(api: Api, echo: Upstream) -> None:

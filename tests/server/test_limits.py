@@ -22,7 +22,7 @@ from synccli.domain.channels import Channel, WriteRequest
 from synccli.domain.states import PRESENT, SCHEDULED
 from synccli.store import Store
 from synccli.store.sqlite import SqliteStore
-from tests.conftest import seconds
+from tests.conftest import listen_backlog, seconds, somaxconn
 from tests.server.helpers import DATE, ServerProcess, aio, client, db_url, running_server
 
 #: The stated bounds of the replay flood (3 connections x 120 replays of 10,000 events).
@@ -87,6 +87,18 @@ async def test_connections_beyond_the_limit_are_refused_503(tmp_path: Path) -> N
                 await asyncio.sleep(0.01)
         async with client(server) as c:  # room again once the others left
             assert (await c.subscribe())["type"] == "subscribed"
+
+
+@aio
+async def test_the_kernel_queues_as_many_connections_as_the_backlog_says(
+    tmp_path: Path,
+) -> None:
+    """Room for a fleet coming back at once: 2048 by default (asyncio's own is 100, and a
+    connection that finds the queue full waits a second for its SYN to be sent again)."""
+    async with running_server(tmp_path) as server:
+        assert listen_backlog(server.port) == min(2048, somaxconn())
+    async with running_server(tmp_path, backlog=37) as server:
+        assert listen_backlog(server.port) == 37
 
 
 # ---------------------------------------------------------------------- send queue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 from typing import Any
 
 from synccli.faults.proxy import address
@@ -99,7 +100,8 @@ class Proxy:
         if self.enabled:
             return
         sock = address.bind(self.listen)
-        self._server = await asyncio.start_server(self._accept, sock=sock)
+        # Go listens with the kernel's somaxconn; asyncio would set its own 100 again.
+        self._server = await asyncio.start_server(self._accept, sock=sock, backlog=socket.SOMAXCONN)
         self.listen = address.bound_address(sock)
         self.enabled = True
 
