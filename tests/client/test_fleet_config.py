@@ -64,7 +64,8 @@ def test_furthest_position_per_date() -> None:
 
 
 @pytest.mark.parametrize(
-    ("clients", "probe", "initial"), [(10, 0.1, 0.05), (1000, 0.5, 0.5), (5000, 0.6, 0.6)]
+    ("clients", "probe", "initial"),
+    [(10, 0.1, 0.05), (1000, 0.25, 0.25), (2000, 0.5, 0.5), (5000, 0.6, 0.6)],
 )
 def test_reconnects_spread_with_the_fleet_within_bounds(
     clients: int, probe: float, initial: float
