@@ -708,12 +708,7 @@ def _account_applied(walk: _ChannelWalk, lo: int, hi: int, accounting: Accountin
     latencies = list(map(operator.sub, applied, committed))
     on_time = sum(map(on_time_s.__ge__, latencies))
     overall.extender()(applied, [s * 1000.0 for s in latencies])
-    overall.expected += n
-    overall.delivered += n
-    overall.steady += n
-    overall.on_time += on_time
-    walk.expected += n
-    walk.delivered += n
+    _add_counts(walk, overall, n, n, n, on_time)
     pairs = list(zip(committed, applied, strict=True)) if accounting.catch_up else []
     note_catch_up(walk.client, pairs, windows)
     return True
@@ -762,14 +757,25 @@ def _account_each(
             sample(applied, (applied - committed) * 1000.0)
         elif applied is None:
             walk.covered_only.add(seq)
-    expected = len(seqs)
+    _add_counts(walk, overall, len(seqs), delivered, steady_n, on_time)
+    note_catch_up(walk.client, pairs, windows)
+
+
+def _add_counts(
+    walk: _ChannelWalk,
+    overall: DeliveryStats,
+    expected: int,
+    delivered: int,
+    steady: int,
+    on_time: int,
+) -> None:
+    """A stretch's pair counts, into the run's stats and the walk's."""
     overall.expected += expected
     overall.delivered += delivered
-    overall.steady += steady_n
+    overall.steady += steady
     overall.on_time += on_time
     walk.expected += expected
     walk.delivered += delivered
-    note_catch_up(walk.client, pairs, windows)
 
 
 def _steady(
